@@ -1,0 +1,66 @@
+"""The broker every actor is declared on, with this service's middleware.
+
+Importing this module reads only ``BROKER_URL``/``REDIS_URL`` and
+``SWEEP_CRON`` and connects to nothing, so producers can import
+:mod:`actors` cheaply.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.encoder import JSONEncoder
+from dramatiq.middleware import (
+    Callbacks,
+    CurrentMessage,
+    Middleware,
+    Pipelines,
+    ShutdownNotifications,
+    TimeLimit,
+)
+from periodiq import PeriodiqMiddleware
+
+from llm_worker.errors import SettingsError
+from llm_worker.settings import BrokerSettings, broker_settings
+from middleware import JobArgumentsCheck, JobRetries, SettingsCheck
+
+
+def service_middleware() -> list[Middleware]:
+    """The middleware stack, in order.
+
+    Dramatiq's defaults minus ``AgeLimit`` and ``Retries``, which this
+    service replaces with its own.
+    """
+    return [
+        SettingsCheck(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        CurrentMessage(),
+        PeriodiqMiddleware(skip_delay=60),
+        JobArgumentsCheck(),
+        JobRetries(),
+    ]
+
+
+def build_broker(config: BrokerSettings) -> dramatiq.Broker:
+    """A Redis or RabbitMQ broker for ``config``; nothing connects yet."""
+    middleware = service_middleware()
+    if config.uses_rabbitmq:
+        return RabbitmqBroker(url=config.effective_broker_url, middleware=middleware)
+    return RedisBroker(url=config.effective_broker_url, middleware=middleware)
+
+
+def _configured_broker() -> dramatiq.Broker:
+    try:
+        config = broker_settings()
+    except SettingsError as exc:
+        raise SystemExit(f"llm-worker: invalid setting {exc}") from None
+    return build_broker(config)
+
+
+dramatiq.set_encoder(JSONEncoder())
+broker = _configured_broker()
+dramatiq.set_broker(broker)

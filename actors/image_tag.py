@@ -1,0 +1,30 @@
+"""``image_tag``: describe and tag a stored image with the vision model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_worker import prompts
+from llm_worker.images import load_image
+from llm_worker.jobs import Job, Notification
+from llm_worker.schemas import ImageTagPayload, ImageTagResult
+
+from .job_actor import job_actor
+
+
+@job_actor("image_tag", queue="llm.image_tag", payload_model=ImageTagPayload)
+def image_tag(job_id: str | int, user_id: int, payload: dict[str, Any]) -> None:
+    """Tag the image at ``payload["path"]`` (relative to ``IMAGE_STORAGE_PATH``).
+
+    The tags are stored with ``PUT /images/{image_id}/tags`` before the job is
+    completed.
+    """
+    job = Job.start("image_tag", ImageTagPayload, (job_id, user_id, payload), {})
+    config = job.services.settings
+    image = load_image(
+        config.image_storage_path, job.payload.path, max_bytes=config.image_max_bytes
+    )
+    answer = job.ask(ImageTagResult, task=prompts.IMAGE_TAG, data={}, image_url=image.data_url())
+    result = answer.model_dump()
+    job.services.core.put_image_tags(job.payload.image_id, result)
+    job.complete(result, [Notification("llm_image_tag_result", result)])

@@ -1,0 +1,78 @@
+"""Binding and validating the ``(job_id, user_id, payload)`` arguments of a job."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from .errors import InvalidPayload
+from .schemas import Payload
+
+P = TypeVar("P", bound=Payload)
+
+ARGUMENT_NAMES = ("job_id", "user_id", "payload")
+
+
+@dataclass(frozen=True)
+class JobArguments(Generic[P]):
+    """The validated arguments of one job."""
+
+    job_id: str | int
+    user_id: int
+    payload: P
+
+
+def bind_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Map positional and keyword arguments onto ``job_id, user_id, payload``.
+
+    Raises:
+      InvalidPayload: for too many, duplicate, unknown or missing arguments.
+    """
+    if len(args) > len(ARGUMENT_NAMES):
+        raise InvalidPayload("arguments", f"expected 3 arguments, got {len(args)}")
+    bound = dict(zip(ARGUMENT_NAMES, args, strict=False))
+    for name, value in kwargs.items():
+        if name not in ARGUMENT_NAMES:
+            raise InvalidPayload(name, "unknown argument")
+        if name in bound:
+            raise InvalidPayload(name, "given both by position and by name")
+        bound[name] = value
+    for name in ARGUMENT_NAMES:
+        if name not in bound:
+            raise InvalidPayload(name, "missing argument")
+    return bound
+
+
+def _is_job_id(value: Any) -> bool:
+    return (isinstance(value, str) and value != "") or (
+        isinstance(value, int) and not isinstance(value, bool)
+    )
+
+
+def parse_arguments(
+    args: Sequence[Any], kwargs: Mapping[str, Any], payload_model: type[P]
+) -> JobArguments[P]:
+    """Validate a job's arguments against its payload model.
+
+    Raises:
+      InvalidPayload: naming the first offending argument or payload field.
+    """
+    bound = bind_arguments(args, kwargs)
+    if not _is_job_id(bound["job_id"]):
+        raise InvalidPayload("job_id", "must be a non-empty string or an integer")
+    user_id = bound["user_id"]
+    if not isinstance(user_id, int) or isinstance(user_id, bool):
+        raise InvalidPayload("user_id", "must be an integer")
+    payload = bound["payload"]
+    if not isinstance(payload, dict):
+        raise InvalidPayload("payload", f"must be an object, got {type(payload).__name__}")
+    try:
+        parsed = payload_model.model_validate(payload)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in ("payload", *error["loc"]))
+        raise InvalidPayload(field, error["msg"]) from None
+    return JobArguments(job_id=bound["job_id"], user_id=user_id, payload=parsed)

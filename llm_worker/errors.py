@@ -1,0 +1,106 @@
+"""Exceptions raised by jobs, and how the middleware treats each of them.
+
+::
+
+    JobError                      every expected failure of a job
+     +-- JobRejected              permanent: the job fails at once, no retry
+     |    +-- InvalidPayload      the producer sent arguments that do not fit
+     |    +-- ImageRefused        image_tag refused to read the referenced file
+     |    +-- LLMRequestRejected  the LLM refused the request itself (HTTP 400,
+     |                            prompt over the context window)
+     +-- LLMError                 the LLM could not give a usable answer
+     |    +-- LLMUnavailable      unreachable, overloaded, rate-limited or
+     |    |                       misconfigured: trips the circuit breaker
+     |    +-- InvalidLLMResponse  answered, but not with the JSON we asked for:
+     |                            retried with exponential backoff and feedback
+     +-- CoreAPIError             the Core API failed: ordinary bounded retries
+
+:class:`SettingsError` is not a job error: it stops the process at start-up.
+"""
+
+from __future__ import annotations
+
+
+class SettingsError(ValueError):
+    """A setting from the environment is missing or invalid.
+
+    The message is one line that names the environment variable.
+    """
+
+
+class JobError(Exception):
+    """Root of every expected failure of a job."""
+
+
+class JobRejected(JobError):
+    """The job can never succeed as sent: fail it without retrying."""
+
+
+class InvalidPayload(JobRejected):
+    """The job's arguments are missing, of the wrong type or unknown.
+
+    Parameters:
+      field: dotted name of the offending argument or payload field.
+      problem: what is wrong with it.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"invalid payload: {field}: {problem}")
+
+
+class ImageRefused(JobRejected):
+    """The image referenced by an ``image_tag`` job cannot be used."""
+
+
+class LLMRequestRejected(JobRejected):
+    """The LLM rejected the request itself, e.g. a prompt over its context window."""
+
+
+class LLMError(JobError):
+    """The LLM did not produce a usable answer."""
+
+
+class LLMUnavailable(LLMError):
+    """The LLM cannot be used right now; the circuit breaker holds jobs back.
+
+    Parameters:
+      retry_after: seconds the server asked us to wait (HTTP ``Retry-After``),
+        or ``None`` when it did not say.
+      needs_operator: ``True`` for failures only an operator can fix
+        (bad credentials, unknown model).
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, needs_operator: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.needs_operator = needs_operator
+
+
+class InvalidLLMResponse(LLMError):
+    """The LLM answered with something that is not the requested JSON object.
+
+    Parameters:
+      problem: the validation message, fed back to the model on the next try.
+      answer: the raw answer text (possibly truncated), for that feedback.
+    """
+
+    def __init__(self, problem: str, *, answer: str = "") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.answer = answer
+
+
+class CoreAPIError(JobError):
+    """The Core API could not be reached or answered with an error status.
+
+    Parameters:
+      status: the HTTP status, or ``None`` when no answer came.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -1,0 +1,29 @@
+"""Names of this service's own Redis keys (the broker's keys are Dramatiq's).
+
+Every name starts with ``KEY_PREFIX`` (default ``llmw``), written ``{p}`` here.
+"""
+
+from __future__ import annotations
+
+
+def breaker(prefix: str) -> str:
+    """``{p}:breaker``: hash of the circuit breaker's state while it is open
+    (``since``, ``last_error``, ``next_probe_at``); absent while closed."""
+    return f"{prefix}:breaker"
+
+
+def breaker_probe_lock(prefix: str) -> str:
+    """``{p}:breaker:probe``: held by the one process probing the LLM, for one interval."""
+    return f"{prefix}:breaker:probe"
+
+
+def outages(prefix: str) -> str:
+    """``{p}:outages``: sorted set of past outages, member ``start:end``, score ``end``
+    (seconds since the epoch); subtracted from a job's age by the stale check."""
+    return f"{prefix}:outages"
+
+
+def expired_claim(prefix: str, message_id: str) -> str:
+    """``{p}:expired:{message_id}``: set once when a job is expired, so it is
+    expired and notified only once however many sweepers or workers see it."""
+    return f"{prefix}:expired:{message_id}"

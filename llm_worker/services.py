@@ -1,0 +1,69 @@
+"""The clients a worker process uses, built on first use and shared by threads."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+
+from .core_api import CoreClient
+from .llm import LLMClient
+from .notify import Notifier
+from .settings import Settings, settings
+
+
+@dataclass
+class Services:
+    """Lazily built clients over one :class:`Settings`.
+
+    Nothing connects until a client is first used, so building this is cheap.
+    """
+
+    settings: Settings
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """Redis at ``REDIS_URL``: notifications, breaker state, expiry claims."""
+        return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30)
+
+    @cached_property
+    def llm(self) -> LLMClient:
+        """The LLM client."""
+        return LLMClient(self.settings)
+
+    @cached_property
+    def core(self) -> CoreClient:
+        """The Core API client."""
+        return CoreClient(self.settings)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        """Publisher of Telegram notifications."""
+        return Notifier(self.redis, self.settings.notify_stream)
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The process's shared :class:`Services`, built from the environment on first call."""
+    global _services
+    with _lock:
+        if _services is None:
+            _services = Services(settings())
+        return _services
+
+
+def reset_services() -> None:
+    """Drop the shared clients and cached settings (the environment is read again)."""
+    global _services
+    from .settings import reload_settings
+
+    with _lock:
+        if _services is not None and "core" in _services.__dict__:
+            _services.core.close()
+        _services = None
+        reload_settings()

@@ -1,0 +1,150 @@
+"""Settings read from the environment with pydantic-settings.
+
+:class:`BrokerSettings` is the small part a producer needs to enqueue jobs;
+:class:`Settings` adds everything a worker needs.  Both are read on first use,
+never at import, and a bad value raises :class:`~llm_worker.errors.SettingsError`
+with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import SettingsError
+
+_SECRETS = {"llm_api_key", "core_api_token"}
+
+
+def _require_scheme(value: str, schemes: tuple[str, ...]) -> str:
+    if not value.startswith(tuple(f"{scheme}://" for scheme in schemes)):
+        raise ValueError(f"must start with one of {', '.join(s + '://' for s in schemes)}")
+    return value
+
+
+class BrokerSettings(BaseSettings):
+    """What importing :mod:`actors` needs: where jobs are queued, and the sweeper's schedule."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    #: Redis for notifications and shared state; also the broker unless BROKER_URL is set.
+    redis_url: str = "redis://localhost:6379/0"
+    #: Broker URL; unset means REDIS_URL, an ``amqp://`` URL selects RabbitMQ.
+    broker_url: str | None = None
+    #: Cron expression of the expiry sweeper (read by the scheduler at import).
+    sweep_cron: str = "*/10 * * * *"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        return _require_scheme(value, ("redis", "rediss", "unix"))
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        return _require_scheme(value, ("redis", "rediss", "unix", "amqp", "amqps"))
+
+    @field_validator("sweep_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from periodiq import cron
+
+        try:
+            cron(value)
+        except Exception as exc:  # periodiq raises plain exceptions for bad specs
+            raise ValueError(f"not a cron expression: {exc}") from None
+        return value
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The URL the broker connects to."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def uses_rabbitmq(self) -> bool:
+        """Whether the broker is RabbitMQ rather than Redis."""
+        return self.effective_broker_url.startswith(("amqp://", "amqps://"))
+
+
+class Settings(BrokerSettings):
+    """Everything a worker process needs; see README for each variable."""
+
+    llm_base_url: str = "http://localhost:8080/v1"
+    llm_api_key: SecretStr = SecretStr("not-needed")
+    llm_text_model: str = Field("mistral", min_length=1)
+    llm_vision_model: str = Field("llava", min_length=1)
+    #: Timeout of one LLM call, in seconds.
+    llm_timeout_seconds: float = Field(120.0, gt=0)
+    #: How the answer's shape is requested: a JSON Schema, plain JSON mode, or only by prompt.
+    llm_response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+    #: Retries after an invalid answer (so at most this + 1 calls).
+    llm_max_retries: int = Field(5, ge=0, le=20)
+    #: First delay between invalid-answer retries, doubled each time, in seconds.
+    llm_retry_backoff_seconds: float = Field(1.0, gt=0)
+    #: Bound on a job's total time across invalid-answer retries, in seconds.
+    llm_job_max_seconds: float = Field(900.0, gt=0)
+    #: Seconds between probes of an unavailable LLM (one probe for the whole fleet).
+    llm_probe_interval_seconds: float = Field(30.0, gt=0)
+    #: A job held back by an unavailable LLM for longer than this expires, in seconds.
+    llm_unavailable_expiry_seconds: float = Field(1_209_600.0, gt=0)
+    #: A job older than this when first picked up is skipped as stale, in seconds (0 disables).
+    message_max_age_seconds: float = Field(300.0, ge=0)
+    #: Ordinary retries for other errors (Core failing, bugs).
+    job_max_retries: int = Field(8, ge=0)
+    #: Bounds of the ordinary retries' exponential backoff, in seconds.
+    job_retry_min_backoff_seconds: float = Field(5.0, gt=0)
+    job_retry_max_backoff_seconds: float = Field(600.0, gt=0)
+
+    core_api_url: str = "http://localhost:8000"
+    core_api_token: SecretStr | None = None
+    #: Timeout of one Core API call, in seconds.
+    core_timeout_seconds: float = Field(10.0, gt=0)
+
+    image_storage_path: Path = Path("/data/images")
+    image_max_bytes: int = Field(20_971_520, gt=0)
+
+    notify_stream: str = Field("notify:telegram", min_length=1)
+    #: Prefix of this service's own Redis keys (breaker state, expiry claims).
+    key_prefix: str = Field("llmw", min_length=1)
+
+    @field_validator("llm_base_url", "core_api_url")
+    @classmethod
+    def _http_scheme(cls, value: str) -> str:
+        return _require_scheme(value, ("http", "https")).rstrip("/")
+
+
+_S = TypeVar("_S", bound=BrokerSettings)
+
+
+def _load(cls: type[_S]) -> _S:
+    try:
+        return cls()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        shown = "" if name in _SECRETS else f" (got {error.get('input')!r})"
+        raise SettingsError(f"{name.upper()}: {error['msg']}{shown}") from None
+
+
+@lru_cache(maxsize=1)
+def broker_settings() -> BrokerSettings:
+    """The broker settings of this process, read from the environment once."""
+    return _load(BrokerSettings)
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The full settings of this process, read from the environment once."""
+    return _load(Settings)
+
+
+def reload_settings() -> None:
+    """Forget the cached settings so the next call reads the environment again."""
+    broker_settings.cache_clear()
+    settings.cache_clear()

@@ -1,0 +1,61 @@
+"""Dramatiq's Retries, narrowed to the errors no other middleware owns."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+from dramatiq.middleware import Retries
+
+from llm_worker.errors import JobRejected, LLMError
+from llm_worker.outcomes import JobRef, report_failure
+from llm_worker.services import services
+
+from .job_arguments import payload_model_of
+
+logger = logging.getLogger(__name__)
+
+
+class JobRetries(Retries):
+    """Retries that leave LLM errors to their own middleware and never end silently.
+
+    - :class:`~llm_worker.errors.LLMError` (unavailable, invalid answer) is
+      left alone: the circuit breaker and the invalid-response backoff own it.
+    - :class:`~llm_worker.errors.JobRejected` fails the job at once.
+    - Anything else (Core failing, a bug) gets Dramatiq's ordinary retries,
+      bounded by ``JOB_MAX_RETRIES`` with exponential backoff between
+      ``JOB_RETRY_MIN_BACKOFF_SECONDS`` and ``JOB_RETRY_MAX_BACKOFF_SECONDS``.
+
+    Whenever a job message is failed here, Core gets ``status: failed`` with
+    the error and the user an ``llm_failure`` notification.
+    """
+
+    def configure(self) -> None:
+        """Read the retry bounds from the process's settings."""
+        config = services().settings
+        self.max_retries = config.job_max_retries
+        self.min_backoff = int(config.job_retry_min_backoff_seconds * 1000)
+        self.max_backoff = int(config.job_retry_max_backoff_seconds * 1000)
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None or isinstance(exception, LLMError):
+            return
+        if isinstance(exception, JobRejected):
+            message.fail()
+        else:
+            self.configure()
+            super().after_process_message(broker, message, result=result, exception=exception)
+        if message.failed and payload_model_of(broker, message) is not None:
+            attempts = message.options.get("retries", 0) + 1
+            report_failure(
+                services(), JobRef.from_message(message), str(exception), attempts=attempts
+            )

@@ -1,0 +1,147 @@
+"""Fixtures: the tests' own Redis database, fake LLM and Core servers, a real worker.
+
+Tests use the Redis database ``LLMW_TEST_REDIS_URL`` (default
+``redis://127.0.0.1:6379/13``), which they own and flush; never database 0.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+TEST_REDIS_URL = os.environ.get("LLMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+if TEST_REDIS_URL.rstrip("/").endswith("/0"):
+    raise RuntimeError("LLMW_TEST_REDIS_URL must not point at Redis database 0")
+
+os.environ.update(
+    {
+        "REDIS_URL": TEST_REDIS_URL,
+        "LLM_TIMEOUT_SECONDS": "5",
+        "CORE_TIMEOUT_SECONDS": "5",
+        "JOB_MAX_RETRIES": "2",
+        "JOB_RETRY_MIN_BACKOFF_SECONDS": "0.05",
+        "JOB_RETRY_MAX_BACKOFF_SECONDS": "0.1",
+        "LLM_RETRY_BACKOFF_SECONDS": "0.05",
+    }
+)
+os.environ.pop("BROKER_URL", None)
+
+from dramatiq import Worker  # noqa: E402
+
+import actors  # noqa: E402
+from llm_worker.services import Services, reset_services, services  # noqa: E402
+from tests.fakes import FakeCore, FakeLLM  # noqa: E402
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[FakeLLM]:
+    server = FakeLLM()
+    yield server
+    server.down()
+
+
+@pytest.fixture(scope="session")
+def fake_core() -> Iterator[FakeCore]:
+    server = FakeCore()
+    yield server
+    server.down()
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "images"
+    root.mkdir()
+    (root / "cat.png").write_bytes(PNG_BYTES)
+    return root
+
+
+@pytest.fixture
+def env(
+    monkeypatch: pytest.MonkeyPatch,
+    fake_llm: FakeLLM,
+    fake_core: FakeCore,
+    redis_client: redis.Redis,
+    image_dir: Path,
+) -> Iterator[Callable[..., Services]]:
+    """Point the settings at the fakes; call it with overrides (``NAME=value``)."""
+    fake_llm.clear()
+    fake_llm.script.clear()
+    fake_llm.answers.clear()
+    fake_llm.fallback = None
+    fake_core.clear()
+    fake_core.tasks.clear()
+    fake_core.failures.clear()
+    monkeypatch.setenv("LLM_BASE_URL", fake_llm.base_url)
+    monkeypatch.setenv("CORE_API_URL", fake_core.url)
+    monkeypatch.setenv("IMAGE_STORAGE_PATH", str(image_dir))
+
+    def configure(**overrides: Any) -> Services:
+        for name, value in overrides.items():
+            monkeypatch.setenv(name, str(value))
+        reset_services()
+        return services()
+
+    configure()
+    yield configure
+    reset_services()
+
+
+@pytest.fixture
+def worker(env: Callable[..., Services]) -> Iterator[Worker]:
+    """A real Dramatiq worker on the actors' broker, in this process."""
+    worker = Worker(actors.broker, worker_threads=4, worker_timeout=100)
+    worker.start()
+    yield worker
+    worker.stop()
+    actors.broker.middleware[:] = [
+        m for m in actors.broker.middleware if getattr(m, "worker", None) is not worker
+    ]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def drain(worker: Worker, *queues: str, timeout: float = 20.0) -> None:
+    """Wait until ``queues`` (and their delay queues) are empty and the worker is idle."""
+    for queue in queues or tuple(actors.broker.get_declared_queues()):
+        actors.broker.join(queue, timeout=int(timeout * 1000))
+    worker.join()
+
+
+def notifications(client: redis.Redis, stream: str = "notify:telegram") -> list[dict[str, Any]]:
+    """The decoded ``data`` of every entry on the notification stream."""
+    import json
+
+    return [json.loads(fields[b"data"]) for _, fields in client.xrange(stream)]
+
+
+def dead_letters(client: redis.Redis, queue: str) -> list[str]:
+    """Dramatiq message ids in a queue's dead-letter queue."""
+    import json
+
+    return [json.loads(data)["message_id"] for data in client.hvals(f"dramatiq:{queue}.XQ.msgs")]
