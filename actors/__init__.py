@@ -13,6 +13,7 @@ from .email_extract import email_extract
 from .followup import followup
 from .image_tag import image_tag
 from .intent import intent_classify
+from .sweeper import sweep_expired
 from .task_match import task_match
 
 #: Every job actor by its public name.
@@ -28,5 +29,6 @@ __all__ = [
     "followup",
     "image_tag",
     "intent_classify",
+    "sweep_expired",
     "task_match",
 ]

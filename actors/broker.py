@@ -23,7 +23,15 @@ from periodiq import PeriodiqMiddleware
 
 from llm_worker.errors import SettingsError
 from llm_worker.settings import BrokerSettings, broker_settings
-from middleware import JobArgumentsCheck, JobRetries, SettingsCheck
+from middleware import (
+    CircuitBreaker,
+    ExpiryCheck,
+    InvalidResponseBackoff,
+    JobArgumentsCheck,
+    JobRetries,
+    MessageAgeCheck,
+    SettingsCheck,
+)
 
 
 def service_middleware() -> list[Middleware]:
@@ -41,6 +49,10 @@ def service_middleware() -> list[Middleware]:
         CurrentMessage(),
         PeriodiqMiddleware(skip_delay=60),
         JobArgumentsCheck(),
+        ExpiryCheck(),
+        MessageAgeCheck(),
+        CircuitBreaker(),
+        InvalidResponseBackoff(),
         JobRetries(),
     ]
 

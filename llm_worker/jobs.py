@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from dramatiq.middleware import CurrentMessage
 
-from . import prompts
+from . import message_options, prompts
 from .arguments import P, parse_arguments
 from .json_extract import parse_answer
 from .schemas import Result, response_schema
@@ -18,9 +18,6 @@ from .services import Services, services
 logger = logging.getLogger("llm_worker.jobs")
 
 R = TypeVar("R", bound=Result)
-
-#: Message option where the backoff middleware leaves the last invalid answer.
-FEEDBACK_OPTION = "llm_feedback"
 
 
 @dataclass(frozen=True)
@@ -33,7 +30,7 @@ class Notification:
 
 def _retry_feedback() -> list[dict[str, Any]]:
     message = CurrentMessage.get_current_message()
-    feedback = message.options.get(FEEDBACK_OPTION) if message is not None else None
+    feedback = message.options.get(message_options.FEEDBACK) if message is not None else None
     if not isinstance(feedback, dict):
         return []
     return [

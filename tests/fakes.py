@@ -183,6 +183,5 @@ class FakeCore(FakeHTTPServer):
             return [
                 r["json"]
                 for r in self.requests
-                if r["method"] == "PATCH"
-                and (job_id is None or r["path"] == f"/jobs/{job_id}")
+                if r["method"] == "PATCH" and (job_id is None or r["path"] == f"/jobs/{job_id}")
             ]

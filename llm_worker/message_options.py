@@ -1,0 +1,21 @@
+"""Names of the Dramatiq message options this service's middleware keeps.
+
+Message options travel with a message when it is re-enqueued, so counters
+and timestamps survive delays and holds.
+"""
+
+#: Seconds since the epoch when the breaker first held the job back.
+HELD_SINCE = "llm_held_since"
+#: Invalid-answer retries done so far.
+INVALID_RETRIES = "llm_invalid_retries"
+#: Seconds since the epoch of the job's first invalid answer.
+FIRST_ATTEMPT_AT = "llm_first_attempt_at"
+#: The last invalid answer and what was wrong with it: ``{"answer", "problem"}``.
+FEEDBACK = "llm_feedback"
+#: Dramatiq's own counter of ordinary retries.
+RETRIES = "retries"
+
+
+def was_requeued(options: dict[str, object]) -> bool:
+    """Whether a message is a retry or hold re-enqueued by middleware, not a first delivery."""
+    return any(options.get(name) for name in (HELD_SINCE, INVALID_RETRIES, RETRIES))

@@ -1,0 +1,63 @@
+"""The sweep: expire queued jobs that waited too long for the LLM."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis
+from dramatiq import Message
+from dramatiq.common import dq_name
+
+from .expiry import claim_and_expire, is_expired
+from .services import Services
+
+logger = logging.getLogger(__name__)
+
+_REMOVE = """
+redis.call('lrem', KEYS[1], 0, ARGV[1])
+return redis.call('hdel', KEYS[2], ARGV[1])
+"""
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    scanned: int = 0
+    expired: int = 0
+    already_expired: int = 0
+
+
+def sweep_redis_queues(
+    svc: Services, client: redis.Redis, namespace: str, queues: Iterable[str]
+) -> SweepReport:
+    """Expire every job in ``queues`` (and their delay queues) past its expiry age.
+
+    Reads the broker's message hashes directly (``{ns}:{queue}.msgs`` and
+    ``{ns}:{queue}.DQ.msgs``), so jobs no worker ever picked up, delayed
+    retries and held-back jobs are all seen.  An expired job's message is
+    removed from the broker; one expired earlier by another sweeper or
+    worker is removed without telling anyone again.
+    """
+    report = SweepReport()
+    remove = client.register_script(_REMOVE)
+    for queue in queues:
+        for name in (queue, dq_name(queue)):
+            ids_key, msgs_key = f"{namespace}:{name}", f"{namespace}:{name}.msgs"
+            for redis_id, data in client.hscan_iter(msgs_key, count=500):
+                report.scanned += 1
+                try:
+                    message = Message.decode(data)
+                except Exception:
+                    logger.warning("undecodable message %r in %s", redis_id, msgs_key)
+                    continue
+                if not is_expired(svc, message):
+                    continue
+                if claim_and_expire(svc, message):
+                    report.expired += 1
+                else:
+                    report.already_expired += 1
+                remove(keys=[ids_key, msgs_key], args=[redis_id])
+    return report

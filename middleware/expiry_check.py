@@ -1,0 +1,38 @@
+"""Expire, instead of running, a job picked up after its expiry age."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+from dramatiq.middleware import Middleware, SkipMessage
+
+from llm_worker.expiry import claim_and_expire, is_expired
+from llm_worker.services import services
+
+from .job_arguments import payload_model_of
+
+logger = logging.getLogger(__name__)
+
+
+class ExpiryCheck(Middleware):
+    """Expire LLM jobs older than ``LLM_UNAVAILABLE_EXPIRY_SECONDS`` when picked up.
+
+    Covers an LLM that comes back after a job's expiry but before the sweeper
+    ran: the job is expired exactly as the sweeper would (once, with an
+    ``llm_expiry`` notification) and acknowledged, so it never runs.
+    """
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        if payload_model_of(broker, message) is None:
+            return
+        svc = services()
+        if not is_expired(svc, message):
+            return
+        try:
+            claim_and_expire(svc, message)
+        except Exception:
+            logger.exception("could not expire %s; it stays queued", message.message_id)
+            broker.enqueue(message, delay=60_000)
+        raise SkipMessage("expired")
