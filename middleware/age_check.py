@@ -29,9 +29,9 @@ class MessageAgeCheck(Middleware):
     never checked.  A skipped job gets ``status: skipped`` in Core with the
     reason and no notification; no LLM call is made.
 
-    Actor option:
-      max_age_seconds: overrides ``MESSAGE_MAX_AGE_SECONDS`` for one actor
-        (``0`` disables the check for it).
+    Actor and message option:
+      max_age_seconds: overrides ``MESSAGE_MAX_AGE_SECONDS`` for one actor, or
+        for one message sent with ``send_with_options`` (``0`` disables the check).
     """
 
     actor_options = {"max_age_seconds"}
@@ -43,7 +43,8 @@ class MessageAgeCheck(Middleware):
             return
         svc = services()
         actor = broker.get_actor(message.actor_name)
-        max_age = float(actor.options.get("max_age_seconds", svc.settings.message_max_age_seconds))
+        default = actor.options.get("max_age_seconds", svc.settings.message_max_age_seconds)
+        max_age = float(message.options.get("max_age_seconds", default))
         now = time.time()
         age = message_age(message, now=now)
         if not max_age or age <= max_age:

@@ -73,6 +73,7 @@ class CircuitBreaker(Middleware):
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._worker = worker
+        self._open = False
         self._stop.clear()
         self._watcher = threading.Thread(
             target=self._watch, args=(broker,), name="llm-breaker-watcher", daemon=True
@@ -171,7 +172,7 @@ class CircuitBreaker(Middleware):
         except LLMUnavailable as exc:
             wait = max(interval, exc.retry_after or 0.0)
             store.probe_failed(str(exc), next_probe_at=time.time() + wait)
-            logger.warning("LLM probe failed, next in %.0fs: %s", wait, exc)
+            logger.warning("LLM probe failed, next in %.1fs: %s", wait, exc)
             return
         since = store.close()
         self._open = False

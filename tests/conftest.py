@@ -81,6 +81,8 @@ def env(
     image_dir: Path,
 ) -> Iterator[Callable[..., Services]]:
     """Point the settings at the fakes; call it with overrides (``NAME=value``)."""
+    if fake_llm._server is None:
+        fake_llm.up()
     fake_llm.clear()
     fake_llm.script.clear()
     fake_llm.answers.clear()

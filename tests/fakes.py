@@ -107,7 +107,8 @@ class FakeLLM(FakeHTTPServer):
     """An OpenAI-compatible ``/v1/chat/completions`` endpoint with scripted answers.
 
     Answers come from :attr:`script` first (FIFO), then from :attr:`answers`
-    keyed by the requested schema name, then a 500.
+    keyed by the requested schema name; probes (``max_tokens=1``) get "pong"
+    unless a :attr:`fallback` is set; anything else gets the fallback or a 500.
     """
 
     def __init__(self) -> None:
@@ -136,6 +137,8 @@ class FakeLLM(FakeHTTPServer):
             name = ((body.get("response_format") or {}).get("json_schema") or {}).get("name")
             if name in self.answers:
                 reply = Reply(content=self.answers[name])
+            elif body.get("max_tokens") == 1 and self.fallback is None:
+                reply = Reply(content="pong")  # a health probe
             elif self.fallback is not None:
                 reply = self.fallback(request)
             else:

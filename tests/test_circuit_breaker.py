@@ -1,0 +1,132 @@
+"""The circuit breaker: what opens it, holding jobs back, probing and recovery."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from actors import intent_classify, task_match
+from middleware import breaker_status
+from tests.conftest import drain, notifications, wait_for
+from tests.fakes import Reply
+
+GOOD = {"intent": "task", "confidence": 0.9}
+
+
+def _probes(fake_llm):
+    return [r for r in fake_llm.chat_requests() if r["json"].get("max_tokens") == 1]
+
+
+def _job_calls(fake_llm):
+    return [r for r in fake_llm.chat_requests() if r["json"].get("max_tokens") != 1]
+
+
+def _completed(fake_core, job_ids):
+    updates = {r["path"]: r["json"]["status"] for r in fake_core.requests if r["method"] == "PATCH"}
+    return all(updates.get(f"/jobs/{job_id}") == "completed" for job_id in job_ids)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Reply(status=500, body={"error": {"message": "boom"}}),
+        Reply(status=503, body={"error": {"message": "loading model"}}),
+        Reply(status=529, body={"error": {"message": "overloaded"}}),
+        Reply(status=401, body={"error": {"message": "bad key"}}),
+        Reply(status=404, body={"error": {"message": "model 'mistral' not found"}}),
+    ],
+    ids=["500", "503", "529", "401", "404"],
+)
+def test_unavailable_answers_open_breaker_without_failing_the_job(
+    env, worker, fake_llm, fake_core, failure
+):
+    env(LLM_PROBE_INTERVAL_SECONDS=0.3)
+    fake_llm.push(failure)
+
+    intent_classify.send(40, 42, {"text": "x"})
+    status = wait_for(lambda: breaker_status() if breaker_status().is_open else None)
+    assert str(failure.status) in status.last_error
+    assert fake_core.job_updates(40) == []
+
+    fake_llm.answers["IntentResult"] = GOOD  # the LLM recovers: the probe closes the breaker
+    wait_for(lambda: _completed(fake_core, [40]))
+    assert not breaker_status().is_open
+    assert fake_core.job_updates(40)[0]["result"] == GOOD
+
+
+def test_refused_connections_hold_jobs_until_llm_returns(env, worker, fake_llm, fake_core):
+    env(LLM_PROBE_INTERVAL_SECONDS=0.3, MESSAGE_MAX_AGE_SECONDS=3)
+    fake_llm.down()
+    for job_id in range(50, 60):
+        intent_classify.send(job_id, 42, {"text": "x"})
+    wait_for(lambda: breaker_status().is_open)
+    time.sleep(4)  # longer than MESSAGE_MAX_AGE_SECONDS: held jobs must not go stale
+    assert fake_core.requests == []
+
+    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.up()
+    wait_for(lambda: _completed(fake_core, range(50, 60)), timeout=15)
+    assert len(fake_core.job_updates()) == 10  # none skipped as stale, none run twice
+
+
+def test_timeout_opens_breaker(env, worker, fake_llm, fake_core):
+    env(LLM_TIMEOUT_SECONDS=0.3, LLM_PROBE_INTERVAL_SECONDS=0.3)
+    fake_llm.push(Reply(content=GOOD, delay=1.0))
+
+    intent_classify.send(41, 42, {"text": "x"})
+    status = wait_for(lambda: breaker_status() if breaker_status().is_open else None)
+    assert "timed out" in status.last_error
+
+    fake_llm.answers["IntentResult"] = GOOD
+    wait_for(lambda: _completed(fake_core, [41]))
+
+
+def test_rate_limit_honours_retry_after(env, worker, fake_llm, fake_core):
+    env(LLM_PROBE_INTERVAL_SECONDS=0.2)
+    fake_llm.push(Reply(status=429, body={"error": {"message": "slow down"}}, headers={"Retry-After": "2"}))
+
+    intent_classify.send(42, 42, {"text": "x"})
+    status = wait_for(lambda: breaker_status() if breaker_status().is_open else None)
+    assert status.next_probe_at - status.since >= 1.9
+    fake_llm.answers["IntentResult"] = GOOD
+    time.sleep(1.0)
+    assert _probes(fake_llm) == []  # no probe before Retry-After has passed
+    wait_for(lambda: _completed(fake_core, [42]))
+    assert _probes(fake_llm)[0]["at"] >= status.since + 1.9
+
+
+def test_context_window_400_fails_job_and_keeps_breaker_closed(
+    worker, fake_llm, fake_core, redis_client
+):
+    fake_llm.push(
+        Reply(status=400, body={"error": {"message": "prompt exceeds the context window of 4096"}})
+    )
+
+    intent_classify.send(43, 42, {"text": "x" * 100})
+    drain(worker, "llm.intent")
+
+    [update] = fake_core.job_updates(43)
+    assert update["status"] == "failed"
+    assert "context window" in update["error"]
+    assert not breaker_status().is_open
+    assert [n["message_type"] for n in notifications(redis_client)] == ["llm_failure"]
+
+
+def test_probes_are_rate_limited_during_outage(env, worker, fake_llm, fake_core):
+    env(LLM_PROBE_INTERVAL_SECONDS=0.5)
+    fake_llm.fallback = lambda request: Reply(status=502, body={"error": {"message": "bad gw"}})
+    fake_core.tasks[42] = []
+    for job_id in range(60, 80):
+        task_match.send(job_id, 42, {"content": "note"})
+    wait_for(lambda: breaker_status().is_open)
+    opened = time.time()
+    time.sleep(2.0)
+
+    probes = _probes(fake_llm)
+    assert 1 <= len(probes) <= int((time.time() - opened) / 0.5) + 1
+    assert len(_job_calls(fake_llm)) <= 4  # only calls already in flight when it opened
+
+    fake_llm.fallback = None
+    fake_llm.answers["TaskMatchResult"] = {"task_id": None, "confidence": 0.1, "reason": "-"}
+    wait_for(lambda: _completed(fake_core, range(60, 80)), timeout=15)
