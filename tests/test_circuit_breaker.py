@@ -84,7 +84,9 @@ def test_timeout_opens_breaker(env, worker, fake_llm, fake_core):
 
 def test_rate_limit_honours_retry_after(env, worker, fake_llm, fake_core):
     env(LLM_PROBE_INTERVAL_SECONDS=0.2)
-    fake_llm.push(Reply(status=429, body={"error": {"message": "slow down"}}, headers={"Retry-After": "2"}))
+    fake_llm.push(
+        Reply(status=429, body={"error": {"message": "slow down"}}, headers={"Retry-After": "2"})
+    )
 
     intent_classify.send(42, 42, {"text": "x"})
     status = wait_for(lambda: breaker_status() if breaker_status().is_open else None)

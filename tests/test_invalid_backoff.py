@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from actors import followup, intent_classify
 from middleware.invalid_backoff import backoff_delay
 from tests.conftest import dead_letters, drain, notifications
@@ -23,7 +25,7 @@ def test_five_retries_with_doubling_delays_then_failure(
 
     calls = fake_llm.chat_requests()
     assert len(calls) == 6
-    gaps = [later["at"] - earlier["at"] for earlier, later in zip(calls, calls[1:], strict=False)]
+    gaps = [later["at"] - earlier["at"] for earlier, later in itertools.pairwise(calls)]
     for n, gap in enumerate(gaps):
         assert gap >= 0.05 * 2**n * 0.9, (n, gaps)
     [update] = fake_core.job_updates(30)
@@ -33,7 +35,11 @@ def test_five_retries_with_doubling_delays_then_failure(
     )
     [note] = notifications(redis_client)
     assert note["message_type"] == "llm_failure"
-    assert note["content"] == {"job_type": "intent_classify", "attempts": 6, "error": update["error"]}
+    assert note["content"] == {
+        "job_type": "intent_classify",
+        "attempts": 6,
+        "error": update["error"],
+    }
     assert dead_letters(redis_client, "llm.intent") == [message.message_id]
 
 
@@ -54,9 +60,10 @@ def test_retry_tells_model_what_was_wrong_and_succeeds_on_third_answer(
     feedback = second["json"]["messages"][2:]
     assert feedback[0] == {"role": "assistant", "content": "I think it's a question."}
     assert "no JSON object" in feedback[1]["content"]
-    assert "question: String should have at least 1 character" in third["json"]["messages"][3][
-        "content"
-    ]
+    assert (
+        "question: String should have at least 1 character"
+        in third["json"]["messages"][3]["content"]
+    )
     assert fake_core.job_updates(31) == [
         {"status": "completed", "result": {"question": "Which day?"}, "error": None}
     ]

@@ -1,0 +1,133 @@
+"""Stale jobs are skipped; jobs that waited past the expiry age are expired once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from actors import broker, intent_classify, sweep_expired
+from llm_worker.breaker import BreakerStore
+from llm_worker.services import services
+from llm_worker.settings import Settings
+from llm_worker.sweeper import sweep_redis_queues
+from tests.conftest import drain, notifications, wait_for
+
+GOOD = {"intent": "task", "confidence": 0.9}
+
+
+def _enqueue_aged(job_id, age_seconds, **options):
+    message = intent_classify.message_with_options(args=(job_id, 42, {"text": "x"}), **options)
+    aged = message.copy(message_timestamp=int((time.time() - age_seconds) * 1000))
+    return broker.enqueue(aged)
+
+
+def test_documented_defaults(monkeypatch):
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    config = Settings()
+    assert config.message_max_age_seconds == 300
+    assert config.llm_max_retries == 5
+    assert config.llm_retry_backoff_seconds == 1
+    assert config.llm_probe_interval_seconds == 30
+    assert config.llm_unavailable_expiry_seconds == 1_209_600
+    assert config.sweep_cron == "*/10 * * * *"
+    assert config.llm_timeout_seconds == 120
+
+
+def test_stale_job_is_skipped_without_llm_call(worker, fake_llm, fake_core, redis_client):
+    _enqueue_aged(70, 400)
+    drain(worker, "llm.intent")
+
+    [update] = fake_core.job_updates(70)
+    assert update["status"] == "skipped"
+    assert update["error"].startswith("stale: job was 400s old when picked up (limit 300s)")
+    assert fake_llm.chat_requests() == []
+    assert notifications(redis_client) == []
+
+
+def test_per_message_max_age_override(worker, fake_llm, fake_core):
+    fake_llm.answers["IntentResult"] = GOOD
+    _enqueue_aged(71, 400, max_age_seconds=600)
+    _enqueue_aged(72, 20, max_age_seconds=10)
+    drain(worker, "llm.intent")
+
+    assert fake_core.job_updates(71)[0]["status"] == "completed"
+    assert fake_core.job_updates(72)[0]["status"] == "skipped"
+
+
+def test_time_in_an_outage_does_not_count_towards_staleness(env, worker, fake_llm, fake_core):
+    svc = env()
+    fake_llm.answers["IntentResult"] = GOOD
+    store = BreakerStore(svc.redis, "llmw", outage_retention=3600)
+    now = time.time()
+    store.open("down", next_probe_at=now - 60, now=now - 500)
+    store.close(now=now - 30)  # a 470 s outage that ended 30 s ago
+
+    _enqueue_aged(73, 520)  # 50 s of it outside the outage
+    drain(worker, "llm.intent")
+
+    assert fake_core.job_updates(73)[0]["status"] == "completed"
+
+
+def test_job_picked_up_after_expiry_is_expired_not_run(
+    env, worker, fake_llm, fake_core, redis_client
+):
+    env(LLM_UNAVAILABLE_EXPIRY_SECONDS=3)
+    fake_llm.answers["IntentResult"] = GOOD
+    _enqueue_aged(74, 5, llm_held_since=time.time() - 5)
+    drain(worker, "llm.intent")
+
+    [update] = fake_core.job_updates(74)
+    assert update["status"] == "failed"
+    assert update["error"].startswith("expired: waited")
+    assert fake_llm.chat_requests() == []
+    [note] = notifications(redis_client)
+    assert (note["message_type"], note["job_id"]) == ("llm_expiry", 74)
+
+
+def test_sweeper_expires_queued_and_held_jobs_once(env, worker, fake_llm, fake_core, redis_client):
+    env(LLM_UNAVAILABLE_EXPIRY_SECONDS=2, LLM_PROBE_INTERVAL_SECONDS=60)
+    fake_llm.down()
+    for job_id in range(80, 85):
+        intent_classify.send(job_id, 42, {"text": "x"})
+    wait_for(lambda: fake_llm.requests == [] and redis_client.exists("llmw:breaker"))
+    worker.join()
+    time.sleep(2.5)
+
+    sweep_expired.send()
+    wait_for(lambda: len(fake_core.job_updates()) == 5)
+    drain(worker, "llm.sweep")
+
+    for job_id in range(80, 85):
+        [update] = fake_core.job_updates(job_id)
+        assert update["status"] == "failed"
+        assert "expired" in update["error"]
+    notes = notifications(redis_client)
+    assert sorted(n["job_id"] for n in notes) == list(range(80, 85))
+    assert {n["message_type"] for n in notes} == {"llm_expiry"}
+    for key in ("llm.intent", "llm.intent.DQ"):
+        assert redis_client.hlen(f"dramatiq:{key}.msgs") == 0
+        assert redis_client.llen(f"dramatiq:{key}") == 0
+
+
+def test_two_sweepers_expire_each_job_once(env, fake_core, redis_client):
+    svc = env(LLM_UNAVAILABLE_EXPIRY_SECONDS=1)
+    for job_id in range(90, 100):  # queued, never picked up: no worker runs
+        _enqueue_aged(job_id, 10)
+
+    reports = []
+
+    def sweep():
+        reports.append(sweep_redis_queues(svc, broker.client, broker.namespace, ["llm.intent"]))
+
+    sweepers = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in sweepers:
+        thread.start()
+    for thread in sweepers:
+        thread.join()
+
+    assert sum(r.expired for r in reports) == 10
+    assert len(fake_core.job_updates()) == 10
+    assert sorted(n["job_id"] for n in notifications(redis_client)) == list(range(90, 100))
+    assert redis_client.llen("dramatiq:llm.intent") == 0
+    assert services() is svc
