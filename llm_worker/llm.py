@@ -21,7 +21,7 @@ from .errors import InvalidLLMResponse, LLMRequestRejected, LLMUnavailable
 from .settings import Settings
 
 #: Statuses that mean "the service cannot be used now", beyond 5xx.
-UNAVAILABLE_STATUSES = {408, 409, 425, 429, 529}
+UNAVAILABLE_STATUSES = {408, 429, 529}
 #: Statuses only an operator can fix: bad key, forbidden, unknown model.
 OPERATOR_STATUSES = {401, 403, 404}
 

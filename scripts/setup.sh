@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up this checkout on a fresh Debian machine: Redis (installed and started
+# when nothing answers on REDIS_PORT) and a virtualenv in .venv with the project.
+# Usage: scripts/setup.sh [test]   ("test" also installs the test tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REDIS_PORT="${REDIS_PORT:-6379}"
+PYTHON="${PYTHON:-python3}"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+redis_answers() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" && printf 'PING\r\n' >&3 && read -r -t 2 reply <&3 \
+        && [[ "$reply" == +PONG* ]]) 2>/dev/null
+}
+
+if ! redis_answers; then
+    if ! command -v redis-server >/dev/null; then
+        echo "setup: installing redis-server"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    fi
+    echo "setup: starting redis-server on 127.0.0.1:$REDIS_PORT"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no
+    for _ in $(seq 50); do redis_answers && break; sleep 0.1; done
+    redis_answers || { echo "setup: redis-server did not start" >&2; exit 1; }
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+extras=""
+[ "${1:-}" = "test" ] && extras="[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
