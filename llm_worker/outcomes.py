@@ -10,6 +10,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from .arguments import ARGUMENT_NAMES
+from .core_api import JobStatus
 from .services import Services
 
 logger = logging.getLogger("llm_worker.outcomes")
@@ -40,39 +41,40 @@ class JobRef:
         return cls(message.actor_name, job_id, user_id)
 
 
+def _report(
+    services: Services,
+    job: JobRef,
+    status: JobStatus,
+    error: str,
+    notification: tuple[str, dict[str, Any]] | None,
+) -> None:
+    """Send the terminal state to Core, then the notification (where there is a user)."""
+    if job.job_id is None:
+        logger.error("cannot report %s to Core: the message has no usable job_id", status)
+        return
+    services.core.update_job(job.job_id, status, error=error)
+    if notification is not None and job.user_id is not None:
+        message_type, content = notification
+        services.notifier.publish(
+            user_id=job.user_id, job_id=job.job_id, message_type=message_type, content=content
+        )
+
+
 def report_failure(services: Services, job: JobRef, error: str, *, attempts: int) -> None:
     """Mark the job failed in Core and publish an ``llm_failure`` notification."""
     logger.warning("job failed: actor=%s job_id=%s error=%s", job.job_type, job.job_id, error)
-    if job.job_id is None:
-        logger.error("cannot report the failure to Core: the message has no usable job_id")
-        return
-    services.core.update_job(job.job_id, "failed", error=error)
-    if job.user_id is not None:
-        services.notifier.publish(
-            user_id=job.user_id,
-            job_id=job.job_id,
-            message_type="llm_failure",
-            content={"job_type": job.job_type, "attempts": attempts, "error": error},
-        )
+    content = {"job_type": job.job_type, "attempts": attempts, "error": error}
+    _report(services, job, "failed", error, ("llm_failure", content))
 
 
 def report_skipped(services: Services, job: JobRef, error: str) -> None:
     """Mark the job skipped in Core (no notification)."""
     logger.info("job skipped: actor=%s job_id=%s reason=%s", job.job_type, job.job_id, error)
-    if job.job_id is not None:
-        services.core.update_job(job.job_id, "skipped", error=error)
+    _report(services, job, "skipped", error, None)
 
 
 def report_expired(services: Services, job: JobRef, error: str) -> None:
     """Mark the job failed as expired in Core and publish an ``llm_expiry`` notification."""
     logger.warning("job expired: actor=%s job_id=%s", job.job_type, job.job_id)
-    if job.job_id is None:
-        return
-    services.core.update_job(job.job_id, "failed", error=error)
-    if job.user_id is not None:
-        services.notifier.publish(
-            user_id=job.user_id,
-            job_id=job.job_id,
-            message_type="llm_expiry",
-            content={"job_type": job.job_type, "error": error},
-        )
+    content = {"job_type": job.job_type, "error": error}
+    _report(services, job, "failed", error, ("llm_expiry", content))
