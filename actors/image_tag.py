@@ -24,7 +24,7 @@ def image_tag(job_id: str | int, user_id: int, payload: dict[str, Any]) -> None:
     image = load_image(
         config.image_storage_path, job.payload.path, max_bytes=config.image_max_bytes
     )
-    answer = job.ask(ImageTagResult, task=prompts.IMAGE_TAG, data={}, image_url=image.data_url())
+    answer = job.ask(ImageTagResult, task=prompts.IMAGE_TAG, data={}, image=image)
     result = answer.model_dump()
     job.services.core.put_image_tags(job.payload.image_id, result)
     job.complete(result, [Notification("llm_image_tag_result", result)])

@@ -8,6 +8,7 @@ from typing import Any
 import dramatiq
 
 from llm_worker.errors import JobRejected, LLMError
+from llm_worker.outcomes import CoreJob
 from llm_worker.schemas import Payload
 
 JobFunction = Callable[[Any, Any, Any], None]
@@ -30,7 +31,7 @@ def job_actor(
             fn,
             actor_name=name,
             queue_name=queue,
-            payload_model=payload_model,
+            job_kind=CoreJob(payload_model),
             throws=(JobRejected, LLMError),
             **options,
         )

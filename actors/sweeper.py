@@ -23,7 +23,7 @@ SWEEP_QUEUE = "llm.sweep"
 def job_queues() -> list[str]:
     """The queues of the job actors."""
     return sorted(
-        {actor.queue_name for actor in broker.actors.values() if actor.options.get("payload_model")}
+        {actor.queue_name for actor in broker.actors.values() if actor.options.get("job_kind")}
     )
 
 
@@ -42,7 +42,7 @@ def sweep_expired() -> None:
     if not isinstance(broker, RedisBroker):
         logger.info("sweep skipped: with RabbitMQ, jobs are expired when picked up")
         return
-    report = sweep_redis_queues(services(), broker.client, broker.namespace, job_queues())
+    report = sweep_redis_queues(services(), broker, job_queues())
     logger.info(
         "sweep done: scanned=%d expired=%d already_expired=%d",
         report.scanned,

@@ -12,6 +12,7 @@ from requests.adapters import HTTPAdapter
 from .errors import CoreAPIError
 from .schemas import CoreTask
 from .settings import Settings
+from .usage import Usage
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +60,15 @@ class CoreClient:
         *,
         result: dict[str, Any] | None = None,
         error: str | None = None,
+        usage: Usage | None = None,
     ) -> None:
-        """``PATCH /jobs/{job_id}`` with the job's final state."""
-        body = {"status": status, "result": result, "error": error}
+        """``PATCH /jobs/{job_id}`` with the job's final state and token usage."""
+        body = {
+            "status": status,
+            "result": result,
+            "error": error,
+            "usage": (usage or Usage()).as_dict(),
+        }
         self._call("PATCH", f"/jobs/{job_id}", json=body)
 
     def put_image_tags(self, image_id: str | int, result: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from . import keys
-from .outcomes import AnyMessage, JobRef, report_expired
+from .outcomes import AnyMessage, JobKind
 from .services import Services
 
 #: How long an expiry claim is remembered, in seconds (longer than any redelivery).
@@ -37,7 +37,7 @@ def expiry_error(age_seconds: float) -> str:
     )
 
 
-def claim_and_expire(svc: Services, message: AnyMessage) -> bool:
+def claim_and_expire(svc: Services, message: AnyMessage, kind: JobKind) -> bool:
     """Expire the job once: return ``True`` if this call did it, ``False`` if already done.
 
     The claim is taken before Core and the user are told, so two sweepers
@@ -48,7 +48,7 @@ def claim_and_expire(svc: Services, message: AnyMessage) -> bool:
     if not svc.redis.set(claim, "1", nx=True, ex=CLAIM_TTL_SECONDS):
         return False
     try:
-        report_expired(svc, JobRef.from_message(message), expiry_error(message_age(message)))
+        kind.expired(svc, message, expiry_error(message_age(message)))
     except Exception:
         svc.redis.delete(claim)
         raise

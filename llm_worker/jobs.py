@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from dramatiq.middleware import CurrentMessage
 
 from . import message_options, prompts
 from .arguments import P, parse_arguments
+from .images import StoredImage
 from .json_extract import parse_answer
+from .providers.base import LLMAnswer, Prompt, Turn
 from .schemas import Result, response_schema
 from .services import Services, services
+from .tokens import fit_prompt
+from .usage import Usage
 
 logger = logging.getLogger("llm_worker.jobs")
 
@@ -28,31 +32,61 @@ class Notification:
     content: dict[str, Any]
 
 
-def _retry_feedback() -> list[dict[str, Any]]:
+def retry_feedback() -> list[Turn]:
+    """The turns that tell the model what was wrong with its last answer, on a retry."""
     message = CurrentMessage.get_current_message()
     feedback = message.options.get(message_options.FEEDBACK) if message is not None else None
     if not isinstance(feedback, dict):
         return []
+    problem = prompts.RETRY_FEEDBACK.format(problem=feedback.get("problem", ""))
     return [
-        {"role": "assistant", "content": str(feedback.get("answer", ""))},
-        {
-            "role": "user",
-            "content": prompts.RETRY_FEEDBACK.format(problem=feedback.get("problem", "")),
-        },
+        Turn("assistant", str(feedback.get("answer", "")), kind="feedback"),
+        Turn("user", problem, kind="feedback"),
     ]
+
+
+def current_usage() -> Usage:
+    """The token usage recorded so far on the message being processed."""
+    message = CurrentMessage.get_current_message()
+    return Usage.from_options(message.options) if message is not None else Usage()
+
+
+def call_llm(
+    svc: Services, *, model: str, prompt: Prompt, schema_name: str, schema: dict[str, Any]
+) -> LLMAnswer:
+    """Fit ``prompt`` into the token budget, call the model, and record the usage.
+
+    The usage is added to the current message's options, so it is summed
+    over every attempt of the job.
+
+    Raises:
+      PromptTooLarge, LLMUnavailable, LLMRequestRejected, InvalidLLMResponse.
+    """
+    config = svc.settings
+    fitted, _ = fit_prompt(prompt, config.prompt_token_budget, lambda p: svc.count_tokens(model, p))
+    answer = svc.llm.complete(
+        model=model,
+        prompt=fitted,
+        schema_name=schema_name,
+        schema=schema,
+        max_tokens=config.llm_max_output_tokens,
+    )
+    message = CurrentMessage.get_current_message()
+    if message is not None:
+        usage = Usage.from_options(message.options)
+        usage.plus(answer.prompt_tokens, answer.completion_tokens).store(message.options)
+    return answer
 
 
 @dataclass
 class Job(Generic[P]):
-    """One running job: its validated arguments and the clients it uses."""
+    """One running life-organiser job: its validated arguments and the clients it uses."""
 
     job_type: str
     job_id: str | int
     user_id: int
     payload: P
     services: Services
-    prompt_tokens: int = field(default=0)
-    completion_tokens: int = field(default=0)
 
     @classmethod
     def start(
@@ -72,7 +106,7 @@ class Job(Generic[P]):
         *,
         task: str,
         data: dict[str, Any],
-        image_url: str | None = None,
+        image: StoredImage | None = None,
     ) -> R:
         """Ask the model for one ``result_model`` object about ``data``.
 
@@ -80,37 +114,29 @@ class Job(Generic[P]):
         answer and what was wrong with it.
 
         Raises:
-          LLMUnavailable, LLMRequestRejected, InvalidLLMResponse.
+          PromptTooLarge, LLMUnavailable, LLMRequestRejected, InvalidLLMResponse.
         """
-        settings = self.services.settings
+        config = self.services.settings
         schema = response_schema(result_model)
-        user_text = prompts.data_block(data)
-        content: Any = user_text
-        if image_url is not None:
-            content = [
-                {"type": "text", "text": user_text},
-                {"type": "image_url", "image_url": {"url": image_url}},
-            ]
-        messages = [
-            {"role": "system", "content": prompts.system_prompt(task, schema)},
-            {"role": "user", "content": content},
-            *_retry_feedback(),
-        ]
-        answer = self.services.llm.complete(
-            model=settings.llm_vision_model if image_url else settings.llm_text_model,
-            messages=messages,
+        prompt = Prompt(
+            system=prompts.system_prompt(task, schema),
+            turns=(Turn("user", prompts.data_block(data), image=image), *retry_feedback()),
+        )
+        answer = call_llm(
+            self.services,
+            model=config.llm_vision_model if image else config.llm_text_model,
+            prompt=prompt,
             schema_name=result_model.__name__,
             schema=schema,
         )
-        self.prompt_tokens += answer.prompt_tokens
-        self.completion_tokens += answer.completion_tokens
         parsed = parse_answer(answer.text, result_model)
         assert isinstance(parsed, result_model)
         return parsed
 
     def complete(self, result: dict[str, Any], notifications: Iterable[Notification]) -> None:
         """Store the result in Core as completed, then publish the notifications."""
-        self.services.core.update_job(self.job_id, "completed", result=result)
+        usage = current_usage()
+        self.services.core.update_job(self.job_id, "completed", result=result, usage=usage)
         for notification in notifications:
             self.services.notifier.publish(
                 user_id=self.user_id,
@@ -119,10 +145,11 @@ class Job(Generic[P]):
                 content=notification.content,
             )
         logger.info(
-            "job completed: actor=%s job_id=%s user_id=%s tokens=%d+%d",
+            "job completed: actor=%s job_id=%s user_id=%s attempts=%d tokens=%d+%d",
             self.job_type,
             self.job_id,
             self.user_id,
-            self.prompt_tokens,
-            self.completion_tokens,
+            usage.attempts,
+            usage.prompt_tokens,
+            usage.completion_tokens,
         )

@@ -1,17 +1,25 @@
-"""Recording a job's terminal state in Core and telling the user."""
+"""Job kinds: how a job's arguments are checked and its terminal states reported.
+
+Every LLM actor declares a ``job_kind`` option.  The middleware asks it to
+validate arguments and to report a job that failed, was skipped as stale or
+expired, without knowing what kind of job it is.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 
-from .arguments import ARGUMENT_NAMES
+from .arguments import ARGUMENT_NAMES, parse_arguments
 from .core_api import JobStatus
+from .schemas import Payload
 from .services import Services
+from .usage import Usage
 
 logger = logging.getLogger("llm_worker.outcomes")
 
@@ -19,9 +27,33 @@ logger = logging.getLogger("llm_worker.outcomes")
 AnyMessage = dramatiq.Message[Any] | MessageProxy
 
 
+class JobKind(Protocol):
+    """What the middleware needs to know about one kind of LLM job."""
+
+    def validate(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Check the actor's arguments.
+
+        Raises:
+          InvalidPayload: naming the offending argument or field.
+        """
+        ...
+
+    def failed(self, svc: Services, message: AnyMessage, error: str, attempts: int) -> None:
+        """Report a job that failed for good."""
+        ...
+
+    def skipped(self, svc: Services, message: AnyMessage, error: str) -> None:
+        """Report a job skipped as stale."""
+        ...
+
+    def expired(self, svc: Services, message: AnyMessage, error: str) -> None:
+        """Report a job that waited too long for the LLM."""
+        ...
+
+
 @dataclass(frozen=True)
 class JobRef:
-    """Who and what a message is about, read without validating the payload."""
+    """Who and what a job message is about, read without validating the payload."""
 
     job_type: str
     job_id: str | int | None
@@ -41,40 +73,74 @@ class JobRef:
         return cls(message.actor_name, job_id, user_id)
 
 
+@dataclass(frozen=True)
+class CoreJob:
+    """A life-organiser job: ``(job_id, user_id, payload)``, state kept in Core.
+
+    Failed and expired jobs get ``status: failed`` in Core and an
+    ``llm_failure`` / ``llm_expiry`` notification; skipped jobs get
+    ``status: skipped`` and no notification.
+
+    Parameters:
+      payload_model: the pydantic model of the payload.
+    """
+
+    payload_model: type[Payload]
+
+    def validate(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """See :meth:`JobKind.validate`."""
+        parse_arguments(args, kwargs, self.payload_model)
+
+    def failed(self, svc: Services, message: AnyMessage, error: str, attempts: int) -> None:
+        """See :meth:`JobKind.failed`."""
+        job = JobRef.from_message(message)
+        logger.warning("job failed: actor=%s job_id=%s error=%s", job.job_type, job.job_id, error)
+        content = {"job_type": job.job_type, "attempts": attempts, "error": error}
+        _report(svc, message, "failed", error, ("llm_failure", content))
+
+    def skipped(self, svc: Services, message: AnyMessage, error: str) -> None:
+        """See :meth:`JobKind.skipped`."""
+        job = JobRef.from_message(message)
+        logger.info("job skipped: actor=%s job_id=%s reason=%s", job.job_type, job.job_id, error)
+        _report(svc, message, "skipped", error, None)
+
+    def expired(self, svc: Services, message: AnyMessage, error: str) -> None:
+        """See :meth:`JobKind.expired`."""
+        job = JobRef.from_message(message)
+        logger.warning("job expired: actor=%s job_id=%s", job.job_type, job.job_id)
+        _report(
+            svc,
+            message,
+            "expired",
+            error,
+            ("llm_expiry", {"job_type": job.job_type, "error": error}),
+        )
+
+
 def _report(
-    services: Services,
-    job: JobRef,
-    status: JobStatus,
+    svc: Services,
+    message: AnyMessage,
+    outcome: str,
     error: str,
     notification: tuple[str, dict[str, Any]] | None,
 ) -> None:
     """Send the terminal state to Core, then the notification (where there is a user)."""
+    job = JobRef.from_message(message)
     if job.job_id is None:
-        logger.error("cannot report %s to Core: the message has no usable job_id", status)
+        logger.error("cannot report %s to Core: the message has no usable job_id", outcome)
         return
-    services.core.update_job(job.job_id, status, error=error)
+    status: JobStatus = "skipped" if outcome == "skipped" else "failed"
+    usage = Usage.from_options(message.options)
+    svc.core.update_job(job.job_id, status, error=error, usage=usage)
     if notification is not None and job.user_id is not None:
         message_type, content = notification
-        services.notifier.publish(
+        svc.notifier.publish(
             user_id=job.user_id, job_id=job.job_id, message_type=message_type, content=content
         )
 
 
-def report_failure(services: Services, job: JobRef, error: str, *, attempts: int) -> None:
-    """Mark the job failed in Core and publish an ``llm_failure`` notification."""
-    logger.warning("job failed: actor=%s job_id=%s error=%s", job.job_type, job.job_id, error)
-    content = {"job_type": job.job_type, "attempts": attempts, "error": error}
-    _report(services, job, "failed", error, ("llm_failure", content))
-
-
-def report_skipped(services: Services, job: JobRef, error: str) -> None:
-    """Mark the job skipped in Core (no notification)."""
-    logger.info("job skipped: actor=%s job_id=%s reason=%s", job.job_type, job.job_id, error)
-    _report(services, job, "skipped", error, None)
-
-
-def report_expired(services: Services, job: JobRef, error: str) -> None:
-    """Mark the job failed as expired in Core and publish an ``llm_expiry`` notification."""
-    logger.warning("job expired: actor=%s job_id=%s", job.job_type, job.job_id)
-    content = {"job_type": job.job_type, "error": error}
-    _report(services, job, "failed", error, ("llm_expiry", content))
+def job_kind_of(broker: dramatiq.Broker, message: AnyMessage) -> JobKind | None:
+    """The actor's ``job_kind`` option, or ``None`` for actors that are not LLM jobs."""
+    actor = broker.get_actor(message.actor_name)
+    kind: JobKind | None = actor.options.get("job_kind")
+    return kind

@@ -9,9 +9,11 @@ from functools import cached_property
 import redis
 
 from .core_api import CoreClient
-from .llm import LLMClient
 from .notify import Notifier
+from .providers import Provider, ProviderChoice, choose_provider, make_provider
+from .providers.base import Prompt
 from .settings import Settings, settings
+from .tokens import estimate_tokens
 
 
 @dataclass
@@ -29,9 +31,19 @@ class Services:
         return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30)
 
     @cached_property
-    def llm(self) -> LLMClient:
-        """The LLM client."""
-        return LLMClient(self.settings)
+    def llm(self) -> Provider:
+        """The LLM provider chosen by the settings."""
+        return make_provider(self.settings)
+
+    @property
+    def provider_choice(self) -> ProviderChoice:
+        """Which provider was chosen and why."""
+        return choose_provider(self.settings)
+
+    def count_tokens(self, model: str, prompt: Prompt) -> int:
+        """The prompt's size: the provider's own count, else the conservative estimate."""
+        counted = self.llm.count_tokens(model, prompt)
+        return counted if counted is not None else estimate_tokens(prompt)
 
     @cached_property
     def core(self) -> CoreClient:

@@ -12,12 +12,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import SettingsError
 
-_SECRETS = {"llm_api_key", "core_api_token"}
+_SECRETS = {"llm_api_key", "core_api_token", "openai_api_key", "anthropic_api_key"}
 
 
 def _require_scheme(value: str, schemes: tuple[str, ...]) -> str:
@@ -75,14 +75,27 @@ class BrokerSettings(BaseSettings):
 class Settings(BrokerSettings):
     """Everything a worker process needs; see README for each variable."""
 
+    #: ``openai``, ``anthropic`` or ``ollama``; unset: chosen from the keys present.
+    llm_provider: Literal["openai", "anthropic", "ollama"] | None = None
     llm_base_url: str = "http://localhost:8080/v1"
     llm_api_key: SecretStr = SecretStr("not-needed")
+    openai_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    #: Ollama's URL; setting it selects Ollama when no key is present.
+    ollama_host: str | None = None
     llm_text_model: str = Field("mistral", min_length=1)
     llm_vision_model: str = Field("llava", min_length=1)
     #: Timeout of one LLM call, in seconds.
     llm_timeout_seconds: float = Field(120.0, gt=0)
     #: How the answer's shape is requested: a JSON Schema, plain JSON mode, or only by prompt.
     llm_response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+    #: The model's context window and the part of it kept for the answer, in tokens.
+    llm_context_tokens: int = Field(8192, ge=256)
+    llm_max_output_tokens: int = Field(1024, ge=16)
+    #: How prompts are counted: ``auto`` (the server's tokenizer when it has one), ``server``
+    #: or ``estimate`` (a conservative estimate, see README).
+    llm_tokenizer: Literal["auto", "server", "estimate"] = "auto"
     #: Retries after an invalid answer (so at most this + 1 calls).
     llm_max_retries: int = Field(5, ge=0, le=20)
     #: First delay between invalid-answer retries, doubled each time, in seconds.
@@ -101,6 +114,11 @@ class Settings(BrokerSettings):
     job_retry_min_backoff_seconds: float = Field(5.0, gt=0)
     job_retry_max_backoff_seconds: float = Field(600.0, gt=0)
 
+    #: Lifetime of a review conversation in Redis, refreshed on each turn, in seconds.
+    review_conversation_ttl_seconds: int = Field(604_800, gt=0)
+    #: Tool calls the model may make per diff chunk before it must comment.
+    review_max_tool_calls: int = Field(5, ge=0)
+
     core_api_url: str = "http://localhost:8000"
     core_api_token: SecretStr | None = None
     #: Timeout of one Core API call, in seconds.
@@ -113,10 +131,23 @@ class Settings(BrokerSettings):
     #: Prefix of this service's own Redis keys (breaker state, expiry claims).
     key_prefix: str = Field("llmw", min_length=1)
 
-    @field_validator("llm_base_url", "core_api_url")
+    @field_validator("llm_base_url", "core_api_url", "anthropic_base_url", "ollama_host")
     @classmethod
-    def _http_scheme(cls, value: str) -> str:
+    def _http_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
         return _require_scheme(value, ("http", "https")).rstrip("/")
+
+    @model_validator(mode="after")
+    def _budget(self) -> Settings:
+        if self.llm_max_output_tokens >= self.llm_context_tokens // 2:
+            raise ValueError("LLM_MAX_OUTPUT_TOKENS must be under half of LLM_CONTEXT_TOKENS")
+        return self
+
+    @property
+    def prompt_token_budget(self) -> int:
+        """Tokens a prompt may use: the context window less the answer's share."""
+        return self.llm_context_tokens - self.llm_max_output_tokens
 
 
 _S = TypeVar("_S", bound=BrokerSettings)
@@ -127,7 +158,7 @@ def _load(cls: type[_S]) -> _S:
         return cls()
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = str(error["loc"][0]) if error["loc"] else "?"
+        name = str(error["loc"][0]) if error["loc"] else "settings"
         shown = "" if name in _SECRETS else f" (got {error.get('input')!r})"
         raise SettingsError(f"{name.upper()}: {error['msg']}{shown}") from None
 

@@ -6,11 +6,12 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import redis
 from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name
 
 from .expiry import claim_and_expire, is_expired
+from .outcomes import job_kind_of
 from .services import Services
 
 logger = logging.getLogger(__name__)
@@ -30,9 +31,7 @@ class SweepReport:
     already_expired: int = 0
 
 
-def sweep_redis_queues(
-    svc: Services, client: redis.Redis, namespace: str, queues: Iterable[str]
-) -> SweepReport:
+def sweep_redis_queues(svc: Services, broker: RedisBroker, queues: Iterable[str]) -> SweepReport:
     """Expire every job in ``queues`` (and their delay queues) past its expiry age.
 
     Reads the broker's message hashes directly (``{ns}:{queue}.msgs`` and
@@ -42,6 +41,7 @@ def sweep_redis_queues(
     worker is removed without telling anyone again.
     """
     report = SweepReport()
+    client, namespace = broker.client, broker.namespace
     remove = client.register_script(_REMOVE)
     for queue in queues:
         for name in (queue, dq_name(queue)):
@@ -53,9 +53,10 @@ def sweep_redis_queues(
                 except Exception:
                     logger.warning("undecodable message %r in %s", redis_id, msgs_key)
                     continue
-                if not is_expired(svc, message):
+                kind = job_kind_of(broker, message)
+                if kind is None or not is_expired(svc, message):
                     continue
-                if claim_and_expire(svc, message):
+                if claim_and_expire(svc, message, kind):
                     report.expired += 1
                 else:
                     report.already_expired += 1

@@ -11,11 +11,10 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from llm_worker import message_options
 from llm_worker.expiry import message_age
-from llm_worker.outcomes import JobRef, report_skipped
+from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
 
 from .circuit_breaker import breaker_store
-from .job_arguments import payload_model_of
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +36,8 @@ class MessageAgeCheck(Middleware):
     actor_options = {"max_age_seconds"}
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        if payload_model_of(broker, message) is None or message_options.was_requeued(
-            message.options
-        ):
+        kind = job_kind_of(broker, message)
+        if kind is None or message_options.was_requeued(message.options):
             return
         svc = services()
         actor = broker.get_actor(message.actor_name)
@@ -54,7 +52,7 @@ class MessageAgeCheck(Middleware):
             return
         error = f"stale: job was {waited:.0f}s old when picked up (limit {max_age:.0f}s)"
         try:
-            report_skipped(svc, JobRef.from_message(message), error)
+            kind.skipped(svc, message, error)
         except Exception:
             logger.exception("could not report skipped job %s", message.message_id)
         raise SkipMessage(error)

@@ -15,9 +15,8 @@ from dramatiq.middleware import Middleware, SkipMessage
 from llm_worker import message_options
 from llm_worker.breaker import BreakerStatus, BreakerStore
 from llm_worker.errors import LLMUnavailable
+from llm_worker.outcomes import job_kind_of
 from llm_worker.services import Services, services
-
-from .job_arguments import payload_model_of
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +36,7 @@ def breaker_status() -> BreakerStatus:
 
 def llm_queues(broker: dramatiq.Broker) -> set[str]:
     """Queues (and their delay queues) of the actors that call the LLM."""
-    names = {
-        actor.queue_name for actor in broker.actors.values() if actor.options.get("payload_model")
-    }
+    names = {actor.queue_name for actor in broker.actors.values() if actor.options.get("job_kind")}
     return names | {dq_name(name) for name in names}
 
 
@@ -89,7 +86,7 @@ class CircuitBreaker(Middleware):
     # -- message hooks -------------------------------------------------------------
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        if payload_model_of(broker, message) is None:
+        if job_kind_of(broker, message) is None:
             return
         status = self._current(broker)
         if status is not None:
@@ -168,7 +165,7 @@ class CircuitBreaker(Middleware):
         if not store.claim_probe(interval):
             return
         try:
-            latency = svc.llm.probe()
+            latency = svc.llm.probe(svc.settings.llm_text_model)
         except LLMUnavailable as exc:
             wait = max(interval, exc.retry_after or 0.0)
             store.probe_failed(str(exc), next_probe_at=time.time() + wait)

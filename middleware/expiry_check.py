@@ -9,9 +9,8 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
 from llm_worker.expiry import claim_and_expire, is_expired
+from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
-
-from .job_arguments import payload_model_of
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +24,14 @@ class ExpiryCheck(Middleware):
     """
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        if payload_model_of(broker, message) is None:
+        kind = job_kind_of(broker, message)
+        if kind is None:
             return
         svc = services()
         if not is_expired(svc, message):
             return
         try:
-            claim_and_expire(svc, message)
+            claim_and_expire(svc, message, kind)
         except Exception:
             logger.exception("could not expire %s; it stays queued", message.message_id)
             broker.enqueue(message, delay=60_000)

@@ -12,8 +12,9 @@ from dramatiq.middleware import Middleware
 
 from llm_worker import message_options
 from llm_worker.errors import InvalidLLMResponse
-from llm_worker.outcomes import JobRef, report_failure
+from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
+from llm_worker.usage import Usage
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,11 @@ class InvalidResponseBackoff(Middleware):
         over_time = time.time() + delay - started > config.llm_job_max_seconds
         if retries >= config.llm_max_retries or over_time:
             message.fail()
-            error = f"invalid LLM response after {retries + 1} attempts: {exception.problem}"
-            report_failure(services(), JobRef.from_message(message), error, attempts=retries + 1)
+            attempts = max(retries + 1, Usage.from_options(message.options).attempts)
+            error = f"invalid LLM response after {attempts} attempts: {exception.problem}"
+            kind = job_kind_of(broker, message)
+            if kind is not None:
+                kind.failed(services(), message, error, attempts)
             return
         message.options[message_options.INVALID_RETRIES] = retries + 1
         message.options[message_options.FEEDBACK] = {

@@ -3,51 +3,44 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
-from llm_worker.arguments import parse_arguments
 from llm_worker.errors import InvalidPayload
-from llm_worker.outcomes import AnyMessage, JobRef, report_failure
+from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
 
 logger = logging.getLogger(__name__)
 
 
-def payload_model_of(broker: dramatiq.Broker, message: AnyMessage) -> Any:
-    """The actor's ``payload_model`` option, or ``None`` for actors that are not jobs."""
-    actor = broker.get_actor(message.actor_name)
-    return actor.options.get("payload_model")
-
-
 class JobArgumentsCheck(Middleware):
-    """Validate ``(job_id, user_id, payload)`` before a job actor runs.
+    """Validate a job's arguments before its actor runs.
 
     A job whose arguments are missing, unknown or of the wrong type is failed
-    at once: Core gets ``status: failed`` with an error naming the field, the
-    user an ``llm_failure`` notification, and the message goes to the
-    dead-letter queue.  Nothing is retried and no LLM call is made.
+    at once through its job kind (for Core jobs: ``status: failed`` with an
+    error naming the field and an ``llm_failure`` notification), and the
+    message goes to the dead-letter queue.  Nothing is retried and no LLM
+    call is made.
 
     Actor option:
-      payload_model: the pydantic model of the actor's payload; only actors
-        with this option are checked.
+      job_kind: the actor's :class:`~llm_worker.outcomes.JobKind`; it marks
+        the LLM job actors every middleware of this service acts on.
     """
 
-    actor_options = {"payload_model"}
+    actor_options = {"job_kind"}
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        model = payload_model_of(broker, message)
-        if model is None:
+        kind = job_kind_of(broker, message)
+        if kind is None:
             return
         try:
-            parse_arguments(message.args, message.kwargs, model)
+            kind.validate(message.args, message.kwargs)
         except InvalidPayload as exc:
             message.fail()
             try:
-                report_failure(services(), JobRef.from_message(message), str(exc), attempts=0)
+                kind.failed(services(), message, str(exc), 0)
             except Exception:
                 logger.exception("could not report the invalid job %s", message.message_id)
             raise SkipMessage(str(exc)) from None

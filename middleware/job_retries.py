@@ -10,10 +10,9 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
 from llm_worker.errors import JobRejected, LLMError
-from llm_worker.outcomes import JobRef, report_failure
+from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
-
-from .job_arguments import payload_model_of
+from llm_worker.usage import Usage
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +53,7 @@ class JobRetries(Retries):
         else:
             self.configure()
             super().after_process_message(broker, message, result=result, exception=exception)
-        if message.failed and payload_model_of(broker, message) is not None:
-            attempts = message.options.get("retries", 0) + 1
-            report_failure(
-                services(), JobRef.from_message(message), str(exception), attempts=attempts
-            )
+        kind = job_kind_of(broker, message)
+        if message.failed and kind is not None:
+            attempts = Usage.from_options(message.options).attempts
+            kind.failed(services(), message, str(exception), attempts)

@@ -28,9 +28,12 @@ class SettingsCheck(Middleware):
         except SettingsError as exc:
             print(f"llm-worker: invalid setting {exc}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
+        choice = services().provider_choice
         logger.info(
-            "LLM at %s (text model %s, vision model %s); Core at %s",
-            config.llm_base_url,
+            "LLM provider %s at %s (%s); text model %s, vision model %s; Core at %s",
+            choice.name,
+            choice.url,
+            choice.reason,
             config.llm_text_model,
             config.llm_vision_model,
             config.core_api_url,

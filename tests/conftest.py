@@ -87,6 +87,7 @@ def env(
     fake_llm.script.clear()
     fake_llm.answers.clear()
     fake_llm.fallback = None
+    fake_llm.serves_tokenize = False
     fake_core.clear()
     fake_core.tasks.clear()
     fake_core.failures.clear()
@@ -115,6 +116,11 @@ def worker(env: Callable[..., Services]) -> Iterator[Worker]:
     actors.broker.middleware[:] = [
         m for m in actors.broker.middleware if getattr(m, "worker", None) is not worker
     ]
+
+
+def usage(calls: int) -> dict[str, int]:
+    """The usage Core gets after ``calls`` answers of the fake LLM (11 + 7 tokens each)."""
+    return {"prompt_tokens": 11 * calls, "completion_tokens": 7 * calls, "attempts": calls}
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:

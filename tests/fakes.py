@@ -103,6 +103,11 @@ class FakeHTTPServer:
             self.requests.clear()
 
 
+def whitespace_tokens(text: str) -> list[int]:
+    """A toy tokenizer: one token per whitespace-separated word."""
+    return [len(word) for word in text.split()]
+
+
 class FakeLLM(FakeHTTPServer):
     """An OpenAI-compatible ``/v1/chat/completions`` endpoint with scripted answers.
 
@@ -115,7 +120,14 @@ class FakeLLM(FakeHTTPServer):
         self.script: deque[Reply] = deque()
         self.answers: dict[str, Any] = {}
         self.fallback: Callable[[dict[str, Any]], Reply] | None = None
+        #: Serve llama.cpp's ``/tokenize`` (``{"content"}`` -> ``{"tokens"}``); 404 when off.
+        self.serves_tokenize = False
         super().__init__()
+
+    def tokenize(self, body: dict[str, Any]) -> Reply:
+        if not self.serves_tokenize or "content" not in body:
+            return Reply(status=404, body={"error": "not found"})
+        return Reply(body={"tokens": whitespace_tokens(body["content"])})
 
     @property
     def base_url(self) -> str:
@@ -130,6 +142,8 @@ class FakeLLM(FakeHTTPServer):
             return [r for r in self.requests if r["path"].endswith("/chat/completions")]
 
     def respond(self, request: dict[str, Any]) -> Reply:
+        if request["path"] == "/tokenize":
+            return self.tokenize(request["json"] or {})
         with self.lock:
             reply = self.script.popleft() if self.script else None
         if reply is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_REDIS_URL, notifications, wait_for
+from tests.conftest import TEST_REDIS_URL, notifications, usage, wait_for
 from tests.fakes import Reply
 
 pytestmark = pytest.mark.cli
@@ -80,7 +80,9 @@ def test_worker_cli_runs_job_sent_by_another_process(
     )
 
     wait_for(lambda: fake_core.job_updates(1), timeout=30)
-    assert fake_core.job_updates(1) == [{"status": "completed", "result": GOOD, "error": None}]
+    assert fake_core.job_updates(1) == [
+        {"status": "completed", "result": GOOD, "error": None, "usage": usage(1)}
+    ]
     wait_for(lambda: notifications(redis_client), timeout=10)
     [note] = notifications(redis_client)
     assert note == {

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from actors import image_tag
-from tests.conftest import PNG_BYTES, dead_letters, drain, notifications
+from tests.conftest import PNG_BYTES, dead_letters, drain, notifications, usage
 
 
 def test_success_sends_image_and_stores_tags_first(worker, fake_llm, fake_core, redis_client):
@@ -25,7 +25,11 @@ def test_success_sends_image_and_stores_tags_first(worker, fake_llm, fake_core, 
     result = {"description": "A cat on a sofa.", "tags": ["cat", "sofa"]}
     put, patch = [(r["method"], r["path"], r["json"]) for r in fake_core.requests]
     assert put == ("PUT", "/images/img-1/tags", result)
-    assert patch == ("PATCH", "/jobs/10", {"status": "completed", "result": result, "error": None})
+    assert patch == (
+        "PATCH",
+        "/jobs/10",
+        {"status": "completed", "result": result, "error": None, "usage": usage(1)},
+    )
     assert [n["message_type"] for n in notifications(redis_client)] == ["llm_image_tag_result"]
 
 

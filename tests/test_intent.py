@@ -7,7 +7,7 @@ import json
 import pytest
 
 from actors import intent_classify
-from tests.conftest import dead_letters, drain, notifications
+from tests.conftest import dead_letters, drain, notifications, usage
 
 
 def test_success_updates_core_and_notifies(worker, fake_llm, fake_core, redis_client):
@@ -17,7 +17,12 @@ def test_success_updates_core_and_notifies(worker, fake_llm, fake_core, redis_cl
     drain(worker, "llm.intent")
 
     assert fake_core.job_updates(1) == [
-        {"status": "completed", "result": {"intent": "reminder", "confidence": 0.93}, "error": None}
+        {
+            "status": "completed",
+            "result": {"intent": "reminder", "confidence": 0.93},
+            "error": None,
+            "usage": usage(1),
+        }
     ]
     assert notifications(redis_client) == [
         {

@@ -6,7 +6,7 @@ import itertools
 
 from actors import followup, intent_classify
 from middleware.invalid_backoff import backoff_delay
-from tests.conftest import dead_letters, drain, notifications
+from tests.conftest import dead_letters, drain, notifications, usage
 from tests.fakes import Reply
 
 
@@ -65,7 +65,12 @@ def test_retry_tells_model_what_was_wrong_and_succeeds_on_third_answer(
         in third["json"]["messages"][3]["content"]
     )
     assert fake_core.job_updates(31) == [
-        {"status": "completed", "result": {"question": "Which day?"}, "error": None}
+        {
+            "status": "completed",
+            "result": {"question": "Which day?"},
+            "error": None,
+            "usage": usage(3),
+        }
     ]
     assert [n["message_type"] for n in notifications(redis_client)] == ["llm_followup_result"]
 

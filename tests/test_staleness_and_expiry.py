@@ -118,7 +118,7 @@ def test_two_sweepers_expire_each_job_once(env, fake_core, redis_client):
     reports = []
 
     def sweep():
-        reports.append(sweep_redis_queues(svc, broker.client, broker.namespace, ["llm.intent"]))
+        reports.append(sweep_redis_queues(svc, broker, ["llm.intent"]))
 
     sweepers = [threading.Thread(target=sweep) for _ in range(2)]
     for thread in sweepers:

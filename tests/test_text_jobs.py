@@ -7,7 +7,7 @@ import json
 import pytest
 
 from actors import email_extract, followup, task_match
-from tests.conftest import dead_letters, drain, notifications
+from tests.conftest import dead_letters, drain, notifications, usage
 
 
 def _data_of(request):
@@ -24,7 +24,9 @@ def test_followup_success(worker, fake_llm, fake_core, redis_client):
     [request] = fake_llm.chat_requests()
     assert _data_of(request) == {"text": "call Anna", "context": "two contacts named Anna"}
     result = {"question": "Which Anna do you mean?"}
-    assert fake_core.job_updates(20) == [{"status": "completed", "result": result, "error": None}]
+    assert fake_core.job_updates(20) == [
+        {"status": "completed", "result": result, "error": None, "usage": usage(1)}
+    ]
     [note] = notifications(redis_client)
     assert (note["message_type"], note["content"]) == ("llm_followup_result", result)
 
@@ -48,7 +50,9 @@ def test_task_match_reads_open_tasks_and_notifies_on_match(
     assert (get["method"], get["path"]) == ("GET", "/users/42/tasks?status=open")
     assert _data_of(fake_llm.chat_requests()[0])["open_tasks"] == TASKS
     result = {"task_id": 9, "confidence": 0.9, "reason": "Rome"}
-    assert fake_core.job_updates(21) == [{"status": "completed", "result": result, "error": None}]
+    assert fake_core.job_updates(21) == [
+        {"status": "completed", "result": result, "error": None, "usage": usage(1)}
+    ]
     [note] = notifications(redis_client)
     assert (note["message_type"], note["content"]) == ("llm_task_match_result", result)
 
@@ -95,7 +99,7 @@ def test_email_extract_keeps_confident_events(worker, fake_llm, fake_core, redis
     drain(worker, "llm.email_extract")
 
     assert fake_core.job_updates(23) == [
-        {"status": "completed", "result": {"events": [sure]}, "error": None}
+        {"status": "completed", "result": {"events": [sure]}, "error": None, "usage": usage(1)}
     ]
     [note] = notifications(redis_client)
     assert (note["message_type"], note["content"]) == ("event_confirmation", sure)

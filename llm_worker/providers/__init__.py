@@ -1,0 +1,87 @@
+"""LLM providers: OpenAI-compatible servers, Anthropic and Ollama.
+
+Each maps its failures onto :class:`~llm_worker.errors.LLMUnavailable` and
+:class:`~llm_worker.errors.InvalidLLMResponse` (plus
+:class:`~llm_worker.errors.LLMRequestRejected`), reports token usage, and
+has its SDK's own retries off: the middleware owns retrying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..settings import Settings
+from .anthropic_messages import AnthropicProvider
+from .base import LLMAnswer, Prompt, Provider, Turn
+from .ollama import OllamaProvider
+from .openai_compat import OpenAICompatibleProvider
+
+OPENAI_URL = "https://api.openai.com/v1"
+OLLAMA_DEFAULT_HOST = "http://localhost:11434"
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """Which provider runs the jobs, where, and why it was chosen."""
+
+    name: str
+    url: str
+    reason: str
+
+
+def choose_provider(settings: Settings) -> ProviderChoice:
+    """Pick the provider: ``LLM_PROVIDER``, else the first of ``OPENAI_API_KEY``,
+    ``ANTHROPIC_API_KEY``, ``OLLAMA_HOST`` present, else the OpenAI-compatible
+    server at ``LLM_BASE_URL``."""
+    explicit_base = "llm_base_url" in settings.model_fields_set
+    name, reason = settings.llm_provider, "LLM_PROVIDER is set"
+    if name is None:
+        if settings.openai_api_key is not None:
+            name, reason = "openai", "OPENAI_API_KEY is set"
+        elif settings.anthropic_api_key is not None:
+            name, reason = "anthropic", "ANTHROPIC_API_KEY is set"
+        elif settings.ollama_host:
+            name, reason = "ollama", "OLLAMA_HOST is set"
+        else:
+            name, reason = "openai", "no provider key set: OpenAI-compatible server"
+    if name == "anthropic":
+        return ProviderChoice(name, settings.anthropic_base_url, reason)
+    if name == "ollama":
+        return ProviderChoice(name, settings.ollama_host or OLLAMA_DEFAULT_HOST, reason)
+    use_openai = settings.openai_api_key is not None and not explicit_base
+    return ProviderChoice("openai", OPENAI_URL if use_openai else settings.llm_base_url, reason)
+
+
+def make_provider(settings: Settings) -> Provider:
+    """Build the chosen provider from the settings."""
+    choice = choose_provider(settings)
+    timeout = settings.llm_timeout_seconds
+    if choice.name == "anthropic":
+        key = settings.anthropic_api_key or settings.llm_api_key
+        return AnthropicProvider(
+            api_key=key.get_secret_value(), base_url=choice.url, timeout=timeout
+        )
+    if choice.name == "ollama":
+        return OllamaProvider(host=choice.url, timeout=timeout)
+    key = settings.openai_api_key or settings.llm_api_key
+    return OpenAICompatibleProvider(
+        base_url=choice.url,
+        api_key=key.get_secret_value(),
+        timeout=timeout,
+        response_format=settings.llm_response_format,
+        tokenizer=settings.llm_tokenizer,
+    )
+
+
+__all__ = [
+    "AnthropicProvider",
+    "LLMAnswer",
+    "OllamaProvider",
+    "OpenAICompatibleProvider",
+    "Prompt",
+    "Provider",
+    "ProviderChoice",
+    "Turn",
+    "choose_provider",
+    "make_provider",
+]

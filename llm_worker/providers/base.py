@@ -1,0 +1,137 @@
+"""What every LLM provider offers, in provider-neutral types."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+from ..errors import LLMRequestRejected, LLMUnavailable
+from ..images import StoredImage
+
+#: Statuses that mean "the service cannot be used now", beyond 5xx.
+UNAVAILABLE_STATUSES = {408, 429, 529}
+#: Statuses only an operator can fix: bad key, forbidden, unknown model.
+OPERATOR_STATUSES = {401, 403, 404}
+#: Conservative token cost of one image in a prompt.
+IMAGE_TOKENS = 1600
+
+TurnKind = Literal["data", "answer", "tool_call", "tool_result", "feedback"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a conversation.
+
+    ``kind`` tells the token budget what may be shortened: only
+    ``tool_result`` turns are, oldest first.
+    """
+
+    role: Literal["user", "assistant"]
+    text: str
+    kind: TurnKind = "data"
+    image: StoredImage | None = None
+
+    def with_text(self, text: str) -> Turn:
+        """A copy with other text."""
+        return replace(self, text=text)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A system prompt and the conversation after it."""
+
+    system: str
+    turns: tuple[Turn, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class LLMAnswer:
+    """The text of one completion and its token usage."""
+
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Provider(Protocol):
+    """An LLM service: one completion, a probe, and (where it can) a token count."""
+
+    name: str
+
+    def complete(
+        self,
+        *,
+        model: str,
+        prompt: Prompt,
+        schema_name: str,
+        schema: dict[str, Any],
+        max_tokens: int,
+    ) -> LLMAnswer:
+        """One completion whose text should be a JSON object matching ``schema``.
+
+        Raises:
+          LLMUnavailable: the service cannot be used now (breaker).
+          LLMRequestRejected: the service will never accept this request.
+          InvalidLLMResponse: an answer without text.
+        """
+        ...
+
+    def probe(self, model: str) -> float:
+        """The smallest call that proves ``model`` answers; its latency in seconds.
+
+        Raises:
+          LLMUnavailable: when it does not.
+        """
+        ...
+
+    def count_tokens(self, model: str, prompt: Prompt) -> int | None:
+        """The prompt's size in the model's own tokens, or ``None`` when unknown offline."""
+        ...
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Read ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def status_error(status: int, message: str, headers: Mapping[str, str]) -> Exception:
+    """The error class for an HTTP error answer from any provider.
+
+    5xx, 408, 429 and 529 are :class:`LLMUnavailable` (honouring
+    ``Retry-After``); 401, 403 and 404 are too, flagged as needing an
+    operator; any other status is :class:`LLMRequestRejected`.
+    """
+    text = f"LLM answered HTTP {status}: {message[:500]}"
+    if status >= 500 or status in UNAVAILABLE_STATUSES:
+        return LLMUnavailable(text, retry_after=retry_after_seconds(headers))
+    if status in OPERATOR_STATUSES:
+        return LLMUnavailable(text, needs_operator=True)
+    return LLMRequestRejected(text)
+
+
+def error_message(body: Any, default: str) -> str:
+    """The human message inside an error body of any of the providers."""
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("error")
+        if isinstance(message, dict):
+            message = message.get("message")
+        if message:
+            return str(message)
+    return default

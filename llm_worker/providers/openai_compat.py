@@ -1,0 +1,154 @@
+"""Any OpenAI-compatible chat-completions server, through the ``openai`` SDK."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import openai
+import requests
+
+from ..errors import InvalidLLMResponse, LLMUnavailable
+from .base import LLMAnswer, Prompt, Turn, error_message, status_error
+
+
+def _content(turn: Turn) -> Any:
+    if turn.image is None:
+        return turn.text
+    return [
+        {"type": "text", "text": turn.text},
+        {"type": "image_url", "image_url": {"url": turn.image.data_url()}},
+    ]
+
+
+def chat_messages(prompt: Prompt) -> list[dict[str, Any]]:
+    """The prompt as chat-completions ``messages``."""
+    return [
+        {"role": "system", "content": prompt.system},
+        *({"role": turn.role, "content": _content(turn)} for turn in prompt.turns),
+    ]
+
+
+def _translate(exc: Exception, timeout: float) -> Exception:
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMUnavailable(f"LLM call timed out after {timeout:g}s")
+    if isinstance(exc, openai.APIConnectionError):
+        return LLMUnavailable(f"cannot reach the LLM: {exc.__cause__ or exc}")
+    if isinstance(exc, openai.APIStatusError):
+        message = error_message(exc.body, str(exc.message))
+        return status_error(exc.status_code, message, exc.response.headers)
+    return exc
+
+
+class OpenAICompatibleProvider:
+    """Chat completions at ``base_url``, JSON Schema as ``response_format``.
+
+    Parameters:
+      base_url: the server's ``/v1`` URL.
+      api_key: the key (``not-needed`` for local servers).
+      timeout: seconds per call.
+      response_format: ``json_schema``, ``json_object`` or ``none``.
+      tokenizer: ``auto`` (the server's ``/tokenize`` when it has one),
+        ``server`` (the same, required) or ``estimate``.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout: float,
+        response_format: str = "json_schema",
+        tokenizer: str = "auto",
+    ) -> None:
+        self._client = openai.OpenAI(
+            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0
+        )
+        self._timeout = timeout
+        self._response_format = response_format
+        self._tokenize_url = base_url.removesuffix("/v1") + "/tokenize"
+        self._tokenizer = tokenizer
+        self._tokenize_style: str | None = None if tokenizer != "estimate" else "none"
+        self._session = requests.Session()
+
+    def _format(self, name: str, schema: dict[str, Any]) -> Any:
+        if self._response_format == "json_schema":
+            return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+        if self._response_format == "json_object":
+            return {"type": "json_object"}
+        return openai.NOT_GIVEN
+
+    def complete(
+        self,
+        *,
+        model: str,
+        prompt: Prompt,
+        schema_name: str,
+        schema: dict[str, Any],
+        max_tokens: int,
+    ) -> LLMAnswer:
+        """See :meth:`Provider.complete`."""
+        try:
+            completion = self._client.chat.completions.create(
+                model=model,
+                messages=chat_messages(prompt),  # type: ignore[arg-type]
+                response_format=self._format(schema_name, schema),
+                max_tokens=max_tokens,
+                temperature=0,
+            )
+        except openai.OpenAIError as exc:
+            raise _translate(exc, self._timeout) from None
+        if not completion.choices or not completion.choices[0].message.content:
+            raise InvalidLLMResponse("the answer was empty")
+        usage = completion.usage
+        return LLMAnswer(
+            text=completion.choices[0].message.content,
+            model=completion.model or model,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+        )
+
+    def probe(self, model: str) -> float:
+        """See :meth:`Provider.probe`."""
+        started = time.monotonic()
+        try:
+            self._client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "ping"}], max_tokens=1
+            )
+        except openai.OpenAIError as exc:
+            error = _translate(exc, self._timeout)
+            if isinstance(error, LLMUnavailable):
+                raise error from None
+        return time.monotonic() - started
+
+    def _tokenize(self, model: str, text: str) -> int | None:
+        """Count ``text`` with the server's ``/tokenize`` (vLLM or llama.cpp style)."""
+        styles = [self._tokenize_style] if self._tokenize_style else ["vllm", "llama.cpp"]
+        for style in styles:
+            body = {"model": model, "prompt": text} if style == "vllm" else {"content": text}
+            try:
+                response = self._session.post(self._tokenize_url, json=body, timeout=self._timeout)
+                data = response.json() if response.ok else None
+            except (requests.RequestException, ValueError):
+                data = None
+            if isinstance(data, dict) and ("count" in data or "tokens" in data):
+                self._tokenize_style = style
+                return int(data.get("count", len(data.get("tokens", []))))
+        if self._tokenize_style is None and self._tokenizer == "auto":
+            self._tokenize_style = "none"  # no tokenizer: estimate from now on
+        return None
+
+    def count_tokens(self, model: str, prompt: Prompt) -> int | None:
+        """See :meth:`Provider.count_tokens`; per-message overhead of 4 tokens."""
+        if self._tokenize_style == "none":
+            return None
+        texts = [prompt.system, *(turn.text for turn in prompt.turns)]
+        total = 0
+        for text in texts:
+            count = self._tokenize(model, text)
+            if count is None:
+                return None
+            total += count + 4
+        return total
