@@ -13,10 +13,11 @@ from .email_extract import email_extract
 from .followup import followup
 from .image_tag import image_tag
 from .intent import intent_classify
+from .review import review_chunk
 from .sweeper import sweep_expired
 from .task_match import task_match
 
-#: Every job actor by its public name.
+#: Every life-organiser job actor by its public name.
 JOB_ACTORS = {
     actor.actor_name: actor
     for actor in (image_tag, intent_classify, followup, task_match, email_extract)
@@ -29,6 +30,7 @@ __all__ = [
     "followup",
     "image_tag",
     "intent_classify",
+    "review_chunk",
     "sweep_expired",
     "task_match",
 ]

@@ -25,31 +25,41 @@ class JobArguments(Generic[P]):
     payload: P
 
 
-def bind_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """Map positional and keyword arguments onto ``job_id, user_id, payload``.
+def bind_arguments(
+    args: Sequence[Any], kwargs: Mapping[str, Any], names: Sequence[str] = ARGUMENT_NAMES
+) -> dict[str, Any]:
+    """Map positional and keyword arguments onto ``names`` (``job_id, user_id, payload``).
 
     Raises:
       InvalidPayload: for too many, duplicate, unknown or missing arguments.
     """
-    if len(args) > len(ARGUMENT_NAMES):
-        raise InvalidPayload("arguments", f"expected 3 arguments, got {len(args)}")
-    bound = dict(zip(ARGUMENT_NAMES, args, strict=False))
+    if len(args) > len(names):
+        raise InvalidPayload("arguments", f"expected {len(names)} arguments, got {len(args)}")
+    bound = dict(zip(names, args, strict=False))
     for name, value in kwargs.items():
-        if name not in ARGUMENT_NAMES:
+        if name not in names:
             raise InvalidPayload(name, "unknown argument")
         if name in bound:
             raise InvalidPayload(name, "given both by position and by name")
         bound[name] = value
-    for name in ARGUMENT_NAMES:
+    for name in names:
         if name not in bound:
             raise InvalidPayload(name, "missing argument")
     return bound
 
 
-def _is_job_id(value: Any) -> bool:
+def is_job_id(value: Any) -> bool:
+    """Whether ``value`` is a usable id: a non-empty string or an integer (not a bool)."""
     return (isinstance(value, str) and value != "") or (
         isinstance(value, int) and not isinstance(value, bool)
     )
+
+
+def validation_problem(exc: ValidationError, prefix: str) -> InvalidPayload:
+    """The first error of a pydantic validation as :class:`InvalidPayload`."""
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in (prefix, *error["loc"]))
+    return InvalidPayload(field, error["msg"])
 
 
 def parse_arguments(
@@ -61,7 +71,7 @@ def parse_arguments(
       InvalidPayload: naming the first offending argument or payload field.
     """
     bound = bind_arguments(args, kwargs)
-    if not _is_job_id(bound["job_id"]):
+    if not is_job_id(bound["job_id"]):
         raise InvalidPayload("job_id", "must be a non-empty string or an integer")
     user_id = bound["user_id"]
     if not isinstance(user_id, int) or isinstance(user_id, bool):
@@ -72,7 +82,5 @@ def parse_arguments(
     try:
         parsed = payload_model.model_validate(payload)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in ("payload", *error["loc"]))
-        raise InvalidPayload(field, error["msg"]) from None
+        raise validation_problem(exc, "payload") from None
     return JobArguments(job_id=bound["job_id"], user_id=user_id, payload=parsed)

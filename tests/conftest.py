@@ -153,3 +153,74 @@ def dead_letters(client: redis.Redis, queue: str) -> list[str]:
     import json
 
     return [json.loads(data)["message_id"] for data in client.hvals(f"dramatiq:{queue}.XQ.msgs")]
+
+
+APP_PY = """import os
+
+
+def load_config(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def total(items):
+    result = 0
+    for item in items:
+        result += item.price
+    return result
+"""
+
+APP_PY_CHANGED = """import os
+
+
+def load_config(path):
+    handle = open(path)
+    return handle.read()
+
+
+def total(items):
+    result = 0
+    for item in items:
+        result += item.price * item.quantity
+    return result
+
+
+def discount(total, percent):
+    return total - total * percent / 100
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo``; return its output."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository with one commit on ``main`` and uncommitted changes to app.py."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "test@example.invalid")
+    git(repo, "config", "user.name", "Test")
+    (repo / "app.py").write_text(APP_PY)
+    (repo / "README.md").write_text("# demo\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "initial")
+    (repo / "app.py").write_text(APP_PY_CHANGED)
+    monkeypatch.setenv("GIT_REPO_PATH", str(repo))
+    return repo
+
+
+@pytest.fixture(scope="session")
+def git_actors() -> None:
+    """The reference git worker's actors, declared on the actors' broker once."""
+    from gitworker.handlers import declare
+
+    if "fetch_context" not in actors.broker.actors:
+        declare(actors.broker)

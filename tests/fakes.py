@@ -108,12 +108,23 @@ def whitespace_tokens(text: str) -> list[int]:
     return [len(word) for word in text.split()]
 
 
+#: Request paths of the three protocols the fake LLM speaks.
+CHAT_PATHS = ("/v1/chat/completions", "/v1/messages", "/api/chat")
+
+
+def _is_probe(body: dict[str, Any]) -> bool:
+    return body.get("max_tokens") == 1 or (body.get("options") or {}).get("num_predict") == 1
+
+
 class FakeLLM(FakeHTTPServer):
-    """An OpenAI-compatible ``/v1/chat/completions`` endpoint with scripted answers.
+    """An LLM speaking three protocols with scripted answers: OpenAI chat
+    completions (``/v1/chat/completions``), Anthropic messages
+    (``/v1/messages``, ``/v1/messages/count_tokens``) and Ollama
+    (``/api/chat``).
 
     Answers come from :attr:`script` first (FIFO), then from :attr:`answers`
-    keyed by the requested schema name; probes (``max_tokens=1``) get "pong"
-    unless a :attr:`fallback` is set; anything else gets the fallback or a 500.
+    keyed by the requested schema name (OpenAI); probes get "pong" unless a
+    :attr:`fallback` is set; anything else gets the fallback or a 500.
     """
 
     def __init__(self) -> None:
@@ -138,43 +149,69 @@ class FakeLLM(FakeHTTPServer):
             self.script.append(reply if isinstance(reply, Reply) else Reply(content=reply))
 
     def chat_requests(self) -> list[dict[str, Any]]:
+        """Completion requests of any protocol (not probes of the tokenizer)."""
         with self.lock:
-            return [r for r in self.requests if r["path"].endswith("/chat/completions")]
+            return [r for r in self.requests if r["path"] in CHAT_PATHS]
 
-    def respond(self, request: dict[str, Any]) -> Reply:
-        if request["path"] == "/tokenize":
-            return self.tokenize(request["json"] or {})
+    def _choose(self, body: dict[str, Any]) -> Reply:
         with self.lock:
             reply = self.script.popleft() if self.script else None
-        if reply is None:
-            body = request["json"] or {}
-            name = ((body.get("response_format") or {}).get("json_schema") or {}).get("name")
-            if name in self.answers:
-                reply = Reply(content=self.answers[name])
-            elif body.get("max_tokens") == 1 and self.fallback is None:
-                reply = Reply(content="pong")  # a health probe
-            elif self.fallback is not None:
-                reply = self.fallback(request)
-            else:
-                reply = Reply(status=500, body={"error": {"message": "no scripted answer"}})
+        if reply is not None:
+            return reply
+        name = ((body.get("response_format") or {}).get("json_schema") or {}).get("name")
+        if name in self.answers:
+            return Reply(content=self.answers[name])
+        if _is_probe(body) and self.fallback is None:
+            return Reply(content="pong")
+        if self.fallback is not None:
+            return self.fallback({"json": body})
+        return Reply(status=500, body={"error": {"message": "no scripted answer"}})
+
+    def respond(self, request: dict[str, Any]) -> Reply:
+        path, body = request["path"], request["json"] or {}
+        if path == "/tokenize":
+            return self.tokenize(body)
+        if path == "/v1/messages/count_tokens":
+            text = json.dumps(body.get("messages")) + str(body.get("system", ""))
+            return Reply(body={"input_tokens": len(text) // 4})
+        reply = self._choose(body)
         if reply.body is None:
             content = reply.content
             text = content if isinstance(content, str) else json.dumps(content)
-            reply.body = {
-                "id": "chatcmpl-test",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": (request["json"] or {}).get("model", "test"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-            }
+            reply.body = _wrap(path, body.get("model", "test"), text)
         return reply
+
+
+def _wrap(path: str, model: str, text: str) -> dict[str, Any]:
+    """A successful answer ``text`` in the protocol of ``path`` (11 + 7 tokens)."""
+    if path == "/v1/messages":
+        return {
+            "id": "msg_test",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 11, "output_tokens": 7},
+        }
+    if path == "/api/chat":
+        return {
+            "model": model,
+            "message": {"role": "assistant", "content": text},
+            "done": True,
+            "prompt_eval_count": 11,
+            "eval_count": 7,
+        }
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+    }
 
 
 class FakeCore(FakeHTTPServer):

@@ -1,0 +1,78 @@
+"""The git worker's actors, declared on whichever broker runs them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+
+from llm_worker.outbound import send_message
+from llm_worker.services import services
+
+from .tools import GitTools, ToolError
+
+logger = logging.getLogger("gitworker")
+
+#: The queue the review loop sends to.
+GIT_QUEUE = "git_queue"
+
+
+def comments_key(review_request_id: str | int) -> str:
+    """``review:{review_request_id}:comments``: list of posted results (JSON)."""
+    return f"review:{review_request_id}:comments"
+
+
+def git_tools() -> GitTools:
+    """Tools over ``GIT_REPO_PATH`` (default: the current directory), answers capped
+    at ``GIT_CONTEXT_MAX_CHARS`` (default 20000)."""
+    root = Path(os.environ.get("GIT_REPO_PATH") or ".")
+    return GitTools(root, max_chars=int(os.environ.get("GIT_CONTEXT_MAX_CHARS") or 20_000))
+
+
+def fetch_context(
+    review_request_id: str | int, chunk_id: str | int, tool_call: dict[str, Any]
+) -> None:
+    """Answer a tool call and send ``review_chunk(..., "CONTEXT_READY", ...)`` back."""
+    content, error = "", None
+    try:
+        arguments = tool_call.get("arguments") or {}
+        if not isinstance(arguments, dict):
+            raise ToolError("arguments must be an object")
+        content = git_tools().run(str(tool_call.get("tool")), arguments)
+    except ToolError as exc:
+        error = str(exc)
+    payload = {"tool_call_id": str(tool_call.get("id")), "content": content, "error": error}
+    send_message(
+        "llm.review", "review_chunk", (review_request_id, chunk_id, "CONTEXT_READY", payload), {}
+    )
+
+
+def post_comment(
+    review_request_id: str | int,
+    chunk_id: str | int,
+    comments: list[dict[str, Any]],
+    summary: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Print the chunk's comments (or summary, or error) and keep them in Redis."""
+    record = {"chunk_id": chunk_id, "comments": comments, "summary": summary, "error": error}
+    services().redis.rpush(comments_key(review_request_id), json.dumps(record))
+    if error:
+        print(f"[{chunk_id}] review failed: {error}", flush=True)
+    elif not comments:
+        print(f"[{chunk_id}] no issues: {summary}", flush=True)
+    for comment in comments:
+        where = f"{comment.get('path')}:{comment.get('line')}"
+        print(f"[{chunk_id}] {where} {comment.get('severity')}: {comment.get('body')}", flush=True)
+
+
+def declare(broker: dramatiq.Broker) -> list[dramatiq.Actor[Any, Any]]:
+    """Declare ``fetch_context`` and ``post_comment`` on ``broker`` (queue ``git_queue``)."""
+    return [
+        dramatiq.actor(fn, broker=broker, queue_name=GIT_QUEUE, max_retries=3)
+        for fn in (fetch_context, post_comment)
+    ]

@@ -1,0 +1,1 @@
+"""The code-review loop: diff chunks, conversations, tool calls and comments."""

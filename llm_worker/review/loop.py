@@ -1,0 +1,314 @@
+"""One turn of a chunk's review: build the prompt, ask the model, act on its answer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from .. import prompts as common_prompts
+from ..errors import InvalidLLMResponse, InvalidPayload
+from ..jobs import call_llm, current_usage, retry_feedback
+from ..json_extract import ANSWER_EXCERPT_CHARS, extract_json_object
+from ..providers.base import Prompt, Turn
+from ..services import Services
+from ..tokens import BYTES_PER_TOKEN, SHORTENED_MARKER, PromptTooLarge
+from . import prompts
+from .conversation import Conversation, ConversationStore
+from .diff import FileDiff, parse_file_diff, split_diff
+from .schemas import (
+    CommentAnswer,
+    ContextReadyPayload,
+    ReviewArguments,
+    ReviewRequestPayload,
+    ToolCallAnswer,
+    answer_schema,
+    parse_review_answer,
+)
+
+logger = logging.getLogger("llm_worker.review")
+
+#: Queue and actor names of the git worker.
+GIT_QUEUE = "git_queue"
+FETCH_CONTEXT = "fetch_context"
+POST_COMMENT = "post_comment"
+
+#: Share of the prompt budget the first prompt (system and diff) may take; the rest
+#: is left for tool results.  A larger diff is split by hunks into sub-chunks.
+FIRST_PROMPT_SHARE = 0.6
+
+Send = Callable[[str, tuple[Any, ...], dict[str, Any]], None]
+
+
+def message_turn(message: dict[str, Any]) -> Turn:
+    """A stored conversation message as a prompt turn."""
+    return Turn(message["role"], message["content"], kind=message.get("kind", "data"))
+
+
+def invalid_comments(answer: CommentAnswer, path: str, shown: set[int]) -> list[str]:
+    """What is wrong with comments that do not point at the chunk's new-side lines."""
+    problems = []
+    for n, comment in enumerate(answer.comments):
+        if comment.path != path:
+            problems.append(f"comments.{n}.path must be {path!r}")
+        lines = [comment.line] + ([comment.end_line] if comment.end_line is not None else [])
+        if any(line not in shown for line in lines) or (
+            comment.end_line is not None and comment.end_line < comment.line
+        ):
+            problems.append(f"comments.{n} points at lines {lines} outside the diff")
+    return problems
+
+
+def line_ranges(lines: set[int]) -> str:
+    """``{1, 2, 3, 7}`` as ``"1-3, 7"``."""
+    ranges: list[str] = []
+    for line in sorted(lines):
+        if ranges and ranges[-1].split("-")[-1] == str(line - 1):
+            ranges[-1] = ranges[-1].split("-")[0] + f"-{line}"
+        else:
+            ranges.append(str(line))
+    return ", ".join(ranges)
+
+
+@dataclass
+class ReviewTurn:
+    """Handles one ``review_chunk`` message.
+
+    Parameters:
+      svc: the process's clients.
+      args: the validated message arguments.
+      send_git: sends ``(actor_name, args, kwargs)`` to the git worker.
+      send_review: sends ``(chunk_id, event, payload)`` to ``review_chunk`` (sub-chunks).
+    """
+
+    svc: Services
+    args: ReviewArguments
+    send_git: Send
+    send_review: Callable[[str, str, dict[str, Any]], None]
+
+    @property
+    def _max_tool_calls(self) -> int:
+        return self.svc.settings.review_max_tool_calls
+
+    def run(self) -> None:
+        """Take this event's turn in the conversation, under the conversation's lock."""
+        config = self.svc.settings
+        store = ConversationStore(
+            self.svc.redis,
+            ttl_seconds=config.review_conversation_ttl_seconds,
+            lock_seconds=config.llm_timeout_seconds * 2 + 60,
+        )
+        rr, chunk_id = self.args.review_request_id, self.args.chunk_id
+        with store.turn(rr, chunk_id):
+            conversation = store.load(rr, chunk_id)
+            if self._redeliver(store, conversation):
+                return
+            if isinstance(self.args.payload, ReviewRequestPayload):
+                messages = self._start(conversation, self.args.payload)
+            else:
+                messages = self._continue(conversation, self.args.payload)
+            if messages is not None:
+                self._take_turn(store, messages)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _start(
+        self, conversation: Conversation, payload: ReviewRequestPayload
+    ) -> list[dict[str, Any]] | None:
+        if conversation.exists:
+            logger.warning("duplicate REVIEW_REQUEST for %s ignored", self._name)
+            return None
+        try:
+            diff = parse_file_diff(payload.chunk.diff)
+        except ValueError as exc:
+            raise InvalidPayload("payload.chunk.diff", str(exc)) from None
+        first = self._first_message(payload, diff)
+        budget = int(self.svc.settings.prompt_token_budget * FIRST_PROMPT_SHARE)
+        size = self._prompt_tokens([first])
+        if size > budget:
+            if "#" in str(self.args.chunk_id):
+                raise PromptTooLarge(
+                    f"sub-chunk prompt of {size} tokens is over {budget} even after splitting"
+                )
+            self._split(payload, diff, budget)
+            return None
+        return [first]
+
+    def _continue(
+        self, conversation: Conversation, payload: ContextReadyPayload
+    ) -> list[dict[str, Any]] | None:
+        if not conversation.exists or conversation.finished:
+            state = "finished" if conversation.exists else "missing"
+            logger.warning("CONTEXT_READY for %s conversation %s ignored", state, self._name)
+            return None
+        pending = conversation.pending_tool_call_id
+        if pending != payload.tool_call_id:
+            logger.warning(
+                "CONTEXT_READY with %s tool_call_id %s for %s ignored (pending: %s)",
+                "a duplicate or unknown",
+                payload.tool_call_id,
+                self._name,
+                pending,
+            )
+            return None
+        tool = json.loads(conversation.messages[-1]["content"]).get("tool", "?")
+        data = {"content": self._capped(payload.content), "error": payload.error}
+        header = prompts.TOOL_RESULT.format(tool_call_id=pending, tool=tool)
+        result = {
+            "role": "user",
+            "kind": "tool_result",
+            "tool_call_id": pending,
+            "content": f"{header}\n{common_prompts.data_block(data)}",
+        }
+        return [*conversation.messages, result]
+
+    def _capped(self, content: str) -> str:
+        """A tool result cut to a quarter of the prompt budget, so one always fits."""
+        limit = self.svc.settings.prompt_token_budget // 4 * BYTES_PER_TOKEN
+        if len(content.encode("utf-8")) <= limit:
+            return content
+        cut = content.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+        return cut + SHORTENED_MARKER.format(removed=len(content) - len(cut))
+
+    def _redeliver(self, store: ConversationStore, conversation: Conversation) -> bool:
+        """Send the last answer again if an earlier run saved it but did not deliver it."""
+        if not conversation.messages or conversation.messages[-1].get("delivered", True):
+            return False
+        messages = list(conversation.messages)
+        self._deliver(store, messages)
+        return True
+
+    # -- turns ---------------------------------------------------------------------------
+
+    @property
+    def _name(self) -> str:
+        return f"{self.args.review_request_id}:{self.args.chunk_id}"
+
+    def _first_message(self, payload: ReviewRequestPayload, diff: FileDiff) -> dict[str, Any]:
+        chunk = payload.chunk
+        data = {
+            "repo": payload.repo,
+            "title": payload.title,
+            "description": payload.description,
+            "path": chunk.path,
+            "language": chunk.language,
+            "diff": diff.text(),
+            "new_side_lines": line_ranges(diff.new_lines()),
+        }
+        return {
+            "role": "user",
+            "kind": "data",
+            "content": common_prompts.data_block(data),
+            "chunk": {"path": chunk.path, "diff": diff.text(), "language": chunk.language},
+        }
+
+    def _prompt(self, messages: list[dict[str, Any]], tools_allowed: bool) -> Prompt:
+        schema = answer_schema(tools_allowed=tools_allowed)
+        task = prompts.REVIEWER.replace("{max_tool_calls}", str(self._max_tool_calls))
+        turns = [message_turn(m) for m in messages]
+        if not tools_allowed:
+            text = prompts.TOOLS_EXHAUSTED.format(max_tool_calls=self._max_tool_calls)
+            turns.append(Turn("user", text, kind="feedback"))
+        return Prompt(common_prompts.system_prompt(task, schema), (*turns, *retry_feedback()))
+
+    def _prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
+        model = self.svc.settings.llm_text_model
+        return self.svc.count_tokens(model, self._prompt(messages, tools_allowed=True))
+
+    def _split(self, payload: ReviewRequestPayload, diff: FileDiff, budget: int) -> None:
+        def fits(text: str) -> bool:
+            part = parse_file_diff(text)
+            return self._prompt_tokens([self._first_message(payload, part)]) <= budget
+
+        parts = split_diff(diff, fits)
+        if len(parts) < 2 or not all(fits(part.text()) for part in parts):
+            raise PromptTooLarge(
+                f"the diff of {payload.chunk.path} cannot be split to fit {budget} tokens"
+            )
+        logger.info("chunk %s too large: split into %d sub-chunks", self._name, len(parts))
+        for n, part in enumerate(parts, start=1):
+            chunk = {**payload.chunk.model_dump(), "diff": part.text()}
+            sub_payload = {**payload.model_dump(), "chunk": chunk}
+            self.send_review(f"{self.args.chunk_id}#{n}", "REVIEW_REQUEST", sub_payload)
+
+    def _take_turn(self, store: ConversationStore, messages: list[dict[str, Any]]) -> None:
+        tool_calls = Conversation(tuple(messages)).tool_calls
+        tools_allowed = tool_calls < self._max_tool_calls
+        model = self.svc.settings.llm_text_model
+        prompt = self._prompt(messages, tools_allowed)
+        answer = call_llm(
+            self.svc,
+            model=model,
+            prompt=prompt,
+            schema_name="ReviewAnswer",
+            schema=answer_schema(tools_allowed=tools_allowed),
+        )
+        parsed = self._parse(answer.text, messages, tools_allowed)
+        reply: dict[str, Any] = {
+            "role": "assistant",
+            "kind": "tool_call" if isinstance(parsed, ToolCallAnswer) else "answer",
+            "content": json.dumps(parsed.model_dump(), ensure_ascii=False),
+            "delivered": False,
+        }
+        if isinstance(parsed, ToolCallAnswer):
+            reply["tool_call_id"] = uuid.uuid4().hex
+        messages = [*messages, reply]
+        store.save(self.args.review_request_id, self.args.chunk_id, messages)
+        self._deliver(store, messages)
+        usage = current_usage()
+        logger.info(
+            "review turn done: chunk=%s action=%s attempts=%d tokens=%d+%d",
+            self._name,
+            json.loads(reply["content"])["action"],
+            usage.attempts,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        )
+
+    def _parse(self, text: str, messages: list[dict[str, Any]], tools_allowed: bool) -> Any:
+        value = extract_json_object(text)
+        excerpt = text[:ANSWER_EXCERPT_CHARS]
+        try:
+            parsed = parse_review_answer(value, tools_allowed=tools_allowed)
+        except ValidationError as exc:
+            problem = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+                for e in exc.errors()[:5]
+            )
+            if not tools_allowed and value.get("action") == "tool_call":
+                problem = f"tool calls are used up ({self._max_tool_calls}); answer now"
+            raise InvalidLLMResponse(
+                f"the answer did not match the schema: {problem}", answer=excerpt
+            ) from None
+        if isinstance(parsed, CommentAnswer):
+            chunk = Conversation(tuple(messages)).chunk
+            shown = parse_file_diff(chunk["diff"]).new_lines()
+            problems = invalid_comments(parsed, chunk["path"], shown)
+            if problems:
+                problems.append(f"comment only on new-side lines {line_ranges(shown)}")
+                raise InvalidLLMResponse("; ".join(problems), answer=excerpt)
+        return parsed
+
+    def _deliver(self, store: ConversationStore, messages: list[dict[str, Any]]) -> None:
+        last = messages[-1]
+        answer = json.loads(last["content"])
+        rr, chunk_id = self.args.review_request_id, self.args.chunk_id
+        if last["kind"] == "tool_call":
+            tool_call = {
+                "id": last["tool_call_id"],
+                "tool": answer["tool"],
+                "arguments": answer["arguments"],
+            }
+            self.send_git(FETCH_CONTEXT, (rr, chunk_id), {"tool_call": tool_call})
+        elif answer["action"] == "comment":
+            self.send_git(POST_COMMENT, (rr, chunk_id), {"comments": answer["comments"]})
+        else:
+            kwargs = {"comments": [], "summary": answer["summary"]}
+            self.send_git(POST_COMMENT, (rr, chunk_id), kwargs)
+        messages[-1] = {**last, "delivered": True}
+        store.save(rr, chunk_id, messages)

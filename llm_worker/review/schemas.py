@@ -1,0 +1,104 @@
+"""Payloads of ``review_chunk`` and the answers the model may give."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, TypeAdapter
+
+from ..schemas import JobId, Payload, Result
+
+Event = Literal["REVIEW_REQUEST", "CONTEXT_READY"]
+Tool = Literal["read_file", "find_definition", "search_code"]
+
+
+class Chunk(Payload):
+    """One file's part of a pull request's diff."""
+
+    path: StrictStr = Field(min_length=1)
+    diff: StrictStr = Field(min_length=1)
+    language: StrictStr | None = None
+
+
+class ReviewRequestPayload(Payload):
+    """``REVIEW_REQUEST``: start reviewing a chunk."""
+
+    repo: StrictStr = Field(min_length=1)
+    title: StrictStr | None = None
+    description: StrictStr | None = None
+    chunk: Chunk
+
+
+class ContextReadyPayload(Payload):
+    """``CONTEXT_READY``: the git worker's answer to a tool call."""
+
+    tool_call_id: StrictStr = Field(min_length=1)
+    content: StrictStr = ""
+    error: StrictStr | None = None
+
+
+class ReviewArguments(BaseModel):
+    """The validated arguments of one ``review_chunk`` message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    review_request_id: JobId
+    chunk_id: JobId
+    event: Event
+    payload: ReviewRequestPayload | ContextReadyPayload
+
+
+class ToolCallAnswer(Result):
+    """The model asks the git worker for more context."""
+
+    action: Literal["tool_call"]
+    tool: Tool
+    arguments: dict[str, Any]
+    reason: str = ""
+
+
+class ReviewComment(Result):
+    """One review comment on a line (or range) of the chunk's new side."""
+
+    path: str
+    line: int
+    end_line: int | None = None
+    severity: Literal["info", "warning", "error"]
+    body: str = Field(min_length=1)
+    suggestion: str | None = None
+
+
+class CommentAnswer(Result):
+    """The model's comments on the chunk, all in one pass."""
+
+    action: Literal["comment"]
+    comments: list[ReviewComment] = Field(min_length=1)
+
+
+class NoIssuesAnswer(Result):
+    """The model found nothing to comment on."""
+
+    action: Literal["no_issues"]
+    summary: str
+
+
+ReviewAnswer = Annotated[
+    ToolCallAnswer | CommentAnswer | NoIssuesAnswer, Field(discriminator="action")
+]
+FinalAnswer = Annotated[CommentAnswer | NoIssuesAnswer, Field(discriminator="action")]
+
+
+def answer_schema(*, tools_allowed: bool) -> dict[str, Any]:
+    """The JSON Schema of the answer; without ``tool_call`` once tool calls are used up."""
+    adapter: TypeAdapter[Any] = TypeAdapter(ReviewAnswer if tools_allowed else FinalAnswer)
+    return adapter.json_schema()
+
+
+def parse_review_answer(value: dict[str, Any], *, tools_allowed: bool) -> Any:
+    """Validate the model's JSON object as one of the allowed answers.
+
+    Raises:
+      pydantic.ValidationError: when it is none of them.
+    """
+    adapter: TypeAdapter[Any] = TypeAdapter(ReviewAnswer if tools_allowed else FinalAnswer)
+    return adapter.validate_python(value)

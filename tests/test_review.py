@@ -1,0 +1,302 @@
+"""The review loop with the reference git worker, against a real git repository."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from actors import review_chunk
+from llm_worker.tokens import estimate_text_tokens
+from tests.conftest import drain, git
+from tests.fakes import Reply
+
+pytestmark = pytest.mark.usefixtures("git_actors")
+QUEUES = ("llm.review", "git_queue")
+
+
+def _diff(repo):
+    full = git(repo, "diff", "--no-color", "main", "--", "app.py")
+    return full[full.index("--- a/") :]
+
+
+def _request(repo, chunk_id="1", **chunk):
+    payload = {
+        "repo": "demo",
+        "title": "Price with quantity",
+        "chunk": {"path": "app.py", "diff": _diff(repo), "language": "python", **chunk},
+    }
+    return review_chunk.send("rr-1", chunk_id, "REVIEW_REQUEST", payload)
+
+
+def _results(redis_client, review_id="rr-1"):
+    return [json.loads(r) for r in redis_client.lrange(f"review:{review_id}:comments", 0, -1)]
+
+
+def _conversation(redis_client, chunk_id="1"):
+    raw = redis_client.get(f"conversation:rr-1:{chunk_id}")
+    return json.loads(raw) if raw else None
+
+
+COMMENTS = [
+    {
+        "path": "app.py",
+        "line": 5,
+        "end_line": 6,
+        "severity": "warning",
+        "body": "The file is never closed.",
+        "suggestion": "with open(path) as handle:",
+    },
+    {
+        "path": "app.py",
+        "line": 12,
+        "end_line": None,
+        "severity": "error",
+        "body": "quantity may be missing on old items.",
+        "suggestion": None,
+    },
+    {
+        "path": "app.py",
+        "line": 17,
+        "end_line": None,
+        "severity": "info",
+        "body": "discount shadows the total function.",
+        "suggestion": None,
+    },
+]
+
+
+def test_two_tool_calls_then_three_comments(worker, git_repo, fake_llm, redis_client):
+    fake_llm.push(
+        {
+            "action": "tool_call",
+            "tool": "read_file",
+            "arguments": {"path": "app.py"},
+            "reason": "see the whole file",
+        },
+        {
+            "action": "tool_call",
+            "tool": "find_definition",
+            "arguments": {"symbol": "total"},
+            "reason": "who calls total",
+        },
+        {"action": "comment", "comments": COMMENTS},
+    )
+
+    _request(git_repo)
+    drain(worker, *QUEUES)
+    drain(worker, *QUEUES)
+
+    calls = fake_llm.chat_requests()
+    assert len(calls) == 3
+    third = [m["content"] for m in calls[2]["json"]["messages"]]
+    assert any("Result of tool call" in text and "def discount" in text for text in third)
+    assert any("def total(items):" in text for text in third)
+    [result] = _results(redis_client)
+    assert result["chunk_id"] == "1"
+    assert result["comments"] == COMMENTS
+    conversation = _conversation(redis_client)
+    assert [m["kind"] for m in conversation] == [
+        "data",
+        "tool_call",
+        "tool_result",
+        "tool_call",
+        "tool_result",
+        "answer",
+    ]
+    assert 0 < redis_client.ttl("conversation:rr-1:1") <= 604_800
+
+
+def test_no_issues_posts_summary(worker, git_repo, fake_llm, redis_client):
+    fake_llm.push({"action": "no_issues", "summary": "Looks good."})
+
+    _request(git_repo)
+    drain(worker, *QUEUES)
+
+    assert _results(redis_client) == [
+        {"chunk_id": "1", "comments": [], "summary": "Looks good.", "error": None}
+    ]
+
+
+def test_comment_outside_the_diff_is_retried_with_feedback(
+    worker, git_repo, fake_llm, redis_client
+):
+    outside = {**COMMENTS[0], "line": 1, "end_line": None}
+    fake_llm.push(
+        {"action": "comment", "comments": [outside]},
+        {"action": "comment", "comments": COMMENTS[:1]},
+    )
+
+    _request(git_repo)
+    drain(worker, *QUEUES)
+
+    _, second = fake_llm.chat_requests()
+    feedback = second["json"]["messages"][-1]["content"]
+    assert "outside the diff" in feedback and "new-side lines" in feedback
+    assert [r["comments"] for r in _results(redis_client)] == [COMMENTS[:1]]
+
+
+def test_tool_calls_are_capped(env, worker, git_repo, fake_llm, redis_client):
+    env(REVIEW_MAX_TOOL_CALLS=1)
+    tool_call = {
+        "action": "tool_call",
+        "tool": "search_code",
+        "arguments": {"query": "price"},
+        "reason": "usages",
+    }
+    fake_llm.push(tool_call, tool_call, {"action": "no_issues", "summary": "fine"})
+
+    _request(git_repo)
+    drain(worker, *QUEUES)
+    drain(worker, *QUEUES)
+
+    calls = fake_llm.chat_requests()
+    assert len(calls) == 3
+    second = calls[1]["json"]
+    assert "used all 1 tool calls" in second["messages"][-1]["content"]
+    schema = json.dumps(second["response_format"]["json_schema"]["schema"])
+    assert "tool_call" not in schema
+    assert "tool calls are used up" in calls[2]["json"]["messages"][-1]["content"]
+    assert [r["summary"] for r in _results(redis_client)] == ["fine"]
+
+
+def test_duplicate_and_unknown_context_ready_are_ignored(worker, git_repo, fake_llm, redis_client):
+    fake_llm.push(
+        {
+            "action": "tool_call",
+            "tool": "read_file",
+            "arguments": {"path": "README.md"},
+            "reason": "docs",
+        },
+        {"action": "no_issues", "summary": "fine"},
+    )
+    _request(git_repo)
+    drain(worker, *QUEUES)
+    drain(worker, *QUEUES)
+    tool_call_id = _conversation(redis_client)[1]["tool_call_id"]
+    assert len(fake_llm.chat_requests()) == 2
+
+    again = {"tool_call_id": tool_call_id, "content": "# demo", "error": None}
+    review_chunk.send("rr-1", "1", "CONTEXT_READY", again)
+    review_chunk.send("rr-1", "1", "CONTEXT_READY", {**again, "tool_call_id": "nope"})
+    review_chunk.send("rr-1", "missing", "CONTEXT_READY", again)
+    drain(worker, *QUEUES)
+
+    assert len(fake_llm.chat_requests()) == 2
+    assert len(_results(redis_client)) == 1
+    assert _conversation(redis_client, "missing") is None
+
+
+def test_path_traversal_in_a_tool_call_is_refused(
+    worker, git_repo, fake_llm, redis_client, tmp_path
+):
+    (tmp_path / "secret.txt").write_text("TOP SECRET")
+    fake_llm.push(
+        {
+            "action": "tool_call",
+            "tool": "read_file",
+            "arguments": {"path": "../secret.txt"},
+            "reason": "x",
+        },
+        {"action": "no_issues", "summary": "fine"},
+    )
+
+    _request(git_repo)
+    drain(worker, *QUEUES)
+    drain(worker, *QUEUES)
+
+    tool_result = _conversation(redis_client)[2]["content"]
+    assert "TOP SECRET" not in tool_result
+    assert "outside the repository" in tool_result
+
+
+def _sent_tokens(request):
+    return sum(estimate_text_tokens(m["content"]) + 4 for m in request["json"]["messages"])
+
+
+def test_overflowing_conversation_is_shortened_to_the_budget(
+    env, worker, git_repo, fake_llm, redis_client
+):
+    env(LLM_CONTEXT_TOKENS=3000, LLM_MAX_OUTPUT_TOKENS=200, LLM_TOKENIZER="estimate")
+    (git_repo / "big.py").write_text("\n".join(f"VALUE_{n} = {n} * 12345" for n in range(800)))
+    read_big = {
+        "action": "tool_call",
+        "tool": "read_file",
+        "arguments": {"path": "big.py"},
+        "reason": "context",
+    }
+    fake_llm.push(read_big, read_big, read_big, {"action": "no_issues", "summary": "fine"})
+
+    _request(git_repo)
+    for _ in range(4):
+        drain(worker, *QUEUES)
+
+    calls = fake_llm.chat_requests()
+    assert len(calls) == 4
+    assert all(_sent_tokens(call) <= 2800 for call in calls), [_sent_tokens(c) for c in calls]
+    last = " ".join(m["content"] for m in calls[-1]["json"]["messages"])
+    assert "shortened to fit the context window" in last or "dropped to fit" in last
+    assert [r["summary"] for r in _results(redis_client)] == ["fine"]
+
+
+def test_diff_larger_than_the_budget_is_split_into_sub_chunks(
+    env, worker, git_repo, fake_llm, redis_client
+):
+    env(LLM_CONTEXT_TOKENS=4000, LLM_MAX_OUTPUT_TOKENS=200, LLM_TOKENIZER="estimate")
+    lines = [f"def f{n}(x):\n    return x + {n}\n" for n in range(120)]
+    (git_repo / "many.py").write_text("".join(lines))
+    git(git_repo, "add", "many.py")
+    git(git_repo, "commit", "-q", "-m", "many")
+    changed = [line.replace("x + ", "x - ") if n % 3 == 0 else line for n, line in enumerate(lines)]
+    (git_repo / "many.py").write_text("".join(changed))
+    diff = git(git_repo, "diff", "--no-color", "HEAD", "--", "many.py")
+    diff = diff[diff.index("--- a/") :]
+    fake_llm.fallback = lambda request: Reply(content={"action": "no_issues", "summary": "ok"})
+
+    review_chunk.send(
+        "rr-1",
+        "big",
+        "REVIEW_REQUEST",
+        {"repo": "demo", "chunk": {"path": "many.py", "diff": diff}},
+    )
+    drain(worker, *QUEUES)
+    drain(worker, *QUEUES)
+
+    results = _results(redis_client)
+    assert len(results) >= 2
+    assert sorted(r["chunk_id"] for r in results) == [
+        f"big#{n}" for n in range(1, len(results) + 1)
+    ]
+    calls = fake_llm.chat_requests()
+    assert len(calls) == len(results)
+    assert all(_sent_tokens(call) <= 3800 for call in calls)
+    sent_diffs = "".join(
+        json.loads(c["json"]["messages"][1]["content"].split("\n", 1)[1].rsplit("\n", 1)[0])["diff"]
+        for c in calls
+    )
+    assert sent_diffs.count("-    return x + ") == diff.count("\n-    return x + ")
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "field"),
+    [
+        ("REVIEW_REQUEST", {"repo": "demo", "chunk": {"path": "a.py"}}, "payload.chunk.diff"),
+        (
+            "REVIEW_REQUEST",
+            {"repo": "demo", "chunk": {"path": "a.py", "diff": "no hunks"}},
+            "payload.chunk.diff",
+        ),
+        ("CONTEXT_READY", {"content": "x"}, "payload.tool_call_id"),
+        ("PING", {}, "event"),
+    ],
+)
+def test_invalid_review_messages_are_reported_to_the_git_worker(
+    worker, git_repo, fake_llm, redis_client, event, payload, field
+):
+    review_chunk.send("rr-1", "9", event, payload)
+    drain(worker, *QUEUES)
+
+    [result] = _results(redis_client)
+    assert result["chunk_id"] == "9"
+    assert field in result["error"]
+    assert fake_llm.chat_requests() == []
