@@ -6,11 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .errors import SettingsError
-
-
-class CommandError(Exception):
-    """A command cannot go on; its message is printed as one line."""
+from .errors import CommandError, SettingsError
 
 
 def _review(args: argparse.Namespace) -> int:

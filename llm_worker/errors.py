@@ -15,7 +15,8 @@
      |                            retried with exponential backoff and feedback
      +-- CoreAPIError             the Core API failed: ordinary bounded retries
 
-:class:`SettingsError` is not a job error: it stops the process at start-up.
+:class:`SettingsError` and :class:`CommandError` are not job errors: they stop a
+process or a command with one line.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ class SettingsError(ValueError):
 
     The message is one line that names the environment variable.
     """
+
+
+class CommandError(Exception):
+    """An ``llm-worker`` command cannot go on; its message is printed as one line."""
 
 
 class JobError(Exception):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cli import CommandError
+from .errors import CommandError
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def git_diff(repo: Path, base: str) -> str:
 def file_chunks(diff: str) -> list[FileChunk]:
     """Split a multi-file diff into one chunk per file with hunks (binary files skipped)."""
     chunks: list[FileChunk] = []
-    for block in diff.split("\ndiff --git ")[0:]:
+    for block in diff.split("\ndiff --git "):
         lines = block.splitlines()
         path = None
         for line in lines:

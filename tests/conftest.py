@@ -7,6 +7,9 @@ Tests use the Redis database ``LLMW_TEST_REDIS_URL`` (default
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -224,3 +227,56 @@ def git_actors() -> None:
 
     if "fetch_context" not in actors.broker.actors:
         declare(actors.broker)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cli_env(env, fake_llm, fake_core, image_dir) -> dict[str, str]:
+    """The environment of worker and producer subprocesses: the fakes and the test Redis."""
+    return {
+        **os.environ,
+        "REDIS_URL": TEST_REDIS_URL,
+        "LLM_BASE_URL": fake_llm.base_url,
+        "CORE_API_URL": fake_core.url,
+        "IMAGE_STORAGE_PATH": str(image_dir),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+@pytest.fixture
+def start_worker(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `dramatiq actors` subprocesses (extra CLI arguments, extra env); stopped after."""
+    started: list[subprocess.Popen[bytes]] = []
+    logs = []
+
+    def start(*args: str, **env: str) -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"worker{len(started)}.log").open("wb")
+        logs.append(log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dramatiq", "actors", *args],
+            cwd=ROOT,
+            env={**cli_env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    for log in logs:
+        log.close()
+
+
+def produce(cli_env: dict[str, str], code: str) -> None:
+    """Run ``code`` as a producer in its own Python process."""
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env, check=True, timeout=60)

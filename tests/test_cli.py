@@ -2,69 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_REDIS_URL, notifications, usage, wait_for
+from tests.conftest import notifications, produce, usage, wait_for
 from tests.fakes import Reply
 
 pytestmark = pytest.mark.cli
-ROOT = Path(__file__).resolve().parent.parent
 GOOD = {"intent": "reminder", "confidence": 0.9}
-
-
-@pytest.fixture
-def cli_env(env, fake_llm, fake_core, image_dir) -> dict[str, str]:
-    return {
-        **os.environ,
-        "REDIS_URL": TEST_REDIS_URL,
-        "LLM_BASE_URL": fake_llm.base_url,
-        "CORE_API_URL": fake_core.url,
-        "IMAGE_STORAGE_PATH": str(image_dir),
-        "PYTHONPATH": str(ROOT),
-    }
-
-
-@pytest.fixture
-def start_worker(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    logs = []
-
-    def start(*args: str, **env: str) -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"worker{len(started)}.log").open("wb")
-        logs.append(log)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "actors", *args],
-            cwd=ROOT,
-            env={**cli_env, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    for log in logs:
-        log.close()
-
-
-def produce(cli_env: dict[str, str], code: str) -> None:
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env, check=True, timeout=60)
 
 
 def test_worker_cli_runs_job_sent_by_another_process(

@@ -1,0 +1,194 @@
+"""The three providers against protocol servers: answers, usage, vision, errors, choice."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_worker.errors import InvalidLLMResponse, LLMRequestRejected, LLMUnavailable
+from llm_worker.images import StoredImage
+from llm_worker.providers import (
+    AnthropicProvider,
+    OllamaProvider,
+    OpenAICompatibleProvider,
+    Prompt,
+    Turn,
+    choose_provider,
+)
+from llm_worker.settings import Settings
+from tests.conftest import PNG_BYTES
+from tests.fakes import Reply
+
+SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+IMAGE = StoredImage("image/png", PNG_BYTES)
+
+
+def make(kind, fake_llm, timeout=2.0):
+    if kind == "openai":
+        return OpenAICompatibleProvider(base_url=fake_llm.base_url, api_key="k", timeout=timeout)
+    if kind == "anthropic":
+        return AnthropicProvider(api_key="k", base_url=fake_llm.url, timeout=timeout)
+    return OllamaProvider(host=fake_llm.url, timeout=timeout)
+
+
+def ask(provider, image=None):
+    prompt = Prompt("system rules", (Turn("user", "describe", image=image),))
+    return provider.complete(
+        model="m", prompt=prompt, schema_name="Answer", schema=SCHEMA, max_tokens=64
+    )
+
+
+KINDS = ["openai", "anthropic", "ollama"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_answer_usage_and_vision(env, fake_llm, kind):
+    fake_llm.push({"ok": True})
+
+    answer = ask(make(kind, fake_llm), image=IMAGE)
+
+    assert answer.text == '{"ok": true}'
+    assert (answer.prompt_tokens, answer.completion_tokens) == (11, 7)
+    [request] = fake_llm.chat_requests()
+    body = request["json"]
+    encoded = IMAGE.data_url().split(",", 1)[1]
+    if kind == "openai":
+        assert body["messages"][0] == {"role": "system", "content": "system rules"}
+        assert body["messages"][1]["content"][1]["image_url"]["url"] == IMAGE.data_url()
+        assert body["response_format"]["json_schema"]["schema"] == SCHEMA
+        assert body["max_tokens"] == 64
+    elif kind == "anthropic":
+        assert body["system"] == "system rules"
+        image_block = body["messages"][0]["content"][0]
+        assert image_block["source"] == {
+            "type": "base64",
+            "media_type": "image/png",
+            "data": encoded,
+        }
+        assert body["max_tokens"] == 64
+    else:
+        assert body["messages"][0] == {"role": "system", "content": "system rules"}
+        assert body["messages"][1]["images"] == [encoded]
+        assert body["format"] == SCHEMA
+        assert body["stream"] is False
+        assert body["options"]["num_predict"] == 64
+
+
+UNAVAILABLE = [
+    Reply(status=500, body={"error": {"message": "boom"}}),
+    Reply(status=503, body={"error": "loading"}),
+    Reply(
+        status=529, body={"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    ),
+    Reply(status=429, body={"error": {"message": "slow down"}}, headers={"Retry-After": "42"}),
+]
+OPERATOR = [
+    Reply(status=401, body={"error": {"message": "bad key"}}),
+    Reply(status=403, body={"error": {"message": "forbidden"}}),
+    Reply(status=404, body={"error": "model 'm' not found"}),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reply", UNAVAILABLE, ids=["500", "503", "529", "429"])
+def test_unavailable_statuses(env, fake_llm, kind, reply):
+    fake_llm.push(reply)
+    with pytest.raises(LLMUnavailable) as raised:
+        ask(make(kind, fake_llm))
+    assert str(reply.status) in str(raised.value)
+    assert raised.value.retry_after == (42 if reply.status == 429 else None)
+    assert not raised.value.needs_operator
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reply", OPERATOR, ids=["401", "403", "404"])
+def test_operator_statuses_are_unavailable_and_flagged(env, fake_llm, kind, reply):
+    fake_llm.push(reply)
+    with pytest.raises(LLMUnavailable) as raised:
+        ask(make(kind, fake_llm))
+    assert raised.value.needs_operator
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_context_window_400_is_rejected(env, fake_llm, kind):
+    fake_llm.push(Reply(status=400, body={"error": {"message": "prompt is too long: 9000 tokens"}}))
+    with pytest.raises(LLMRequestRejected, match="prompt is too long"):
+        ask(make(kind, fake_llm))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_timeout_and_refused_connection(env, fake_llm, kind):
+    fake_llm.push(Reply(content={"ok": True}, delay=1.0))
+    with pytest.raises(LLMUnavailable, match="timed out"):
+        ask(make(kind, fake_llm, timeout=0.3))
+    fake_llm.down()
+    with pytest.raises(LLMUnavailable, match="cannot reach"):
+        ask(make(kind, fake_llm))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_answer_is_invalid(env, fake_llm, kind):
+    fake_llm.push("")
+    with pytest.raises(InvalidLLMResponse, match="empty"):
+        ask(make(kind, fake_llm))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_probe(env, fake_llm, kind):
+    provider = make(kind, fake_llm)
+    assert provider.probe("m") >= 0
+    fake_llm.push(Reply(status=503, body={"error": "down"}))
+    with pytest.raises(LLMUnavailable):
+        provider.probe("m")
+
+
+def test_server_tokenizer_is_used_when_present(env, fake_llm):
+    fake_llm.serves_tokenize = True
+    provider = make("openai", fake_llm)
+    prompt = Prompt("one two three", (Turn("user", "four five"),))
+    assert provider.count_tokens("m", prompt) == 3 + 4 + 2 + 4
+    fake_llm.serves_tokenize = False
+    other = make("openai", fake_llm)
+    assert other.count_tokens("m", prompt) is None  # falls back to the estimate
+
+
+def test_anthropic_counts_with_its_endpoint(env, fake_llm):
+    prompt = Prompt("system", (Turn("user", "x" * 400),))
+    assert make("anthropic", fake_llm).count_tokens("m", prompt) > 100
+
+
+@pytest.mark.parametrize(
+    ("env_vars", "expected"),
+    [
+        ({}, ("openai", "http://localhost:8080/v1")),
+        ({"OLLAMA_HOST": "http://ollama:11434"}, ("ollama", "http://ollama:11434")),
+        (
+            {"ANTHROPIC_API_KEY": "sk-secret", "OLLAMA_HOST": "http://ollama:11434"},
+            ("anthropic", "https://api.anthropic.com"),
+        ),
+        (
+            {
+                "OPENAI_API_KEY": "sk-secret",
+                "ANTHROPIC_API_KEY": "sk-secret",
+                "OLLAMA_HOST": "http://o:1",
+            },
+            ("openai", "https://api.openai.com/v1"),
+        ),
+        (
+            {"OPENAI_API_KEY": "sk-secret", "LLM_BASE_URL": "http://vllm:8000/v1"},
+            ("openai", "http://vllm:8000/v1"),
+        ),
+        (
+            {"LLM_PROVIDER": "ollama", "OPENAI_API_KEY": "sk-secret"},
+            ("ollama", "http://localhost:11434"),
+        ),
+    ],
+)
+def test_auto_detection_order(monkeypatch, env_vars, expected):
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in env_vars.items():
+        monkeypatch.setenv(name, value)
+    choice = choose_provider(Settings())
+    assert (choice.name, choice.url) == expected
+    assert choice.reason
+    assert "sk-secret" not in f"{choice} {Settings()!r}"
