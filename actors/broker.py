@@ -16,6 +16,7 @@ from dramatiq.middleware import (
     CurrentMessage,
     Middleware,
     Pipelines,
+    Prometheus,
     ShutdownNotifications,
     TimeLimit,
 )
@@ -28,20 +29,24 @@ from middleware import (
     ExpiryCheck,
     InvalidResponseBackoff,
     JobArgumentsCheck,
+    JobOutcomeLog,
     JobRetries,
     MessageAgeCheck,
-    SettingsCheck,
+    WorkerSetup,
 )
 
 
-def service_middleware() -> list[Middleware]:
+def service_middleware(config: BrokerSettings) -> list[Middleware]:
     """The middleware stack, in order.
 
     Dramatiq's defaults minus ``AgeLimit`` and ``Retries``, which this
-    service replaces with its own.
+    service replaces with its own; ``Prometheus`` only with ``METRICS_ENABLED``.
     """
+    metrics: list[Middleware] = [Prometheus()] if config.metrics_enabled else []
     return [
-        SettingsCheck(),
+        WorkerSetup(),
+        JobOutcomeLog(),
+        *metrics,
         TimeLimit(),
         ShutdownNotifications(),
         Callbacks(),
@@ -59,7 +64,7 @@ def service_middleware() -> list[Middleware]:
 
 def build_broker(config: BrokerSettings) -> dramatiq.Broker:
     """A Redis or RabbitMQ broker for ``config``; nothing connects yet."""
-    middleware = service_middleware()
+    middleware = service_middleware(config)
     if config.uses_rabbitmq:
         return RabbitmqBroker(url=config.effective_broker_url, middleware=middleware)
     return RedisBroker(url=config.effective_broker_url, middleware=middleware)

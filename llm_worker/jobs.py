@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from dramatiq.middleware import CurrentMessage
 
-from . import message_options, prompts
+from . import message_options, metrics, prompts
 from .arguments import P, parse_arguments
+from .errors import InvalidLLMResponse, LLMRequestRejected, LLMUnavailable
 from .images import StoredImage
 from .json_extract import parse_answer
 from .providers.base import LLMAnswer, Prompt, Turn
@@ -51,6 +53,17 @@ def current_usage() -> Usage:
     return Usage.from_options(message.options) if message is not None else Usage()
 
 
+def request_outcome(exc: Exception) -> str:
+    """The metrics label of a failed LLM request."""
+    if isinstance(exc, LLMUnavailable):
+        return "unavailable"
+    if isinstance(exc, LLMRequestRejected):
+        return "rejected"
+    if isinstance(exc, InvalidLLMResponse):
+        return "invalid"
+    return "error"
+
+
 def call_llm(
     svc: Services, *, model: str, prompt: Prompt, schema_name: str, schema: dict[str, Any]
 ) -> LLMAnswer:
@@ -64,14 +77,35 @@ def call_llm(
     """
     config = svc.settings
     fitted, _ = fit_prompt(prompt, config.prompt_token_budget, lambda p: svc.count_tokens(model, p))
-    answer = svc.llm.complete(
-        model=model,
-        prompt=fitted,
-        schema_name=schema_name,
-        schema=schema,
-        max_tokens=config.llm_max_output_tokens,
-    )
     message = CurrentMessage.get_current_message()
+    actor = message.actor_name if message is not None else "?"
+    started = time.monotonic()
+    try:
+        answer = svc.llm.complete(
+            model=model,
+            prompt=fitted,
+            schema_name=schema_name,
+            schema=schema,
+            max_tokens=config.llm_max_output_tokens,
+        )
+    except Exception as exc:
+        metrics.observe_request(
+            provider=svc.llm.name,
+            model=model,
+            actor=actor,
+            outcome=request_outcome(exc),
+            seconds=time.monotonic() - started,
+        )
+        raise
+    metrics.observe_request(
+        provider=svc.llm.name,
+        model=model,
+        actor=actor,
+        outcome="ok",
+        seconds=time.monotonic() - started,
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens,
+    )
     if message is not None:
         usage = Usage.from_options(message.options)
         usage.plus(answer.prompt_tokens, answer.completion_tokens).store(message.options)
@@ -135,8 +169,9 @@ class Job(Generic[P]):
 
     def complete(self, result: dict[str, Any], notifications: Iterable[Notification]) -> None:
         """Store the result in Core as completed, then publish the notifications."""
-        usage = current_usage()
-        self.services.core.update_job(self.job_id, "completed", result=result, usage=usage)
+        self.services.core.update_job(
+            self.job_id, "completed", result=result, usage=current_usage()
+        )
         for notification in notifications:
             self.services.notifier.publish(
                 user_id=self.user_id,
@@ -144,12 +179,3 @@ class Job(Generic[P]):
                 message_type=notification.message_type,
                 content=notification.content,
             )
-        logger.info(
-            "job completed: actor=%s job_id=%s user_id=%s attempts=%d tokens=%d+%d",
-            self.job_type,
-            self.job_id,
-            self.user_id,
-            usage.attempts,
-            usage.prompt_tokens,
-            usage.completion_tokens,
-        )

@@ -94,20 +94,16 @@ class CoreJob:
     def failed(self, svc: Services, message: AnyMessage, error: str, attempts: int) -> None:
         """See :meth:`JobKind.failed`."""
         job = JobRef.from_message(message)
-        logger.warning("job failed: actor=%s job_id=%s error=%s", job.job_type, job.job_id, error)
         content = {"job_type": job.job_type, "attempts": attempts, "error": error}
         _report(svc, message, "failed", error, ("llm_failure", content))
 
     def skipped(self, svc: Services, message: AnyMessage, error: str) -> None:
         """See :meth:`JobKind.skipped`."""
-        job = JobRef.from_message(message)
-        logger.info("job skipped: actor=%s job_id=%s reason=%s", job.job_type, job.job_id, error)
         _report(svc, message, "skipped", error, None)
 
     def expired(self, svc: Services, message: AnyMessage, error: str) -> None:
         """See :meth:`JobKind.expired`."""
         job = JobRef.from_message(message)
-        logger.warning("job expired: actor=%s job_id=%s", job.job_type, job.job_id)
         _report(
             svc,
             message,

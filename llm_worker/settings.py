@@ -17,7 +17,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import SettingsError
 
-_SECRETS = {"llm_api_key", "core_api_token", "openai_api_key", "anthropic_api_key"}
+_SECRETS = {
+    "llm_api_key",
+    "core_api_token",
+    "openai_api_key",
+    "anthropic_api_key",
+    "dashboard_password",
+}
 
 
 def _require_scheme(value: str, schemes: tuple[str, ...]) -> str:
@@ -37,6 +43,9 @@ class BrokerSettings(BaseSettings):
     broker_url: str | None = None
     #: Cron expression of the expiry sweeper (read by the scheduler at import).
     sweep_cron: str = "*/10 * * * *"
+    #: Prometheus metrics (Dramatiq's and this service's); port and host are
+    #: Dramatiq's own ``dramatiq_prom_port`` (9191) and ``dramatiq_prom_host``.
+    metrics_enabled: bool = True
 
     @field_validator("redis_url")
     @classmethod
@@ -128,6 +137,14 @@ class Settings(BrokerSettings):
     image_max_bytes: int = Field(20_971_520, gt=0)
 
     notify_stream: str = Field("notify:telegram", min_length=1)
+    #: ``text`` or ``json`` (one JSON object per line).
+    log_format: Literal["text", "json"] = "text"
+    #: Let user content (message text, payloads, image paths) appear in logs.
+    log_content: bool = False
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(8081, ge=1, le=65535)
+    dashboard_user: str | None = None
+    dashboard_password: SecretStr | None = None
     #: Prefix of this service's own Redis keys (breaker state, expiry claims).
     key_prefix: str = Field("llmw", min_length=1)
 

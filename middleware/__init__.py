@@ -9,13 +9,16 @@ from .circuit_breaker import CircuitBreaker, breaker_status
 from .expiry_check import ExpiryCheck
 from .invalid_backoff import InvalidResponseBackoff
 from .job_arguments import JobArgumentsCheck
+from .job_log import JobOutcomeLog
 from .job_retries import JobRetries
-from .settings_check import SettingsCheck
+from .worker_setup import WorkerSetup
 
 __all__ = [
+    # Process and observability
+    "JobOutcomeLog",
+    "WorkerSetup",
     # Validation
     "JobArgumentsCheck",
-    "SettingsCheck",
     # Staleness and expiry
     "ExpiryCheck",
     "MessageAgeCheck",

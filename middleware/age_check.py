@@ -11,6 +11,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from llm_worker import message_options
 from llm_worker.expiry import message_age
+from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
 
@@ -51,6 +52,7 @@ class MessageAgeCheck(Middleware):
         if waited <= max_age:
             return
         error = f"stale: job was {waited:.0f}s old when picked up (limit {max_age:.0f}s)"
+        note_outcome("skipped", error)
         try:
             kind.skipped(svc, message, error)
         except Exception:

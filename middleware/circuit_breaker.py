@@ -12,9 +12,10 @@ from dramatiq.broker import MessageProxy
 from dramatiq.common import dq_name
 from dramatiq.middleware import Middleware, SkipMessage
 
-from llm_worker import message_options
+from llm_worker import message_options, metrics
 from llm_worker.breaker import BreakerStatus, BreakerStore
 from llm_worker.errors import LLMUnavailable
+from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import job_kind_of
 from llm_worker.services import Services, services
 
@@ -125,6 +126,7 @@ class CircuitBreaker(Middleware):
         return status if status.is_open else None
 
     def _hold(self, broker: dramatiq.Broker, message: MessageProxy, until: float) -> None:
+        note_outcome("held")
         now = time.time()
         message.options.setdefault(message_options.HELD_SINCE, now)
         delay_ms = max(1, int((until - now) * 1000))
@@ -158,6 +160,7 @@ class CircuitBreaker(Middleware):
                 "pausing" if status.is_open else "resuming",
             )
         self._open = status.is_open
+        metrics.set_breaker_open(status.is_open)
         self._set_paused(broker, paused=status.is_open)
         if not status.is_open or time.time() < (status.next_probe_at or 0):
             return
@@ -167,10 +170,12 @@ class CircuitBreaker(Middleware):
         try:
             latency = svc.llm.probe(svc.settings.llm_text_model)
         except LLMUnavailable as exc:
+            metrics.count_probe("failed")
             wait = max(interval, exc.retry_after or 0.0)
             store.probe_failed(str(exc), next_probe_at=time.time() + wait)
             logger.warning("LLM probe failed, next in %.1fs: %s", wait, exc)
             return
+        metrics.count_probe("ok")
         since = store.close()
         self._open = False
         self._set_paused(broker, paused=False)

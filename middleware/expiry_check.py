@@ -9,6 +9,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
 from llm_worker.expiry import claim_and_expire, is_expired
+from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
 
@@ -30,6 +31,7 @@ class ExpiryCheck(Middleware):
         svc = services()
         if not is_expired(svc, message):
             return
+        note_outcome("expired")
         try:
             claim_and_expire(svc, message, kind)
         except Exception:

@@ -10,8 +10,9 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
-from llm_worker import message_options
+from llm_worker import message_options, metrics
 from llm_worker.errors import InvalidLLMResponse
+from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
 from llm_worker.usage import Usage
@@ -55,10 +56,13 @@ class InvalidResponseBackoff(Middleware):
             message.fail()
             attempts = max(retries + 1, Usage.from_options(message.options).attempts)
             error = f"invalid LLM response after {attempts} attempts: {exception.problem}"
+            note_outcome("failed", error)
             kind = job_kind_of(broker, message)
             if kind is not None:
                 kind.failed(services(), message, error, attempts)
             return
+        note_outcome("retrying", exception.problem)
+        metrics.count_invalid(message.actor_name)
         message.options[message_options.INVALID_RETRIES] = retries + 1
         message.options[message_options.FEEDBACK] = {
             "answer": exception.answer,

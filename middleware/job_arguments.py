@@ -9,6 +9,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
 from llm_worker.errors import InvalidPayload
+from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
 
@@ -39,6 +40,7 @@ class JobArgumentsCheck(Middleware):
             kind.validate(message.args, message.kwargs)
         except InvalidPayload as exc:
             message.fail()
+            note_outcome("failed", str(exc))
             try:
                 kind.failed(services(), message, str(exc), 0)
             except Exception:

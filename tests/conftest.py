@@ -31,6 +31,7 @@ os.environ.update(
         "JOB_RETRY_MIN_BACKOFF_SECONDS": "0.05",
         "JOB_RETRY_MAX_BACKOFF_SECONDS": "0.1",
         "LLM_RETRY_BACKOFF_SECONDS": "0.05",
+        "METRICS_ENABLED": "false",
     }
 )
 os.environ.pop("BROKER_URL", None)

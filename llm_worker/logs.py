@@ -1,0 +1,81 @@
+"""Log formatting and redaction.
+
+User content (message text, email bodies, image paths, payloads) and secrets
+never reach the logs unless ``LOG_CONTENT=true``: Dramatiq's own log lines
+print messages with their arguments, so every record passes a filter that
+replaces messages by ``actor[message_id]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+
+from .settings import Settings
+
+#: Attributes of a record that :class:`JsonFormatter` copies when set (``extra=``).
+JOB_FIELDS = (
+    "actor",
+    "job_id",
+    "user_id",
+    "attempt",
+    "duration_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "outcome",
+)
+
+
+def redact_message(value: Any) -> Any:
+    """A Dramatiq message as ``actor[message_id]``; anything else unchanged."""
+    if isinstance(value, dramatiq.Message | MessageProxy):
+        return f"{value.actor_name}[{value.message_id}]"
+    return value
+
+
+class RedactMessages(logging.Filter):
+    """Replace message arguments in log records by their actor and id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_message(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact_message(v) for k, v in record.args.items()}
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, job fields, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        for field in JOB_FIELDS:
+            if hasattr(record, field):
+                entry[field] = getattr(record, field)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Apply ``LOG_FORMAT`` and ``LOG_CONTENT`` to every handler of the root logger."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if settings.log_format == "json":
+            handler.setFormatter(JsonFormatter())
+        if not settings.log_content and not any(
+            isinstance(f, RedactMessages) for f in handler.filters
+        ):
+            handler.addFilter(RedactMessages())
