@@ -12,10 +12,12 @@ INVALID_RETRIES = "llm_invalid_retries"
 FIRST_ATTEMPT_AT = "llm_first_attempt_at"
 #: The last invalid answer and what was wrong with it: ``{"answer", "problem"}``.
 FEEDBACK = "llm_feedback"
+#: Seconds since the epoch when an operator requeued the dead-lettered message.
+REQUEUED_AT = "llm_requeued_at"
 #: Dramatiq's own counter of ordinary retries.
 RETRIES = "retries"
 
 
 def was_requeued(options: dict[str, object]) -> bool:
-    """Whether a message is a retry or hold re-enqueued by middleware, not a first delivery."""
-    return any(options.get(name) for name in (HELD_SINCE, INVALID_RETRIES, RETRIES))
+    """Whether a message is a retry, a hold or an operator's requeue, not a first delivery."""
+    return any(options.get(name) for name in (HELD_SINCE, INVALID_RETRIES, RETRIES, REQUEUED_AT))

@@ -1,0 +1,1 @@
+"""Operator commands behind ``llm-worker``: status, dashboard, up, send, requeue-dead."""

@@ -1,0 +1,165 @@
+"""``llm-worker status``: breaker, queues, held-back jobs and workers at a glance."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import dramatiq
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import dq_name, xq_name
+
+from .. import message_options
+from ..breaker import BreakerStatus
+from ..services import Services
+
+#: A worker process counts as alive while its heartbeat is younger than this, in ms.
+HEARTBEAT_TIMEOUT_MS = 60_000
+
+EXIT_HEALTHY, EXIT_BREAKER_OPEN, EXIT_BROKER_DOWN = 0, 1, 2
+
+
+@dataclass
+class QueueStatus:
+    """Counts of one queue; ages in seconds (``None`` when unknown or empty)."""
+
+    name: str
+    ready: int = 0
+    delayed: int = 0
+    in_flight: int = 0
+    dead: int = 0
+    oldest_age_seconds: float | None = None
+    held_back: int = 0
+
+
+@dataclass
+class Status:
+    """Everything ``llm-worker status`` reports."""
+
+    broker: str
+    breaker: dict[str, Any]
+    queues: list[QueueStatus] = field(default_factory=list)
+    held_back: int = 0
+    first_expiry_in_seconds: float | None = None
+    live_workers: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 healthy, 1 breaker open."""
+        return EXIT_BREAKER_OPEN if self.breaker["state"] == "open" else EXIT_HEALTHY
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return asdict(self)
+
+
+def _scan_messages(client: Any, key: str) -> list[Message[Any]]:
+    messages = []
+    for _, data in client.hscan_iter(key, count=1000):
+        try:
+            messages.append(Message.decode(data))
+        except Exception:  # an undecodable entry is not worth failing the status for
+            continue
+    return messages
+
+
+def redis_queue_status(
+    broker: RedisBroker, queue: str, now: float
+) -> tuple[QueueStatus, list[float]]:
+    """One queue's counts from Redis, and the enqueue times of its held-back jobs."""
+    client, ns = broker.client, broker.namespace
+    status = QueueStatus(queue)
+    status.ready = int(client.llen(f"{ns}:{queue}"))
+    status.dead = int(client.zcard(f"{ns}:{xq_name(queue)}"))
+    in_flight = 0
+    for key in client.scan_iter(f"{ns}:__acks__.*.{queue}", count=1000):
+        in_flight += int(client.scard(key))
+    status.in_flight = in_flight
+    pending = _scan_messages(client, f"{ns}:{queue}.msgs")
+    delayed = _scan_messages(client, f"{ns}:{dq_name(queue)}.msgs")
+    status.delayed = len(delayed)
+    every = pending + delayed
+    if every:
+        status.oldest_age_seconds = round(now - min(m.message_timestamp for m in every) / 1000, 1)
+    held = [m.message_timestamp / 1000 for m in every if m.options.get(message_options.HELD_SINCE)]
+    status.held_back = len(held)
+    return status, held
+
+
+def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatus) -> Status:
+    """Read the status of every declared queue (Redis: exact; RabbitMQ: counts only)."""
+    now = time.time()
+    queues = sorted(broker.get_declared_queues())
+    status = Status(type(broker).__name__, breaker.as_dict())
+    if isinstance(broker, RedisBroker):
+        held: list[float] = []
+        for queue in queues:
+            queue_status, queue_held = redis_queue_status(broker, queue, now)
+            status.queues.append(queue_status)
+            held.extend(queue_held)
+        status.held_back = len(held)
+        if held:
+            expiry = svc.settings.llm_unavailable_expiry_seconds
+            status.first_expiry_in_seconds = round(min(held) + expiry - now, 1)
+        cutoff = int(now * 1000) - HEARTBEAT_TIMEOUT_MS
+        status.live_workers = int(
+            broker.client.zcount(f"{broker.namespace}:__heartbeats__", cutoff, "+inf")
+        )
+    else:
+        for queue in queues:
+            ready, delayed, dead = broker.get_queue_message_counts(queue)  # type: ignore[attr-defined]
+            status.queues.append(QueueStatus(queue, ready=ready, delayed=delayed, dead=dead))
+    return status
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def render(status: Status) -> str:
+    """The status as text for a terminal."""
+    breaker = status.breaker
+    if breaker["state"] == "open":
+        since = time.time() - breaker["since"]
+        next_probe = breaker["next_probe_at"] - time.time()
+        lines = [
+            f"breaker: OPEN for {_age(since)}, next probe in {_age(max(0.0, next_probe))}",
+            f"  last error: {breaker['last_error']}",
+        ]
+    else:
+        lines = ["breaker: closed"]
+    lines.append(f"broker: {status.broker}")
+    header = f"{'queue':<20} {'ready':>7} {'delayed':>8} {'in flight':>9} {'dead':>6} {'oldest':>7}"
+    lines += ["", header]
+    for q in status.queues:
+        lines.append(
+            f"{q.name:<20} {q.ready:>7} {q.delayed:>8} {q.in_flight:>9} {q.dead:>6} "
+            f"{_age(q.oldest_age_seconds):>7}"
+        )
+    lines.append("")
+    if status.held_back:
+        lines.append(
+            f"held back by the outage: {status.held_back} jobs, "
+            f"first expires in {_age(status.first_expiry_in_seconds)}"
+        )
+    else:
+        lines.append("held back by the outage: none")
+    if status.live_workers is not None:
+        lines.append(f"live worker processes: {status.live_workers}")
+    return "\n".join(lines)
+
+
+def to_json(status: Status) -> str:
+    """The status as one JSON document."""
+    return json.dumps(status.as_dict(), indent=2)
