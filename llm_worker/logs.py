@@ -38,11 +38,17 @@ def redact_message(value: Any) -> Any:
     return value
 
 
+#: Dramatiq's debug line that prints an actor's arguments (``Actor.__call__``).
+ACTOR_ARGUMENTS_LOG = "Received args=%r kwargs=%r."
+
+
 class RedactMessages(logging.Filter):
     """Replace message arguments in log records by their actor and id."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
+        if record.msg == ACTOR_ARGUMENTS_LOG:
+            record.args = ("(redacted)", "(redacted)")
+        elif isinstance(record.args, tuple):
             record.args = tuple(redact_message(arg) for arg in record.args)
         elif isinstance(record.args, dict):
             record.args = {k: redact_message(v) for k, v in record.args.items()}
@@ -69,8 +75,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+#: Client libraries whose debug logs print request bodies (prompts).
+CONTENT_LOGGERS = ("openai", "anthropic", "httpx", "httpcore", "urllib3")
+
+
 def configure_logging(settings: Settings) -> None:
-    """Apply ``LOG_FORMAT`` and ``LOG_CONTENT`` to every handler of the root logger."""
+    """Apply ``LOG_FORMAT`` and ``LOG_CONTENT`` to every handler of the root logger.
+
+    Without ``LOG_CONTENT`` the HTTP client libraries log at WARNING at most,
+    since their debug lines carry whole prompts.
+    """
+    if not settings.log_content:
+        for name in CONTENT_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     root = logging.getLogger()
     for handler in root.handlers:
         if settings.log_format == "json":

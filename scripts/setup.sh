@@ -5,10 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+. scripts/lib.sh
 REDIS_PORT="${REDIS_PORT:-6379}"
 PYTHON="${PYTHON:-python3}"
-
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 redis_answers() {
     (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" && printf 'PING\r\n' >&3 && read -r -t 2 reply <&3 \
@@ -16,11 +15,7 @@ redis_answers() {
 }
 
 if ! redis_answers; then
-    if ! command -v redis-server >/dev/null; then
-        echo "setup: installing redis-server"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-    fi
+    command -v redis-server >/dev/null || apt_install redis-server
     echo "setup: starting redis-server on 127.0.0.1:$REDIS_PORT"
     redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no
     for _ in $(seq 50); do redis_answers && break; sleep 0.1; done
