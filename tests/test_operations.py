@@ -291,9 +291,6 @@ def test_logs_never_show_user_content(
     assert outcomes == {21: "completed", 22: "failed", 23: "failed"}
 
 
-@pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="Debian's chromium is installed by .ci/run"
-)
 def test_dashboard_in_a_browser(env, worker, cli_env, tmp_path, redis_client):
     _dead_letter_one(worker)
     worker.stop()
