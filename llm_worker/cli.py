@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -73,9 +74,23 @@ def cmd_up(args: argparse.Namespace) -> int:
     from .ops.supervisor import Child, Supervisor
 
     print(f"[up] broker: {check_broker()}", flush=True)
-    print(f"[up] {describe_llm()}", flush=True)
     python = sys.executable
-    children = [
+    children = []
+    if args.local_llm:
+        from .local_llm import server_command
+
+        port = 8080
+        children.append(Child("local-llm", server_command("127.0.0.1", port)))
+        os.environ.update(
+            LLM_PROVIDER="openai",
+            LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
+            LLM_TEXT_MODEL="gemma-3-270m",
+            LLM_VISION_MODEL="gemma-3-270m",
+        )
+        print(f"[up] LLM: the bundled local model on 127.0.0.1:{port}", flush=True)
+    else:
+        print(f"[up] {describe_llm()}", flush=True)
+    children += [
         Child(
             "worker",
             [
@@ -180,6 +195,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_local_llm(args: argparse.Namespace) -> int:
+    from .local_llm import serve
+
+    return serve(args.host, args.port)
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     from .local_review import review_local_diff
 
@@ -226,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--threads", type=int, default=8, help="threads per worker process")
     up.add_argument("--no-scheduler", action="store_true", help="do not run periodiq")
     up.add_argument("--no-dashboard", action="store_true", help="do not run the dashboard")
+    up.add_argument(
+        "--local-llm",
+        action="store_true",
+        help="also serve the bundled small model (extra local-llm) and use it",
+    )
 
     dashboard = _command(
         commands,
@@ -291,6 +317,19 @@ def build_parser() -> argparse.ArgumentParser:
         "llm-worker probe",
     )
     probe.add_argument("--model", help="model to probe (default LLM_TEXT_MODEL)")
+
+    local = _command(
+        commands,
+        "local-llm",
+        cmd_local_llm,
+        "serve the bundled small model offline",
+        "Serve Gemma 3 270M (from the optional extra local-llm) as an OpenAI-compatible "
+        "server with llama-cpp-python. Good for trying the worker and for tests, not for "
+        "answer quality.",
+        "llm-worker local-llm --port 8080",
+    )
+    local.add_argument("--host", default="127.0.0.1", help="address to bind")
+    local.add_argument("--port", type=int, default=8080, help="port (default 8080)")
 
     review = _command(
         commands,

@@ -25,10 +25,10 @@ class CoreClient:
 
     Parameters:
       settings: the worker settings (``CORE_API_URL``, token, timeout).
-      pool_size: connections kept per host; match the worker's thread count.
+      pool_size: idle connections kept per host (at least the worker's threads).
     """
 
-    def __init__(self, settings: Settings, *, pool_size: int = 16) -> None:
+    def __init__(self, settings: Settings, *, pool_size: int = 256) -> None:
         self._base = settings.core_api_url
         self._timeout = settings.core_timeout_seconds
         self._session = requests.Session()

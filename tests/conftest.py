@@ -39,8 +39,8 @@ os.environ.pop("BROKER_URL", None)
 from dramatiq import Worker  # noqa: E402
 
 import actors  # noqa: E402
+from llm_worker.fakes import FakeCore, FakeLLM  # noqa: E402
 from llm_worker.services import Services, reset_services, services  # noqa: E402
-from tests.fakes import FakeCore, FakeLLM  # noqa: E402
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from actors import intent_classify, task_match
+from llm_worker.fakes import Reply
 from middleware import breaker_status
 from tests.conftest import drain, notifications, wait_for
-from tests.fakes import Reply
 
 GOOD = {"intent": "task", "confidence": 0.9}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llm_worker.errors import InvalidLLMResponse, LLMRequestRejected, LLMUnavailable
+from llm_worker.fakes import Reply
 from llm_worker.images import StoredImage
 from llm_worker.providers import (
     AnthropicProvider,
@@ -16,7 +17,6 @@ from llm_worker.providers import (
 )
 from llm_worker.settings import Settings
 from tests.conftest import PNG_BYTES
-from tests.fakes import Reply
 
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
 IMAGE = StoredImage("image/png", PNG_BYTES)

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from actors import review_chunk
+from llm_worker.fakes import Reply
 from llm_worker.tokens import estimate_text_tokens
 from tests.conftest import drain, git
-from tests.fakes import Reply
 
 pytestmark = pytest.mark.usefixtures("git_actors")
 QUEUES = ("llm.review", "git_queue")

@@ -1,4 +1,7 @@
-"""HTTP servers standing in for the LLM (OpenAI protocol) and for Core."""
+"""HTTP servers standing in for an LLM (OpenAI, Anthropic and Ollama protocols) and for Core.
+
+Used by the tests, the benchmarks and outage drills; not by the worker itself.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class Reply:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # hundreds of clients may connect at once
 
 
 class FakeHTTPServer:

@@ -1,0 +1,360 @@
+"""The benchmark scenarios; each returns rows of (figure, value, baseline, unit) and raw data."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_worker.fakes import FakeCore, FakeLLM, Reply
+
+from .harness import (
+    BENCH_REDIS_URL,
+    bench_redis,
+    median,
+    pending,
+    percentile,
+    run_workers,
+    wait_until,
+)
+
+GOOD = {"intent": "reminder", "confidence": 0.9}
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    scenario: str
+    figure: str
+    value: float
+    baseline: float | None
+    unit: str
+    target: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        """value / baseline."""
+        return self.value / self.baseline if self.baseline else None
+
+
+@dataclass
+class Bench:
+    """Shared fakes, settings and results of one run."""
+
+    quick: bool
+    logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="llmw-bench-")))
+    llm: FakeLLM = field(default_factory=FakeLLM)
+    core: FakeCore = field(default_factory=FakeCore)
+    rows: list[Row] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    _port: int = 19300
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Worker environment: the bench Redis, the fakes, metrics on a fresh port."""
+        self._port += 1
+        prom_db = self.logs / f"prom-{self._port}"
+        prom_db.mkdir()
+        return {
+            "REDIS_URL": BENCH_REDIS_URL,
+            "LLM_BASE_URL": self.llm.base_url,
+            "CORE_API_URL": self.core.url,
+            "METRICS_ENABLED": "true",
+            "dramatiq_prom_port": str(self._port),
+            "dramatiq_prom_db": str(prom_db),
+            **extra,
+        }
+
+    def reset(self) -> None:
+        """Forget recorded requests and scripted answers; flush the bench database."""
+        self.llm.clear()
+        self.llm.script.clear()
+        self.llm.answers.clear()
+        self.llm.fallback = None
+        self.core.clear()
+        bench_redis().flushdb()
+
+
+def _throughput_run(
+    bench: Bench, actor: Any, queue: str, workers: Any, jobs: int
+) -> dict[str, float]:
+    client = bench_redis()
+    cpu_before = workers.cpu()
+    started = time.monotonic()
+    for n in range(jobs):
+        actor.send(n, 42, {"text": "remind me to call mum at 6"})
+    wait_until(lambda: pending(client, queue) == 0, 300, f"{queue} to drain")
+    elapsed = time.monotonic() - started
+    return {
+        "jobs_per_second": jobs / elapsed,
+        "cpu_ms_per_job": (workers.cpu() - cpu_before) * 1000 / jobs,
+    }
+
+
+def throughput(bench: Bench) -> None:
+    """Scenarios 1 and 2: jobs/s and CPU per job with an instant LLM, against baselines."""
+    from actors import intent_classify
+
+    from .baseline import noop, plain_intent
+
+    jobs, repeats = (600, 3) if bench.quick else (2000, 3)
+    variants = [
+        ("full stack", "actors", intent_classify, "llm.intent"),
+        ("default middleware", "bench.baseline:broker", plain_intent, "bench.intent"),
+        ("no-op actor", "bench.baseline:broker", noop, "bench.noop"),
+    ]
+    results: dict[str, dict[str, float]] = {}
+    for name, module, actor, queue in variants:
+        bench.reset()
+        bench.llm.answers["IntentResult"] = GOOD
+        log = bench.logs / f"throughput-{queue}.log"
+        with run_workers(module, processes=2, threads=8, env=bench.env(), log=log) as workers:
+            _throughput_run(bench, actor, queue, workers, 50)  # warm up connections
+            runs = [_throughput_run(bench, actor, queue, workers, jobs) for _ in range(repeats)]
+        results[name] = {key: median([r[key] for r in runs]) for key in runs[0]}
+        results[name]["runs"] = runs  # type: ignore[assignment]
+    bench.raw["throughput"] = results
+    full, plain, noop_ = (
+        results["full stack"],
+        results["default middleware"],
+        results["no-op actor"],
+    )
+    scenario = "1. throughput, instant LLM (2 processes x 8 threads)"
+    bench.rows += [
+        Row(
+            scenario,
+            "intent_classify jobs/s vs default middleware",
+            full["jobs_per_second"],
+            plain["jobs_per_second"],
+            "jobs/s",
+            ">= 500 jobs/s, ratio >= 0.90",
+        ),
+        Row(
+            scenario,
+            "intent_classify jobs/s vs no-op actor",
+            full["jobs_per_second"],
+            noop_["jobs_per_second"],
+            "jobs/s",
+        ),
+        Row(
+            "2. CPU per job",
+            "worker CPU ms/job vs default middleware",
+            full["cpu_ms_per_job"],
+            plain["cpu_ms_per_job"],
+            "ms",
+        ),
+        Row(
+            "2. CPU per job",
+            "worker CPU ms/job vs no-op actor",
+            full["cpu_ms_per_job"],
+            noop_["cpu_ms_per_job"],
+            "ms",
+        ),
+    ]
+
+
+def concurrency(bench: Bench) -> None:
+    """Scenario 3: jobs/s with a 1 s LLM at 16, 64 and 256 in flight, against the ideal."""
+    from actors import intent_classify
+
+    levels = (16, 64) if bench.quick else (16, 64, 256)
+    client = bench_redis()
+    results = {}
+    for in_flight in levels:
+        bench.reset()
+        bench.llm.fallback = lambda request: Reply(content=GOOD, delay=1.0)
+        processes, threads = 2, max(1, in_flight // 2)
+        jobs = in_flight * 4
+        log = bench.logs / f"concurrency-{in_flight}.log"
+        env = bench.env(LLM_TOKENIZER="estimate")
+        with run_workers(
+            "actors", processes=processes, threads=threads, env=env, log=log
+        ) as workers:
+            started = time.monotonic()
+            for n in range(jobs):
+                intent_classify.send(n, 42, {"text": "x"})
+            wait_until(lambda: pending(client, "llm.intent") == 0, 120, "llm.intent to drain")
+            elapsed = time.monotonic() - started
+            rss = workers.rss()
+        rate = jobs / elapsed
+        results[in_flight] = {
+            "jobs_per_second": rate,
+            "ideal": float(in_flight),
+            "rss_mb": rss,
+            "processes": processes,
+            "threads": threads,
+        }
+        bench.rows.append(
+            Row(
+                "3. LLM-bound, 1 s LLM",
+                f"{in_flight} in flight ({processes}x{threads} threads, RSS {rss:.0f} MB)",
+                rate,
+                float(in_flight),
+                "jobs/s",
+                ">= 0.90 of ideal at 256" if in_flight == 256 else "",
+            )
+        )
+    bench.raw["concurrency"] = results
+
+
+def _latencies(bench: Bench, actor: Any, count: int) -> list[float]:
+    client = bench_redis()
+    stream = "notify:telegram"
+    cursor = b"0-0"
+    latencies = []
+    for n in range(count):
+        started = time.monotonic()
+        actor.send(100_000 + n, 42, {"text": "x"})
+        while True:
+            reply = client.xread({stream: cursor}, block=5000, count=10)
+            if not reply:
+                raise TimeoutError("no notification within 5 s")
+            found = False
+            for _, entries in reply:
+                for entry_id, fields in entries:
+                    cursor = entry_id
+                    found = found or json.loads(fields[b"data"])["job_id"] == 100_000 + n
+            if found:
+                break
+        latencies.append((time.monotonic() - started) * 1000)
+        time.sleep(0.02)
+    return latencies
+
+
+def latency(bench: Bench) -> None:
+    """Scenario 4: send -> notification p50 and p99 at light load, against a no-op actor."""
+    from actors import intent_classify
+
+    from .baseline import noop_notify
+
+    count = 60 if bench.quick else 200
+    results = {}
+    for name, module, actor in (
+        ("full stack", "actors", intent_classify),
+        ("no-op actor", "bench.baseline:broker", noop_notify),
+    ):
+        bench.reset()
+        bench.llm.answers["IntentResult"] = GOOD
+        log = bench.logs / f"latency-{actor.actor_name}.log"
+        with run_workers(module, processes=1, threads=4, env=bench.env(), log=log):
+            _latencies(bench, actor, 10)
+            values = _latencies(bench, actor, count)
+        results[name] = {"p50_ms": percentile(values, 0.5), "p99_ms": percentile(values, 0.99)}
+    bench.raw["latency"] = results
+    full, base = results["full stack"], results["no-op actor"]
+    bench.rows += [
+        Row(
+            "4. latency, light load",
+            "send -> notification p50",
+            full["p50_ms"],
+            base["p50_ms"],
+            "ms",
+        ),
+        Row(
+            "4. latency, light load",
+            "send -> notification p99",
+            full["p99_ms"],
+            base["p99_ms"],
+            "ms",
+        ),
+    ]
+
+
+def outage(bench: Bench) -> None:
+    """Scenario 5: 1,000 queued jobs, the LLM down (HTTP 503) for a while, 2 processes."""
+    from actors import intent_classify
+
+    jobs, down_for, probe_interval = (300, 20.0, 5.0) if bench.quick else (1000, 60.0, 10.0)
+    bench.reset()
+    bench.llm.fallback = lambda request: Reply(status=503, body={"error": {"message": "down"}})
+    env = bench.env(LLM_PROBE_INTERVAL_SECONDS=str(probe_interval), LLM_TOKENIZER="estimate")
+    log = bench.logs / "outage.log"
+    with run_workers("actors", processes=2, threads=8, env=env, log=log):
+        for n in range(jobs):
+            intent_classify.send(n, 42, {"text": "x"})
+        time.sleep(down_for)
+        during = bench.llm.chat_requests()
+        probes = [r for r in during if r["json"].get("max_tokens") == 1]
+        returned = time.time()
+        bench.llm.fallback = None
+        bench.llm.answers["IntentResult"] = GOOD
+        wait_until(lambda: len(bench.core.job_updates()) >= jobs, 300, "every job to complete")
+        time.sleep(1)
+    updates = [r for r in bench.core.requests if r["method"] == "PATCH"]
+    completed = {r["path"] for r in updates if r["json"]["status"] == "completed"}
+    first = min(r["at"] for r in updates) - returned
+    last = max(r["at"] for r in updates) - returned
+    allowed_probes = int(down_for / probe_interval) + 1
+    bench.raw["outage"] = {
+        "jobs": jobs,
+        "down_seconds": down_for,
+        "probe_interval": probe_interval,
+        "llm_requests_during_outage": len(during),
+        "probes": len(probes),
+        "first_completion_after_return_s": first,
+        "last_completion_after_return_s": last,
+        "lost": jobs - len(completed),
+        "duplicate_updates": len(updates) - len(completed),
+    }
+    scenario = (
+        f"5. outage: {jobs} jobs, LLM down {down_for:.0f} s, probe every {probe_interval:.0f} s"
+    )
+    bench.rows += [
+        Row(
+            scenario,
+            "LLM requests during the outage vs probe allowance",
+            float(len(during)),
+            float(allowed_probes),
+            "requests",
+            "<= 1 probe per interval",
+        ),
+        Row(
+            scenario,
+            "first job completed after the LLM returned",
+            first,
+            probe_interval,
+            "s",
+            "within one probe interval",
+        ),
+        Row(scenario, "last job completed after the LLM returned", last, None, "s"),
+        Row(scenario, "jobs lost", float(jobs - len(completed)), None, "jobs", "0"),
+    ]
+
+
+def local_model(bench: Bench) -> None:
+    """Real model: schema-valid first answers with and without ``response_format``, jobs/s."""
+    from .local_model import measure_local_model
+
+    result = measure_local_model(bench.logs, prompts=6 if bench.quick else 12)
+    bench.raw["local_model"] = result
+    if "skipped" in result:
+        bench.rows.append(Row("6. real model (gemma-3 270M)", result["skipped"], 0.0, None, ""))
+        return
+    bench.rows += [
+        Row(
+            "6. real model (gemma-3 270M)",
+            "schema-valid first answers, schema vs none",
+            result["valid_with_schema"],
+            result["valid_without_schema"],
+            "share",
+        ),
+        Row(
+            "6. real model (gemma-3 270M)",
+            "intent_classify jobs/s (1 process, schema)",
+            result["jobs_per_second"],
+            None,
+            "jobs/s",
+        ),
+    ]
+
+
+SCENARIOS = {
+    "throughput": throughput,
+    "concurrency": concurrency,
+    "latency": latency,
+    "outage": outage,
+    "local-model": local_model,
+}
