@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llm_worker import prompts
+from llm_worker.errors import LLMRequestRejected
 from llm_worker.images import load_image
 from llm_worker.jobs import Job, Notification
 from llm_worker.schemas import ImageTagPayload, ImageTagResult
@@ -21,6 +22,8 @@ def image_tag(job_id: str | int, user_id: int, payload: dict[str, Any]) -> None:
     """
     job = Job.start("image_tag", ImageTagPayload, (job_id, user_id, payload), {})
     config = job.services.settings
+    if not config.llm_vision_model:
+        raise LLMRequestRejected("image tagging needs a vision model: LLM_VISION_MODEL is empty")
     image = load_image(
         config.image_storage_path, job.payload.path, max_bytes=config.image_max_bytes
     )

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from llm_worker import prompts
 from llm_worker.errors import CommandError, InvalidLLMResponse
 from llm_worker.json_extract import parse_answer
-from llm_worker.local_llm import server_command
+from llm_worker.local_llm import start_local_llm
 from llm_worker.providers import OpenAICompatibleProvider, Prompt, Turn
 from llm_worker.schemas import IntentResult, response_schema
 
@@ -31,35 +27,6 @@ MESSAGES = [
     "call the plumber",
     "what did Anna say about the trip?",
 ]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_local_llm(log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the bundled model's server; return it and its ``/v1`` URL once it answers."""
-    port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            server_command("127.0.0.1", port), stdout=out, stderr=subprocess.STDOUT
-        )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the local LLM server exited (see {log})")
-        try:
-            if requests.get(f"{base_url}/models", timeout=2).ok:
-                return process, base_url
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise RuntimeError(f"the local LLM server did not start in 180 s (see {log})")
 
 
 def _valid_share(provider: OpenAICompatibleProvider, texts: list[str]) -> tuple[float, float]:
@@ -98,7 +65,7 @@ def measure_local_model(logs: Path, *, prompts: int) -> dict[str, Any]:
                 base_url=base_url, api_key="none", timeout=120.0, response_format=response_format
             )
 
-        with_schema, rate = _valid_share(provider("json_schema"), texts)
+        with_schema, rate = _valid_share(provider("json_object_schema"), texts)
         without_schema, _ = _valid_share(provider("none"), texts)
     finally:
         process.terminate()

@@ -85,7 +85,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             LLM_PROVIDER="openai",
             LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
             LLM_TEXT_MODEL="gemma-3-270m",
-            LLM_VISION_MODEL="gemma-3-270m",
+            LLM_VISION_MODEL="",  # the small model has no vision: image_tag fails clearly
+            LLM_RESPONSE_FORMAT="json_object_schema",
+            LLM_MAX_OUTPUT_TOKENS="256",
+            LLM_TIMEOUT_SECONDS="300",
         )
         print(f"[up] LLM: the bundled local model on 127.0.0.1:{port}", flush=True)
     else:

@@ -9,8 +9,13 @@ end-to-end tests; a 270M model's answers are not good enough for real use.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import requests
 
 from .errors import CommandError
 
@@ -66,7 +71,37 @@ def serve(host: str, port: int) -> int:
     command = server_command(host, port)
     print(
         f"local LLM on http://{host}:{port}/v1 (model alias gemma-3-270m); point the worker at "
-        f"it with LLM_BASE_URL=http://{host}:{port}/v1 LLM_TEXT_MODEL=gemma-3-270m",
+        f"it with LLM_BASE_URL=http://{host}:{port}/v1 LLM_TEXT_MODEL=gemma-3-270m "
+        "LLM_RESPONSE_FORMAT=json_object_schema",
         flush=True,
     )
     return subprocess.call(command, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_local_llm(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the bundled model's server; return it and its ``/v1`` URL once it answers."""
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            server_command("127.0.0.1", port), stdout=out, stderr=subprocess.STDOUT
+        )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the local LLM server exited (see {log})")
+        try:
+            if requests.get(f"{base_url}/models", timeout=2).ok:
+                return process, base_url
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"the local LLM server did not start in 180 s (see {log})")

@@ -94,11 +94,14 @@ class Settings(BrokerSettings):
     #: Ollama's URL; setting it selects Ollama when no key is present.
     ollama_host: str | None = None
     llm_text_model: str = Field("mistral", min_length=1)
-    llm_vision_model: str = Field("llava", min_length=1)
+    #: Empty: no vision model, ``image_tag`` jobs fail saying so.
+    llm_vision_model: str = "llava"
     #: Timeout of one LLM call, in seconds.
     llm_timeout_seconds: float = Field(120.0, gt=0)
     #: How the answer's shape is requested: a JSON Schema, plain JSON mode, or only by prompt.
-    llm_response_format: Literal["json_schema", "json_object", "none"] = "json_schema"
+    llm_response_format: Literal["json_schema", "json_object_schema", "json_object", "none"] = (
+        "json_schema"
+    )
     #: The model's context window and the part of it kept for the answer, in tokens.
     llm_context_tokens: int = Field(8192, ge=256)
     llm_max_output_tokens: int = Field(1024, ge=16)

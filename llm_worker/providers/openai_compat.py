@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -10,6 +11,13 @@ import requests
 
 from ..errors import InvalidLLMResponse, LLMUnavailable
 from .base import LLMAnswer, Prompt, Turn, error_message, status_error
+
+#: Tokenize endpoints by server: path under the server root and request body.
+TOKENIZE_STYLES: dict[str, tuple[str, Callable[[str, str], dict[str, Any]]]] = {
+    "vllm": ("/tokenize", lambda model, text: {"model": model, "prompt": text}),
+    "llama.cpp": ("/tokenize", lambda model, text: {"content": text}),
+    "llama-cpp-python": ("/extras/tokenize", lambda model, text: {"input": text}),
+}
 
 
 def _content(turn: Turn) -> Any:
@@ -47,7 +55,8 @@ class OpenAICompatibleProvider:
       base_url: the server's ``/v1`` URL.
       api_key: the key (``not-needed`` for local servers).
       timeout: seconds per call.
-      response_format: ``json_schema``, ``json_object`` or ``none``.
+      response_format: ``json_schema`` (OpenAI, vLLM, llama.cpp), ``json_object_schema``
+        (llama-cpp-python's server), ``json_object`` or ``none``.
       tokenizer: ``auto`` (the server's ``/tokenize`` when it has one),
         ``server`` (the same, required) or ``estimate``.
     """
@@ -68,7 +77,7 @@ class OpenAICompatibleProvider:
         )
         self._timeout = timeout
         self._response_format = response_format
-        self._tokenize_url = base_url.removesuffix("/v1") + "/tokenize"
+        self._server_root = base_url.removesuffix("/v1")
         self._tokenizer = tokenizer
         self._tokenize_style: str | None = None if tokenizer != "estimate" else "none"
         self._session = requests.Session()
@@ -76,6 +85,8 @@ class OpenAICompatibleProvider:
     def _format(self, name: str, schema: dict[str, Any]) -> Any:
         if self._response_format == "json_schema":
             return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+        if self._response_format == "json_object_schema":  # llama-cpp-python's server
+            return {"type": "json_object", "schema": schema}
         if self._response_format == "json_object":
             return {"type": "json_object"}
         return openai.NOT_GIVEN
@@ -124,12 +135,14 @@ class OpenAICompatibleProvider:
         return time.monotonic() - started
 
     def _tokenize(self, model: str, text: str) -> int | None:
-        """Count ``text`` with the server's ``/tokenize`` (vLLM or llama.cpp style)."""
-        styles = [self._tokenize_style] if self._tokenize_style else ["vllm", "llama.cpp"]
+        """Count ``text`` with the server's tokenizer (vLLM, llama.cpp or llama-cpp-python)."""
+        styles = [self._tokenize_style] if self._tokenize_style else list(TOKENIZE_STYLES)
         for style in styles:
-            body = {"model": model, "prompt": text} if style == "vllm" else {"content": text}
+            path, make_body = TOKENIZE_STYLES[style]
             try:
-                response = self._session.post(self._tokenize_url, json=body, timeout=self._timeout)
+                response = self._session.post(
+                    self._server_root + path, json=make_body(model, text), timeout=self._timeout
+                )
                 data = response.json() if response.ok else None
             except (requests.RequestException, ValueError):
                 data = None
