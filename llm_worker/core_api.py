@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Literal
+from urllib.request import getproxies
 
 import requests
 from pydantic import TypeAdapter, ValidationError
@@ -32,6 +33,9 @@ class CoreClient:
         self._base = settings.core_api_url
         self._timeout = settings.core_timeout_seconds
         self._session = requests.Session()
+        # Proxies from the environment are read once, not on every request.
+        self._session.proxies.update(getproxies())
+        self._session.trust_env = False
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)

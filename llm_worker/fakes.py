@@ -176,7 +176,7 @@ class FakeLLM(FakeHTTPServer):
 
     def respond(self, request: dict[str, Any]) -> Reply:
         path, body = request["path"], request["json"] or {}
-        if path == "/tokenize":
+        if path in ("/tokenize", "/extras/tokenize"):
             return self.tokenize(body)
         if path == "/v1/messages/count_tokens":
             text = json.dumps(body.get("messages")) + str(body.get("system", ""))

@@ -9,6 +9,7 @@ normalise what is safe to normalise (tag case and duplicates).
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -159,6 +160,8 @@ class CoreTask(BaseModel):
     description: str | None = None
 
 
+@lru_cache(maxsize=64)
 def response_schema(model: type[Result]) -> dict[str, Any]:
-    """The JSON Schema of ``model``, as sent to the LLM in ``response_format``."""
+    """The JSON Schema of ``model``, as sent to the LLM in ``response_format`` (cached:
+    treat it as read-only)."""
     return model.model_json_schema()

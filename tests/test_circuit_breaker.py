@@ -42,14 +42,15 @@ def test_unavailable_answers_open_breaker_without_failing_the_job(
     env, worker, fake_llm, fake_core, failure
 ):
     env(LLM_PROBE_INTERVAL_SECONDS=0.3)
-    fake_llm.push(failure)
+    fake_llm.fallback = lambda request: failure  # probes fail too until it recovers
 
     intent_classify.send(40, 42, {"text": "x"})
     status = wait_for(lambda: breaker_status() if breaker_status().is_open else None)
     assert str(failure.status) in status.last_error
     assert fake_core.job_updates(40) == []
 
-    fake_llm.answers["IntentResult"] = GOOD  # the LLM recovers: the probe closes the breaker
+    fake_llm.fallback = None  # the LLM recovers: the probe closes the breaker
+    fake_llm.answers["IntentResult"] = GOOD
     wait_for(lambda: _completed(fake_core, [40]))
     assert not breaker_status().is_open
     assert fake_core.job_updates(40)[0]["result"] == GOOD
@@ -72,12 +73,13 @@ def test_refused_connections_hold_jobs_until_llm_returns(env, worker, fake_llm, 
 
 def test_timeout_opens_breaker(env, worker, fake_llm, fake_core):
     env(LLM_TIMEOUT_SECONDS=0.3, LLM_PROBE_INTERVAL_SECONDS=0.3)
-    fake_llm.push(Reply(content=GOOD, delay=1.0))
+    fake_llm.fallback = lambda request: Reply(content=GOOD, delay=1.0)  # probes too
 
     intent_classify.send(41, 42, {"text": "x"})
     status = wait_for(lambda: breaker_status() if breaker_status().is_open else None)
     assert "timed out" in status.last_error
 
+    fake_llm.fallback = None
     fake_llm.answers["IntentResult"] = GOOD
     wait_for(lambda: _completed(fake_core, [41]))
 

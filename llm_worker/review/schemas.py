@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, TypeAdapter
@@ -88,10 +89,16 @@ ReviewAnswer = Annotated[
 FinalAnswer = Annotated[CommentAnswer | NoIssuesAnswer, Field(discriminator="action")]
 
 
+@lru_cache(maxsize=2)
+def _adapter(tools_allowed: bool) -> TypeAdapter[Any]:
+    return TypeAdapter(ReviewAnswer if tools_allowed else FinalAnswer)
+
+
+@lru_cache(maxsize=2)
 def answer_schema(*, tools_allowed: bool) -> dict[str, Any]:
-    """The JSON Schema of the answer; without ``tool_call`` once tool calls are used up."""
-    adapter: TypeAdapter[Any] = TypeAdapter(ReviewAnswer if tools_allowed else FinalAnswer)
-    return adapter.json_schema()
+    """The JSON Schema of the answer; without ``tool_call`` once tool calls are used up
+    (cached: treat it as read-only)."""
+    return _adapter(tools_allowed).json_schema()
 
 
 def parse_review_answer(value: dict[str, Any], *, tools_allowed: bool) -> Any:
@@ -100,5 +107,4 @@ def parse_review_answer(value: dict[str, Any], *, tools_allowed: bool) -> Any:
     Raises:
       pydantic.ValidationError: when it is none of them.
     """
-    adapter: TypeAdapter[Any] = TypeAdapter(ReviewAnswer if tools_allowed else FinalAnswer)
-    return adapter.validate_python(value)
+    return _adapter(tools_allowed).validate_python(value)
