@@ -12,14 +12,21 @@ broker; the function is taken from the module without using that broker.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import default_middleware
 
+from llm_worker.logs import CONTENT_LOGGERS
 from llm_worker.services import services
 from llm_worker.settings import broker_settings
+
+# The same logging policy as the service: the HTTP clients' per-request INFO lines
+# would otherwise make the baseline pay for logging the service does not do.
+for _name in CONTENT_LOGGERS:
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 broker = RedisBroker(
     url=broker_settings().effective_broker_url, middleware=[m() for m in default_middleware]

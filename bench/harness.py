@@ -94,9 +94,16 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> No
 
 @contextmanager
 def run_workers(
-    module: str, *, processes: int, threads: int, env: dict[str, str], log: Path
+    module: str,
+    *,
+    processes: int,
+    threads: int,
+    env: dict[str, str],
+    log: Path,
+    queues: tuple[str, ...] = (),
 ) -> Iterator[Workers]:
-    """Start ``dramatiq MODULE`` and wait until every worker process is ready."""
+    """Start ``dramatiq MODULE`` (on ``queues`` only, if given) and wait until every
+    worker process is ready."""
     client = bench_redis()
     before = client.zcard("dramatiq:__heartbeats__")
     with log.open("wb") as out:
