@@ -105,7 +105,7 @@ def throughput(bench: Bench) -> None:
 
     from .baseline import noop, plain_intent
 
-    jobs, repeats = (600, 3) if bench.quick else (1500, 3)
+    jobs, repeats = (600, 3) if bench.quick else (1000, 5)
     variants = [
         ("full stack", "actors", intent_classify, "llm.intent"),
         ("default middleware", "bench.baseline:broker", plain_intent, "bench.intent"),
@@ -368,7 +368,7 @@ def local_model(bench: Bench) -> None:
     """Real model: schema-valid first answers with and without ``response_format``, jobs/s."""
     from .local_model import measure_local_model
 
-    result = measure_local_model(bench.logs, prompts=6 if bench.quick else 12)
+    result = measure_local_model(bench.logs, prompts=6 if bench.quick else 8)
     bench.raw["local_model"] = result
     if "skipped" in result:
         bench.rows.append(Row("6. real model (gemma-3 270M)", result["skipped"], 0.0, None, ""))
