@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             print(f"running {name} ...", file=sys.stderr, flush=True)
+            scenario_started = time.monotonic()
             SCENARIOS[name](bench)
+            bench.raw.setdefault("seconds", {})[name] = round(time.monotonic() - scenario_started)
     finally:
         bench_redis().flushdb()
         bench.llm.down()

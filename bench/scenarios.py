@@ -105,7 +105,7 @@ def throughput(bench: Bench) -> None:
 
     from .baseline import noop, plain_intent
 
-    jobs, repeats = (600, 3) if bench.quick else (1000, 5)
+    jobs, repeats = (600, 3) if bench.quick else (1000, 4)
     variants = [
         ("full stack", "actors", intent_classify, "llm.intent"),
         ("default middleware", "bench.baseline:broker", plain_intent, "bench.intent"),
