@@ -67,7 +67,12 @@ def build_broker(config: BrokerSettings) -> dramatiq.Broker:
     middleware = service_middleware(config)
     if config.uses_rabbitmq:
         return RabbitmqBroker(url=config.effective_broker_url, middleware=middleware)
-    return RedisBroker(url=config.effective_broker_url, middleware=middleware)
+    return RedisBroker(
+        url=config.effective_broker_url,
+        middleware=middleware,
+        heartbeat_timeout=int(config.broker_heartbeat_timeout_seconds * 1000),
+        maintenance_chance=config.broker_maintenance_chance,
+    )
 
 
 def _configured_broker() -> dramatiq.Broker:

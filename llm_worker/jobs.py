@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from dramatiq.middleware import CurrentMessage
 
-from . import message_options, metrics, prompts
+from . import keys, message_options, metrics, prompts
 from .arguments import P, parse_arguments
 from .errors import InvalidLLMResponse, LLMRequestRejected, LLMUnavailable
 from .images import StoredImage
@@ -150,6 +150,9 @@ class Job(Generic[P]):
         Raises:
           PromptTooLarge, LLMUnavailable, LLMRequestRejected, InvalidLLMResponse.
         """
+        cached = self._cached_result(result_model)
+        if cached is not None:
+            return cached
         config = self.services.settings
         schema = response_schema(result_model)
         prompt = Prompt(
@@ -165,17 +168,42 @@ class Job(Generic[P]):
         )
         parsed = parse_answer(answer.text, result_model)
         assert isinstance(parsed, result_model)
+        self._cache_result(parsed)
         return parsed
+
+    def _result_key(self, result_model: type[Result]) -> str | None:
+        message = CurrentMessage.get_current_message()
+        if message is None:
+            return None
+        prefix = self.services.settings.key_prefix
+        return keys.job_result(prefix, message.message_id, result_model.__name__)
+
+    def _cached_result(self, result_model: type[R]) -> R | None:
+        """The valid result of an earlier attempt of this job (a retry after Core failed)."""
+        key = self._result_key(result_model)
+        raw = self.services.redis.get(key) if key else None
+        if raw is None:
+            return None
+        logger.info("reusing the LLM result of an earlier attempt of job %s", self.job_id)
+        return result_model.model_validate_json(raw)
+
+    def _cache_result(self, result: Result) -> None:
+        key = self._result_key(type(result))
+        if key:
+            ttl = self.services.settings.job_result_ttl_seconds
+            self.services.redis.set(key, result.model_dump_json(), ex=ttl)
 
     def complete(self, result: dict[str, Any], notifications: Iterable[Notification]) -> None:
         """Store the result in Core as completed, then publish the notifications."""
         self.services.core.update_job(
             self.job_id, "completed", result=result, usage=current_usage()
         )
-        for notification in notifications:
+        for index, notification in enumerate(notifications):
             self.services.notifier.publish(
                 user_id=self.user_id,
                 job_id=self.job_id,
                 message_type=notification.message_type,
                 content=notification.content,
+                job_type=self.job_type,
+                discriminator=index,
             )

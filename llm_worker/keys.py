@@ -23,6 +23,20 @@ def outages(prefix: str) -> str:
     return f"{prefix}:outages"
 
 
+def notified(
+    prefix: str, job_type: str, job_id: str | int, message_type: str, discriminator: str | int
+) -> str:
+    """``{p}:notified:{job_type}:{job_id}:{message_type}:{n}``: set when that notification
+    was published, so a redelivered job never publishes it again."""
+    return f"{prefix}:notified:{job_type}:{job_id}:{message_type}:{discriminator}"
+
+
+def job_result(prefix: str, message_id: str, result_name: str) -> str:
+    """``{p}:result:{message_id}:{result}``: a job's valid LLM result, kept so that a retry
+    caused by Core failing does not pay for the model again."""
+    return f"{prefix}:result:{message_id}:{result_name}"
+
+
 def expired_claim(prefix: str, message_id: str) -> str:
     """``{p}:expired:{message_id}``: set once when a job is expired, so it is
     expired and notified only once however many sweepers or workers see it."""

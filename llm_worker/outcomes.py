@@ -131,7 +131,11 @@ def _report(
     if notification is not None and job.user_id is not None:
         message_type, content = notification
         svc.notifier.publish(
-            user_id=job.user_id, job_id=job.job_id, message_type=message_type, content=content
+            user_id=job.user_id,
+            job_id=job.job_id,
+            message_type=message_type,
+            content=content,
+            job_type=job.job_type,
         )
 
 

@@ -53,7 +53,13 @@ class Services:
     @cached_property
     def notifier(self) -> Notifier:
         """Publisher of Telegram notifications."""
-        return Notifier(self.redis, self.settings.notify_stream)
+        config = self.settings
+        return Notifier(
+            self.redis,
+            config.notify_stream,
+            prefix=config.key_prefix,
+            dedupe_seconds=config.notify_dedupe_seconds,
+        )
 
 
 _lock = threading.Lock()

@@ -43,6 +43,11 @@ class BrokerSettings(BaseSettings):
     broker_url: str | None = None
     #: Cron expression of the expiry sweeper (read by the scheduler at import).
     sweep_cron: str = "*/10 * * * *"
+    #: A Redis broker counts a worker process dead after this long without a heartbeat.
+    broker_heartbeat_timeout_seconds: float = Field(60.0, gt=0)
+    #: Per million broker commands, how many also requeue dead workers' messages
+    #: (Dramatiq's default is 1000; ours makes a killed worker's jobs return within 2 minutes).
+    broker_maintenance_chance: int = Field(20_000, ge=1, le=1_000_000)
     #: Prometheus metrics (Dramatiq's and this service's); port and host are
     #: Dramatiq's own ``dramatiq_prom_port`` (9191) and ``dramatiq_prom_host``.
     metrics_enabled: bool = True
@@ -121,10 +126,10 @@ class Settings(BrokerSettings):
     #: A job older than this when first picked up is skipped as stale, in seconds (0 disables).
     message_max_age_seconds: float = Field(300.0, ge=0)
     #: Ordinary retries for other errors (Core failing, bugs).
-    job_max_retries: int = Field(8, ge=0)
+    job_max_retries: int = Field(20, ge=0)
     #: Bounds of the ordinary retries' exponential backoff, in seconds.
     job_retry_min_backoff_seconds: float = Field(5.0, gt=0)
-    job_retry_max_backoff_seconds: float = Field(600.0, gt=0)
+    job_retry_max_backoff_seconds: float = Field(1800.0, gt=0)
 
     #: Lifetime of a review conversation in Redis, refreshed on each turn, in seconds.
     review_conversation_ttl_seconds: int = Field(604_800, gt=0)
@@ -140,6 +145,12 @@ class Settings(BrokerSettings):
     image_max_bytes: int = Field(20_971_520, gt=0)
 
     notify_stream: str = Field("notify:telegram", min_length=1)
+    #: How long a published notification is remembered, so it is never sent twice, in seconds.
+    notify_dedupe_seconds: int = Field(1_296_000, gt=0)
+    #: How long a job's valid LLM result is kept for retries after Core failed, in seconds.
+    job_result_ttl_seconds: int = Field(86_400, gt=0)
+    #: Largest payload accepted, as JSON, in bytes (checked at send and at pick-up).
+    job_max_payload_bytes: int = Field(1_048_576, gt=0)
     #: ``text`` or ``json`` (one JSON object per line).
     log_format: Literal["text", "json"] = "text"
     #: Let user content (message text, payloads, image paths) appear in logs.

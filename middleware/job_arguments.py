@@ -1,29 +1,49 @@
-"""Fail jobs whose arguments do not fit, before anything else runs."""
+"""Refuse malformed jobs at send time, and fail them before anything else runs."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware, SkipMessage
+from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
+from llm_worker import message_options
 from llm_worker.errors import InvalidPayload
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import job_kind_of
+from llm_worker.outcomes import AnyMessage, JobKind, job_kind_of
 from llm_worker.services import services
 
 logger = logging.getLogger(__name__)
 
 
-class JobArgumentsCheck(Middleware):
-    """Validate a job's arguments before its actor runs.
+class InvalidJob(MiddlewareError, ValueError):
+    """Raised to a producer by ``actor.send`` for a malformed job (nothing is enqueued)."""
 
-    A job whose arguments are missing, unknown or of the wrong type is failed
-    at once through its job kind (for Core jobs: ``status: failed`` with an
-    error naming the field and an ``llm_failure`` notification), and the
-    message goes to the dead-letter queue.  Nothing is retried and no LLM
-    call is made.
+
+def check_job(kind: JobKind, message: AnyMessage) -> None:
+    """Validate a job message's arguments and size.
+
+    Raises:
+      InvalidPayload: naming the offending argument or field, or the size.
+    """
+    limit = services().settings.job_max_payload_bytes
+    size = len(message.encode())
+    if size > limit:
+        raise InvalidPayload("payload", f"the job is {size} bytes, over the limit of {limit}")
+    kind.validate(message.args, message.kwargs)
+
+
+class JobArgumentsCheck(Middleware):
+    """Validate a job's arguments (and size, ``JOB_MAX_PAYLOAD_BYTES``) twice.
+
+    - At send time, in the producer: ``actor.send`` raises :class:`InvalidJob`
+      at once and nothing is enqueued.
+    - At pick-up, for producers that bypass it: the job is failed at once
+      through its job kind (for Core jobs: ``status: failed`` with an error
+      naming the field and an ``llm_failure`` notification) and the message goes
+      to the dead-letter queue.  Nothing is retried and no LLM call is made.
 
     Actor option:
       job_kind: the actor's :class:`~llm_worker.outcomes.JobKind`; it marks
@@ -32,12 +52,24 @@ class JobArgumentsCheck(Middleware):
 
     actor_options = {"job_kind"}
 
+    def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
+        if message.options.get(message_options.CHECKED):
+            return  # a retry, a hold or a delayed message moving on: checked when first sent
+        kind = job_kind_of(broker, message)
+        if kind is None:
+            return
+        try:
+            check_job(kind, message)
+        except InvalidPayload as exc:
+            raise InvalidJob(f"{message.actor_name}: {exc}") from None
+        message.options[message_options.CHECKED] = True
+
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         kind = job_kind_of(broker, message)
         if kind is None:
             return
         try:
-            kind.validate(message.args, message.kwargs)
+            check_job(kind, message)
         except InvalidPayload as exc:
             message.fail()
             note_outcome("failed", str(exc))

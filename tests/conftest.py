@@ -127,6 +127,13 @@ def usage(calls: int) -> dict[str, int]:
     return {"prompt_tokens": 11 * calls, "completion_tokens": 7 * calls, "attempts": calls}
 
 
+def send_unchecked(actor: Any, *args: Any, **kwargs: Any) -> Any:
+    """Enqueue a job as a producer that bypasses the send-time check would."""
+    from llm_worker.outbound import send_message
+
+    return send_message(actor.queue_name, actor.actor_name, args, kwargs)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

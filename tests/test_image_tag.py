@@ -8,7 +8,7 @@ import os
 import pytest
 
 from actors import image_tag
-from tests.conftest import PNG_BYTES, dead_letters, drain, notifications, usage
+from tests.conftest import PNG_BYTES, dead_letters, drain, notifications, send_unchecked, usage
 
 
 def test_success_sends_image_and_stores_tags_first(worker, fake_llm, fake_core, redis_client):
@@ -89,7 +89,7 @@ def test_accepted_image_types(worker, fake_llm, fake_core, image_dir, magic):
 
 
 def test_invalid_payload_names_field(worker, fake_llm, fake_core):
-    image_tag.send(13, 42, {"image_id": 1.5, "path": "cat.png"})
+    send_unchecked(image_tag, 13, 42, {"image_id": 1.5, "path": "cat.png"})
     drain(worker, "llm.image_tag")
 
     [update] = fake_core.job_updates(13)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from actors import intent_classify
-from tests.conftest import dead_letters, drain, notifications, usage
+from tests.conftest import dead_letters, drain, notifications, send_unchecked, usage
 
 
 def test_success_updates_core_and_notifies(worker, fake_llm, fake_core, redis_client):
@@ -80,7 +80,7 @@ def test_answer_in_code_fence_with_prose_is_accepted(worker, fake_llm, fake_core
     ],
 )
 def test_invalid_payload_fails_at_once(worker, fake_llm, fake_core, redis_client, args, field):
-    message = intent_classify.send(*args)
+    message = send_unchecked(intent_classify, *args)
     drain(worker, "llm.intent")
 
     [update] = fake_core.job_updates(5)

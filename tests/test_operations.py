@@ -18,7 +18,7 @@ import requests
 from actors import broker, intent_classify
 from llm_worker.breaker import BreakerStore
 from llm_worker.message_options import HELD_SINCE
-from tests.conftest import ROOT, drain, wait_for
+from tests.conftest import ROOT, drain, send_unchecked, wait_for
 
 pytestmark = pytest.mark.cli
 GOOD = {"intent": "reminder", "confidence": 0.9}
@@ -44,7 +44,7 @@ def llm_worker(cli_env, *args, timeout=60, **env):
 
 def _dead_letter_one(worker):
     """A job with a bad payload: failed at once and dead-lettered."""
-    intent_classify.send(99, 42, {"text": 5})
+    send_unchecked(intent_classify, 99, 42, {"text": 5})
     drain(worker, "llm.intent")
 
 
@@ -174,6 +174,16 @@ def _up(cli_env, tmp_path, *args, **env):
     return process, tmp_path / "up.log", log
 
 
+def _stop(process):
+    """Stop an `up` that a failed test left running, children included (SIGTERM first)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def test_up_runs_a_job_and_stops_cleanly(cli_env, tmp_path, fake_llm, fake_core):
     fake_llm.answers["IntentResult"] = GOOD
     port = free_port()
@@ -184,12 +194,11 @@ def test_up_runs_a_job_and_stops_cleanly(cli_env, tmp_path, fake_llm, fake_core)
         wait_for(lambda: "Worker process is ready" in log_path.read_text(), timeout=60)
         intent_classify.send(5, 42, {"text": "x"})
         wait_for(lambda: fake_core.job_updates(5), timeout=30)
-        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=5).ok, timeout=30)
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), timeout=30)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
+        _stop(process)
         log.close()
     output = log_path.read_text()
     assert output.startswith("[up] broker: Redis at")
@@ -211,8 +220,7 @@ def test_up_stops_everything_when_a_child_dies(cli_env, tmp_path):
         subprocess.run(["kill", "-KILL", text.group(1)], check=True)
         assert process.wait(timeout=60) == 1
     finally:
-        if process.poll() is None:
-            process.kill()
+        _stop(process)
         log.close()
     assert "scheduler exited with code -9: stopping the others" in log_path.read_text()
 
@@ -273,7 +281,7 @@ def test_logs_never_show_user_content(
     fake_llm.answers["IntentResult"] = GOOD
     start_worker("--processes", "1", "--threads", "2", "--verbose", LOG_FORMAT="json")
     intent_classify.send(21, 42, {"text": f"my password is {SECRET}"})
-    intent_classify.send(22, 42, {"text": SECRET, "unknown": SECRET})
+    send_unchecked(intent_classify, 22, 42, {"text": SECRET, "unknown": SECRET})
     produce_image = {"image_id": 1, "path": f"../{SECRET}.png"}
     from actors import image_tag
 

@@ -9,7 +9,7 @@ import pytest
 from actors import review_chunk
 from llm_worker.fakes import Reply
 from llm_worker.tokens import estimate_text_tokens
-from tests.conftest import drain, git
+from tests.conftest import drain, git, send_unchecked
 
 pytestmark = pytest.mark.usefixtures("git_actors")
 QUEUES = ("llm.review", "git_queue")
@@ -293,7 +293,7 @@ def test_diff_larger_than_the_budget_is_split_into_sub_chunks(
 def test_invalid_review_messages_are_reported_to_the_git_worker(
     worker, git_repo, fake_llm, redis_client, event, payload, field
 ):
-    review_chunk.send("rr-1", "9", event, payload)
+    send_unchecked(review_chunk, "rr-1", "9", event, payload)
     drain(worker, *QUEUES)
 
     [result] = _results(redis_client)

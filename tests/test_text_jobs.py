@@ -7,7 +7,7 @@ import json
 import pytest
 
 from actors import email_extract, followup, task_match
-from tests.conftest import dead_letters, drain, notifications, usage
+from tests.conftest import dead_letters, drain, notifications, send_unchecked, usage
 
 
 def _data_of(request):
@@ -125,7 +125,7 @@ def test_email_extract_without_events_notifies_nothing(worker, fake_llm, fake_co
     ],
 )
 def test_invalid_payloads(worker, fake_llm, fake_core, redis_client, actor, payload, field):
-    message = actor.send(25, 42, payload)
+    message = send_unchecked(actor, 25, 42, payload)
     drain(worker, actor.queue_name)
 
     [update] = fake_core.job_updates(25)

@@ -1,0 +1,163 @@
+"""Faults: redelivery, Core outages, killed workers, a restarted Redis, malformed jobs."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import redis
+
+from actors import broker, intent_classify, task_match
+from llm_worker.fakes import Reply
+from middleware.job_arguments import InvalidJob
+from tests.conftest import drain, notifications, produce, send_unchecked, usage, wait_for
+
+GOOD = {"intent": "reminder", "confidence": 0.9}
+
+
+def test_send_time_check_refuses_a_malformed_job(fake_llm, redis_client):
+    with pytest.raises(InvalidJob, match=r"intent_classify: invalid payload: payload\.text"):
+        intent_classify.send(1, 42, {"text": 5})
+    with pytest.raises(InvalidJob, match="user_id"):
+        intent_classify.send(1, "42", {"text": "x"})
+    with pytest.raises(InvalidJob, match="over the limit"):
+        intent_classify.send(1, 42, {"text": "x" * 2_000_000})
+    assert redis_client.llen("dramatiq:llm.intent") == 0
+
+
+def test_oversized_job_from_a_bypassing_producer_fails_cleanly(worker, fake_llm, fake_core):
+    send_unchecked(intent_classify, 2, 42, {"text": "x" * 2_000_000})
+    drain(worker, "llm.intent")
+
+    [update] = fake_core.job_updates(2)
+    assert update["status"] == "failed"
+    assert "over the limit of 1048576" in update["error"]
+    assert fake_llm.chat_requests() == []
+
+
+def test_redelivered_job_notifies_once_and_does_not_pay_twice(
+    worker, fake_llm, fake_core, redis_client
+):
+    fake_llm.answers["IntentResult"] = GOOD
+    message = intent_classify.send(3, 42, {"text": "x"})
+    drain(worker, "llm.intent")
+
+    broker.enqueue(message)  # the broker delivers it again (at least once)
+    drain(worker, "llm.intent")
+
+    assert len(fake_llm.chat_requests()) == 1
+    first, second = fake_core.job_updates(3)
+    assert first["status"] == second["status"] == "completed"
+    assert first["result"] == second["result"] == GOOD
+    assert [n["message_type"] for n in notifications(redis_client)] == ["llm_intent_result"]
+
+
+def test_core_outage_retries_reuse_the_llm_result(env, worker, fake_llm, fake_core, redis_client):
+    env(JOB_MAX_RETRIES=5)
+    fake_core.tasks[42] = [{"id": 9, "title": "Trip", "description": None}]
+    fake_llm.answers["TaskMatchResult"] = {"task_id": 9, "confidence": 0.9, "reason": "trip"}
+    fake_core.failures.extend([200, 503, 200, 502])  # GET tasks ok, PATCH 503, GET ok, PATCH 502
+
+    task_match.send(4, 42, {"content": "hotel in Rome"})
+    drain(worker, "llm.task_match")
+
+    assert len(fake_llm.chat_requests()) == 1
+    updates = fake_core.job_updates(4)
+    assert updates[-1]["status"] == "completed"
+    assert updates[-1]["usage"] == usage(1)
+    assert [n["message_type"] for n in notifications(redis_client)] == ["llm_task_match_result"]
+    assert not redis_client.exists("llmw:breaker")  # Core failing is not an LLM outage
+
+
+def test_killed_worker_job_runs_again(start_worker, cli_env, fake_llm, fake_core, tmp_path):
+    fake_llm.fallback = lambda request: Reply(content=GOOD, delay=3.0)
+    fast_recovery = {"BROKER_HEARTBEAT_TIMEOUT_SECONDS": "5", "BROKER_MAINTENANCE_CHANCE": "200000"}
+    first = start_worker("--processes", "1", "--threads", "2", **fast_recovery)
+    wait_for(lambda: "Worker process is ready" in (tmp_path / "worker0.log").read_text(), 60)
+    intent_classify.send(5, 42, {"text": "x"})
+    wait_for(fake_llm.chat_requests, timeout=30)  # the job is in flight
+
+    child = subprocess.run(["pgrep", "-P", str(first.pid)], capture_output=True, text=True)
+    for pid in child.stdout.split():
+        subprocess.run(["kill", "-KILL", pid], check=False)
+    first.wait(timeout=30)  # the CLI stops when one of its processes dies
+    killed_at = time.monotonic()
+    assert fake_core.job_updates(5) == []
+
+    start_worker("--processes", "1", "--threads", "2", **fast_recovery)
+    fake_llm.fallback = None
+    fake_llm.answers["IntentResult"] = GOOD
+    wait_for(lambda: fake_core.job_updates(5), timeout=120)
+    assert time.monotonic() - killed_at < 120
+    assert fake_core.job_updates(5)[0]["status"] == "completed"
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of the test's own on a free port, with AOF in a temporary folder."""
+    from llm_worker.local_llm import free_port
+
+    port = free_port()
+    command = [
+        shutil.which("redis-server") or "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--dir",
+        str(tmp_path),
+    ]
+
+    def start():
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=port)
+        wait_for(lambda: _pings(client), timeout=30)
+        return process
+
+    state = {"process": start()}
+
+    def restart():
+        state["process"].send_signal(signal.SIGTERM)
+        state["process"].wait(timeout=30)
+        time.sleep(1)
+        state["process"] = start()
+
+    yield f"redis://127.0.0.1:{port}/0", restart
+    state["process"].terminate()
+    state["process"].wait(timeout=30)
+
+
+def _pings(client):
+    try:
+        return client.ping()
+    except redis.RedisError:
+        return False
+
+
+def _send_intent(env, job_id):
+    produce(
+        env,
+        f"from actors import intent_classify; intent_classify.send({job_id}, 42, {{'text': 'x'}})",
+    )
+
+
+def test_worker_survives_a_redis_restart(start_worker, cli_env, fake_llm, fake_core, own_redis):
+    url, restart = own_redis
+    fake_llm.answers["IntentResult"] = GOOD
+    start_worker("--processes", "1", "--threads", "2", REDIS_URL=url)
+    env = {**cli_env, "REDIS_URL": url}
+    _send_intent(env, 6)
+    wait_for(lambda: fake_core.job_updates(6), timeout=30)
+
+    restart()  # the worker is not restarted
+    _send_intent(env, 7)
+
+    wait_for(lambda: fake_core.job_updates(7), timeout=60)
+    assert fake_core.job_updates(7)[0]["status"] == "completed"

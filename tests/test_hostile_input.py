@@ -1,0 +1,90 @@
+"""Property-based: hostile payloads for every actor end as clean failures naming the field."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from actors import JOB_ACTORS, intent_classify
+from llm_worker.errors import InvalidPayload
+from llm_worker.outcomes import CoreJob
+from tests.conftest import drain, send_unchecked
+
+ODD_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))
+    | st.sampled_from("\x00\u202e\ufeff"),
+    max_size=50,
+)
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | ODD_TEXT
+VALUES = st.recursive(
+    SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(ODD_TEXT, children, max_size=4)
+    ),
+    max_leaves=30,
+)
+PAYLOADS = st.dictionaries(
+    st.sampled_from(
+        [
+            "text",
+            "context",
+            "content",
+            "subject",
+            "body",
+            "received_at",
+            "image_id",
+            "path",
+            "extra",
+        ]
+    )
+    | ODD_TEXT,
+    VALUES,
+    max_size=6,
+)
+ARGUMENTS = st.tuples(VALUES | st.integers(), VALUES | st.integers(), PAYLOADS | VALUES)
+FIELDS = ("job_id", "user_id", "payload", "arguments")
+
+
+@pytest.mark.parametrize("actor_name", sorted(JOB_ACTORS))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arguments=ARGUMENTS)
+def test_any_payload_is_accepted_or_refused_naming_the_field(actor_name, arguments):
+    kind = JOB_ACTORS[actor_name].options["job_kind"]
+    assert isinstance(kind, CoreJob)
+    try:
+        kind.validate(arguments, {})
+    except InvalidPayload as exc:
+        assert exc.field.split(".")[0] in FIELDS
+        assert str(exc).startswith(f"invalid payload: {exc.field}: ")
+
+
+DEEP = {"text": "x"}
+for _ in range(200):
+    DEEP = {"text": DEEP}
+
+HOSTILE = [
+    ({"text": "x" * 10_000_000}, "payload"),
+    (DEEP, "payload.text"),
+    ({"text": ["\x00"]}, "payload.text"),
+    ({"text": "ok", "\u202eevil": 1}, "payload.\u202eevil"),
+    ({"text": None}, "payload.text"),
+    ({"text": {"$gt": ""}}, "payload.text"),
+    ({}, "payload.text"),
+]
+
+
+@pytest.mark.parametrize(("payload", "field"), HOSTILE, ids=[str(n) for n in range(len(HOSTILE))])
+def test_hostile_payload_fails_cleanly_and_the_worker_goes_on(
+    worker, fake_llm, fake_core, payload, field
+):
+    fake_llm.answers["IntentResult"] = {"intent": "task", "confidence": 0.5}
+    send_unchecked(intent_classify, 1, 42, payload)
+    intent_classify.send(2, 42, {"text": "the next job"})
+    drain(worker, "llm.intent")
+
+    [failed] = fake_core.job_updates(1)
+    assert failed["status"] == "failed"
+    assert f"invalid payload: {field}" in failed["error"]
+    assert fake_core.job_updates(2)[0]["status"] == "completed"
+    assert len(fake_llm.chat_requests()) == 1
