@@ -27,6 +27,7 @@ from llm_worker.settings import BrokerSettings, broker_settings
 from middleware import (
     CircuitBreaker,
     ExpiryCheck,
+    FinishedJobCheck,
     InvalidResponseBackoff,
     JobArgumentsCheck,
     JobOutcomeLog,
@@ -54,6 +55,7 @@ def service_middleware(config: BrokerSettings) -> list[Middleware]:
         CurrentMessage(),
         PeriodiqMiddleware(skip_delay=60),
         JobArgumentsCheck(),
+        FinishedJobCheck(),
         ExpiryCheck(),
         MessageAgeCheck(),
         CircuitBreaker(),

@@ -15,6 +15,7 @@ from .arguments import P, parse_arguments
 from .errors import InvalidLLMResponse, LLMRequestRejected, LLMUnavailable
 from .images import StoredImage
 from .json_extract import parse_answer
+from .outcomes import mark_finished
 from .providers.base import LLMAnswer, Prompt, Turn
 from .schemas import Result, response_schema
 from .services import Services, services
@@ -194,7 +195,8 @@ class Job(Generic[P]):
             self.services.redis.set(key, result.model_dump_json(), ex=ttl)
 
     def complete(self, result: dict[str, Any], notifications: Iterable[Notification]) -> None:
-        """Store the result in Core as completed, then publish the notifications."""
+        """Store the result in Core as completed, publish the notifications, and
+        remember that the job finished."""
         self.services.core.update_job(
             self.job_id, "completed", result=result, usage=current_usage()
         )
@@ -207,3 +209,6 @@ class Job(Generic[P]):
                 job_type=self.job_type,
                 discriminator=index,
             )
+        message = CurrentMessage.get_current_message()
+        if message is not None:
+            mark_finished(self.services, message.message_id, "completed")

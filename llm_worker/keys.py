@@ -37,6 +37,12 @@ def job_result(prefix: str, message_id: str, result_name: str) -> str:
     return f"{prefix}:result:{message_id}:{result_name}"
 
 
+def finished(prefix: str, message_id: str) -> str:
+    """``{p}:finished:{message_id}``: the job's terminal state, set once Core and the user
+    were told, so a redelivery of a finished job does nothing."""
+    return f"{prefix}:finished:{message_id}"
+
+
 def expired_claim(prefix: str, message_id: str) -> str:
     """``{p}:expired:{message_id}``: set once when a job is expired, so it is
     expired and notified only once however many sweepers or workers see it."""

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import dramatiq
 from dramatiq.broker import MessageProxy
 
+from . import keys
 from .arguments import ARGUMENT_NAMES, parse_arguments
 from .core_api import JobStatus
 from .schemas import Payload
@@ -137,6 +138,19 @@ def _report(
             content=content,
             job_type=job.job_type,
         )
+    mark_finished(svc, message.message_id, status)
+
+
+def mark_finished(svc: Services, message_id: str, status: str) -> None:
+    """Remember that the job reached ``status`` (Core and the user were told)."""
+    key = keys.finished(svc.settings.key_prefix, message_id)
+    svc.redis.set(key, status, ex=svc.settings.notify_dedupe_seconds)
+
+
+def finished_state(svc: Services, message_id: str) -> str | None:
+    """The terminal state a job already reached, or ``None``."""
+    raw = svc.redis.get(keys.finished(svc.settings.key_prefix, message_id))
+    return raw.decode() if raw else None
 
 
 def job_kind_of(broker: dramatiq.Broker, message: AnyMessage) -> JobKind | None:

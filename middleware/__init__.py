@@ -7,6 +7,7 @@ first, then expiry, staleness and the breaker's gate.
 from .age_check import MessageAgeCheck
 from .circuit_breaker import CircuitBreaker, breaker_status
 from .expiry_check import ExpiryCheck
+from .finished_check import FinishedJobCheck
 from .invalid_backoff import InvalidResponseBackoff
 from .job_arguments import JobArgumentsCheck
 from .job_log import JobOutcomeLog
@@ -19,7 +20,8 @@ __all__ = [
     "WorkerSetup",
     # Validation
     "JobArgumentsCheck",
-    # Staleness and expiry
+    # Redelivery, staleness and expiry
+    "FinishedJobCheck",
     "ExpiryCheck",
     "MessageAgeCheck",
     # LLM failures

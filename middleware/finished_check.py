@@ -1,0 +1,36 @@
+"""Do nothing with a redelivered job that already finished."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+from dramatiq.middleware import Middleware, SkipMessage
+
+from llm_worker.job_outcome import note_outcome
+from llm_worker.outcomes import finished_state, job_kind_of
+from llm_worker.services import services
+
+logger = logging.getLogger(__name__)
+
+
+class FinishedJobCheck(Middleware):
+    """Acknowledge, without running it, a job that already reached a terminal state.
+
+    Dramatiq delivers at least once: a worker killed after telling Core and
+    the user, but before acknowledging, gets its message delivered again.
+    The terminal state is remembered per message in Redis
+    (``{p}:finished:{message_id}``) once Core and the user were told, so a
+    job never ends twice with different states.
+    """
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        if job_kind_of(broker, message) is None:
+            return
+        state = finished_state(services(), message.message_id)
+        if state is None:
+            return
+        logger.info("job %s already %s: redelivery ignored", message.message_id, state)
+        note_outcome("duplicate")
+        raise SkipMessage(f"already {state}")

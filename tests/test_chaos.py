@@ -1,0 +1,167 @@
+"""Chaos: killed workers, a flapping LLM and Core failing in bursts; nothing lost or doubled.
+
+The default run sends 200 jobs (about 2 minutes); ``LLMW_CHAOS_JOBS=1000`` runs the long version.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from actors import email_extract, followup, image_tag, intent_classify, task_match
+from llm_worker.fakes import Reply
+from tests.conftest import notifications
+
+pytestmark = [pytest.mark.chaos, pytest.mark.cli]
+JOBS = int(os.environ.get("LLMW_CHAOS_JOBS", "200"))
+ANSWERS = {
+    "ImageTagResult": {"description": "a cat", "tags": ["cat"]},
+    "IntentResult": {"intent": "task", "confidence": 0.8},
+    "FollowupResult": {"question": "Which one?"},
+    "TaskMatchResult": {"task_id": 5, "confidence": 0.9, "reason": "same trip"},
+    "EmailExtractResult": {
+        "events": [
+            {
+                "title": "Dentist",
+                "start": "2026-12-01T09:00:00",
+                "end": None,
+                "location": None,
+                "confidence": 0.9,
+            }
+        ]
+    },
+}
+SUCCESS_TYPES = {
+    "image_tag": ["llm_image_tag_result"],
+    "intent_classify": ["llm_intent_result"],
+    "followup": ["llm_followup_result"],
+    "task_match": ["llm_task_match_result"],
+    "email_extract": ["event_confirmation"],
+}
+
+
+def flapping_llm(request):
+    """Answers right most of the time; otherwise 500, 429, slow or invalid JSON."""
+    body = request["json"] or {}
+    roll = random.random()
+    if roll < 0.04:
+        return Reply(status=500, body={"error": {"message": "flap"}})
+    if roll < 0.06:
+        return Reply(
+            status=429, body={"error": {"message": "slow down"}}, headers={"Retry-After": "1"}
+        )
+    if roll < 0.12:
+        return Reply(content="not json at all")
+    delay = 0.3 if roll < 0.15 else 0.0
+    name = ((body.get("response_format") or {}).get("json_schema") or {}).get("name")
+    return Reply(content=ANSWERS.get(name, "pong"), delay=delay)
+
+
+def _send_all():
+    senders = [
+        (image_tag, lambda n: {"image_id": n, "path": "cat.png"}),
+        (intent_classify, lambda n: {"text": f"note {n}"}),
+        (followup, lambda n: {"text": f"what about {n}"}),
+        (task_match, lambda n: {"content": f"trip idea {n}"}),
+        (email_extract, lambda n: {"subject": "Dentist", "body": f"appointment {n}"}),
+    ]
+    kinds = {}
+    for n in range(JOBS):
+        actor, payload = senders[n % len(senders)]
+        actor.send(n, 42, payload(n))
+        kinds[n] = actor.actor_name
+    return kinds
+
+
+@pytest.mark.timeout(600)
+def test_chaos_audit(start_worker, cli_env, fake_llm, fake_core, redis_client, tmp_path):
+    random.seed(7)
+    fake_llm.fallback = flapping_llm
+    fake_core.tasks[42] = [{"id": 5, "title": "Trip", "description": None}]
+    chaos_env = {
+        "LLM_PROBE_INTERVAL_SECONDS": "0.5",
+        "LLM_RETRY_BACKOFF_SECONDS": "0.05",
+        "LLM_MAX_RETRIES": "6",
+        "JOB_MAX_RETRIES": "30",
+        "JOB_RETRY_MIN_BACKOFF_SECONDS": "0.2",
+        "JOB_RETRY_MAX_BACKOFF_SECONDS": "1",
+        "MESSAGE_MAX_AGE_SECONDS": "0",
+        "BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
+        "BROKER_MAINTENANCE_CHANCE": "200000",
+    }
+    stop = threading.Event()
+
+    def core_bursts():
+        while not stop.wait(2.0):
+            fake_core.failures.extend([503] * 4)
+
+    bursts = threading.Thread(target=core_bursts, daemon=True)
+    bursts.start()
+    workers = [start_worker("--processes", "2", "--threads", "4", **chaos_env)]
+    kinds = _send_all()
+    kills = 0
+    deadline = time.monotonic() + 480
+    try:
+        while time.monotonic() < deadline and len(_final(fake_core)) < JOBS:
+            time.sleep(4)
+            current = workers[-1]
+            if current.poll() is not None:  # the CLI exits when one of its processes dies
+                workers.append(start_worker("--processes", "2", "--threads", "4", **chaos_env))
+                continue
+            children = subprocess.run(
+                ["pgrep", "-P", str(current.pid)], capture_output=True, text=True
+            ).stdout.split()
+            if children and kills < 12:
+                os.kill(int(random.choice(children)), signal.SIGKILL)
+                kills += 1
+        stop.set()
+        fake_llm.fallback = lambda request: Reply(
+            content=ANSWERS.get(
+                ((request["json"].get("response_format") or {}).get("json_schema") or {}).get(
+                    "name"
+                ),
+                "pong",
+            )
+        )
+        while time.monotonic() < deadline and len(_final(fake_core)) < JOBS:
+            if workers[-1].poll() is not None:
+                workers.append(start_worker("--processes", "2", "--threads", "4", **chaos_env))
+            time.sleep(1)
+        time.sleep(3)  # let redeliveries, if any, land
+    finally:
+        stop.set()
+
+    final = _final(fake_core)
+    assert len(final) == JOBS, (
+        f"jobs without a terminal state: {sorted(set(kinds) - set(final))[:20]}"
+    )
+    notes = notifications(redis_client)
+    seen = collections.Counter((n["job_id"], n["message_type"]) for n in notes)
+    assert [key for key, count in seen.items() if count > 1] == []  # nothing doubled
+    for job_id, statuses in final.items():
+        assert len(set(statuses)) == 1, (job_id, statuses)  # exactly one terminal state
+        expected = SUCCESS_TYPES[kinds[job_id]] if statuses[0] == "completed" else ["llm_failure"]
+        assert [t for (j, t) in seen if j == job_id] == expected, job_id  # nothing missing
+    calls = len(fake_llm.chat_requests())
+    completed = sum(1 for s in final.values() if s[0] == "completed")
+    print(
+        f"\nchaos: {JOBS} jobs, {kills} workers killed, {len(workers) - 1} restarts, "
+        f"{completed} completed, {JOBS - completed} failed, "
+        f"{calls / max(completed, 1):.2f} LLM calls per completed job"
+    )
+
+
+def _final(fake_core):
+    """Terminal statuses Core received, per job id."""
+    final = collections.defaultdict(list)
+    for request in list(fake_core.requests):
+        if request["method"] == "PATCH" and request["json"]["status"] in ("completed", "failed"):
+            final[int(request["path"].rsplit("/", 1)[1])].append(request["json"]["status"])
+    return final
