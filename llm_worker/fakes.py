@@ -75,6 +75,7 @@ class FakeHTTPServer:
                 with owner.lock:
                     owner.requests.append(request)
                 reply = owner.respond(request)
+                request["status"] = reply.status
                 if reply.delay:
                     time.sleep(reply.delay)
                 payload = json.dumps(reply.body).encode()

@@ -255,15 +255,16 @@ def cli_env(env, fake_llm, fake_core, image_dir) -> dict[str, str]:
 
 @pytest.fixture
 def start_worker(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start `dramatiq actors` subprocesses (extra CLI arguments, extra env); stopped after."""
+    """Start `dramatiq MODULE` subprocesses (default `actors`; extra CLI arguments, extra
+    env); stopped after the test."""
     started: list[subprocess.Popen[bytes]] = []
     logs = []
 
-    def start(*args: str, **env: str) -> subprocess.Popen[bytes]:
+    def start(*args: str, module: str = "actors", **env: str) -> subprocess.Popen[bytes]:
         log = (tmp_path / f"worker{len(started)}.log").open("wb")
         logs.append(log)
         process = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "actors", *args],
+            [sys.executable, "-m", "dramatiq", module, *args],
             cwd=ROOT,
             env={**cli_env, **env},
             stdout=log,
@@ -283,6 +284,12 @@ def start_worker(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[b
                 process.wait()
     for log in logs:
         log.close()
+
+
+def app_diff(repo: Path) -> str:
+    """The unified diff of app.py in ``repo`` against ``main``, from its ``---`` line."""
+    full = git(repo, "diff", "--no-color", "main", "--", "app.py")
+    return full[full.index("--- a/") :]
 
 
 def produce(cli_env: dict[str, str], code: str) -> None:

@@ -7,8 +7,6 @@ small may answer badly: the contract is that every job still ends completed or f
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -19,7 +17,7 @@ from llm_worker.schemas import (
     IntentResult,
     TaskMatchResult,
 )
-from tests.conftest import ROOT, notifications, wait_for
+from tests.conftest import app_diff, notifications, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cli]
 
@@ -58,22 +56,7 @@ def test_every_job_against_the_real_model(
     fake_core.tasks[42] = [{"id": 5, "title": "Plan the trip to Rome", "description": None}]
     # One thread: the server answers one request at a time.
     start_worker("--processes", "1", "--threads", "1", **model_env)
-    git_worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "gitworker.worker",
-            "--processes",
-            "1",
-            "--threads",
-            "1",
-        ],
-        cwd=ROOT,
-        env={**cli_env, **model_env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    start_worker("--processes", "1", "--threads", "1", module="gitworker.worker", **model_env)
     from actors import (
         email_extract,
         followup,
@@ -83,37 +66,27 @@ def test_every_job_against_the_real_model(
         task_match,
     )
 
-    try:
-        image_tag.send(1, 42, {"image_id": 7, "path": "cat.png"})
-        intent_classify.send(2, 42, {"text": "remind me to call mum at 6"})
-        followup.send(3, 42, {"text": "move it"})
-        task_match.send(4, 42, {"content": "hotels near the Colosseum"})
-        email_extract.send(
-            5,
-            42,
-            {
-                "subject": "Dentist",
-                "body": "Your appointment is on 2026-12-01 at 09:00.",
-                "received_at": "2026-11-20T10:00:00Z",
-            },
-        )
-        diff = subprocess.run(
-            ["git", "-C", str(git_repo), "diff", "--no-color", "main", "--", "app.py"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        review_chunk.send(
-            "rr-real",
-            "1",
-            "REVIEW_REQUEST",
-            {"repo": "demo", "chunk": {"path": "app.py", "diff": diff[diff.index("--- a/") :]}},
-        )
-        wait_for(lambda: {u for u in _final(fake_core)} >= {1, 2, 3, 4, 5}, timeout=600)
-        wait_for(lambda: redis_client.lrange("review:rr-real:comments", 0, -1), timeout=600)
-    finally:
-        git_worker.terminate()
-        git_worker.wait(timeout=30)
+    image_tag.send(1, 42, {"image_id": 7, "path": "cat.png"})
+    intent_classify.send(2, 42, {"text": "remind me to call mum at 6"})
+    followup.send(3, 42, {"text": "move it"})
+    task_match.send(4, 42, {"content": "hotels near the Colosseum"})
+    email_extract.send(
+        5,
+        42,
+        {
+            "subject": "Dentist",
+            "body": "Your appointment is on 2026-12-01 at 09:00.",
+            "received_at": "2026-11-20T10:00:00Z",
+        },
+    )
+    review_chunk.send(
+        "rr-real",
+        "1",
+        "REVIEW_REQUEST",
+        {"repo": "demo", "chunk": {"path": "app.py", "diff": app_diff(git_repo)}},
+    )
+    wait_for(lambda: {u for u in _final(fake_core)} >= {1, 2, 3, 4, 5}, timeout=600)
+    wait_for(lambda: redis_client.lrange("review:rr-real:comments", 0, -1), timeout=600)
 
     final = _final(fake_core)
     assert final[1]["status"] == "failed"

@@ -9,22 +9,17 @@ import pytest
 from actors import review_chunk
 from llm_worker.fakes import Reply
 from llm_worker.tokens import estimate_text_tokens
-from tests.conftest import drain, git, send_unchecked
+from tests.conftest import app_diff, drain, git, send_unchecked
 
 pytestmark = pytest.mark.usefixtures("git_actors")
 QUEUES = ("llm.review", "git_queue")
-
-
-def _diff(repo):
-    full = git(repo, "diff", "--no-color", "main", "--", "app.py")
-    return full[full.index("--- a/") :]
 
 
 def _request(repo, chunk_id="1", **chunk):
     payload = {
         "repo": "demo",
         "title": "Price with quantity",
-        "chunk": {"path": "app.py", "diff": _diff(repo), "language": "python", **chunk},
+        "chunk": {"path": "app.py", "diff": app_diff(repo), "language": "python", **chunk},
     }
     return review_chunk.send("rr-1", chunk_id, "REVIEW_REQUEST", payload)
 

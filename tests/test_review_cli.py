@@ -10,7 +10,7 @@ import sys
 import pika
 import pytest
 
-from tests.conftest import ROOT, produce, wait_for
+from tests.conftest import ROOT, app_diff, produce, wait_for
 from tests.test_review import COMMENTS
 
 pytestmark = pytest.mark.cli
@@ -135,42 +135,17 @@ def test_review_loop_on_rabbitmq(start_worker, cli_env, git_repo, fake_llm, redi
     )
     rabbit = {"BROKER_URL": rabbitmq, "GIT_REPO_PATH": str(git_repo)}
     start_worker("--processes", "1", "--threads", "2", "--queues", "llm.review", **rabbit)
-    git_worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "gitworker.worker",
-            "--processes",
-            "1",
-            "--threads",
-            "1",
-        ],
-        cwd=ROOT,
-        env={**cli_env, **rabbit},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    start_worker("--processes", "1", "--threads", "1", module="gitworker.worker", **rabbit)
+    payload = {
+        "repo": "demo",
+        "chunk": {"path": "app.py", "diff": app_diff(git_repo)},
+    }
+    produce(
+        {**cli_env, **rabbit},
+        "from actors import review_chunk\n"
+        f"review_chunk.send('rr-mq', '1', 'REVIEW_REQUEST', {payload!r})",
     )
-    try:
-        diff = subprocess.run(
-            ["git", "-C", str(git_repo), "diff", "--no-color", "main", "--", "app.py"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        payload = {
-            "repo": "demo",
-            "chunk": {"path": "app.py", "diff": diff[diff.index("--- a/") :]},
-        }
-        produce(
-            {**cli_env, **rabbit},
-            "from actors import review_chunk\n"
-            f"review_chunk.send('rr-mq', '1', 'REVIEW_REQUEST', {payload!r})",
-        )
-        raw = wait_for(lambda: redis_client.lrange("review:rr-mq:comments", 0, -1), timeout=60)
-    finally:
-        git_worker.terminate()
-        git_worker.wait(timeout=30)
+    raw = wait_for(lambda: redis_client.lrange("review:rr-mq:comments", 0, -1), timeout=60)
 
     [result] = [json.loads(r) for r in raw]
     assert result["comments"] == COMMENTS[:2]

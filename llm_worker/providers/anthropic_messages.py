@@ -9,7 +9,7 @@ from typing import Any
 import anthropic
 
 from ..errors import InvalidLLMResponse, LLMUnavailable
-from .base import LLMAnswer, Prompt, Turn, error_message, status_error
+from .base import LLMAnswer, Prompt, Turn, translate_sdk_error
 
 
 def _content(turn: Turn) -> Any:
@@ -31,18 +31,6 @@ def _content(turn: Turn) -> Any:
 def anthropic_messages(prompt: Prompt) -> list[dict[str, Any]]:
     """The conversation as Messages API ``messages`` (the system prompt goes apart)."""
     return [{"role": turn.role, "content": _content(turn)} for turn in prompt.turns]
-
-
-def _translate(exc: Exception, timeout: float) -> Exception:
-    if isinstance(exc, anthropic.APITimeoutError):
-        return LLMUnavailable(f"LLM call timed out after {timeout:g}s")
-    if isinstance(exc, anthropic.APIConnectionError):
-        return LLMUnavailable(f"cannot reach the LLM: {exc.__cause__ or exc}")
-    if isinstance(exc, anthropic.APIStatusError):
-        # OverloadedError (529) is not an InternalServerError: map by status.
-        message = error_message(exc.body, str(exc.message))
-        return status_error(exc.status_code, message, exc.response.headers)
-    return exc
 
 
 class AnthropicProvider:
@@ -81,7 +69,7 @@ class AnthropicProvider:
                 max_tokens=max_tokens,
             )
         except anthropic.AnthropicError as exc:
-            raise _translate(exc, self._timeout) from None
+            raise translate_sdk_error(exc, self._timeout, anthropic) from None
         text = "".join(getattr(block, "text", "") for block in message.content)
         if not text:
             raise InvalidLLMResponse("the answer was empty")
@@ -100,7 +88,7 @@ class AnthropicProvider:
                 model=model, max_tokens=1, messages=[{"role": "user", "content": "ping"}]
             )
         except anthropic.AnthropicError as exc:
-            error = _translate(exc, self._timeout)
+            error = translate_sdk_error(exc, self._timeout, anthropic)
             if isinstance(error, LLMUnavailable):
                 raise error from None
         return time.monotonic() - started

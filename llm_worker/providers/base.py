@@ -126,6 +126,24 @@ def status_error(status: int, message: str, headers: Mapping[str, str]) -> Excep
     return LLMRequestRejected(text)
 
 
+def translate_sdk_error(exc: Exception, timeout: float, sdk: Any) -> Exception:
+    """Map an error of the ``openai`` or ``anthropic`` SDK (the module ``sdk``) onto ours.
+
+    Both SDKs share the shape: ``APITimeoutError`` is an ``APIConnectionError``,
+    and ``APIStatusError`` carries the status, body and headers.  Statuses are
+    mapped by number (Anthropic's 529 ``OverloadedError`` is not an
+    ``InternalServerError``).
+    """
+    if isinstance(exc, sdk.APITimeoutError):
+        return LLMUnavailable(f"LLM call timed out after {timeout:g}s")
+    if isinstance(exc, sdk.APIConnectionError):
+        return LLMUnavailable(f"cannot reach the LLM: {exc.__cause__ or exc}")
+    if isinstance(exc, sdk.APIStatusError):
+        message = error_message(exc.body, str(exc.message))
+        return status_error(exc.status_code, message, exc.response.headers)
+    return exc
+
+
 def error_message(body: Any, default: str) -> str:
     """The human message inside an error body of any of the providers."""
     if isinstance(body, dict):

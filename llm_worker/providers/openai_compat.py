@@ -11,7 +11,7 @@ import openai
 import requests
 
 from ..errors import InvalidLLMResponse, LLMUnavailable
-from .base import LLMAnswer, Prompt, Turn, error_message, status_error
+from .base import LLMAnswer, Prompt, Turn, translate_sdk_error
 
 #: Tokenize endpoints by server: path under the server root and request body.
 TOKENIZE_STYLES: dict[str, tuple[str, Callable[[str, str], dict[str, Any]]]] = {
@@ -58,17 +58,6 @@ def parse_completion(response: httpx.Response, model: str) -> LLMAnswer:
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
     )
-
-
-def _translate(exc: Exception, timeout: float) -> Exception:
-    if isinstance(exc, openai.APITimeoutError):
-        return LLMUnavailable(f"LLM call timed out after {timeout:g}s")
-    if isinstance(exc, openai.APIConnectionError):
-        return LLMUnavailable(f"cannot reach the LLM: {exc.__cause__ or exc}")
-    if isinstance(exc, openai.APIStatusError):
-        message = error_message(exc.body, str(exc.message))
-        return status_error(exc.status_code, message, exc.response.headers)
-    return exc
 
 
 class OpenAICompatibleProvider:
@@ -143,7 +132,7 @@ class OpenAICompatibleProvider:
             # a worker more CPU than the rest of a job.
             response = self._client.post("/chat/completions", cast_to=httpx.Response, body=body)
         except openai.OpenAIError as exc:
-            raise _translate(exc, self._timeout) from None
+            raise translate_sdk_error(exc, self._timeout, openai) from None
         return parse_completion(response, model)
 
     def probe(self, model: str) -> float:
@@ -154,7 +143,7 @@ class OpenAICompatibleProvider:
                 model=model, messages=[{"role": "user", "content": "ping"}], max_tokens=1
             )
         except openai.OpenAIError as exc:
-            error = _translate(exc, self._timeout)
+            error = translate_sdk_error(exc, self._timeout, openai)
             if isinstance(error, LLMUnavailable):
                 raise error from None
         return time.monotonic() - started
