@@ -292,6 +292,18 @@ def app_diff(repo: Path) -> str:
     return full[full.index("--- a/") :]
 
 
+def run_cli(cli_env: dict[str, str], *args: str, timeout: float = 120, **env: str) -> Any:
+    """Run ``llm-worker ARGS`` in its own process; return the completed process (text)."""
+    return subprocess.run(
+        [sys.executable, "-m", "llm_worker.cli", *args],
+        cwd=ROOT,
+        env={**cli_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def produce(cli_env: dict[str, str], code: str) -> None:
     """Run ``code`` as a producer in its own Python process."""
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env, check=True, timeout=60)

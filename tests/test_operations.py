@@ -18,7 +18,7 @@ import requests
 from actors import broker, intent_classify
 from llm_worker.breaker import BreakerStore
 from llm_worker.message_options import HELD_SINCE
-from tests.conftest import ROOT, drain, send_unchecked, wait_for
+from tests.conftest import ROOT, drain, run_cli, send_unchecked, wait_for
 
 pytestmark = pytest.mark.cli
 GOOD = {"intent": "reminder", "confidence": 0.9}
@@ -29,17 +29,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def llm_worker(cli_env, *args, timeout=60, **env):
-    return subprocess.run(
-        [sys.executable, "-m", "llm_worker.cli", *args],
-        cwd=ROOT,
-        env={**cli_env, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def _dead_letter_one(worker):
@@ -58,7 +47,7 @@ def test_status_reports_queues_breaker_and_held_jobs(env, worker, cli_env, redis
     held.options[HELD_SINCE] = time.time()
     broker.enqueue(held, delay=60_000)
 
-    healthy = llm_worker(cli_env, "status", "--json")
+    healthy = run_cli(cli_env, "status", "--json")
     assert healthy.returncode == 0, healthy.stderr
     status = json.loads(healthy.stdout)
     [intent] = [q for q in status["queues"] if q["name"] == "llm.intent"]
@@ -71,12 +60,12 @@ def test_status_reports_queues_breaker_and_held_jobs(env, worker, cli_env, redis
     BreakerStore(svc.redis, "llmw", outage_retention=60).open(
         "LLM answered HTTP 503", next_probe_at=time.time() + 30
     )
-    outage = llm_worker(cli_env, "status")
+    outage = run_cli(cli_env, "status")
     assert outage.returncode == 1
     assert "breaker: OPEN" in outage.stdout and "HTTP 503" in outage.stdout
     assert re.search(r"llm\.intent\s+3\s+1\s+0\s+1", outage.stdout)
 
-    down = llm_worker(cli_env, "status", REDIS_URL="redis://127.0.0.1:1/13")
+    down = run_cli(cli_env, "status", REDIS_URL="redis://127.0.0.1:1/13")
     assert down.returncode == 2
     assert down.stderr.startswith("llm-worker: Redis at redis://127.0.0.1:1/13 is not answering")
 
@@ -85,7 +74,7 @@ def test_send_waits_for_the_notification(start_worker, cli_env, fake_llm, fake_c
     fake_llm.answers["IntentResult"] = GOOD
     start_worker("--processes", "1", "--threads", "2")
 
-    done = llm_worker(
+    done = run_cli(
         cli_env,
         "send",
         "intent_classify",
@@ -111,13 +100,9 @@ def test_send_waits_for_the_notification(start_worker, cli_env, fake_llm, fake_c
 
 
 def test_send_refuses_unknown_actor_and_bad_json(cli_env):
-    unknown = llm_worker(
-        cli_env, "send", "nope", "--job-id", "1", "--user-id", "1", "--payload", "{}"
-    )
+    unknown = run_cli(cli_env, "send", "nope", "--job-id", "1", "--user-id", "1", "--payload", "{}")
     assert unknown.returncode == 2 and "unknown actor 'nope'" in unknown.stderr
-    bad = llm_worker(
-        cli_env, "send", "followup", "--job-id", "1", "--user-id", "1", "--payload", "{"
-    )
+    bad = run_cli(cli_env, "send", "followup", "--job-id", "1", "--user-id", "1", "--payload", "{")
     assert bad.returncode == 2 and bad.stderr.startswith("llm-worker: --payload is not JSON")
 
 
@@ -134,10 +119,10 @@ def test_requeue_dead_runs_failed_jobs_again(
     fake_core.failures.clear()
     fake_core.clear()
 
-    dry = llm_worker(cli_env, "requeue-dead", "--dry-run")
+    dry = run_cli(cli_env, "requeue-dead", "--dry-run")
     assert "llm.intent: would requeue 60" in dry.stdout
     assert redis_client.zcard("dramatiq:llm.intent.XQ") == 60
-    done = llm_worker(cli_env, "requeue-dead", "--queue", "llm.intent")
+    done = run_cli(cli_env, "requeue-dead", "--queue", "llm.intent")
     assert done.returncode == 0, done.stderr
     assert "60/60" in done.stderr  # the progress bar
     drain(worker, "llm.intent")
@@ -148,16 +133,16 @@ def test_requeue_dead_runs_failed_jobs_again(
 
 
 def test_probe(cli_env, fake_llm):
-    ok = llm_worker(cli_env, "probe")
+    ok = run_cli(cli_env, "probe")
     assert ok.returncode == 0 and "answered in" in ok.stdout
     fake_llm.down()
-    down = llm_worker(cli_env, "probe")
+    down = run_cli(cli_env, "probe")
     assert down.returncode == 1 and "cannot reach the LLM" in down.stdout
 
 
 def test_every_command_has_help_with_an_example(cli_env):
     for command in ("up", "dashboard", "status", "send", "requeue-dead", "probe", "review"):
-        shown = llm_worker(cli_env, command, "--help")
+        shown = run_cli(cli_env, command, "--help")
         assert shown.returncode == 0
         assert "example: llm-worker" in shown.stdout or "example: DASHBOARD_USER" in shown.stdout
 
@@ -226,7 +211,7 @@ def test_up_stops_everything_when_a_child_dies(cli_env, tmp_path):
 
 
 def test_up_says_what_to_do_without_a_broker(cli_env, tmp_path):
-    done = llm_worker(cli_env, "up", REDIS_URL="redis://127.0.0.1:1/13")
+    done = run_cli(cli_env, "up", REDIS_URL="redis://127.0.0.1:1/13")
     assert done.returncode == 2
     assert "is not answering" in done.stderr and "redis-server" in done.stderr
 
@@ -365,7 +350,7 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_dashboard_refuses_public_address_without_credentials(cli_env):
-    done = llm_worker(
+    done = run_cli(
         cli_env, "dashboard", "--host", "0.0.0.0", DASHBOARD_USER="", DASHBOARD_PASSWORD=""
     )
     assert done.returncode == 2

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pika
 import pytest
 
-from tests.conftest import ROOT, app_diff, produce, wait_for
+from tests.conftest import app_diff, produce, run_cli, wait_for
 from tests.test_review import COMMENTS
 
 pytestmark = pytest.mark.cli
@@ -29,24 +28,8 @@ def test_llm_worker_review_prints_the_comments(cli_env, git_repo, fake_llm, redi
         {"action": "comment", "comments": COMMENTS},
     )
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "llm_worker.cli",
-            "review",
-            "--base",
-            "main",
-            "--repo",
-            str(git_repo),
-            "--timeout",
-            "60",
-        ],
-        cwd=ROOT,
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = run_cli(
+        cli_env, "review", "--base", "main", "--repo", str(git_repo), "--timeout", "60", timeout=120
     )
 
     assert done.returncode == 0, done.stderr
@@ -59,45 +42,13 @@ def test_llm_worker_review_prints_the_comments(cli_env, git_repo, fake_llm, redi
 def test_review_without_changes_says_so(cli_env, git_repo):
     subprocess.run(["git", "-C", str(git_repo), "checkout", "--", "app.py"], check=True)
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "llm_worker.cli",
-            "review",
-            "--base",
-            "main",
-            "--repo",
-            str(git_repo),
-        ],
-        cwd=ROOT,
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli(cli_env, "review", "--base", "main", "--repo", str(git_repo), timeout=60)
 
     assert (done.returncode, done.stdout) == (0, "no changes against main\n")
 
 
 def test_review_of_an_unknown_base_is_one_line(cli_env, git_repo):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "llm_worker.cli",
-            "review",
-            "--base",
-            "nope",
-            "--repo",
-            str(git_repo),
-        ],
-        cwd=ROOT,
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli(cli_env, "review", "--base", "nope", "--repo", str(git_repo), timeout=60)
 
     assert done.returncode == 2
     assert done.stderr.startswith("llm-worker: git diff against 'nope' failed")
