@@ -33,6 +33,7 @@ from middleware import (
     JobOutcomeLog,
     JobRetries,
     MessageAgeCheck,
+    ReportOutboxDrain,
     WorkerSetup,
 )
 
@@ -61,6 +62,7 @@ def service_middleware(config: BrokerSettings) -> list[Middleware]:
         CircuitBreaker(),
         InvalidResponseBackoff(),
         JobRetries(),
+        ReportOutboxDrain(),
     ]
 
 

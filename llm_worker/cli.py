@@ -169,17 +169,23 @@ def cmd_requeue_dead(args: argparse.Namespace) -> int:
     from actors import broker
 
     from .ops.dead_letters import requeue_dead
+    from .services import services
 
     check_broker()
     queues = [args.queue] if args.queue else sorted(broker.get_declared_queues())
     if args.queue and args.queue not in broker.get_declared_queues():
         raise CommandError(f"unknown queue {args.queue!r}")
-    counts = requeue_dead(broker, queues, dry_run=args.dry_run)
+    svc = services()
+    counts = requeue_dead(broker, svc, queues, dry_run=args.dry_run)
     verb = "would requeue" if args.dry_run else "requeued"
     for queue, count in counts.items():
-        if count:
-            print(f"{queue}: {verb} {count}")
-    print(f"{verb} {sum(counts.values())} dead-lettered messages")
+        if count.requeued or count.malformed:
+            kept = f", kept {count.malformed} malformed (they would fail again)"
+            print(f"{queue}: {verb} {count.requeued}{kept if count.malformed else ''}")
+    print(f"{verb} {sum(c.requeued for c in counts.values())} dead-lettered messages")
+    if not args.queue:
+        reports = svc.outbox.requeue_dead(dry_run=args.dry_run)
+        print(f"{verb} {reports} dead reports (job states Core never accepted)")
     return 0
 
 
@@ -304,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_requeue_dead,
         "move dead-lettered messages back",
         "Move dead-lettered messages back to their queues as fresh attempts (retry counters "
-        "reset, never skipped as stale), with a progress bar when there are many.",
+        "reset, never skipped as stale; an undelivered failure report of the job is dropped), "
+        "with a progress bar when there are many. Without --queue, dead reports (job states "
+        "Core refused JOB_MAX_RETRIES times) are retried too.",
         "llm-worker requeue-dead --queue llm.intent --dry-run",
     )
     requeue.add_argument("--queue", help="only this queue (default: every queue)")

@@ -228,17 +228,20 @@ class FakeCore(FakeHTTPServer):
     def __init__(self) -> None:
         self.tasks: dict[int, list[dict[str, Any]]] = {}
         self.failures: deque[int] = deque()
+        #: Seconds every answer takes (a slow Core).
+        self.delay = 0.0
         super().__init__()
 
     def respond(self, request: dict[str, Any]) -> Reply:
         with self.lock:
             if self.failures:
-                return Reply(status=self.failures.popleft(), body={"detail": "scripted failure"})
+                status = self.failures.popleft()
+                return Reply(status=status, body={"detail": "scripted failure"}, delay=self.delay)
         path = request["path"]
         if request["method"] == "GET" and path.startswith("/users/"):
             user_id = int(path.split("/")[2])
-            return Reply(body=self.tasks.get(user_id, []))
-        return Reply(body={"ok": True})
+            return Reply(body=self.tasks.get(user_id, []), delay=self.delay)
+        return Reply(body={"ok": True}, delay=self.delay)
 
     def job_updates(self, job_id: Any = None) -> list[dict[str, Any]]:
         with self.lock:

@@ -39,7 +39,8 @@ def job_result(prefix: str, message_id: str, result_name: str) -> str:
 
 def finished(prefix: str, message_id: str) -> str:
     """``{p}:finished:{message_id}``: the job's terminal state, set once Core and the user
-    were told, so a redelivery of a finished job does nothing."""
+    were told of a completed job, or with the report stored in the outbox for any other end,
+    so a redelivery of a finished job does nothing."""
     return f"{prefix}:finished:{message_id}"
 
 
@@ -47,3 +48,20 @@ def expired_claim(prefix: str, message_id: str) -> str:
     """``{p}:expired:{message_id}``: set once when a job is expired, so it is
     expired and notified only once however many sweepers or workers see it."""
     return f"{prefix}:expired:{message_id}"
+
+
+def outbox(prefix: str) -> str:
+    """``{p}:outbox``: hash, message id -> a terminal job report (JSON) not yet accepted
+    by Core."""
+    return f"{prefix}:outbox"
+
+
+def outbox_due(prefix: str) -> str:
+    """``{p}:outbox:due``: sorted set, message id -> when to try delivering its report next."""
+    return f"{prefix}:outbox:due"
+
+
+def outbox_dead(prefix: str) -> str:
+    """``{p}:outbox:dead``: hash, message id -> a report Core refused ``JOB_MAX_RETRIES``
+    times, kept for an operator."""
+    return f"{prefix}:outbox:dead"

@@ -18,6 +18,8 @@ from dramatiq.broker import MessageProxy
 from . import keys
 from .arguments import ARGUMENT_NAMES, parse_arguments
 from .core_api import JobStatus
+from .errors import InvalidPayload
+from .outbox import Report
 from .schemas import Payload
 from .services import Services
 from .usage import Usage
@@ -121,28 +123,29 @@ def _report(
     error: str,
     notification: tuple[str, dict[str, Any]] | None,
 ) -> None:
-    """Send the terminal state to Core, then the notification (where there is a user)."""
+    """Hand the terminal state to the outbox: Core first, then the notification (where
+    there is a user), retried until Core accepts."""
     job = JobRef.from_message(message)
+    status: JobStatus = "skipped" if outcome == "skipped" else "failed"
     if job.job_id is None:
         logger.error("cannot report %s to Core: the message has no usable job_id", outcome)
+        mark_finished(svc, message.message_id, status)
         return
-    status: JobStatus = "skipped" if outcome == "skipped" else "failed"
-    usage = Usage.from_options(message.options)
-    svc.core.update_job(job.job_id, status, error=error, usage=usage)
-    if notification is not None and job.user_id is not None:
-        message_type, content = notification
-        svc.notifier.publish(
-            user_id=job.user_id,
-            job_id=job.job_id,
-            message_type=message_type,
-            content=content,
-            job_type=job.job_type,
-        )
-    mark_finished(svc, message.message_id, status)
+    report = Report(
+        message_id=message.message_id,
+        job_type=job.job_type,
+        job_id=job.job_id,
+        user_id=job.user_id,
+        status=status,
+        error=error,
+        usage=Usage.from_options(message.options).as_dict(),
+        notification=notification,
+    )
+    svc.outbox.send(report)
 
 
 def mark_finished(svc: Services, message_id: str, status: str) -> None:
-    """Remember that the job reached ``status`` (Core and the user were told)."""
+    """Remember that the job reached ``status``, so a redelivery of it does nothing."""
     key = keys.finished(svc.settings.key_prefix, message_id)
     svc.redis.set(key, status, ex=svc.settings.notify_dedupe_seconds)
 
@@ -151,6 +154,19 @@ def finished_state(svc: Services, message_id: str) -> str | None:
     """The terminal state a job already reached, or ``None``."""
     raw = svc.redis.get(keys.finished(svc.settings.key_prefix, message_id))
     return raw.decode() if raw else None
+
+
+def check_job(svc: Services, kind: JobKind, message: AnyMessage) -> None:
+    """Validate a job message's arguments and size (``JOB_MAX_PAYLOAD_BYTES``).
+
+    Raises:
+      InvalidPayload: naming the offending argument or field, or the size.
+    """
+    limit = svc.settings.job_max_payload_bytes
+    size = len(message.encode())
+    if size > limit:
+        raise InvalidPayload("payload", f"the job is {size} bytes, over the limit of {limit}")
+    kind.validate(message.args, message.kwargs)
 
 
 def job_kind_of(broker: dramatiq.Broker, message: AnyMessage) -> JobKind | None:

@@ -10,6 +10,7 @@ import redis
 
 from .core_api import CoreClient
 from .notify import Notifier
+from .outbox import ReportOutbox, RetryPolicy
 from .providers import Provider, ProviderChoice, choose_provider, make_provider
 from .providers.base import Prompt
 from .settings import Settings, settings
@@ -59,6 +60,24 @@ class Services:
             config.notify_stream,
             prefix=config.key_prefix,
             dedupe_seconds=config.notify_dedupe_seconds,
+        )
+
+    @cached_property
+    def outbox(self) -> ReportOutbox:
+        """Terminal job reports, delivered to Core until it accepts them."""
+        config = self.settings
+        return ReportOutbox(
+            self.redis,
+            config.key_prefix,
+            core=self.core,
+            notifier=self.notifier,
+            policy=RetryPolicy(
+                max_attempts=config.job_max_retries + 1,
+                min_backoff_seconds=config.job_retry_min_backoff_seconds,
+                max_backoff_seconds=config.job_retry_max_backoff_seconds,
+            ),
+            finished_ttl_seconds=config.notify_dedupe_seconds,
+            lease_seconds=max(60.0, 3 * config.core_timeout_seconds),
         )
 
 

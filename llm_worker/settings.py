@@ -125,7 +125,7 @@ class Settings(BrokerSettings):
     llm_unavailable_expiry_seconds: float = Field(1_209_600.0, gt=0)
     #: A job older than this when first picked up is skipped as stale, in seconds (0 disables).
     message_max_age_seconds: float = Field(300.0, ge=0)
-    #: Ordinary retries for other errors (Core failing, bugs).
+    #: Ordinary retries for other errors (Core failing, bugs), and of reports Core refused.
     job_max_retries: int = Field(20, ge=0)
     #: Bounds of the ordinary retries' exponential backoff, in seconds.
     job_retry_min_backoff_seconds: float = Field(5.0, gt=0)

@@ -12,6 +12,7 @@ from .invalid_backoff import InvalidResponseBackoff
 from .job_arguments import JobArgumentsCheck
 from .job_log import JobOutcomeLog
 from .job_retries import JobRetries
+from .report_outbox import ReportOutboxDrain
 from .worker_setup import WorkerSetup
 
 __all__ = [
@@ -30,4 +31,6 @@ __all__ = [
     "breaker_status",
     # Everything else
     "JobRetries",
+    # Reporting terminal states
+    "ReportOutboxDrain",
 ]

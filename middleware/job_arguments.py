@@ -12,7 +12,7 @@ from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 from llm_worker import message_options
 from llm_worker.errors import InvalidPayload
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import AnyMessage, JobKind, job_kind_of
+from llm_worker.outcomes import check_job, job_kind_of
 from llm_worker.services import services
 
 logger = logging.getLogger(__name__)
@@ -20,19 +20,6 @@ logger = logging.getLogger(__name__)
 
 class InvalidJob(MiddlewareError, ValueError):
     """Raised to a producer by ``actor.send`` for a malformed job (nothing is enqueued)."""
-
-
-def check_job(kind: JobKind, message: AnyMessage) -> None:
-    """Validate a job message's arguments and size.
-
-    Raises:
-      InvalidPayload: naming the offending argument or field, or the size.
-    """
-    limit = services().settings.job_max_payload_bytes
-    size = len(message.encode())
-    if size > limit:
-        raise InvalidPayload("payload", f"the job is {size} bytes, over the limit of {limit}")
-    kind.validate(message.args, message.kwargs)
 
 
 class JobArgumentsCheck(Middleware):
@@ -59,7 +46,7 @@ class JobArgumentsCheck(Middleware):
         if kind is None:
             return
         try:
-            check_job(kind, message)
+            check_job(services(), kind, message)
         except InvalidPayload as exc:
             raise InvalidJob(f"{message.actor_name}: {exc}") from None
         message.options[message_options.CHECKED] = True
@@ -69,7 +56,7 @@ class JobArgumentsCheck(Middleware):
         if kind is None:
             return
         try:
-            check_job(kind, message)
+            check_job(services(), kind, message)
         except InvalidPayload as exc:
             message.fail()
             note_outcome("failed", str(exc))

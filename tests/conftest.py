@@ -7,6 +7,7 @@ Tests use the Redis database ``LLMW_TEST_REDIS_URL`` (default
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,6 +96,7 @@ def env(
     fake_core.clear()
     fake_core.tasks.clear()
     fake_core.failures.clear()
+    fake_core.delay = 0.0
     monkeypatch.setenv("LLM_BASE_URL", fake_llm.base_url)
     monkeypatch.setenv("CORE_API_URL", fake_core.url)
     monkeypatch.setenv("IMAGE_STORAGE_PATH", str(image_dir))
@@ -307,3 +309,49 @@ def run_cli(cli_env: dict[str, str], *args: str, timeout: float = 120, **env: st
 def produce(cli_env: dict[str, str], code: str) -> None:
     """Run ``code`` as a producer in its own Python process."""
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env, check=True, timeout=60)
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of the test's own on a free port, with AOF in a temporary folder."""
+    from llm_worker.local_llm import free_port
+
+    port = free_port()
+    command = [
+        shutil.which("redis-server") or "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--dir",
+        str(tmp_path),
+    ]
+
+    def start():
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=port)
+        wait_for(lambda: _pings(client), timeout=30)
+        return process
+
+    state = {"process": start()}
+
+    def restart():
+        state["process"].send_signal(signal.SIGTERM)
+        state["process"].wait(timeout=30)
+        time.sleep(1)
+        state["process"] = start()
+
+    yield f"redis://127.0.0.1:{port}/0", restart
+    state["process"].terminate()
+    state["process"].wait(timeout=30)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False

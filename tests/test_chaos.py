@@ -1,23 +1,27 @@
-"""Chaos: killed workers, a flapping LLM and Core failing in bursts; nothing lost or doubled.
+"""Chaos: killed workers, a flapping LLM, Core failing in bursts and a Redis restart;
+nothing lost or doubled.
 
-The default run sends 200 jobs (about 2 minutes); ``LLMW_CHAOS_JOBS=1000`` runs the long version.
+The default run sends 200 jobs (under 2 minutes); ``LLMW_CHAOS_JOBS=1000`` runs the long
+version.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
+import redis
 
-from actors import email_extract, followup, image_tag, intent_classify, task_match
 from llm_worker.fakes import Reply
-from tests.conftest import notifications
+from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.chaos, pytest.mark.cli]
 JOBS = int(os.environ.get("LLMW_CHAOS_JOBS", "200"))
@@ -64,38 +68,60 @@ def flapping_llm(request):
     return Reply(content=ANSWERS.get(name, "pong"), delay=delay)
 
 
-def _send_all():
-    senders = [
-        (image_tag, lambda n: {"image_id": n, "path": "cat.png"}),
-        (intent_classify, lambda n: {"text": f"note {n}"}),
-        (followup, lambda n: {"text": f"what about {n}"}),
-        (task_match, lambda n: {"content": f"trip idea {n}"}),
-        (email_extract, lambda n: {"subject": "Dentist", "body": f"appointment {n}"}),
-    ]
-    kinds = {}
-    for n in range(JOBS):
-        actor, payload = senders[n % len(senders)]
-        actor.send(n, 42, payload(n))
-        kinds[n] = actor.actor_name
-    return kinds
+PRODUCER = """
+import sys, time
+from actors import email_extract, followup, image_tag, intent_classify, task_match
+
+senders = [
+    (image_tag, lambda n: {"image_id": n, "path": "cat.png"}),
+    (intent_classify, lambda n: {"text": f"note {n}"}),
+    (followup, lambda n: {"text": f"what about {n}"}),
+    (task_match, lambda n: {"content": f"trip idea {n}"}),
+    (email_extract, lambda n: {"subject": "Dentist", "body": f"appointment {n}"}),
+]
+jobs, spread = int(sys.argv[1]), float(sys.argv[2])
+for n in range(jobs):
+    actor, payload = senders[n % len(senders)]
+    while True:
+        try:
+            actor.send(n, 42, payload(n))
+            break
+        except Exception as exc:  # Redis restarting: a producer tries again
+            print("send failed, retrying:", exc, file=sys.stderr)
+            time.sleep(0.5)
+    time.sleep(spread / jobs)
+"""
+ACTORS = ["image_tag", "intent_classify", "followup", "task_match", "email_extract"]
 
 
-@pytest.mark.timeout(600)
-def test_chaos_audit(start_worker, cli_env, fake_llm, fake_core, redis_client, tmp_path):
+def _answer(request):
+    body = request["json"] or {}
+    name = ((body.get("response_format") or {}).get("json_schema") or {}).get("name")
+    return Reply(content=ANSWERS.get(name, "pong"))
+
+
+@pytest.mark.timeout(420)
+def test_chaos_audit(start_worker, cli_env, fake_llm, fake_core, own_redis):
+    """Jobs sent over ~30 s while workers are killed, the LLM flaps, Core fails in bursts
+    and Redis restarts once; then every job must have exactly one state Core accepted."""
+    url, restart_redis = own_redis
+    redis_client = redis.Redis.from_url(url)
     random.seed(7)
     fake_llm.fallback = flapping_llm
     fake_core.tasks[42] = [{"id": 5, "title": "Trip", "description": None}]
     chaos_env = {
+        "REDIS_URL": url,
         "LLM_PROBE_INTERVAL_SECONDS": "0.5",
         "LLM_RETRY_BACKOFF_SECONDS": "0.05",
         "LLM_MAX_RETRIES": "6",
-        "JOB_MAX_RETRIES": "30",
-        "JOB_RETRY_MIN_BACKOFF_SECONDS": "0.5",
+        "JOB_MAX_RETRIES": "40",
+        "JOB_RETRY_MIN_BACKOFF_SECONDS": "0.2",
         "JOB_RETRY_MAX_BACKOFF_SECONDS": "2",
         "MESSAGE_MAX_AGE_SECONDS": "0",
         "BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
         "BROKER_MAINTENANCE_CHANCE": "200000",
     }
+    worker_args = ("--processes", "2", "--threads", "4")
     stop = threading.Event()
 
     def core_bursts():
@@ -104,58 +130,68 @@ def test_chaos_audit(start_worker, cli_env, fake_llm, fake_core, redis_client, t
 
     bursts = threading.Thread(target=core_bursts, daemon=True)
     bursts.start()
-    workers = [start_worker("--processes", "2", "--threads", "4", **chaos_env)]
-    kinds = _send_all()
-    kills = 0
-    deadline = time.monotonic() + 480
+    workers = [start_worker(*worker_args, **chaos_env)]
+    producer = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER, str(JOBS), str(JOBS * 0.15)],
+        cwd=ROOT,
+        env={**cli_env, "REDIS_URL": url},
+    )
+    kills, redis_restarts = 0, 0
+    chaos_until = time.monotonic() + max(30.0, JOBS * 0.15 + 5)
+    deadline = time.monotonic() + 360
     try:
-        while time.monotonic() < deadline and len(_final(fake_core)) < JOBS:
-            time.sleep(4)
-            current = workers[-1]
-            if current.poll() is not None:  # the CLI exits when one of its processes dies
-                workers.append(start_worker("--processes", "2", "--threads", "4", **chaos_env))
+        while time.monotonic() < chaos_until:
+            time.sleep(3)
+            if workers[-1].poll() is not None:  # the CLI exits when one of its processes dies
+                workers.append(start_worker(*worker_args, **chaos_env))
+                continue
+            if redis_restarts == 0 and kills >= 3:
+                restart_redis()  # the workers are not restarted for it
+                redis_restarts += 1
                 continue
             children = subprocess.run(
-                ["pgrep", "-P", str(current.pid)], capture_output=True, text=True
+                ["pgrep", "-P", str(workers[-1].pid)], capture_output=True, text=True
             ).stdout.split()
-            if children and kills < 12:
+            if children:
                 os.kill(int(random.choice(children)), signal.SIGKILL)
                 kills += 1
         stop.set()
-        fake_llm.fallback = lambda request: Reply(
-            content=ANSWERS.get(
-                ((request["json"].get("response_format") or {}).get("json_schema") or {}).get(
-                    "name"
-                ),
-                "pong",
-            )
-        )
+        fake_llm.fallback = _answer
+        producer.wait(timeout=60)
         while time.monotonic() < deadline and len(_final(fake_core)) < JOBS:
             if workers[-1].poll() is not None:
-                workers.append(start_worker("--processes", "2", "--threads", "4", **chaos_env))
+                workers.append(start_worker(*worker_args, **chaos_env))
             time.sleep(1)
         time.sleep(3)  # let redeliveries, if any, land
     finally:
         stop.set()
+        if producer.poll() is None:
+            producer.kill()
 
-    final = _final(fake_core)
-    assert len(final) == JOBS, (
-        f"jobs without a terminal state: {sorted(set(kinds) - set(final))[:20]}"
+    notes = [json.loads(fields[b"data"]) for _, fields in redis_client.xrange("notify:telegram")]
+    redis_client.close()
+    completed = _audit(_final(fake_core), notes)
+    calls = len(fake_llm.chat_requests())
+    print(
+        f"\nchaos: {JOBS} jobs, {kills} workers killed, {len(workers) - 1} restarts, "
+        f"{redis_restarts} Redis restart, {completed} completed, {JOBS - completed} failed, "
+        f"0 lost, 0 duplicated, {calls / max(completed, 1):.2f} LLM calls per completed job"
     )
-    notes = notifications(redis_client)
+
+
+def _audit(final, notes):
+    """Check every job has one state Core accepted and its notifications, each once;
+    return how many completed."""
+    missing = sorted(set(range(JOBS)) - set(final))
+    assert missing == [], f"{len(missing)} jobs without a state Core accepted: {missing[:20]}"
     seen = collections.Counter((n["job_id"], n["message_type"]) for n in notes)
     assert [key for key, count in seen.items() if count > 1] == []  # nothing doubled
     for job_id, statuses in final.items():
         assert len(set(statuses)) == 1, (job_id, statuses)  # exactly one terminal state
-        expected = SUCCESS_TYPES[kinds[job_id]] if statuses[0] == "completed" else ["llm_failure"]
+        actor = ACTORS[job_id % len(ACTORS)]
+        expected = SUCCESS_TYPES[actor] if statuses[0] == "completed" else ["llm_failure"]
         assert [t for (j, t) in seen if j == job_id] == expected, job_id  # nothing missing
-    calls = len(fake_llm.chat_requests())
-    completed = sum(1 for s in final.values() if s[0] == "completed")
-    print(
-        f"\nchaos: {JOBS} jobs, {kills} workers killed, {len(workers) - 1} restarts, "
-        f"{completed} completed, {JOBS - completed} failed, "
-        f"{calls / max(completed, 1):.2f} LLM calls per completed job"
-    )
+    return sum(1 for s in final.values() if s[0] == "completed")
 
 
 def _final(fake_core):

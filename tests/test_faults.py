@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import signal
 import subprocess
 import time
 
 import pytest
-import redis
 
 from actors import broker, intent_classify, task_match
 from llm_worker.fakes import Reply
@@ -93,52 +90,6 @@ def test_killed_worker_job_runs_again(start_worker, cli_env, fake_llm, fake_core
     wait_for(lambda: fake_core.job_updates(5), timeout=120)
     assert time.monotonic() - killed_at < 120
     assert fake_core.job_updates(5)[0]["status"] == "completed"
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A redis-server of the test's own on a free port, with AOF in a temporary folder."""
-    from llm_worker.local_llm import free_port
-
-    port = free_port()
-    command = [
-        shutil.which("redis-server") or "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--dir",
-        str(tmp_path),
-    ]
-
-    def start():
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=port)
-        wait_for(lambda: _pings(client), timeout=30)
-        return process
-
-    state = {"process": start()}
-
-    def restart():
-        state["process"].send_signal(signal.SIGTERM)
-        state["process"].wait(timeout=30)
-        time.sleep(1)
-        state["process"] = start()
-
-    yield f"redis://127.0.0.1:{port}/0", restart
-    state["process"].terminate()
-    state["process"].wait(timeout=30)
-
-
-def _pings(client):
-    try:
-        return client.ping()
-    except redis.RedisError:
-        return False
 
 
 def _send_intent(env, job_id):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
@@ -12,6 +13,9 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import xq_name
 
 from .. import message_options
+from ..errors import InvalidPayload
+from ..outcomes import check_job, job_kind_of
+from ..services import Services
 from ..usage import USAGE_OPTION
 
 #: Options dropped on requeue: the message starts over as a fresh attempt.
@@ -59,47 +63,102 @@ class Progress:
             sys.stderr.flush()
 
 
-def _requeue_redis(broker: RedisBroker, queue: str, dry_run: bool) -> int:
-    client, ns = broker.client, broker.namespace
-    ids_key, msgs_key = f"{ns}:{xq_name(queue)}", f"{ns}:{xq_name(queue)}.msgs"
-    dead_ids = client.zrange(ids_key, 0, -1)
-    if dry_run or not dead_ids:
-        return len(dead_ids)
-    remove = client.register_script(_REMOVE_DEAD)
-    progress = Progress(len(dead_ids), queue)
-    for redis_id in dead_ids:
-        data = client.hget(msgs_key, redis_id)
-        if data is not None:
-            broker.enqueue(fresh_copy(Message.decode(data)))
-        remove(keys=[ids_key, msgs_key], args=[redis_id])
-        progress.step()
-    return len(dead_ids)
+@dataclass
+class QueueRequeue:
+    """What requeueing one queue's dead letters did."""
+
+    requeued: int = 0
+    #: Jobs whose arguments fail the checks: they would only fail again, so they stay.
+    malformed: int = 0
 
 
-def _requeue_rabbitmq(broker: Any, queue: str, dry_run: bool) -> int:
-    _, _, dead = broker.get_queue_message_counts(queue)
-    if dry_run or not dead:
-        return int(dead)
-    channel = broker.channel
-    progress = Progress(int(dead), queue)
-    moved = 0
-    while True:
-        method, _, body = channel.basic_get(xq_name(queue))
-        if method is None:
-            break
-        broker.enqueue(fresh_copy(Message.decode(body)))
-        channel.basic_ack(method.delivery_tag)
-        moved += 1
-        progress.step()
-    return moved
+class Requeuer:
+    """Puts dead jobs back as fresh attempts, their earlier end forgotten.
+
+    Parameters:
+      broker: the actors' broker.
+      svc: the process's services (settings, report outbox).
+    """
+
+    def __init__(self, broker: dramatiq.Broker, svc: Services) -> None:
+        self.broker = broker
+        self.svc = svc
+
+    def requeue(self, message: Message[Any]) -> bool:
+        """Enqueue a fresh copy of a dead message; ``False`` (nothing done) if it is malformed.
+
+        The message keeps its id, so a valid LLM result stored by its last
+        attempt is reused; a failure report of it not yet delivered is dropped,
+        so Core never gets the old state after the new one.
+        """
+        kind = job_kind_of(self.broker, message)
+        if kind is not None:
+            try:
+                check_job(self.svc, kind, message)
+            except InvalidPayload:
+                return False
+        self.svc.outbox.reopen(message.message_id)
+        self.broker.enqueue(fresh_copy(message))
+        return True
+
+    def requeue_redis(self, queue: str, dry_run: bool) -> QueueRequeue:
+        """Requeue a Redis queue's dead letters."""
+        assert isinstance(self.broker, RedisBroker)
+        client, ns = self.broker.client, self.broker.namespace
+        ids_key, msgs_key = f"{ns}:{xq_name(queue)}", f"{ns}:{xq_name(queue)}.msgs"
+        dead_ids = client.zrange(ids_key, 0, -1)
+        result = QueueRequeue()
+        if dry_run or not dead_ids:
+            result.requeued = len(dead_ids)
+            return result
+        remove = client.register_script(_REMOVE_DEAD)
+        progress = Progress(len(dead_ids), queue)
+        for redis_id in dead_ids:
+            data = client.hget(msgs_key, redis_id)
+            if data is not None and not self.requeue(Message.decode(data)):
+                result.malformed += 1
+            else:
+                result.requeued += 1
+                remove(keys=[ids_key, msgs_key], args=[redis_id])
+            progress.step()
+        return result
+
+    def requeue_rabbitmq(self, queue: str, dry_run: bool) -> QueueRequeue:
+        """Requeue a RabbitMQ queue's dead letters."""
+        broker: Any = self.broker
+        _, _, dead = broker.get_queue_message_counts(queue)
+        result = QueueRequeue()
+        if dry_run or not dead:
+            result.requeued = int(dead)
+            return result
+        channel = broker.channel
+        progress = Progress(int(dead), queue)
+        kept = []
+        while True:
+            method, _, body = channel.basic_get(xq_name(queue))
+            if method is None:
+                break
+            if self.requeue(Message.decode(body)):
+                channel.basic_ack(method.delivery_tag)
+                result.requeued += 1
+            else:
+                kept.append(method.delivery_tag)
+                result.malformed += 1
+            progress.step()
+        for tag in kept:  # back to the dead-letter queue, once this pass is over
+            channel.basic_nack(tag, requeue=True)
+        return result
 
 
-def requeue_dead(broker: dramatiq.Broker, queues: list[str], *, dry_run: bool) -> dict[str, int]:
-    """Move every dead-lettered message of ``queues`` back; return the counts per queue."""
+def requeue_dead(
+    broker: dramatiq.Broker, svc: Services, queues: list[str], *, dry_run: bool
+) -> dict[str, QueueRequeue]:
+    """Move every dead-lettered message of ``queues`` back; return what happened per queue."""
+    requeuer = Requeuer(broker, svc)
     counts = {}
     for queue in queues:
         if isinstance(broker, RedisBroker):
-            counts[queue] = _requeue_redis(broker, queue, dry_run)
+            counts[queue] = requeuer.requeue_redis(queue, dry_run)
         else:
-            counts[queue] = _requeue_rabbitmq(broker, queue, dry_run)
+            counts[queue] = requeuer.requeue_rabbitmq(queue, dry_run)
     return counts

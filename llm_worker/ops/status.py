@@ -45,6 +45,9 @@ class Status:
     held_back: int = 0
     first_expiry_in_seconds: float | None = None
     live_workers: int | None = None
+    #: Reports of failed, skipped and expired jobs waiting for Core (``pending``) and
+    #: given up on (``dead``).
+    reports: dict[str, int] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -93,7 +96,7 @@ def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatu
     """Read the status of every declared queue (Redis: exact; RabbitMQ: counts only)."""
     now = time.time()
     queues = sorted(broker.get_declared_queues())
-    status = Status(type(broker).__name__, breaker.as_dict())
+    status = Status(type(broker).__name__, breaker.as_dict(), reports=svc.outbox.counts())
     if isinstance(broker, RedisBroker):
         held: list[float] = []
         for queue in queues:
@@ -155,6 +158,11 @@ def render(status: Status) -> str:
         )
     else:
         lines.append("held back by the outage: none")
+    if status.reports:
+        lines.append(
+            f"job reports waiting for Core: {status.reports['pending']}, "
+            f"dead: {status.reports['dead']}"
+        )
     if status.live_workers is not None:
         lines.append(f"live worker processes: {status.live_workers}")
     return "\n".join(lines)

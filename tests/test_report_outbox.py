@@ -1,0 +1,106 @@
+"""The report outbox: failed, skipped and expired jobs reach Core even while it is down."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from actors import intent_classify
+from llm_worker.outbox import Report
+from tests.conftest import drain, notifications, run_cli, send_unchecked, wait_for
+
+
+def _accepted(fake_core, job_id):
+    """The job states Core accepted (answered 2xx to)."""
+    return [
+        r["json"]["status"]
+        for r in list(fake_core.requests)
+        if r["method"] == "PATCH" and r["path"] == f"/jobs/{job_id}" and r.get("status", 999) < 300
+    ]
+
+
+def test_failure_report_lands_once_core_is_back(env, worker, fake_llm, fake_core, redis_client):
+    svc = env(JOB_MAX_RETRIES=4, JOB_RETRY_MIN_BACKOFF_SECONDS=0.3)
+    fake_core.failures.extend([503, 503, 503])  # Core is down for three calls
+    send_unchecked(intent_classify, 1, 42, {"text": 5})
+    drain(worker, "llm.intent")
+
+    assert svc.outbox.counts()["pending"] == 1  # Core refused the report: it waits
+    assert notifications(redis_client) == []  # the user hears of it only after Core
+    wait_for(lambda: _accepted(fake_core, 1), timeout=15)
+
+    [update] = [u for u in fake_core.job_updates(1) if u["status"] == "failed"][-1:]
+    assert "payload.text" in update["error"]
+    assert _accepted(fake_core, 1) == ["failed"]
+    assert [n["message_type"] for n in notifications(redis_client)] == ["llm_failure"]
+    assert svc.outbox.counts() == {"pending": 0, "dead": 0}
+    assert fake_llm.chat_requests() == []
+
+
+def test_stale_report_waits_for_core_too(env, worker, fake_llm, fake_core, redis_client):
+    svc = env(JOB_MAX_RETRIES=3, JOB_RETRY_MIN_BACKOFF_SECONDS=0.2)
+    fake_core.failures.extend([500, 500])
+    intent_classify.send_with_options(args=(2, 42, {"text": "x"}), max_age_seconds=1, delay=1500)
+    drain(worker, "llm.intent")
+
+    wait_for(lambda: _accepted(fake_core, 2), timeout=15)
+    assert _accepted(fake_core, 2) == ["skipped"]
+    assert notifications(redis_client) == []  # skipped jobs notify no one
+    assert svc.outbox.counts()["pending"] == 0
+
+
+def test_report_core_never_accepts_is_kept_dead_and_can_be_requeued(
+    env, worker, cli_env, fake_llm, fake_core, redis_client
+):
+    svc = env(JOB_MAX_RETRIES=1, JOB_RETRY_MIN_BACKOFF_SECONDS=0.1)
+    fake_core.failures.extend([503, 503])  # the first try and the one retry
+    send_unchecked(intent_classify, 3, 42, {"text": None})
+    drain(worker, "llm.intent")
+    wait_for(lambda: svc.outbox.counts()["dead"] == 1, timeout=10)
+    assert svc.outbox.counts()["pending"] == 0
+    assert _accepted(fake_core, 3) == []
+
+    status = run_cli(cli_env, "status")
+    assert "job reports waiting for Core: 0, dead: 1" in status.stdout
+    requeued = run_cli(cli_env, "requeue-dead")
+    assert requeued.returncode == 0, requeued.stderr
+    assert "requeued 1 dead reports" in requeued.stdout
+    assert "llm.intent: requeued 0, kept 1 malformed" in requeued.stdout  # it would fail again
+
+    wait_for(lambda: _accepted(fake_core, 3), timeout=10)  # the running worker delivers it
+    assert _accepted(fake_core, 3) == ["failed"]
+    assert [n["message_type"] for n in notifications(redis_client)] == ["llm_failure"]
+    assert svc.outbox.counts() == {"pending": 0, "dead": 0}
+
+
+def test_two_drains_deliver_a_report_once(env, fake_core, redis_client):
+    svc = env()
+    fake_core.failures.append(503)
+    report = Report(
+        message_id="m-1",
+        job_type="intent_classify",
+        job_id=4,
+        user_id=42,
+        status="failed",
+        error="boom",
+        notification=("llm_failure", {"job_type": "intent_classify", "error": "boom"}),
+    )
+    assert svc.outbox.send(report) is False  # Core refused: pending, due after a backoff
+    assert redis_client.get("llmw:finished:m-1") == b"failed"
+
+    fake_core.delay = 0.5  # a slow Core: the first drain is still delivering when others look
+    later = time.time() + 60
+    results: list[int] = []
+    drains = [
+        threading.Thread(target=lambda: results.append(svc.outbox.drain(now=later)))
+        for _ in range(4)
+    ]
+    for thread in drains:
+        thread.start()
+    for thread in drains:
+        thread.join()
+
+    assert sorted(results) == [0, 0, 0, 1]
+    assert _accepted(fake_core, 4) == ["failed"]
+    assert len(notifications(redis_client)) == 1
+    assert svc.outbox.counts() == {"pending": 0, "dead": 0}
