@@ -71,6 +71,7 @@ def flapping_llm(request):
 PRODUCER = """
 import sys, time
 from actors import email_extract, followup, image_tag, intent_classify, task_match
+from llm_worker.outbound import send_message
 
 senders = [
     (image_tag, lambda n: {"image_id": n, "path": "cat.png"}),
@@ -84,7 +85,10 @@ for n in range(jobs):
     actor, payload = senders[n % len(senders)]
     while True:
         try:
-            actor.send(n, 42, payload(n))
+            if n % 20 == 19:  # a producer that bypasses the send-time check, with a bad payload
+                send_message(actor.queue_name, actor.actor_name, (n, 42, {"nope": n}), {})
+            else:
+                actor.send(n, 42, payload(n))
             break
         except Exception as exc:  # Redis restarting: a producer tries again
             print("send failed, retrying:", exc, file=sys.stderr)
@@ -92,6 +96,7 @@ for n in range(jobs):
     time.sleep(spread / jobs)
 """
 ACTORS = ["image_tag", "intent_classify", "followup", "task_match", "email_extract"]
+MALFORMED = {n for n in range(JOBS) if n % 20 == 19}
 
 
 def _answer(request):
@@ -174,7 +179,8 @@ def test_chaos_audit(start_worker, cli_env, fake_llm, fake_core, own_redis):
     calls = len(fake_llm.chat_requests())
     print(
         f"\nchaos: {JOBS} jobs, {kills} workers killed, {len(workers) - 1} restarts, "
-        f"{redis_restarts} Redis restart, {completed} completed, {JOBS - completed} failed, "
+        f"{redis_restarts} Redis restart, {completed} completed, {JOBS - completed} failed "
+        f"({len(MALFORMED)} malformed), "
         f"0 lost, 0 duplicated, {calls / max(completed, 1):.2f} LLM calls per completed job"
     )
 
@@ -191,6 +197,7 @@ def _audit(final, notes):
         actor = ACTORS[job_id % len(ACTORS)]
         expected = SUCCESS_TYPES[actor] if statuses[0] == "completed" else ["llm_failure"]
         assert [t for (j, t) in seen if j == job_id] == expected, job_id  # nothing missing
+    assert {j for j, s in final.items() if s[0] == "failed"} >= MALFORMED
     return sum(1 for s in final.values() if s[0] == "completed")
 
 
