@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 
@@ -92,10 +94,11 @@ def test_killed_worker_job_runs_again(start_worker, cli_env, fake_llm, fake_core
     assert fake_core.job_updates(5)[0]["status"] == "completed"
 
 
-def _send_intent(env, job_id):
+def _send_intent(env, job_id, delay_ms=None):
     produce(
         env,
-        f"from actors import intent_classify; intent_classify.send({job_id}, 42, {{'text': 'x'}})",
+        "from actors import intent_classify as a; "
+        f"a.send_with_options(args=({job_id}, 42, {{'text': 'x'}}), delay={delay_ms})",
     )
 
 
@@ -112,3 +115,84 @@ def test_worker_survives_a_redis_restart(start_worker, cli_env, fake_llm, fake_c
 
     wait_for(lambda: fake_core.job_updates(7), timeout=60)
     assert fake_core.job_updates(7)[0]["status"] == "completed"
+
+
+@pytest.fixture
+def own_rabbitmq(tmp_path):
+    """A RabbitMQ node of the test's own on free ports, its data in a temporary folder."""
+    from llm_worker.local_llm import free_port
+
+    port, dist_port = free_port(), free_port()
+    home = tmp_path / "rabbitmq"
+    (home / "mnesia").mkdir(parents=True)
+    (home / "log").mkdir()
+    (home / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{port}\n")
+    (home / "env.conf").write_text("")
+    (home / "enabled_plugins").write_text("[].\n")
+    env = {
+        **os.environ,
+        "RABBITMQ_NODENAME": f"llmwtest{port}@localhost",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq.conf"),
+        "RABBITMQ_CONF_ENV_FILE": str(home / "env.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(home / "log"),
+        "RABBITMQ_PID_FILE": str(home / "pid"),
+    }
+    # The server script itself (not Debian's wrapper, which switches to the rabbitmq user).
+    command = ["/usr/lib/rabbitmq/bin/rabbitmq-server"]
+    url = f"amqp://guest:guest@127.0.0.1:{port}/%2F"
+
+    def start():
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for(lambda: _amqp_answers(url), timeout=90, interval=0.5)
+        return process
+
+    def stop(process):
+        process.send_signal(signal.SIGTERM)  # the script stops the node cleanly
+        process.wait(timeout=60)
+
+    state = {"process": start()}
+
+    def restart():
+        stop(state["process"])
+        state["process"] = start()
+
+    yield url, restart
+    stop(state["process"])
+
+
+def _amqp_answers(url):
+    import pika
+
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    not os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server"), reason="needs rabbitmq-server"
+)
+def test_worker_survives_a_rabbitmq_restart(
+    start_worker, cli_env, fake_llm, fake_core, own_rabbitmq
+):
+    url, restart = own_rabbitmq
+    fake_llm.answers["IntentResult"] = GOOD
+    start_worker("--processes", "1", "--threads", "2", BROKER_URL=url)
+    env = {**cli_env, "BROKER_URL": url}
+    _send_intent(env, 8)
+    wait_for(lambda: fake_core.job_updates(8), timeout=30)
+    _send_intent(env, 9, delay_ms=15_000)  # waits in the broker across the restart
+
+    restart()  # the worker is not restarted
+    _send_intent(env, 10)
+
+    wait_for(lambda: fake_core.job_updates(10), timeout=60)
+    wait_for(lambda: fake_core.job_updates(9), timeout=60)
+    assert [u["status"] for u in fake_core.job_updates()] == ["completed"] * 3
