@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +45,8 @@ def resolve_inside(root: Path, relative: str) -> Path:
 
     Raises:
       ImageRefused: for absolute paths, ``..`` escapes, symlinks leading
-        outside ``root``, NUL bytes and missing files.
+        outside ``root``, NUL bytes, missing files and anything that is not a
+        regular file (folders, FIFOs, sockets, device files).
     """
     if "\x00" in relative:
         raise ImageRefused("image path contains a NUL byte")
@@ -54,8 +57,10 @@ def resolve_inside(root: Path, relative: str) -> Path:
     target = (base / candidate).resolve()
     if not target.is_relative_to(base):
         raise ImageRefused("image path resolves outside the image storage")
-    if not target.is_file():
+    if not target.exists():
         raise ImageRefused("image file not found")
+    if not target.is_file():
+        raise ImageRefused("image path is not a regular file")
     return target
 
 
@@ -66,10 +71,18 @@ def load_image(root: Path, relative: str, *, max_bytes: int) -> StoredImage:
       ImageRefused: when the path, size or file type is not acceptable.
     """
     path = resolve_inside(root, relative)
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ImageRefused(f"image is {size} bytes, over the limit of {max_bytes}")
-    with path.open("rb") as handle:
+    # Opened without blocking and checked again once open: a file swapped for a FIFO or a
+    # device after the check above is refused instead of hanging the worker.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ImageRefused(f"image file cannot be opened: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageRefused("image path is not a regular file")
+        if info.st_size > max_bytes:
+            raise ImageRefused(f"image is {info.st_size} bytes, over the limit of {max_bytes}")
         data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise ImageRefused(f"image is over the limit of {max_bytes} bytes")

@@ -52,7 +52,8 @@ SUCCESS_TYPES = {
 
 
 def flapping_llm(request):
-    """Answers right most of the time; otherwise 500, 429, slow or invalid JSON."""
+    """Answers right most of the time; otherwise 500, 429, slow or invalid JSON (the test
+    also takes the server down now and then)."""
     body = request["json"] or {}
     roll = random.random()
     if roll < 0.04:
@@ -99,6 +100,39 @@ ACTORS = ["image_tag", "intent_classify", "followup", "task_match", "email_extra
 MALFORMED = {n for n in range(JOBS) if n % 20 == 19}
 
 
+class Flaps:
+    """Background faults: Core answers 503 in bursts of 4 every 2 s, and the LLM's server
+    goes away (connections refused) for 1.5 s every 7 s."""
+
+    def __init__(self, fake_llm, fake_core):
+        self.fake_llm, self.fake_core = fake_llm, fake_core
+        self.llm_outages = 0
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=target, daemon=True)
+            for target in (self._core_bursts, self._llm_outages)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _core_bursts(self):
+        while not self._stop.wait(2.0):
+            self.fake_core.failures.extend([503] * 4)
+
+    def _llm_outages(self):
+        while not self._stop.wait(7.0):
+            self.llm_outages += 1
+            self.fake_llm.down()
+            self._stop.wait(1.5)
+            self.fake_llm.up()
+
+    def stop(self):
+        """Stop the faults; the LLM is up when this returns."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
 def _answer(request):
     body = request["json"] or {}
     name = ((body.get("response_format") or {}).get("json_schema") or {}).get("name")
@@ -127,20 +161,13 @@ def test_chaos_audit(start_worker, cli_env, fake_llm, fake_core, own_redis):
         "BROKER_MAINTENANCE_CHANCE": "200000",
     }
     worker_args = ("--processes", "2", "--threads", "4")
-    stop = threading.Event()
-
-    def core_bursts():
-        while not stop.wait(2.0):
-            fake_core.failures.extend([503] * 4)
-
-    bursts = threading.Thread(target=core_bursts, daemon=True)
-    bursts.start()
     workers = [start_worker(*worker_args, **chaos_env)]
     producer = subprocess.Popen(
         [sys.executable, "-c", PRODUCER, str(JOBS), str(JOBS * 0.15)],
         cwd=ROOT,
         env={**cli_env, "REDIS_URL": url},
     )
+    flaps = Flaps(fake_llm, fake_core)
     kills, redis_restarts = 0, 0
     chaos_until = time.monotonic() + max(30.0, JOBS * 0.15 + 5)
     deadline = time.monotonic() + 360
@@ -160,7 +187,7 @@ def test_chaos_audit(start_worker, cli_env, fake_llm, fake_core, own_redis):
             if children:
                 os.kill(int(random.choice(children)), signal.SIGKILL)
                 kills += 1
-        stop.set()
+        flaps.stop()  # the LLM is up again
         fake_llm.fallback = _answer
         producer.wait(timeout=60)
         while time.monotonic() < deadline and len(_final(fake_core)) < JOBS:
@@ -169,7 +196,7 @@ def test_chaos_audit(start_worker, cli_env, fake_llm, fake_core, own_redis):
             time.sleep(1)
         time.sleep(3)  # let redeliveries, if any, land
     finally:
-        stop.set()
+        flaps.stop()
         if producer.poll() is None:
             producer.kill()
 
@@ -179,7 +206,8 @@ def test_chaos_audit(start_worker, cli_env, fake_llm, fake_core, own_redis):
     calls = len(fake_llm.chat_requests())
     print(
         f"\nchaos: {JOBS} jobs, {kills} workers killed, {len(workers) - 1} restarts, "
-        f"{redis_restarts} Redis restart, {completed} completed, {JOBS - completed} failed "
+        f"{redis_restarts} Redis restart, {flaps.llm_outages} LLM outages, {completed} completed, "
+        f"{JOBS - completed} failed "
         f"({len(MALFORMED)} malformed), "
         f"0 lost, 0 duplicated, {calls / max(completed, 1):.2f} LLM calls per completed job"
     )

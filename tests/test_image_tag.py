@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import stat
 
 import pytest
 
@@ -46,7 +47,10 @@ def _write(image_dir, name, data):
         ("missing.png", None, "not found"),
         ("big.png", "big", "over the limit"),
         ("notes.png", "text", "not a JPEG, PNG, GIF or WebP"),
-        ("sub", "dir", "not found"),
+        ("sub", "dir", "not a regular file"),
+        ("pipe.png", "fifo", "not a regular file"),
+        ("zero.png", "device", "not a regular file"),
+        ("dev.png", "device link", "outside the image storage"),
     ],
 )
 def test_refused_paths_fail_without_llm_call(
@@ -62,6 +66,12 @@ def test_refused_paths_fail_without_llm_call(
         _write(image_dir, "notes.png", b"hello, not an image")
     elif setup == "dir":
         (image_dir / "sub").mkdir()
+    elif setup == "fifo":
+        os.mkfifo(image_dir / "pipe.png")  # reading it would block forever
+    elif setup == "device":
+        os.mknod(image_dir / "zero.png", 0o600 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero
+    elif setup == "device link":
+        os.symlink("/dev/zero", image_dir / "dev.png")
 
     message = image_tag.send(11, 42, {"image_id": 7, "path": path})
     drain(worker, "llm.image_tag")
