@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.encoder import JSONEncoder
 from dramatiq.middleware import (
     Callbacks,
@@ -23,9 +22,11 @@ from dramatiq.middleware import (
 from periodiq import PeriodiqMiddleware
 
 from llm_worker.errors import SettingsError
+from llm_worker.redis_broker import RecoveringRedisBroker
 from llm_worker.settings import BrokerSettings, broker_settings
 from middleware import (
     CircuitBreaker,
+    DeadWorkerRecovery,
     ExpiryCheck,
     FinishedJobCheck,
     InvalidResponseBackoff,
@@ -63,6 +64,7 @@ def service_middleware(config: BrokerSettings) -> list[Middleware]:
         InvalidResponseBackoff(),
         JobRetries(),
         ReportOutboxDrain(),
+        DeadWorkerRecovery(interval=config.broker_recovery_interval_seconds),
     ]
 
 
@@ -71,7 +73,7 @@ def build_broker(config: BrokerSettings) -> dramatiq.Broker:
     middleware = service_middleware(config)
     if config.uses_rabbitmq:
         return RabbitmqBroker(url=config.effective_broker_url, middleware=middleware)
-    return RedisBroker(
+    return RecoveringRedisBroker(
         url=config.effective_broker_url,
         middleware=middleware,
         heartbeat_timeout=int(config.broker_heartbeat_timeout_seconds * 1000),

@@ -45,9 +45,12 @@ class BrokerSettings(BaseSettings):
     sweep_cron: str = "*/10 * * * *"
     #: A Redis broker counts a worker process dead after this long without a heartbeat.
     broker_heartbeat_timeout_seconds: float = Field(60.0, gt=0)
-    #: Per million broker commands, how many also requeue dead workers' messages
-    #: (Dramatiq's default is 1000; ours makes a killed worker's jobs return within 2 minutes).
-    broker_maintenance_chance: int = Field(20_000, ge=1, le=1_000_000)
+    #: Per million broker commands, how many also requeue dead workers' messages of the
+    #: command's queue (Dramatiq's own default).
+    broker_maintenance_chance: int = Field(1_000, ge=1, le=1_000_000)
+    #: Seconds between each worker process's recovery passes over every queue, which
+    #: requeue dead workers' messages whatever the chance above draws.
+    broker_recovery_interval_seconds: float = Field(10.0, gt=0)
     #: Prometheus metrics (Dramatiq's and this service's); port and host are
     #: Dramatiq's own ``dramatiq_prom_port`` (9191) and ``dramatiq_prom_host``.
     metrics_enabled: bool = True

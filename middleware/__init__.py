@@ -6,6 +6,7 @@ first, then expiry, staleness and the breaker's gate.
 
 from .age_check import MessageAgeCheck
 from .circuit_breaker import CircuitBreaker, breaker_status
+from .dead_worker_recovery import DeadWorkerRecovery
 from .expiry_check import ExpiryCheck
 from .finished_check import FinishedJobCheck
 from .invalid_backoff import InvalidResponseBackoff
@@ -31,6 +32,7 @@ __all__ = [
     "breaker_status",
     # Everything else
     "JobRetries",
+    "DeadWorkerRecovery",
     # Reporting terminal states
     "ReportOutboxDrain",
 ]

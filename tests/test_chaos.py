@@ -158,7 +158,7 @@ def test_chaos_audit(start_worker, cli_env, fake_llm, fake_core, own_redis):
         "JOB_RETRY_MAX_BACKOFF_SECONDS": "2",
         "MESSAGE_MAX_AGE_SECONDS": "0",
         "BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
-        "BROKER_MAINTENANCE_CHANCE": "200000",
+        "BROKER_RECOVERY_INTERVAL_SECONDS": "1",
     }
     worker_args = ("--processes", "2", "--threads", "4")
     workers = [start_worker(*worker_args, **chaos_env)]
