@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.common import dq_name
-from dramatiq.middleware import Middleware, SkipMessage
+from dramatiq.middleware import SkipMessage
 
 from llm_worker import message_options, metrics
 from llm_worker.breaker import BreakerStatus, BreakerStore
@@ -18,6 +17,8 @@ from llm_worker.errors import LLMUnavailable
 from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import job_kind_of
 from llm_worker.services import Services, services
+
+from .periodic import PeriodicPass
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def llm_queues(broker: dramatiq.Broker) -> set[str]:
     return names | {dq_name(name) for name in names}
 
 
-class CircuitBreaker(Middleware):
+class CircuitBreaker(PeriodicPass):
     """A fleet-wide circuit breaker for the LLM, with its state in Redis.
 
     - The first :class:`~llm_worker.errors.LLMUnavailable` opens the breaker
@@ -60,28 +61,23 @@ class CircuitBreaker(Middleware):
       poll_interval: seconds between the watcher's reads of the state.
     """
 
+    thread_name = "llm-breaker-watcher"
+
     def __init__(self, *, poll_interval: float = 0.25) -> None:
+        super().__init__(interval=poll_interval)
         self.poll_interval = poll_interval
         self._open = False
         self._worker: dramatiq.Worker | None = None
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
 
     # -- worker lifecycle --------------------------------------------------------
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self._worker = worker
         self._open = False
-        self._stop.clear()
-        self._watcher = threading.Thread(
-            target=self._watch, args=(broker,), name="llm-breaker-watcher", daemon=True
-        )
-        self._watcher.start()
+        super().after_worker_boot(broker, worker)
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=5)
+        super().before_worker_shutdown(broker, worker)
         self._set_paused(broker, paused=False)
 
     # -- message hooks -------------------------------------------------------------
@@ -120,7 +116,7 @@ class CircuitBreaker(Middleware):
 
     def _current(self, broker: dramatiq.Broker) -> BreakerStatus | None:
         """The open status if the breaker is open, else ``None``."""
-        if self._watcher is not None and self._watcher.is_alive() and not self._open:
+        if self.running and not self._open:
             return None
         status = breaker_store(services()).status()
         return status if status.is_open else None
@@ -142,14 +138,9 @@ class CircuitBreaker(Middleware):
             if name in queues and consumer.paused != paused:
                 consumer.pause() if paused else consumer.resume()
 
-    def _watch(self, broker: dramatiq.Broker) -> None:
-        while not self._stop.wait(self.poll_interval):
-            try:
-                self._tick(broker)
-            except Exception:
-                logger.exception("breaker watcher failed; retrying")
-
-    def _tick(self, broker: dramatiq.Broker) -> None:
+    def run_pass(self, broker: dramatiq.Broker) -> None:
+        """Follow the shared state (pause or resume the LLM queues) and, while the
+        breaker is open, probe the LLM when this process wins the probe."""
         svc = services()
         store = breaker_store(svc)
         status = store.status()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-
 import dramatiq
-from dramatiq.middleware import Middleware
 
 from llm_worker.redis_broker import RecoveringRedisBroker
 
-logger = logging.getLogger(__name__)
+from .periodic import PeriodicPass
 
 
-class DeadWorkerRecovery(Middleware):
+class DeadWorkerRecovery(PeriodicPass):
     """Run Dramatiq's dead-worker recovery on every queue on a timer.
 
     A worker process killed mid-job leaves its fetched messages in Redis,
@@ -29,30 +25,18 @@ class DeadWorkerRecovery(Middleware):
       interval: seconds between two recovery passes over the queues.
     """
 
+    thread_name = "llm-dead-worker-recovery"
+
     def __init__(self, *, interval: float = 10.0) -> None:
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(interval=interval)
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        if not isinstance(broker, RecoveringRedisBroker):
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(broker,), name="llm-dead-worker-recovery", daemon=True
-        )
-        self._thread.start()
+    def runs_on(self, broker: dramatiq.Broker) -> bool:
+        """Only a Redis broker needs it."""
+        return isinstance(broker, RecoveringRedisBroker)
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self, broker: RecoveringRedisBroker) -> None:
-        while not self._stop.wait(self.interval):
-            queues = broker.get_declared_queues() | broker.get_declared_delay_queues()
-            try:
-                for queue in sorted(queues):
-                    broker.recover_dead_workers(queue)
-            except Exception as exc:  # Redis restarting: the next pass tries again
-                logger.warning("dead worker recovery failed; retrying: %s", exc)
+    def run_pass(self, broker: dramatiq.Broker) -> None:
+        """Recover every declared queue and delay queue once."""
+        assert isinstance(broker, RecoveringRedisBroker)
+        queues = broker.get_declared_queues() | broker.get_declared_delay_queues()
+        for queue in sorted(queues):
+            broker.recover_dead_workers(queue)

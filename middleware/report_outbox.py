@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-
 import dramatiq
-from dramatiq.middleware import Middleware
 
 from llm_worker.services import services
 
-logger = logging.getLogger(__name__)
+from .periodic import PeriodicPass
 
 
-class ReportOutboxDrain(Middleware):
+class ReportOutboxDrain(PeriodicPass):
     """Run a thread per worker process that delivers due reports from the outbox.
 
     Failed, skipped and expired jobs are reported through
@@ -27,25 +23,12 @@ class ReportOutboxDrain(Middleware):
       interval: seconds between looks at the outbox.
     """
 
+    thread_name = "llm-report-outbox"
+
     def __init__(self, *, interval: float = 1.0) -> None:
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(interval=interval)
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="llm-report-outbox", daemon=True)
-        self._thread.start()
-
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                while services().outbox.drain() and not self._stop.is_set():
-                    pass  # a full batch went through: look again at once
-            except Exception:
-                logger.exception("report outbox drain failed; retrying")
+    def run_pass(self, broker: dramatiq.Broker) -> None:
+        """Deliver due reports, batch after batch while full batches go through."""
+        while services().outbox.drain() and not self.stopping:
+            pass

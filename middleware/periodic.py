@@ -1,0 +1,70 @@
+"""Base of middleware that do their work in a background thread of each worker process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+from dramatiq.middleware import Middleware
+
+logger = logging.getLogger(__name__)
+
+
+class PeriodicPass(Middleware):
+    """Run :meth:`run_pass` every ``interval`` seconds in a thread of each worker process.
+
+    The thread starts after the worker boots (when :meth:`runs_on` accepts the
+    broker) and stops before it shuts down; an exception from a pass is logged
+    and the next pass runs on time.
+
+    Parameters:
+      interval: seconds between two passes.
+    """
+
+    #: Name of the thread, as shown by ``py-spy`` and in logs.
+    thread_name = "llm-periodic"
+
+    def __init__(self, *, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the worker is shutting down (a long pass should return)."""
+        return self._stop.is_set()
+
+    @property
+    def running(self) -> bool:
+        """Whether this process's thread is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def runs_on(self, broker: dramatiq.Broker) -> bool:
+        """Whether this middleware has work to do with ``broker``."""
+        return True
+
+    def run_pass(self, broker: dramatiq.Broker) -> None:
+        """One pass of the work."""
+        raise NotImplementedError
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if not self.runs_on(broker):
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, args=(broker,), name=self.thread_name, daemon=True
+        )
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self, broker: dramatiq.Broker) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_pass(broker)
+            except Exception:  # Redis or Core unreachable: the next pass tries again
+                logger.exception("%s: pass failed; retrying", self.thread_name)
