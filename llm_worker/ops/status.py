@@ -16,9 +16,6 @@ from .. import message_options
 from ..breaker import BreakerStatus
 from ..services import Services
 
-#: A worker process counts as alive while its heartbeat is younger than this, in ms.
-HEARTBEAT_TIMEOUT_MS = 60_000
-
 EXIT_HEALTHY, EXIT_BREAKER_OPEN, EXIT_BROKER_DOWN = 0, 1, 2
 
 
@@ -107,7 +104,8 @@ def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatu
         if held:
             expiry = svc.settings.llm_unavailable_expiry_seconds
             status.first_expiry_in_seconds = round(min(held) + expiry - now, 1)
-        cutoff = int(now * 1000) - HEARTBEAT_TIMEOUT_MS
+        # Alive: a heartbeat younger than the broker's timeout (BROKER_HEARTBEAT_TIMEOUT_SECONDS).
+        cutoff = int(now * 1000) - int(broker.heartbeat_timeout)
         status.live_workers = int(
             broker.client.zcount(f"{broker.namespace}:__heartbeats__", cutoff, "+inf")
         )
