@@ -56,6 +56,11 @@ def test_status_reports_queues_breaker_and_held_jobs(env, worker, cli_env, redis
     assert status["held_back"] == 1
     assert 1_209_500 < status["first_expiry_in_seconds"] <= 1_209_600
     assert status["breaker"]["state"] == "closed"
+    # Heartbeats just now: the actors' broker and the plain one send_unchecked used.
+    assert status["live_workers"] == 2
+    time.sleep(0.2)
+    quiet = run_cli(cli_env, "status", "--json", BROKER_HEARTBEAT_TIMEOUT_SECONDS="0.1")
+    assert json.loads(quiet.stdout)["live_workers"] == 0
 
     BreakerStore(svc.redis, "llmw", outage_retention=60).open(
         "LLM answered HTTP 503", next_probe_at=time.time() + 30

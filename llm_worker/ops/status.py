@@ -162,7 +162,10 @@ def render(status: Status) -> str:
             f"dead: {status.reports['dead']}"
         )
     if status.live_workers is not None:
-        lines.append(f"live worker processes: {status.live_workers}")
+        lines.append(
+            f"live worker processes: {status.live_workers} "
+            "(producers that sent within the heartbeat timeout count too)"
+        )
     return "\n".join(lines)
 
 
