@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from dramatiq.brokers.redis import RedisBroker
 
+from llm_worker.redis_broker import RecoveringRedisBroker
 from llm_worker.settings import broker_settings
+from middleware.dead_worker_recovery import DeadWorkerRecovery
 
 from .handlers import declare
 
@@ -14,7 +15,13 @@ _config = broker_settings()
 broker: dramatiq.Broker = (
     RabbitmqBroker(url=_config.effective_broker_url)
     if _config.uses_rabbitmq
-    else RedisBroker(url=_config.effective_broker_url)
+    else RecoveringRedisBroker(
+        url=_config.effective_broker_url,
+        heartbeat_timeout=int(_config.broker_heartbeat_timeout_seconds * 1000),
+        maintenance_chance=_config.broker_maintenance_chance,
+    )
 )
+# A killed git worker's messages come back as the LLM workers' do.
+broker.add_middleware(DeadWorkerRecovery(interval=_config.broker_recovery_interval_seconds))
 dramatiq.set_broker(broker)
 actors = declare(broker)
