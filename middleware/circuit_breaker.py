@@ -65,7 +65,6 @@ class CircuitBreaker(PeriodicPass):
 
     def __init__(self, *, poll_interval: float = 0.25) -> None:
         super().__init__(interval=poll_interval)
-        self.poll_interval = poll_interval
         self._open = False
         self._worker: dramatiq.Worker | None = None
 
