@@ -73,12 +73,7 @@ def build_broker(config: BrokerSettings) -> dramatiq.Broker:
     middleware = service_middleware(config)
     if config.uses_rabbitmq:
         return RabbitmqBroker(url=config.effective_broker_url, middleware=middleware)
-    return RecoveringRedisBroker(
-        url=config.effective_broker_url,
-        middleware=middleware,
-        heartbeat_timeout=int(config.broker_heartbeat_timeout_seconds * 1000),
-        maintenance_chance=config.broker_maintenance_chance,
-    )
+    return RecoveringRedisBroker.from_settings(config, middleware=middleware)
 
 
 def _configured_broker() -> dramatiq.Broker:

@@ -15,11 +15,7 @@ _config = broker_settings()
 broker: dramatiq.Broker = (
     RabbitmqBroker(url=_config.effective_broker_url)
     if _config.uses_rabbitmq
-    else RecoveringRedisBroker(
-        url=_config.effective_broker_url,
-        heartbeat_timeout=int(_config.broker_heartbeat_timeout_seconds * 1000),
-        maintenance_chance=_config.broker_maintenance_chance,
-    )
+    else RecoveringRedisBroker.from_settings(_config)
 )
 # A killed git worker's messages come back as the LLM workers' do.
 broker.add_middleware(DeadWorkerRecovery(interval=_config.broker_recovery_interval_seconds))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from dramatiq.brokers.redis import RedisBroker
+
+from .settings import BrokerSettings
 
 
 class RecoveringRedisBroker(RedisBroker):
@@ -21,6 +24,19 @@ class RecoveringRedisBroker(RedisBroker):
     def __init__(self, **options: object) -> None:
         super().__init__(**options)
         self._forced_maintenance = threading.local()
+
+    @classmethod
+    def from_settings(
+        cls, config: BrokerSettings, *, middleware: list[Any] | None = None
+    ) -> RecoveringRedisBroker:
+        """A broker on ``config``'s URL with its heartbeat timeout and maintenance
+        chance; ``middleware`` ``None`` means Dramatiq's default stack."""
+        return cls(
+            url=config.effective_broker_url,
+            middleware=middleware,
+            heartbeat_timeout=int(config.broker_heartbeat_timeout_seconds * 1000),
+            maintenance_chance=config.broker_maintenance_chance,
+        )
 
     def _should_do_maintenance(self, command: str) -> int:
         if getattr(self._forced_maintenance, "active", False):
