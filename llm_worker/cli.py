@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import CommandError, LLMUnavailable, SettingsError
@@ -77,20 +78,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     python = sys.executable
     children = []
     if args.local_llm:
-        from .local_llm import server_command
+        from .local_llm import LOCAL_PORT, model_path, server_command, use_local_llm
 
-        port = 8080
-        children.append(Child("local-llm", server_command("127.0.0.1", port)))
-        os.environ.update(
-            LLM_PROVIDER="openai",
-            LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
-            LLM_TEXT_MODEL="gemma-3-270m",
-            LLM_VISION_MODEL="",  # the small model has no vision: image_tag fails clearly
-            LLM_RESPONSE_FORMAT="json_object_schema",
-            LLM_MAX_OUTPUT_TOKENS="256",
-            LLM_TIMEOUT_SECONDS="300",
+        model_path(args.local_model)  # the install hint now, not from a child
+        log = os.path.abspath(args.local_llm_log)
+        command = server_command("127.0.0.1", LOCAL_PORT, alias=args.local_model, log_file=log)
+        children.append(Child("local-llm", command))
+        use_local_llm(f"http://127.0.0.1:{LOCAL_PORT}/v1", args.local_model)
+        print(
+            f"[up] LLM: the bundled local model {args.local_model} on 127.0.0.1:{LOCAL_PORT} "
+            f"(its log: {log})",
+            flush=True,
         )
-        print(f"[up] LLM: the bundled local model on 127.0.0.1:{port}", flush=True)
     else:
         print(f"[up] {describe_llm()}", flush=True)
     children += [
@@ -207,14 +206,80 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_local_llm(args: argparse.Namespace) -> int:
     from .local_llm import serve
 
-    return serve(args.host, args.port)
+    return serve(args.host, args.port, alias=args.model, log_file=args.log_file)
 
 
 def cmd_review(args: argparse.Namespace) -> int:
     from .local_review import review_local_diff
 
-    return review_local_diff(
-        repo=args.repo, base=args.base, timeout=args.timeout, threads=args.threads
+    with local_llm_for(args):
+        return review_local_diff(
+            repo=args.repo, base=args.base, timeout=args.timeout, threads=args.threads
+        )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.run import JOBS, run_eval
+    from .services import services
+
+    jobs = args.jobs.split(",") if args.jobs else list(JOBS)
+    unknown = sorted(set(jobs) - set(JOBS))
+    if unknown:
+        raise CommandError(f"unknown job types {unknown} (one of {list(JOBS)})")
+    with local_llm_for(args):
+        return run_eval(
+            services(),
+            jobs=jobs,
+            limit=args.limit,
+            concurrency=args.concurrency,
+            json_path=args.json,
+        )
+
+
+@contextlib.contextmanager
+def local_llm_for(args: argparse.Namespace) -> Iterator[None]:
+    """With ``--local-llm``: serve the bundled model for the command's lifetime and point
+    this process at it (the one switch of ``review`` and ``eval``)."""
+    if not getattr(args, "local_llm", False):
+        yield
+        return
+    from pathlib import Path
+
+    from .local_llm import start_local_llm, stop_local_llm, use_local_llm
+    from .services import reset_services
+
+    log = Path(args.local_llm_log).resolve()
+    print(f"starting the bundled local model {args.local_model} (its log: {log})", flush=True)
+    process, base_url = start_local_llm(log, alias=args.local_model)
+    use_local_llm(base_url, args.local_model)
+    reset_services()
+    try:
+        yield
+    finally:
+        stop_local_llm(process)
+
+
+def add_local_llm_switch(parser: argparse.ArgumentParser) -> None:
+    """``--local-llm``, ``--local-model`` and ``--local-llm-log``: the shared switch that
+    points a command at the bundled model."""
+    from .local_llm import DEFAULT_MODEL, MODELS
+
+    parser.add_argument(
+        "--local-llm",
+        action="store_true",
+        help="serve the bundled small model (extra local-llm) and use it",
+    )
+    parser.add_argument(
+        "--local-model",
+        default=DEFAULT_MODEL,
+        choices=sorted(MODELS),
+        help=f"which bundled model (default {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--local-llm-log",
+        default="local-llm.log",
+        metavar="FILE",
+        help="where the local model's server writes its log (default local-llm.log)",
     )
 
 
@@ -256,11 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--threads", type=int, default=8, help="threads per worker process")
     up.add_argument("--no-scheduler", action="store_true", help="do not run periodiq")
     up.add_argument("--no-dashboard", action="store_true", help="do not run the dashboard")
-    up.add_argument(
-        "--local-llm",
-        action="store_true",
-        help="also serve the bundled small model (extra local-llm) and use it",
-    )
+    add_local_llm_switch(up)
 
     dashboard = _command(
         commands,
@@ -334,13 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
         "local-llm",
         cmd_local_llm,
         "serve the bundled small model offline",
-        "Serve Gemma 3 270M (from the optional extra local-llm) as an OpenAI-compatible "
-        "server with llama-cpp-python. Good for trying the worker and for tests, not for "
-        "answer quality.",
+        "Serve a bundled small model (from the optional extra local-llm) as an "
+        "OpenAI-compatible server: llama.cpp's own server, embedded by xllamacpp, with "
+        "schema-constrained decoding. Good for trying the worker and for tests.",
         "llm-worker local-llm --port 8080",
     )
     local.add_argument("--host", default="127.0.0.1", help="address to bind")
     local.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    local.add_argument("--model", default="gemma-3-270m", help="bundled model alias")
+    local.add_argument("--log-file", help="write the engine's log here (default: stderr)")
 
     review = _command(
         commands,
@@ -357,6 +420,24 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--repo", default=".", help="the git checkout (default: .)")
     review.add_argument("--timeout", type=float, default=900, help="seconds to wait in all")
     review.add_argument("--threads", type=int, default=4, help="worker threads")
+    add_local_llm_switch(review)
+
+    evaluation = _command(
+        commands,
+        "eval",
+        cmd_eval,
+        "score the configured LLM on the labelled set",
+        "Run the labelled evaluation set (intents, emails, task notes, follow-ups) through "
+        "the worker's own prompts, schemas, provider and parsing against the configured LLM "
+        "(or the bundled one with --local-llm), and print per job the schema-valid share, "
+        "accuracy against a majority-class baseline, latency p50/p95 and tokens per call.",
+        "llm-worker eval --local-llm --limit 10",
+    )
+    evaluation.add_argument("--jobs", help="comma-separated job types (default: all)")
+    evaluation.add_argument("--limit", type=int, help="first N cases of each job only")
+    evaluation.add_argument("--concurrency", type=int, default=2, help="calls in flight")
+    evaluation.add_argument("--json", metavar="FILE", help="also write every outcome here")
+    add_local_llm_switch(evaluation)
     return parser
 
 

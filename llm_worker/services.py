@@ -11,6 +11,7 @@ import redis
 from .core_api import CoreClient
 from .notify import Notifier
 from .outbox import ReportOutbox, RetryPolicy
+from .prompt_profiles import PromptProfile, load_profile
 from .providers import Provider, ProviderChoice, choose_provider, make_provider
 from .providers.base import Prompt
 from .settings import Settings, settings
@@ -45,6 +46,11 @@ class Services:
         """The prompt's size: the provider's own count, else the conservative estimate."""
         counted = self.llm.count_tokens(model, prompt)
         return counted if counted is not None else estimate_tokens(prompt)
+
+    @cached_property
+    def prompt_profile(self) -> PromptProfile:
+        """The prompts in force (``LLM_PROMPT_PROFILE``, ``LLM_PROMPTS_FILE``)."""
+        return load_profile(self.settings.llm_prompt_profile, self.settings.llm_prompts_file)
 
     @cached_property
     def core(self) -> CoreClient:

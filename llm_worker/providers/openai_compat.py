@@ -10,6 +10,7 @@ import httpx
 import openai
 import requests
 
+from ..constrained import guidance_grammar
 from ..errors import InvalidLLMResponse, LLMUnavailable
 from .base import LLMAnswer, Prompt, Turn, translate_sdk_error
 
@@ -68,7 +69,8 @@ class OpenAICompatibleProvider:
       api_key: the key (``not-needed`` for local servers).
       timeout: seconds per call.
       response_format: ``json_schema`` (OpenAI, vLLM, llama.cpp), ``json_object_schema``
-        (llama-cpp-python's server), ``json_object`` or ``none``.
+        (llama-cpp-python's server), ``llguidance`` (llama.cpp's ``grammar`` field, see
+        :mod:`llm_worker.constrained`), ``json_object`` or ``none``.
       tokenizer: ``auto`` (the server's ``/tokenize`` when it has one),
         ``server`` (the same, required) or ``estimate``.
     """
@@ -105,6 +107,8 @@ class OpenAICompatibleProvider:
             format_ = {"type": "json_object", "schema": schema}
         elif self._response_format == "json_object":
             format_ = {"type": "json_object"}
+        elif self._response_format == "llguidance":  # llama.cpp's server: enforced grammar
+            return {"grammar": guidance_grammar(schema)}
         else:
             return {}
         return {"response_format": format_}

@@ -93,7 +93,9 @@ class ReviewTurn:
 
     @property
     def _max_tool_calls(self) -> int:
-        return self.svc.settings.review_max_tool_calls
+        limit = self.svc.settings.review_max_tool_calls
+        profiled = self.svc.prompt_profile.job("review").max_tool_calls
+        return min(limit, profiled) if profiled is not None else limit
 
     def run(self) -> None:
         """Take this event's turn in the conversation, under the conversation's lock."""
@@ -209,7 +211,8 @@ class ReviewTurn:
 
     def _prompt(self, messages: list[dict[str, Any]], tools_allowed: bool) -> Prompt:
         schema = answer_schema(tools_allowed=tools_allowed)
-        task = prompts.REVIEWER.replace("{max_tool_calls}", str(self._max_tool_calls))
+        task = self.svc.prompt_profile.job("review").task or prompts.REVIEWER
+        task = task.replace("{max_tool_calls}", str(self._max_tool_calls))
         turns = [message_turn(m) for m in messages]
         if not tools_allowed:
             text = prompts.TOOLS_EXHAUSTED.format(max_tool_calls=self._max_tool_calls)
@@ -247,6 +250,7 @@ class ReviewTurn:
             prompt=prompt,
             schema_name="ReviewAnswer",
             schema=answer_schema(tools_allowed=tools_allowed),
+            max_tokens=self.svc.prompt_profile.job("review").max_tokens,
         )
         parsed = self._parse(answer.text, messages, tools_allowed)
         reply: dict[str, Any] = {
