@@ -218,6 +218,27 @@ def cmd_review(args: argparse.Namespace) -> int:
         )
 
 
+def cmd_dev_core(args: argparse.Namespace) -> int:
+    from .dev_core import serve_dev_core
+
+    try:
+        return serve_dev_core(db=args.db, host=args.host, port=args.port, tasks=args.tasks)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"dev Core: {exc}") from None
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from .dev_core import DevCoreStore, render_jobs
+
+    if not os.path.exists(args.db):
+        raise CommandError(f"no dev Core database at {args.db} (start `llm-worker dev-core`)")
+    store = DevCoreStore(args.db)
+    jobs = store.jobs(args.limit)
+    store.close()
+    print(json.dumps(jobs, indent=2) if args.json else render_jobs(jobs))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation.run import JOBS, run_eval
     from .services import services
@@ -421,6 +442,36 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--timeout", type=float, default=900, help="seconds to wait in all")
     review.add_argument("--threads", type=int, default=4, help="worker threads")
     add_local_llm_switch(review)
+
+    dev_core = _command(
+        commands,
+        "dev-core",
+        cmd_dev_core,
+        "serve a Core for trying the worker",
+        "Serve the Core API contract (PATCH /jobs/ID, PUT /images/ID/tags, GET "
+        "/users/ID/tasks) on 127.0.0.1, keep every request in SQLite, and show the jobs "
+        "at / (and `llm-worker jobs`). For trying and integration tests, not production.",
+        "llm-worker dev-core --tasks tasks.json",
+    )
+    dev_core.add_argument("--db", default="dev-core.sqlite3", help="SQLite file")
+    dev_core.add_argument("--host", default="127.0.0.1", help="address to bind")
+    dev_core.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    dev_core.add_argument(
+        "--tasks", metavar="FILE", help='seed open tasks: {"user_id": [{"id", "title"}]}'
+    )
+
+    jobs = _command(
+        commands,
+        "jobs",
+        cmd_jobs,
+        "list the jobs the dev Core received",
+        "Print the jobs stored by `llm-worker dev-core`, newest first: state, tokens and "
+        "the result or error.",
+        "llm-worker jobs --limit 20",
+    )
+    jobs.add_argument("--db", default="dev-core.sqlite3", help="SQLite file")
+    jobs.add_argument("--limit", type=int, default=50, help="at most this many jobs")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
 
     evaluation = _command(
         commands,

@@ -38,12 +38,13 @@ class WorkerSetup(Middleware):
         except SettingsError as exc:
             print(f"llm-worker: invalid setting {exc}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
-        if config.llm_response_format == "llguidance":
-            try:
+        try:
+            services().prompt_profile  # noqa: B018 (a bad LLM_PROMPTS_FILE stops the boot)
+            if config.llm_response_format == "llguidance":
                 check_enforceable()
-            except SettingsError as exc:
-                print(f"llm-worker: {exc}", file=sys.stderr, flush=True)
-                raise SystemExit(2) from None
+        except SettingsError as exc:
+            print(f"llm-worker: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
         configure_logging(config)
         if config.metrics_enabled:
             metrics.enable()
