@@ -92,6 +92,20 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
     else:
         print(f"[up] {describe_llm()}", flush=True)
+    if args.dev_core:
+        from .dev_core import DEFAULT_PORT
+
+        core_url = f"http://127.0.0.1:{DEFAULT_PORT}"
+        children.append(Child("dev-core", [python, "-m", "llm_worker.cli", "dev-core"]))
+        os.environ["CORE_API_URL"] = core_url
+        print(f"[up] Core: the dev Core at {core_url} (jobs listed there)", flush=True)
+    if args.local_llm and args.dev_core:
+        print(
+            "[up] try it: .venv/bin/llm-worker send intent_classify --job-id 1 --user-id 42 "
+            '--payload \'{"text": "remind me to call mum at 6"}\' --wait 120\n'
+            f"[up] then see the job at {core_url}/ or with .venv/bin/llm-worker jobs",
+            flush=True,
+        )
     children += [
         Child(
             "worker",
@@ -343,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-scheduler", action="store_true", help="do not run periodiq")
     up.add_argument("--no-dashboard", action="store_true", help="do not run the dashboard")
     add_local_llm_switch(up)
+    up.add_argument(
+        "--dev-core",
+        action="store_true",
+        help="also serve the dev Core on 127.0.0.1:8000 (SQLite) and use it",
+    )
 
     dashboard = _command(
         commands,

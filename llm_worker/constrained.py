@@ -65,7 +65,7 @@ def guidance_grammar(schema: dict[str, Any]) -> str:
 
 def worker_schemas() -> dict[str, dict[str, Any]]:
     """Every answer schema the worker sends, by name (the five jobs and the review loop)."""
-    from .review.schemas import answer_schema
+    from .review.schemas import answer_schema, chunk_answer_schema
     from .schemas import (
         EmailExtractResult,
         FollowupResult,
@@ -79,6 +79,9 @@ def worker_schemas() -> dict[str, dict[str, Any]]:
     found = {model.__name__: response_schema(model) for model in models}
     found["ReviewAnswer"] = answer_schema(tools_allowed=True)
     found["ReviewAnswerNoTools"] = answer_schema(tools_allowed=False)
+    found["ReviewAnswerOfAChunk"] = chunk_answer_schema(
+        tools_allowed=True, path="app.py", lines=[1, 2, 3]
+    )
     return found
 
 

