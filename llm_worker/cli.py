@@ -220,7 +220,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_local_llm(args: argparse.Namespace) -> int:
     from .local_llm import serve
 
-    return serve(args.host, args.port, alias=args.model, log_file=args.log_file)
+    return serve(
+        args.host, args.port, alias=args.model, log_file=args.log_file, threads=args.threads
+    )
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -444,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     local.add_argument("--model", default="gemma-3-270m", help="bundled model alias")
     local.add_argument("--log-file", help="write the engine's log here (default: stderr)")
+    local.add_argument(
+        "--threads", type=int, help="CPU threads (default LOCAL_LLM_THREADS, else 1)"
+    )
 
     review = _command(
         commands,

@@ -128,10 +128,19 @@ def use_local_llm(base_url: str, alias: str = DEFAULT_MODEL) -> None:
     os.environ.update(local_llm_env(base_url, alias))
 
 
-def serve(host: str, port: int, *, alias: str = DEFAULT_MODEL, log_file: str | None = None) -> int:
+def serve(
+    host: str,
+    port: int,
+    *,
+    alias: str = DEFAULT_MODEL,
+    log_file: str | None = None,
+    threads: int | None = None,
+) -> int:
     """Serve the model in this process until SIGINT or SIGTERM; return the exit status.
 
     ``log_file``: where the engine's own log lines go (default: standard error).
+    ``threads``: CPU threads of the engine (default ``LOCAL_LLM_THREADS``, else 1: on a
+    shared machine more threads than idle cores make llama.cpp's threads wait on each other).
     """
     try:
         import xllamacpp
@@ -148,7 +157,7 @@ def serve(host: str, port: int, *, alias: str = DEFAULT_MODEL, log_file: str | N
         params.chat_template = model.chat_template
     params.hostnames = [host]
     params.port = port
-    threads = max(1, os.cpu_count() or 1)
+    threads = threads or int(os.environ.get("LOCAL_LLM_THREADS") or 1)
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     print(

@@ -272,3 +272,45 @@ FOLLOWUP_CASES: list[tuple[dict[str, Any], list[str]]] = [
         ["which dinner", "what event"],
     ),
 ]
+
+
+#: Review chunks with one known bug: (path, unified diff, new-side line of the bug).
+REVIEW_CASES: list[tuple[str, str, int]] = [
+    (
+        "cart.py",
+        "--- a/cart.py\n+++ b/cart.py\n@@ -1,4 +1,5 @@\n def total(items):\n"
+        "-    return sum(item.price for item in items)\n"
+        "+    result = 0\n+    for i in range(1, len(items)):\n"
+        "+        result += items[i].price\n+    return result\n",
+        3,
+    ),
+    (
+        "users.py",
+        "--- a/users.py\n+++ b/users.py\n@@ -1,3 +1,4 @@\n def find_user(db, name):\n"
+        '-    return db.execute("SELECT * FROM users WHERE name = ?", (name,))\n'
+        '+    query = "SELECT * FROM users WHERE name = \'" + name + "\'"\n'
+        "+    return db.execute(query)\n",
+        2,
+    ),
+    (
+        "config.py",
+        "--- a/config.py\n+++ b/config.py\n@@ -1,4 +1,4 @@\n def load(path):\n"
+        "-    with open(path) as f:\n-        return f.read()\n"
+        "+    f = open(path)\n+    return f.read()\n",
+        2,
+    ),
+    (
+        "average.py",
+        "--- a/average.py\n+++ b/average.py\n@@ -1,2 +1,2 @@\n def mean(values):\n"
+        "-    return sum(values) / len(values) if values else 0.0\n"
+        "+    return sum(values) / len(values)\n",
+        2,
+    ),
+    (
+        "retry.py",
+        "--- a/retry.py\n+++ b/retry.py\n@@ -1,5 +1,5 @@\n def fetch(url, attempts=3):\n"
+        "-    for _ in range(attempts):\n+    while True:\n"
+        "         try:\n             return get(url)\n",
+        2,
+    ),
+]

@@ -5,7 +5,9 @@ schema, the configured provider, the defensive parsing and the actors' own
 post-processing: task-match and event thresholds), against whatever LLM the
 settings point at.  Per job it reports the share of schema-valid answers,
 accuracy against the labels, the accuracy of always giving the most common
-label (the baseline), latency p50/p95 and tokens per call.
+label (the baseline), latency p50/p95 and tokens per call.  Review cases are
+chunks with one known bug, asked for their final answer (no tool calls): right
+when a comment covers the bug's line.
 """
 
 from __future__ import annotations
@@ -20,9 +22,19 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..errors import InvalidLLMResponse, LLMUnavailable
-from ..jobs import Job
-from ..json_extract import parse_answer
+from ..jobs import Job, LLMRequest
+from ..json_extract import extract_json_object, parse_answer
+from ..review.diff import parse_file_diff
+from ..review.loop import invalid_comments
+from ..review.schemas import (
+    CommentAnswer,
+    ReviewArguments,
+    ReviewRequestPayload,
+    parse_review_answer,
+)
 from ..schemas import (
     CoreTask,
     EmailExtractPayload,
@@ -40,7 +52,7 @@ from ..services import Services
 from . import cases
 
 #: Job types the eval covers, in the order printed.
-JOBS = ("intent_classify", "email_extract", "task_match", "followup")
+JOBS = ("intent_classify", "email_extract", "task_match", "followup", "review")
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,27 @@ def _followup_cases() -> list[Case]:
     ]
 
 
+def _review_right(result: Any, line: int) -> bool:
+    comments = getattr(result, "comments", None) or []
+    return any(c.line <= line <= (c.end_line or c.line) for c in comments)
+
+
+def _review_cases() -> list[Case]:
+    return [
+        Case(
+            "review",
+            ReviewRequestPayload.model_validate(
+                {"repo": "eval", "chunk": {"path": path, "diff": diff, "language": "python"}}
+            ),
+            {},
+            CommentAnswer,
+            line,
+            partial(_review_right, line=line),
+        )
+        for path, diff, line in cases.REVIEW_CASES
+    ]
+
+
 def all_cases() -> dict[str, list[Case]]:
     """Every case, by job type."""
     return {
@@ -179,7 +212,37 @@ def all_cases() -> dict[str, list[Case]]:
         "email_extract": _email_cases(),
         "task_match": _task_cases(),
         "followup": _followup_cases(),
+        "review": _review_cases(),
     }
+
+
+def _review_request(svc: Services, case: Case) -> LLMRequest:
+    """A review chunk's first turn, tools off: the model must comment (or say no issues)."""
+    from ..review.loop import ReviewTurn
+
+    assert isinstance(case.payload, ReviewRequestPayload)
+    args = ReviewArguments(
+        review_request_id="eval", chunk_id="1", event="REVIEW_REQUEST", payload=case.payload
+    )
+    turn = ReviewTurn(svc, args, send_git=lambda *a: None, send_review=lambda *a: None)
+    return turn.first_request(case.payload, tools_allowed=False)
+
+
+def _parse(case: Case, text: str) -> Any:
+    if case.job_type != "review":
+        return parse_answer(text, case.result_model)
+    try:
+        answer = parse_review_answer(extract_json_object(text), tools_allowed=False)
+    except ValidationError as exc:
+        raise InvalidLLMResponse(f"the answer did not match the schema: {exc}") from None
+    assert isinstance(case.payload, ReviewRequestPayload)
+    chunk = case.payload.chunk
+    if isinstance(answer, CommentAnswer):
+        shown = parse_file_diff(chunk.diff).new_lines()
+        problems = invalid_comments(answer, chunk.path, shown)
+        if problems:
+            raise InvalidLLMResponse("; ".join(problems))
+    return answer
 
 
 def spread(found: list[Case], limit: int | None) -> list[Case]:
@@ -200,7 +263,11 @@ def run_case(svc: Services, case: Case, number: int) -> Outcome:
     outcome = Outcome(case.job_type, case.label)
     started = time.monotonic()
     try:
-        answer = job.request(case.result_model, case.data).call(svc)
+        if case.job_type == "review":
+            request = _review_request(svc, case)
+        else:
+            request = job.request(case.result_model, case.data)
+        answer = request.call(svc)
     except InvalidLLMResponse as exc:
         outcome.error = str(exc)
         outcome.seconds = time.monotonic() - started
@@ -209,7 +276,7 @@ def run_case(svc: Services, case: Case, number: int) -> Outcome:
     outcome.prompt_tokens = answer.prompt_tokens
     outcome.completion_tokens = answer.completion_tokens
     try:
-        result = parse_answer(answer.text, case.result_model)
+        result = _parse(case, answer.text)
     except InvalidLLMResponse as exc:
         outcome.error = str(exc)
         outcome.answer = answer.text[:300]
@@ -228,8 +295,8 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 def _baseline(job_type: str, labels: list[Any]) -> float:
-    """Accuracy of always answering the most common label (followup has none: 0)."""
-    if job_type == "followup" or not labels:
+    """Accuracy of always answering the most common label (followup and review have none)."""
+    if job_type in ("followup", "review") or not labels:
         return 0.0
     return Counter(json.dumps(label) for label in labels).most_common(1)[0][1] / len(labels)
 
@@ -282,7 +349,7 @@ def render(reports: list[JobReport], model: str) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
-        baseline = f"{r.baseline:.2f}" if r.job_type != "followup" else "n/a"
+        baseline = f"{r.baseline:.2f}" if r.job_type not in ("followup", "review") else "n/a"
         lines.append(
             f"| {r.job_type} | {r.cases} | {r.valid_share:.0%} | {r.accuracy:.2f} | {baseline} "
             f"| {r.latency_p50:.2f} | {r.latency_p95:.2f} | {r.prompt_tokens:.0f} "

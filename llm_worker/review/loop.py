@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from .. import prompts as common_prompts
 from ..errors import InvalidLLMResponse, InvalidPayload
-from ..jobs import call_llm, current_usage, retry_feedback
+from ..jobs import LLMRequest, call_llm, current_usage, retry_feedback
 from ..json_extract import ANSWER_EXCERPT_CHARS, extract_json_object
 from ..providers.base import Prompt, Turn
 from ..services import Services
@@ -209,6 +209,20 @@ class ReviewTurn:
             "content": common_prompts.data_block(data),
             "chunk": {"path": chunk.path, "diff": diff.text(), "language": chunk.language},
         }
+
+    def first_request(self, payload: ReviewRequestPayload, *, tools_allowed: bool) -> LLMRequest:
+        """The call of a chunk's first turn (the eval's review cases ask it without tools)."""
+        diff = parse_file_diff(payload.chunk.diff)
+        messages = [self._first_message(payload, diff)]
+        return LLMRequest(
+            model=self.svc.settings.llm_text_model,
+            prompt=self._prompt(messages, tools_allowed),
+            schema_name="ReviewAnswer",
+            schema=chunk_answer_schema(
+                tools_allowed=tools_allowed, path=payload.chunk.path, lines=diff.new_lines()
+            ),
+            max_tokens=self.svc.prompt_profile.job("review").max_tokens,
+        )
 
     def _prompt(self, messages: list[dict[str, Any]], tools_allowed: bool) -> Prompt:
         schema = answer_schema(tools_allowed=tools_allowed)
