@@ -16,7 +16,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from . import keys
-from .arguments import ARGUMENT_NAMES, parse_arguments
+from .arguments import ARGUMENT_NAMES, is_job_id, parse_arguments
 from .core_api import JobStatus
 from .errors import InvalidPayload
 from .outbox import Report
@@ -64,12 +64,13 @@ class JobRef:
 
     @classmethod
     def from_message(cls, message: AnyMessage) -> JobRef:
-        """Read ``job_id`` and ``user_id`` from a job message, where they are usable."""
+        """Read ``job_id`` and ``user_id`` from a job message, where they are usable
+        (an id that fails :func:`~llm_worker.identifiers.id_problem` is not)."""
         bound = dict(zip(ARGUMENT_NAMES, message.args, strict=False))
         bound.update(message.kwargs)
         job_id = bound.get("job_id")
         user_id = bound.get("user_id")
-        if not isinstance(job_id, (str, int)) or isinstance(job_id, bool) or job_id == "":
+        if not is_job_id(job_id):
             job_id = None
         if not isinstance(user_id, int) or isinstance(user_id, bool):
             user_id = None
