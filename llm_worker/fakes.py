@@ -227,7 +227,8 @@ class FakeCore(FakeHTTPServer):
 
     def __init__(self) -> None:
         self.tasks: dict[int, list[dict[str, Any]]] = {}
-        self.failures: deque[int] = deque()
+        #: Scripted failures, answered first: a status (with a small JSON body) or a Reply.
+        self.failures: deque[int | Reply] = deque()
         #: Seconds every answer takes (a slow Core).
         self.delay = 0.0
         super().__init__()
@@ -235,8 +236,10 @@ class FakeCore(FakeHTTPServer):
     def respond(self, request: dict[str, Any]) -> Reply:
         with self.lock:
             if self.failures:
-                status = self.failures.popleft()
-                return Reply(status=status, body={"detail": "scripted failure"}, delay=self.delay)
+                failure = self.failures.popleft()
+                if isinstance(failure, Reply):
+                    return failure
+                return Reply(status=failure, body={"detail": "scripted failure"}, delay=self.delay)
         path = request["path"]
         if request["method"] == "GET" and path.startswith("/users/"):
             user_id = int(path.split("/")[2])

@@ -104,7 +104,7 @@ class Settings(BrokerSettings):
     llm_text_model: str = Field("mistral", min_length=1)
     #: Empty: no vision model, ``image_tag`` jobs fail saying so.
     llm_vision_model: str = "llava"
-    #: Timeout of one LLM call, in seconds.
+    #: Bound on one whole LLM call (connect, send, wait, read), in seconds.
     llm_timeout_seconds: float = Field(120.0, gt=0)
     #: How the answer's shape is requested: a JSON Schema, plain JSON mode, or only by prompt.
     llm_response_format: Literal["json_schema", "json_object_schema", "json_object", "none"] = (
@@ -141,8 +141,11 @@ class Settings(BrokerSettings):
 
     core_api_url: str = "http://localhost:8000"
     core_api_token: SecretStr | None = None
-    #: Timeout of one Core API call, in seconds.
+    #: Bound on one whole Core API call (connect, send, wait, read), in seconds.
     core_timeout_seconds: float = Field(10.0, gt=0)
+    #: While Core refuses the worker's credentials (401, 403), jobs and reports wait this
+    #: long before trying again, in seconds.
+    core_unauthorized_hold_seconds: float = Field(60.0, gt=0)
 
     image_storage_path: Path = Path("/data/images")
     image_max_bytes: int = Field(20_971_520, gt=0)
