@@ -22,6 +22,7 @@ from .errors import InvalidPayload
 from .outbox import Report
 from .schemas import Payload
 from .services import Services
+from .settings import SendCheckSettings
 from .usage import Usage
 
 logger = logging.getLogger("llm_worker.outcomes")
@@ -157,13 +158,14 @@ def finished_state(svc: Services, message_id: str) -> str | None:
     return raw.decode() if raw else None
 
 
-def check_job(svc: Services, kind: JobKind, message: AnyMessage) -> None:
-    """Validate a job message's arguments and size (``JOB_MAX_PAYLOAD_BYTES``).
+def check_job(config: SendCheckSettings, kind: JobKind, message: AnyMessage) -> None:
+    """Validate a job message's arguments and size (``JOB_MAX_PAYLOAD_BYTES`` of
+    ``config``: a producer's :class:`SendCheckSettings` or a worker's settings).
 
     Raises:
       InvalidPayload: naming the offending argument or field, or the size.
     """
-    limit = svc.settings.job_max_payload_bytes
+    limit = config.job_max_payload_bytes
     size = len(message.encode())
     if size > limit:
         raise InvalidPayload("payload", f"the job is {size} bytes, over the limit of {limit}")
