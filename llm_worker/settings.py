@@ -174,6 +174,9 @@ class Settings(BrokerSettings, SendCheckSettings):
     dashboard_port: int = Field(8081, ge=1, le=65535)
     dashboard_user: str | None = None
     dashboard_password: SecretStr | None = None
+    #: Without credentials, the dashboard answers only requests whose Host is loopback,
+    #: ``localhost`` or one of these comma-separated names.
+    dashboard_allowed_hosts: str = ""
     #: Prefix of this service's own Redis keys (breaker state, expiry claims).
     key_prefix: str = Field("llmw", min_length=1)
 
