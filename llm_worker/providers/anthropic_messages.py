@@ -7,11 +7,15 @@ import time
 from typing import Any
 
 import anthropic
-import httpx2
+import anthropic._base_client
+import httpx
 
 from ..deadline_http import deadline_client
 from ..errors import InvalidLLMResponse, LLMUnavailable
 from .base import LLMAnswer, Prompt, Turn, translate_sdk_error
+
+#: The httpx the SDK is built on: its own fork ``httpx2`` in recent versions, else httpx.
+SDK_HTTPX = getattr(anthropic._base_client, "httpx2", None) or httpx
 
 
 def _content(turn: Turn) -> Any:
@@ -53,7 +57,7 @@ class AnthropicProvider:
             base_url=base_url,
             timeout=timeout,
             max_retries=0,
-            http_client=deadline_client(timeout, base_url, flavour=httpx2),
+            http_client=deadline_client(timeout, base_url, flavour=SDK_HTTPX),
         )
         self._timeout = timeout
 
