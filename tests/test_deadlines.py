@@ -3,11 +3,19 @@ that trickle their answer one byte at a time or never answer."""
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
+import httpx2
 import pytest
 
 from llm_worker.core_api import CoreClient
+from llm_worker.deadline_http import deadline_client
 from llm_worker.errors import CoreAPIError, LLMUnavailable
 from llm_worker.fakes import SlowHTTPServer
 from llm_worker.settings import Settings
@@ -104,3 +112,81 @@ def test_deadline_is_per_call_not_per_client(env, fake_llm, fake_core):
         good.update_job(job_id, "completed")
     assert len(fake_core.job_updates()) == 3
     good.close()
+
+
+class _TLSHandler(BaseHTTPRequestHandler):
+    """``/`` answers ``ok``; ``/slow`` trickles 100 bytes, one every 0.3 s."""
+
+    def do_GET(self) -> None:
+        if self.path == "/slow":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            for _ in range(100):
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.3)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def tls_server(tmp_path, monkeypatch):
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate the clients trust
+    through ``SSL_CERT_FILE``."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
+    command += ["-addext", "subjectAltName=DNS:localhost"]
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TLSHandler)
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://localhost:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("flavour", [httpx, httpx2])
+def test_tls_is_verified_and_bounded(tls_server, flavour):
+    client = deadline_client(DEADLINE, tls_server, flavour=flavour)
+
+    assert [client.get(f"{tls_server}/").text for _ in range(2)] == ["ok", "ok"]
+    seconds, error = elapsed(lambda: client.get(f"{tls_server}/slow"))
+    assert isinstance(error, flavour.ReadTimeout)
+    assert seconds < DEADLINE + SLACK
+    client.close()
+
+
+def test_proxy_from_the_environment(monkeypatch, fake_core):
+    monkeypatch.setenv("HTTP_PROXY", fake_core.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    fake_core.clear()
+    client = CoreClient(Settings(core_api_url="http://core.invalid:8000", core_timeout_seconds=5))
+
+    client.update_job("a/b", "completed")
+
+    [request] = fake_core.requests
+    assert request["path"] == "http://core.invalid:8000/jobs/a%2Fb"
+    client.close()
