@@ -33,7 +33,7 @@ def test_worker_results_land_in_the_dev_core(dev_core, env, worker, fake_llm, tm
     tasks.write_text(json.dumps({"42": [{"id": 5, "title": "Plan the trip to Rome"}]}))
     assert store.seed(tasks) == 1
     fake_llm.push({"intent": "reminder", "confidence": 0.9})
-    intent_classify.send("a b", 42, {"text": "remind me to call mum at 6"})
+    intent_classify.send("a/1 b", 42, {"text": "remind me to call mum at 6"})
     drain(worker, "llm.intent")
     fake_llm.push({"task_id": 5, "confidence": 0.95, "reason": "Rome"})
     task_match.send(2, 42, {"content": "hotels near the Colosseum"})
@@ -42,13 +42,13 @@ def test_worker_results_land_in_the_dev_core(dev_core, env, worker, fake_llm, tm
     wait_for(lambda: len(store.jobs()) == 3, timeout=20)
 
     jobs = {job["job_id"]: job for job in store.jobs()}
-    assert jobs["a b"]["status"] == "completed"
-    assert jobs["a b"]["result"] == {"intent": "reminder", "confidence": 0.9}
-    assert jobs["a b"]["usage"]["attempts"] == 1
+    assert jobs["a/1 b"]["status"] == "completed"
+    assert jobs["a/1 b"]["result"] == {"intent": "reminder", "confidence": 0.9}
+    assert jobs["a/1 b"]["usage"]["attempts"] == 1
     assert jobs["2"]["result"]["task_id"] == 5  # the seeded task was read back
     assert jobs["3"]["status"] == "failed" and jobs["3"]["error"]
     page = requests.get(url + "/", timeout=5).text
-    assert "a b" in page and "completed" in page
+    assert "a/1 b" in page and "completed" in page
     assert requests.get(url + "/api/jobs", timeout=5).json()[0]["job_id"] in jobs
 
 
