@@ -19,10 +19,24 @@ from .errors import SettingsError
 
 #: Longest string the engine may produce where the schema sets no bound, in characters.
 DEFAULT_MAX_LENGTH = 400
+#: Most keys the engine may produce in a free-form object.
+DEFAULT_MAX_PROPERTIES = 4
 #: Step of bounded numbers (confidences): two decimals, so a number cannot run on.
 NUMBER_STEP = 0.01
 #: Longest list the engine may produce where the schema sets no bound.
 DEFAULT_MAX_ITEMS = 20
+
+
+def _close_object(node: dict[str, Any]) -> None:
+    """No keys beyond the properties; a free-form object (a tool call's arguments) gets a
+    few bounded scalar values."""
+    if "properties" in node:
+        node.setdefault("additionalProperties", False)
+    elif node.get("type") == "object" and node.get("additionalProperties", True) is True:
+        node["additionalProperties"] = {
+            "anyOf": [{"type": "string", "maxLength": DEFAULT_MAX_LENGTH}, {"type": "integer"}]
+        }
+        node.setdefault("maxProperties", DEFAULT_MAX_PROPERTIES)
 
 
 def _tighten(node: Any) -> None:
@@ -33,8 +47,7 @@ def _tighten(node: Any) -> None:
     if not isinstance(node, dict):
         return
     kind = node.get("type")
-    if kind == "object" or "properties" in node:
-        node.setdefault("additionalProperties", False)
+    _close_object(node)
     if kind == "string" and not {"enum", "const", "pattern", "format"} & set(node):
         node.setdefault("maxLength", DEFAULT_MAX_LENGTH)
         node.setdefault("minLength", 1)

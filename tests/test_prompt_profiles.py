@@ -95,6 +95,7 @@ def test_decoding_schema_bounds_strings_lists_and_numbers():
                 "s": {"type": "string"},
                 "l": {"type": "array", "items": {"type": "string", "maxLength": 5}},
                 "n": {"type": "number", "minimum": 0, "maximum": 1},
+                "args": {"type": "object", "additionalProperties": True},
             },
         }
     )
@@ -102,6 +103,8 @@ def test_decoding_schema_bounds_strings_lists_and_numbers():
     assert props["s"]["maxLength"] > 0 and props["s"]["minLength"] == 1
     assert props["l"]["maxItems"] > 0 and props["l"]["items"]["maxLength"] == 5
     assert props["n"]["multipleOf"] == 0.01
+    assert props["args"]["maxProperties"] > 0  # a free-form object is bounded too
+    assert props["args"]["additionalProperties"]["anyOf"][0]["maxLength"] > 0
     assert schema["additionalProperties"] is False
     assert "whitespace_flexible" in guidance_grammar({"type": "object"})
 
