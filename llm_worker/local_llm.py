@@ -118,7 +118,7 @@ def local_llm_env(base_url: str, alias: str = DEFAULT_MODEL) -> dict[str, str]:
         "LLM_RESPONSE_FORMAT": "llguidance",
         "LLM_PROMPT_PROFILE": "small",
         "LLM_CONTEXT_TOKENS": str(LOCAL_CONTEXT_TOKENS // LOCAL_PARALLEL),
-        "LLM_MAX_OUTPUT_TOKENS": "256",
+        "LLM_MAX_OUTPUT_TOKENS": "1000",
         "LLM_TIMEOUT_SECONDS": "300",
     }
 

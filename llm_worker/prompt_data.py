@@ -198,7 +198,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "most {max_tool_calls} times. Comment only on real bugs."
             ),
             "max_tool_calls": 1,
-            "max_tokens": 512,
+            "max_tokens": 1000,
         },
     },
 }

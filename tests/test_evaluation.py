@@ -49,7 +49,7 @@ def test_eval_scores_validity_accuracy_and_baseline(env, fake_llm, capsys, tmp_p
     # right exactly where the known bug sits on line 2
     assert [o["right"] for o in review["outcomes"]] == [o["label"] == 2 for o in review["outcomes"]]
     body = fake_llm.chat_requests()[-1]["json"]
-    assert body["max_tokens"] <= 512
+    assert body["max_tokens"] <= 1000
 
 
 def test_eval_stops_when_the_llm_is_down(env, fake_llm, capsys):

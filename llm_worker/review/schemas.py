@@ -67,15 +67,17 @@ class ReviewComment(Result):
     line: int
     end_line: int | None = None
     severity: Literal["info", "warning", "error"]
-    body: str = Field(min_length=1)
-    suggestion: str | None = None
+    # maxLength/maxItems in the schema only: they bound a schema-constrained engine's answer
+    # to its max_tokens, while longer answers of other models are still accepted.
+    body: str = Field(min_length=1, json_schema_extra={"maxLength": 300})
+    suggestion: Annotated[str, Field(json_schema_extra={"maxLength": 300})] | None = None
 
 
 class CommentAnswer(Result):
     """The model's comments on the chunk, all in one pass."""
 
     action: Literal["comment"]
-    comments: list[ReviewComment] = Field(min_length=1)
+    comments: list[ReviewComment] = Field(min_length=1, json_schema_extra={"maxItems": 3})
 
 
 class NoIssuesAnswer(Result):
