@@ -124,9 +124,11 @@ def worker(env: Callable[..., Services]) -> Iterator[Worker]:
     ]
 
 
-def usage(calls: int) -> dict[str, int]:
-    """The usage Core gets after ``calls`` answers of the fake LLM (11 + 7 tokens each)."""
-    return {"prompt_tokens": 11 * calls, "completion_tokens": 7 * calls, "attempts": calls}
+def usage(calls: int, model: str = "mistral") -> dict[str, Any]:
+    """The usage Core gets after ``calls`` answers of the fake LLM (11 + 7 tokens each),
+    the last from the primary's ``model``."""
+    counts = {"prompt_tokens": 11 * calls, "completion_tokens": 7 * calls, "attempts": calls}
+    return {**counts, "model": model, "served_by": "primary"} if calls else counts
 
 
 def send_unchecked(actor: Any, *args: Any, **kwargs: Any) -> Any:
