@@ -40,7 +40,7 @@ os.environ.pop("BROKER_URL", None)
 from dramatiq import Worker  # noqa: E402
 
 import actors  # noqa: E402
-from llm_worker.fakes import FakeCore, FakeLLM  # noqa: E402
+from llm_worker.fakes import FakeCore, FakeLLM, Reply  # noqa: E402
 from llm_worker.services import Services, reset_services, services  # noqa: E402
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -93,6 +93,9 @@ def env(
     fake_llm.answers.clear()
     fake_llm.fallback = None
     fake_llm.serves_tokenize = False
+    fake_llm.concurrency_limit = 0
+    fake_llm.busy_reply = Reply(status=429, body={"error": {"message": "server busy"}})
+    fake_llm.reset_counters()
     fake_core.clear()
     fake_core.tasks.clear()
     fake_core.failures.clear()
