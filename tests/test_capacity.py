@@ -116,9 +116,8 @@ def test_gate_waits_on_its_thread_then_gives_up_with_the_wait(redis_client):
     store = _store(redis_client, max_concurrent=1)
     gate = CapacityGate(store, wait_seconds=0.2)
     assert store.acquire("holder", priority=0, tokens=0).granted
-    with pytest.raises(LLMAtCapacity) as caught:
-        with gate.request(priority=0, tokens=0):
-            pass
+    with pytest.raises(LLMAtCapacity) as caught, gate.request(priority=0, tokens=0):
+        pass
     assert caught.value.reason == "slots"
     assert store.snapshot().waiting_on_threads == 0  # it left the waiters when it gave up
 
@@ -135,9 +134,8 @@ def test_gate_without_limits_checks_only_the_cooldown(redis_client):
     with gate.request(priority=0, tokens=100):
         pass
     store.cool_down(5.0, "429")
-    with pytest.raises(LLMAtCapacity) as caught:
-        with gate.request(priority=0, tokens=100):
-            pass
+    with pytest.raises(LLMAtCapacity) as caught, gate.request(priority=0, tokens=100):
+        pass
     assert caught.value.reason == "cooldown"
     assert 4 < caught.value.wait_seconds <= 5
 
