@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import subprocess
 import time
@@ -14,7 +15,7 @@ from actors import intent_classify, task_match
 from llm_worker.capacity import CapacityLimits, CapacityStore
 from llm_worker.fakes import FakeLLM, Reply
 from middleware import breaker_status
-from tests.conftest import wait_for
+from tests.conftest import run_cli, wait_for
 
 GOOD = {"intent": "task", "confidence": 0.9}
 NO_MATCH = {"task_id": None, "confidence": 0.1, "reason": "-"}
@@ -269,3 +270,26 @@ def test_a_killed_workers_slots_return_within_the_lease(
     wait_for(lambda: store.snapshot().slots_in_use == 0, timeout=lease + 2)
     assert time.monotonic() - killed <= lease + 2
     cli.wait(timeout=30)
+
+
+def test_status_shows_the_fleets_capacity(cli_env, redis_client):
+    limits = CapacityLimits(max_concurrent=3, requests_per_minute=600)
+    store = CapacityStore(redis_client, "llmw", limits)
+    for lease in ("a", "b"):
+        assert store.acquire(lease, priority=0, tokens=50).granted
+    store.cool_down(30, "LLM answered HTTP 429: slow down")
+    settings = {"LLM_MAX_CONCURRENT_REQUESTS": "3", "LLM_REQUESTS_PER_MINUTE": "600"}
+
+    done = run_cli(cli_env, "status", "--json", **settings)
+    status = json.loads(done.stdout)
+    capacity = status["capacity"]
+    assert (capacity["slots_in_use"], capacity["max_concurrent"]) == (2, 3)
+    assert (capacity["requests_last_minute"], capacity["tokens_last_minute"]) == (2, 100)
+    assert capacity["requests_per_minute_limit"] == 600
+    assert "429" in capacity["cooldown"]["reason"]
+    assert status["serving"] == "primary"
+    assert done.returncode == 0  # a cooldown is not an outage
+
+    text = run_cli(cli_env, "status", **settings).stdout
+    assert "LLM slots in use: 2 of 3" in text
+    assert "cooldown after a 429: " in text and "slow down" in text
