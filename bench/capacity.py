@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from functools import partial
 from typing import Any
 
 from llm_worker.capacity import CapacityLimits, CapacityStore
@@ -176,6 +177,10 @@ def rate_limit(bench: Bench) -> None:
     ]
 
 
+def _reported(bench: Bench, path: str) -> bool:
+    return any(r["path"] == path for r in bench.core.requests)
+
+
 def _priority_run(
     bench: Bench, name: str, batch: int, latency: float, samples: int, **env: str
 ) -> dict[str, list[float]]:
@@ -203,7 +208,7 @@ def _priority_run(
             path = f"/jobs/{job_id}"
             sent = time.time()
             intent_classify.send(job_id, 42, {"text": "x"})
-            wait_until(lambda p=path: any(r["path"] == p for r in bench.core.requests), 600, path)
+            wait_until(partial(_reported, bench, path), 600, path)
             done = next(r["at"] for r in bench.core.requests if r["path"] == path)
             called = max(r["at"] for r in _job_calls(bench) if "IntentResult" in str(r["json"]))
             to_call.append(called - sent)
