@@ -112,8 +112,3 @@ def capacity_usage(prefix: str, window: int) -> str:
     started in one 10-second window, kept 90 seconds, for ``llm-worker status``."""
     return f"{prefix}:capacity:usage:{window}"
 
-
-def capacity_held(prefix: str) -> str:
-    """``{p}:capacity:held``: sorted set, message id -> when it was last re-enqueued to
-    wait for capacity (seconds); counted by ``llm-worker status``."""
-    return f"{prefix}:capacity:held"
