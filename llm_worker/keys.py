@@ -111,4 +111,3 @@ def capacity_usage(prefix: str, window: int) -> str:
     """``{p}:capacity:usage:{window}``: hash (``requests``, ``tokens``) of the LLM calls
     started in one 10-second window, kept 90 seconds, for ``llm-worker status``."""
     return f"{prefix}:capacity:usage:{window}"
-
