@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 class JobRetries(Retries):
     """Retries that leave LLM errors to their own middleware and never end silently.
 
-    - :class:`~llm_worker.errors.LLMError` (unavailable, invalid answer) is
-      left alone: the circuit breaker and the invalid-response backoff own it.
+    - :class:`~llm_worker.errors.LLMError` (unavailable, rate-limited, no
+      capacity, invalid answer) is left alone: the circuit breaker, the capacity
+      middleware and the invalid-response backoff own it.
     - :class:`~llm_worker.errors.JobRejected` fails the job at once.
     - Anything else (Core failing, a bug) gets Dramatiq's ordinary retries,
       bounded by ``JOB_MAX_RETRIES`` with exponential backoff between
