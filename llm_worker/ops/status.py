@@ -121,7 +121,6 @@ def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatu
         status.fallback_breaker = fallback.status().as_dict()
     status.serving = serving(breaker, fallback.status() if fallback else None)
     status.capacity = asdict(svc.capacity.store.snapshot(now=now))
-    status.capacity.pop("extra", None)
     if isinstance(broker, RedisBroker):
         held: list[float] = []
         for queue in queues:
