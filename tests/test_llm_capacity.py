@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from actors import intent_classify, task_match
 from llm_worker.capacity import CapacityLimits, CapacityStore
 from llm_worker.fakes import FakeLLM, Reply
+from llm_worker.local_llm import free_port
 from middleware import breaker_status
 from tests.conftest import run_cli, wait_for
 
@@ -293,3 +295,37 @@ def test_status_shows_the_fleets_capacity(cli_env, redis_client):
     text = run_cli(cli_env, "status", **settings).stdout
     assert "LLM slots in use: 2 of 3" in text
     assert "cooldown after a 429: " in text and "slow down" in text
+
+
+def test_capacity_metrics_and_tokens_corrected_by_usage(
+    start_worker, fake_llm, fake_core, tmp_path
+):
+    fake_llm.fallback = lambda request: Reply(content=GOOD, delay=3.0)
+    port = free_port()
+    start_worker(
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        METRICS_ENABLED="true",
+        dramatiq_prom_port=str(port),
+        dramatiq_prom_db=str(tmp_path / "prom"),
+        LLM_MAX_CONCURRENT_REQUESTS="3",
+        LLM_TOKENS_PER_MINUTE="60000",
+        LLM_TOKENIZER="estimate",
+    )
+
+    def scrape(*wanted: str):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                text = reply.read().decode()
+        except OSError:
+            return None
+        return text if all(line in text for line in wanted) else None
+
+    intent_classify.send(190, 42, {"text": "x"})
+    text = wait_for(lambda: scrape("llm_slots_in_use 1.0"), timeout=30)
+    assert "llm_slots_limit 3.0" in text and "llm_tokens_per_minute_limit 60000.0" in text
+    wait_for(lambda: _completed(fake_core, [190]), timeout=30)
+    # The prompt's estimate was charged, then corrected to the 11 + 7 tokens the LLM reported.
+    wait_for(lambda: scrape("llm_slots_in_use 0.0", "llm_tokens_last_minute 18.0"), timeout=30)
