@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 WAITER_STALE_MS = 1000
 #: Seconds between two asks of a job waiting on its thread for a slot.
 POLL_SECONDS = 0.05
+#: With no limit set, how long a process trusts its last read of the cooldown, in seconds.
+COOLDOWN_READ_SECONDS = 0.1
 #: Width of one usage window of ``{p}:capacity:usage:{window}``, in seconds.
 USAGE_WINDOW_SECONDS = 10
 
@@ -325,7 +327,9 @@ class CapacityGate:
     says), then raises :class:`~llm_worker.errors.LLMAtCapacity` so that the
     job is re-enqueued with a short delay instead of holding the thread.  A
     thread of each process renews the leases held by its calls every third of
-    the lease.  With no limit set, only the cooldown is checked (one command).
+    the lease.  With no limit set, only the cooldown is checked (one command,
+    at most every :data:`COOLDOWN_READ_SECONDS` per process; a cooldown this
+    process starts is known at once).
 
     Parameters:
       store: the shared state.
@@ -338,6 +342,8 @@ class CapacityGate:
         self._held: set[str] = set()
         self._lock = threading.Lock()
         self._renewer: threading.Thread | None = None
+        self._cooldown_read_at = -COOLDOWN_READ_SECONDS
+        self._cooldown_ends = 0.0
 
     @contextmanager
     def request(self, *, priority: int, tokens: int) -> Iterator[Lease]:
@@ -366,8 +372,21 @@ class CapacityGate:
             except redis.RedisError:  # the lease expires by itself
                 logger.warning("could not release LLM slot %s; it expires", lease.lease_id)
 
+    def cool_down(self, seconds: float, reason: str) -> bool:
+        """Start (or lengthen) the fleet's cooldown; ``True`` if this call set it."""
+        started = self.store.cool_down(seconds, reason)
+        self._cooldown_read_at = -COOLDOWN_READ_SECONDS  # read it again on the next call
+        return started
+
+    def _cooldown_left(self) -> float:
+        now = time.monotonic()
+        if now - self._cooldown_read_at >= COOLDOWN_READ_SECONDS:
+            self._cooldown_ends = now + self.store.cooldown_seconds()
+            self._cooldown_read_at = now
+        return max(0.0, self._cooldown_ends - now)
+
     def _wait_out_cooldown(self) -> None:
-        left = self.store.cooldown_seconds()
+        left = self._cooldown_left()
         if left <= 0:
             return
         if left > self.wait_seconds:

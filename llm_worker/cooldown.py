@@ -43,6 +43,6 @@ def start_cooldown(svc: Services, exc: LLMUnavailable) -> float:
     """Start the fleet's cooldown after a 429; return its length in seconds."""
     seconds = cooldown_seconds(svc.settings, exc)
     metrics.count_rate_limited()
-    if seconds > 0 and svc.capacity.store.cool_down(seconds, str(exc)):
+    if seconds > 0 and svc.capacity.cool_down(seconds, str(exc)):
         logger.warning("LLM rate-limited: the fleet cools down for %.1fs: %s", seconds, exc)
     return seconds

@@ -9,7 +9,13 @@ import time
 
 import pytest
 
-from llm_worker.capacity import CapacityGate, CapacityLimits, CapacityStore, Lease
+from llm_worker.capacity import (
+    COOLDOWN_READ_SECONDS,
+    CapacityGate,
+    CapacityLimits,
+    CapacityStore,
+    Lease,
+)
 from llm_worker.errors import LLMAtCapacity
 from llm_worker.providers.base import retry_after_seconds
 from tests.conftest import wait_for
@@ -133,11 +139,20 @@ def test_gate_without_limits_checks_only_the_cooldown(redis_client):
     gate = CapacityGate(store, wait_seconds=0.5)
     with gate.request(priority=0, tokens=100):
         pass
-    store.cool_down(5.0, "429")
+    gate.cool_down(5.0, "429 seen by this process")  # known at once
     with pytest.raises(LLMAtCapacity) as caught, gate.request(priority=0, tokens=100):
         pass
     assert caught.value.reason == "cooldown"
     assert 4 < caught.value.wait_seconds <= 5
+
+    elsewhere = CapacityGate(_store(redis_client), wait_seconds=0.5)
+    redis_client.delete("llmw:capacity:cooldown")
+    with elsewhere.request(priority=0, tokens=100):
+        pass
+    store.cool_down(5.0, "429 seen by another process")
+    time.sleep(COOLDOWN_READ_SECONDS)  # another process's cooldown: seen after one read interval
+    with pytest.raises(LLMAtCapacity), elsewhere.request(priority=0, tokens=100):
+        pass
 
 
 def _http_date(seconds_from_now: float) -> str:
