@@ -111,3 +111,10 @@ def capacity_usage(prefix: str, window: int) -> str:
     """``{p}:capacity:usage:{window}``: hash (``requests``, ``tokens``) of the LLM calls
     started in one 10-second window, kept 90 seconds, for ``llm-worker status``."""
     return f"{prefix}:capacity:usage:{window}"
+
+
+def core_unauthorized(prefix: str) -> str:
+    """``{p}:core:unauthorized``: hash (``since``, ``last_error``, ``at``) present while Core
+    refuses the worker's credentials (401, 403); it expires a few hold intervals after the
+    last refusal."""
+    return f"{prefix}:core:unauthorized"

@@ -98,6 +98,13 @@ def enable() -> None:
                 name: prom.Gauge(name, help_text, registry=registry, multiprocess_mode="max")
                 for name, help_text in CAPACITY_GAUGES.items()
             },
+            core_refusals=prom.Counter(
+                "llm_core_refusals_total",
+                "Core's refusals: permanent (refused) or of the worker's credentials "
+                "(unauthorized), by HTTP status and what was refused (result, report).",
+                ["kind", "status", "request"],
+                registry=registry,
+            ),
             jobs=prom.Counter(
                 "llm_jobs_total",
                 "Job outcomes (completed, failed, skipped, expired, held, retrying).",
@@ -189,3 +196,10 @@ def set_serving_fallback(serving: bool) -> None:
     """Record whether calls go to the fallback LLM."""
     if _metrics:
         _metrics["llm_serving_fallback"].set(1 if serving else 0)
+
+
+def count_core_refusal(kind: str, status: int | None, request: str) -> None:
+    """Record a refusal of Core (``refused`` or ``unauthorized``) of a job's ``result``
+    (the actor's calls) or of a terminal ``report``."""
+    if _metrics:
+        _metrics["core_refusals"].labels(kind, str(status), request).inc()

@@ -14,8 +14,10 @@ from dramatiq.common import dq_name, xq_name
 
 from .. import message_options
 from ..breaker import BreakerStatus, BreakerStore
+from ..core_refusals import unauthorized_alarm
 from ..services import Services
 
+#: Exit codes; 1 also while Core refuses the worker's credentials.
 EXIT_HEALTHY, EXIT_BREAKER_OPEN, EXIT_BROKER_DOWN = 0, 1, 2
 
 
@@ -32,6 +34,7 @@ class QueueStatus:
     held_back: int = 0
     #: Delayed messages re-enqueued to wait for LLM capacity.
     waiting_for_capacity: int = 0
+    held_for_core: int = 0
 
 
 @dataclass
@@ -47,6 +50,10 @@ class Status:
     #: Reports of failed, skipped and expired jobs waiting for Core (``pending``) and
     #: given up on (``dead``).
     reports: dict[str, int] = field(default_factory=dict)
+    #: While Core refuses the worker's credentials: ``since``, ``last_error``, ``at``.
+    core_unauthorized: dict[str, Any] | None = None
+    #: Jobs held because Core refused the worker's credentials.
+    held_for_core: int = 0
     #: Fleet-wide LLM capacity: slots, the last minute's requests and tokens against
     #: the limits, jobs waiting (on threads and delayed in queues), the cooldown.
     capacity: dict[str, Any] = field(default_factory=dict)
@@ -57,8 +64,10 @@ class Status:
 
     @property
     def exit_code(self) -> int:
-        """0 healthy, 1 breaker open."""
-        return EXIT_BREAKER_OPEN if self.breaker["state"] == "open" else EXIT_HEALTHY
+        """0 healthy, 1 breaker open or Core refusing the worker's credentials."""
+        if self.breaker["state"] == "open" or self.core_unauthorized is not None:
+            return EXIT_BREAKER_OPEN
+        return EXIT_HEALTHY
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -95,6 +104,7 @@ def redis_queue_status(
         status.oldest_age_seconds = round(now - min(m.message_timestamp for m in every) / 1000, 1)
     held = [m.message_timestamp / 1000 for m in every if m.options.get(message_options.HELD_SINCE)]
     status.held_back = len(held)
+    status.held_for_core = sum(1 for m in every if m.options.get(message_options.CORE_HELD_SINCE))
     status.waiting_for_capacity = sum(
         1 for m in delayed if m.options.get(message_options.CAPACITY_WAITS)
     )
@@ -112,7 +122,12 @@ def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatu
     """Read the status of every declared queue (Redis: exact; RabbitMQ: counts only)."""
     now = time.time()
     queues = sorted(broker.get_declared_queues())
-    status = Status(type(broker).__name__, breaker.as_dict(), reports=svc.outbox.counts())
+    status = Status(
+        type(broker).__name__,
+        breaker.as_dict(),
+        reports=svc.outbox.counts(),
+        core_unauthorized=unauthorized_alarm(svc.redis, svc.settings.key_prefix),
+    )
     fallback = None
     if svc.settings.llm_fallback_base_url:
         fallback = BreakerStore(
@@ -126,6 +141,7 @@ def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatu
         for queue in queues:
             queue_status, queue_held = redis_queue_status(broker, queue, now)
             status.queues.append(queue_status)
+            status.held_for_core += queue_status.held_for_core
             held.extend(queue_held)
         status.capacity["waiting_in_queues"] = sum(q.waiting_for_capacity for q in status.queues)
         status.held_back = len(held)
@@ -192,6 +208,13 @@ def render(status: Status) -> str:
         )
     else:
         lines.append("held back by the outage: none")
+    alarm = status.core_unauthorized
+    if alarm is not None:
+        lines += [
+            f"CORE REFUSES THE WORKER'S CREDENTIALS for {_age(time.time() - alarm['since'])}: "
+            f"{status.held_for_core} jobs held (check CORE_API_TOKEN)",
+            f"  last error: {alarm['last_error']}",
+        ]
     if status.reports:
         lines.append(
             f"job reports waiting for Core: {status.reports['pending']}, "
