@@ -141,12 +141,16 @@ class FakeLLM(FakeHTTPServer):
         self.fallback: Callable[[dict[str, Any]], Reply] | None = None
         #: Serve llama.cpp's ``/tokenize`` (``{"content"}`` -> ``{"tokens"}``); 404 when off.
         self.serves_tokenize = False
+        #: Seconds each tokenize request takes.
+        self.tokenize_delay = 0.0
         super().__init__()
 
     def tokenize(self, body: dict[str, Any]) -> Reply:
         if not self.serves_tokenize or "content" not in body:
-            return Reply(status=404, body={"error": "not found"})
-        return Reply(body={"tokens": whitespace_tokens(body["content"])})
+            return Reply(status=404, body={"error": "not found"}, delay=self.tokenize_delay)
+        return Reply(
+            body={"tokens": whitespace_tokens(body["content"])}, delay=self.tokenize_delay
+        )
 
     @property
     def base_url(self) -> str:

@@ -93,6 +93,7 @@ def env(
     fake_llm.answers.clear()
     fake_llm.fallback = None
     fake_llm.serves_tokenize = False
+    fake_llm.tokenize_delay = 0.0
     fake_core.clear()
     fake_core.tasks.clear()
     fake_core.failures.clear()
