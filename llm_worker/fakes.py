@@ -148,9 +148,7 @@ class FakeLLM(FakeHTTPServer):
     def tokenize(self, body: dict[str, Any]) -> Reply:
         if not self.serves_tokenize or "content" not in body:
             return Reply(status=404, body={"error": "not found"}, delay=self.tokenize_delay)
-        return Reply(
-            body={"tokens": whitespace_tokens(body["content"])}, delay=self.tokenize_delay
-        )
+        return Reply(body={"tokens": whitespace_tokens(body["content"])}, delay=self.tokenize_delay)
 
     @property
     def base_url(self) -> str:

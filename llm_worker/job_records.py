@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass, field
+
 from . import keys
 from .services import Services
+
 
 @dataclass(frozen=True)
 class JobRecord:
