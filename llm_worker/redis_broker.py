@@ -44,9 +44,8 @@ class RecoveringRedisBroker(RedisBroker):
         ``max_connections``, where a command waits up to ``wait_seconds`` for a free
         connection. Call it before the worker's consumers start."""
         old = self.client.connection_pool
-        if isinstance(old, redis.BlockingConnectionPool):
-            if old.max_connections == max_connections:
-                return
+        if isinstance(old, redis.BlockingConnectionPool) and old.max_connections == max_connections:
+            return
         self.client.connection_pool = redis.BlockingConnectionPool(
             connection_class=old.connection_class,
             max_connections=max_connections,
