@@ -101,22 +101,27 @@ def run_workers(
     env: dict[str, str],
     log: Path,
     queues: tuple[str, ...] = (),
+    gevent: bool = False,
 ) -> Iterator[Workers]:
-    """Start ``dramatiq MODULE`` (on ``queues`` only, if given) and wait until every
-    worker process is ready."""
+    """Start ``dramatiq MODULE`` (``dramatiq-gevent`` with ``gevent``; on ``queues``
+    only, if given) and wait until every worker process is ready."""
+    from llm_worker.ops.supervisor import worker_command
+
     client = bench_redis()
     before = client.zcard("dramatiq:__heartbeats__")
+    command = worker_command(sys.executable, processes=1, threads=1, gevent=gevent)
+    launcher = command[: command.index("actors")]
+    queue_args = ["--queues", *queues] if queues else []
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "dramatiq",
+                *launcher,
                 module,
                 "--processes",
                 str(processes),
                 "--threads",
                 str(threads),
+                *queue_args,
             ],
             cwd=ROOT,
             env={**os.environ, **env},
