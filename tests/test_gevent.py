@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +112,36 @@ def test_time_limit_interrupts_a_hung_llm_call_and_the_job_fails(
     assert not redis_client.exists("llmw:breaker")  # a time limit is not an LLM outage
     [note] = wait_for(lambda: notifications(redis_client), timeout=10)
     assert note["message_type"] == "llm_failure"
+
+
+def test_up_gevent_runs_the_workers_with_greenlets(cli_env, tmp_path, fake_llm, fake_core):
+    from actors import intent_classify
+    from tests.test_operations import _stop, _up
+
+    fake_llm.answers["IntentResult"] = GOOD
+    process, log_path, log = _up(
+        cli_env,
+        tmp_path,
+        "--gevent",
+        "--processes",
+        "1",
+        "--threads",
+        "16",
+        "--no-scheduler",
+        "--no-dashboard",
+    )
+    try:
+        wait_for(lambda: "Worker process is ready" in log_path.read_text(), timeout=60)
+        pid = re.search(r"started worker \(pid (\d+)\)", log_path.read_text()).group(1)
+        assert b"gevent" in Path(f"/proc/{pid}/cmdline").read_bytes()  # dramatiq-gevent
+        intent_classify.send(21, 42, {"text": "x"})
+        wait_for(lambda: fake_core.job_updates(21), timeout=30)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        _stop(process)
+        log.close()
+    output = log_path.read_text()
+    assert "[worker] " in output
+    assert "Traceback" not in output
+    assert fake_core.job_updates(21)[0]["status"] == "completed"
