@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import sys
 
 import dramatiq
@@ -29,6 +30,9 @@ class WorkerSetup(Middleware):
     - Bounds the process's Redis connection pools for its number of worker
       threads (or greenlets, under gevent): the service's own pool, and the
       Redis broker's, which also serves one consumer per queue and delay queue.
+    - Raises the process's soft limit of open files, up to its hard limit, to
+      what that many threads need (``2 x threads + 100``: a connection each to
+      the LLM and to Core, plus Redis and the rest), warning when it cannot.
 
     Put it first in the stack: its ``after_process_boot`` then runs after
     Dramatiq's ``Prometheus`` middleware has set up the metrics registry.
@@ -56,7 +60,25 @@ class WorkerSetup(Middleware):
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         threads = worker.worker_threads
+        allow_open_files(2 * threads + 100)
         services().size_for(threads)
         if isinstance(broker, RecoveringRedisBroker):
             consumers = len(broker.get_declared_queues()) + len(broker.get_declared_delay_queues())
             broker.bound_pool(consumers + pool_size_for(threads), wait_seconds=POOL_WAIT_SECONDS)
+
+
+def allow_open_files(wanted: int) -> int:
+    """Raise the soft limit of open files to ``wanted`` (at most the hard limit);
+    return the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        logger.warning(
+            "only %d open files allowed (the hard limit): the worker threads may need %d",
+            soft,
+            wanted,
+        )
+    return soft

@@ -266,7 +266,11 @@ def start_worker(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[b
     logs = []
 
     def start(
-        *args: str, module: str = "actors", gevent: bool = False, **env: str
+        *args: str,
+        module: str = "actors",
+        gevent: bool = False,
+        preexec: Callable[[], None] | None = None,
+        **env: str,
     ) -> subprocess.Popen[bytes]:
         log = (tmp_path / f"worker{len(started)}.log").open("wb")
         logs.append(log)
@@ -278,6 +282,7 @@ def start_worker(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[b
             env={**cli_env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=preexec,
         )
         started.append(process)
         return process

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import resource
 import signal
 import threading
 import time
@@ -145,3 +146,24 @@ def test_up_gevent_runs_the_workers_with_greenlets(cli_env, tmp_path, fake_llm, 
     assert "[worker] " in output
     assert "Traceback" not in output
     assert fake_core.job_updates(21)[0]["status"] == "completed"
+
+
+def test_a_worker_raises_its_open_files_limit_for_its_threads(start_worker, tmp_path):
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = 256
+    worker = start_worker(
+        "--processes",
+        "1",
+        "--threads",
+        "300",
+        gevent=True,
+        preexec=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard)),
+    )
+    wait_for(lambda: "Worker process is ready" in (tmp_path / "worker0.log").read_text(), 60)
+    [child] = [
+        int(pid)
+        for pid in Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    ]
+    limits = Path(f"/proc/{child}/limits").read_text()
+    [line] = [row for row in limits.splitlines() if row.startswith("Max open files")]
+    assert int(line.split()[3]) == min(hard, 2 * 300 + 100)
