@@ -131,7 +131,7 @@ def run_workers(
         try:
             wait_until(
                 lambda: client.zcard("dramatiq:__heartbeats__") >= before + processes,
-                60,
+                180,  # a loaded machine can take a minute to import and boot them
                 f"{module} workers to start (see {log})",
             )
             yield Workers(process, children_of(process.pid))
