@@ -64,6 +64,12 @@ def enable() -> None:
             probes=prom.Counter(
                 "llm_probes_total", "Probes of an unavailable LLM.", ["outcome"], registry=registry
             ),
+            refused=prom.Counter(
+                "llm_failing_requests_total",
+                "Jobs failed because the LLM kept failing their request while answering probes.",
+                ["actor"],
+                registry=registry,
+            ),
             jobs=prom.Counter(
                 "llm_jobs_total",
                 "Job outcomes (completed, failed, skipped, expired, held, retrying).",
@@ -115,3 +121,9 @@ def count_probe(outcome: str) -> None:
     """Record a probe (``ok`` or ``failed``)."""
     if _metrics:
         _metrics["probes"].labels(outcome).inc()
+
+
+def count_failing_request(actor: str) -> None:
+    """Record a job failed because the LLM kept failing its request, healthy otherwise."""
+    if _metrics:
+        _metrics["refused"].labels(actor).inc()

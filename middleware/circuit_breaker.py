@@ -17,6 +17,7 @@ from llm_worker.errors import LLMUnavailable
 from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import job_kind_of
 from llm_worker.services import Services, services
+from llm_worker.usage import Usage
 
 from .periodic import PeriodicPass
 
@@ -101,8 +102,11 @@ class CircuitBreaker(PeriodicPass):
             return
         svc = services()
         now = time.time()
-        wait = max(svc.settings.llm_probe_interval_seconds, exception.retry_after or 0.0)
         store = breaker_store(svc)
+        if self._request_keeps_failing(svc, store, message, exception, now):
+            self._fail_request(broker, svc, message, exception)
+            return
+        wait = max(svc.settings.llm_probe_interval_seconds, exception.retry_after or 0.0)
         if store.open(str(exception), next_probe_at=now + wait, now=now):
             log = logger.critical if exception.needs_operator else logger.warning
             log("LLM unavailable, breaker opened for all workers: %s", exception)
@@ -110,6 +114,54 @@ class CircuitBreaker(PeriodicPass):
         self._set_paused(broker, paused=True)
         status = store.status()
         self._hold(broker, message, status.next_probe_at or now + wait)
+
+    # -- requests the LLM fails while it is healthy --------------------------------------
+
+    def _request_keeps_failing(
+        self,
+        svc: Services,
+        store: BreakerStore,
+        message: MessageProxy,
+        exception: LLMUnavailable,
+        now: float,
+    ) -> bool:
+        """Count a server error of this job's request; ``True`` once there were
+        ``LLM_REQUEST_MAX_SERVER_ERRORS``, each after the first following a successful
+        probe: the server answers probes but fails this request."""
+        if not exception.is_server_error:
+            return False
+        last = message.options.get(message_options.SERVER_ERROR_AT)
+        errors = int(message.options.get(message_options.SERVER_ERRORS) or 0)
+        if not errors or (last is not None and store.closed_since(float(last))):
+            errors += 1
+        message.options[message_options.SERVER_ERROR_AT] = now
+        message.options[message_options.SERVER_ERRORS] = errors
+        return errors >= svc.settings.llm_request_max_server_errors
+
+    def _fail_request(
+        self,
+        broker: dramatiq.Broker,
+        svc: Services,
+        message: MessageProxy,
+        exception: LLMUnavailable,
+    ) -> None:
+        """Fail a job whose request the LLM keeps failing; the breaker stays as it is."""
+        errors = int(message.options[message_options.SERVER_ERRORS])
+        error = (
+            f"the LLM failed this request {errors} times, answering probes in between: {exception}"
+        )
+        message.fail()
+        note_outcome("failed", error)
+        metrics.count_failing_request(message.actor_name)
+        logger.error(
+            "LLM keeps failing the request of %s (breaker left closed): %s",
+            message.message_id,
+            exception,
+        )
+        kind = job_kind_of(broker, message)
+        if kind is not None:
+            attempts = Usage.from_options(message.options).attempts
+            kind.failed(svc, message, error, attempts)
 
     # -- internals -------------------------------------------------------------------
 
