@@ -109,6 +109,12 @@ class ReviewProgress:
         """Comments received so far."""
         return sum(len(r.get("comments") or []) for r in self.results)
 
+    def covers(self, chunk_ids: list[str]) -> bool:
+        """Whether every one of ``chunk_ids`` has its result (a chunk split into
+        sub-chunks has results under ``{chunk_id}#n`` instead)."""
+        done = {str(r.get("chunk_id")) for r in self.results}
+        return all(chunk_id in done for chunk_id in chunk_ids)
+
     @property
     def failures(self) -> list[dict[str, Any]]:
         """Results of chunks that failed."""
@@ -130,15 +136,23 @@ def result_lines(result: dict[str, Any]) -> list[str]:
 
 
 def wait_for_review(
-    broker: Any, worker: Any, queues: list[str], progress: ReviewProgress, deadline: float
+    broker: Any,
+    worker: Any,
+    queues: list[str],
+    progress: ReviewProgress,
+    chunk_ids: list[str],
+    deadline: float,
 ) -> bool:
-    """Print results until the queues are idle (``True``) or ``deadline`` passes (``False``).
+    """Print results until every chunk has one, or the queues are idle (``True``), or
+    ``deadline`` passes (``False``).
 
-    Never blocks past ``deadline`` (a monotonic time): idleness is polled.
+    Never blocks past ``deadline`` (a monotonic time): both are polled.
     """
     quiet = 0
     while quiet < 3:
         progress.poll()
+        if progress.covers(chunk_ids):
+            return True
         if time.monotonic() >= deadline:
             return False
         quiet = quiet + 1 if pending_messages(broker, worker, queues) == 0 else 0
@@ -191,6 +205,7 @@ def review_local_diff(*, repo: str, base: str, timeout: float, threads: int) -> 
     worker.start()
     review_id = f"local-{uuid.uuid4().hex[:12]}"
     progress = ReviewProgress(svc.redis, comments_key(review_id), [])
+    chunk_ids = [str(n) for n in range(1, len(chunks) + 1)]
     try:
         for n, chunk in enumerate(chunks, start=1):
             payload = {
@@ -203,7 +218,7 @@ def review_local_diff(*, repo: str, base: str, timeout: float, threads: int) -> 
                 },
             }
             review_chunk.send(review_id, str(n), "REVIEW_REQUEST", payload)
-        finished = wait_for_review(broker, worker, queues, progress, deadline)
+        finished = wait_for_review(broker, worker, queues, progress, chunk_ids, deadline)
     finally:
         worker.stop(timeout=int(STOP_GRACE_SECONDS * 1000))
     progress.poll()

@@ -235,3 +235,34 @@ def test_git_worker_logs_hold_no_user_content(
     assert "review rr-log:1 posted: 1 comments" in log
     assert "Received args='(redacted)'" in log
     assert MARKER not in log
+
+
+def test_review_ends_with_its_results_whatever_else_waits_in_the_queues(
+    cli_env, git_repo, fake_llm, redis_client
+):
+    import dramatiq
+
+    from actors import broker
+
+    other = dramatiq.Message(
+        queue_name="llm.review",
+        actor_name="review_chunk",
+        args=(
+            "another-review",
+            "1",
+            "REVIEW_REQUEST",
+            {"repo": "x", "chunk": {"path": "a", "diff": "@@"}},
+        ),
+        kwargs={},
+        options={},
+    )
+    broker.enqueue(other, delay=600_000)  # another review's message, due in 10 min
+    fake_llm.push({"action": "no_issues", "summary": "fine"})
+
+    done = run_cli(
+        _default_env(cli_env), "review", "--base", "main", "--repo", str(git_repo), timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "[1] no issues: fine" in done.stdout
+    assert ": 0 comments on 1 files" in done.stdout
