@@ -266,3 +266,42 @@ def test_review_ends_with_its_results_whatever_else_waits_in_the_queues(
     assert done.returncode == 0, done.stderr
     assert "[1] no issues: fine" in done.stdout
     assert ": 0 comments on 1 files" in done.stdout
+
+
+def test_review_workers_log_no_user_content(
+    start_worker, cli_env, git_repo, fake_llm, redis_client, tmp_path
+):
+    source = (git_repo / "app.py").read_text()
+    (git_repo / "app.py").write_text(source + f"\n\nSECRET = '{MARKER}-code'\n")
+    fake_llm.push(
+        "not json",  # an invalid answer: retried with feedback
+        {
+            "action": "tool_call",
+            "tool": "search_code",
+            "arguments": {"query": f"{MARKER}-code"},
+            "reason": "where it is used",
+        },
+        {"action": "comment", "comments": [{**COMMENTS[2], "line": 20, "body": f"{MARKER}!"}]},
+    )
+    repo = {"GIT_REPO_PATH": str(git_repo)}
+    workers = [
+        start_worker("--processes", "1", "--threads", "2", "-v", "--queues", "llm.review", **repo),
+        start_worker("--processes", "1", "--threads", "1", "-v", module="gitworker.worker", **repo),
+    ]
+    payload = {"repo": "demo", "chunk": {"path": "app.py", "diff": app_diff(git_repo)}}
+    produce(
+        cli_env,
+        "from actors import review_chunk\n"
+        f"review_chunk.send('rr-logs', '1', 'REVIEW_REQUEST', {payload!r})",
+    )
+    [raw] = wait_for(lambda: redis_client.lrange("review:rr-logs:comments", 0, -1), timeout=60)
+
+    assert json.loads(raw)["comments"][0]["body"] == f"{MARKER}!"
+    assert len(fake_llm.chat_requests()) == 3
+    for worker in workers:  # stopped, so that every line they logged is in their files
+        worker.terminate()
+        worker.wait(timeout=30)
+    for log in (tmp_path / "worker0.log", tmp_path / "worker1.log"):
+        text = log.read_text()
+        assert "Received args='(redacted)'" in text
+        assert MARKER not in text, log.name
