@@ -109,11 +109,6 @@ class BreakerStore:
         )
         return float(since) if since else None
 
-    def closed_since(self, moment: float) -> bool:
-        """Whether a successful probe closed the breaker after ``moment`` (seconds since
-        the epoch), as far as the outages kept tell."""
-        return bool(self._redis.zcount(self._outages_key, moment, "+inf"))
-
     def claim_probe(self, interval: float) -> bool:
         """Become the one process that probes in this interval; ``False`` if another is."""
         return bool(self._redis.set(self._probe_key, "1", nx=True, px=max(1, int(interval * 1000))))

@@ -6,9 +6,7 @@ and timestamps survive delays and holds.
 
 #: Seconds since the epoch when the breaker first held the job back.
 HELD_SINCE = "llm_held_since"
-#: Seconds since the epoch of the job's last server error (HTTP 5xx) from the LLM.
-SERVER_ERROR_AT = "llm_server_error_at"
-#: Server errors of the job's request so far, the later ones each after a successful probe.
+#: Server errors (HTTP 5xx) of the job's request so far, each followed by a successful probe.
 SERVER_ERRORS = "llm_server_errors"
 #: Invalid-answer retries done so far.
 INVALID_RETRIES = "llm_invalid_retries"

@@ -57,6 +57,12 @@ class CircuitBreaker(PeriodicPass):
       ``LLM_PROBE_INTERVAL_SECONDS`` (or later, when the server asked for a
       longer ``Retry-After``).  A successful probe closes the breaker and the
       consumers resume.
+    - A server error (HTTP 5xx but 503 and 529) while the breaker is closed is
+      first checked with a probe from the same thread (when no other probe ran in
+      the last interval): when the LLM answers it,
+      the server is up and fails this one request, so only this job is held
+      back for a probe interval; after ``LLM_REQUEST_MAX_SERVER_ERRORS`` such
+      errors it fails with the server's error.  The breaker stays closed.
 
     Parameters:
       poll_interval: seconds between the watcher's reads of the state.
@@ -103,8 +109,8 @@ class CircuitBreaker(PeriodicPass):
         svc = services()
         now = time.time()
         store = breaker_store(svc)
-        if self._request_keeps_failing(svc, store, message, exception, now):
-            self._fail_request(broker, svc, message, exception)
+        if exception.is_server_error and self._answers_probes(svc, store):
+            self._request_failed(broker, svc, message, exception)
             return
         wait = max(svc.settings.llm_probe_interval_seconds, exception.retry_after or 0.0)
         if store.open(str(exception), next_probe_at=now + wait, now=now):
@@ -117,36 +123,48 @@ class CircuitBreaker(PeriodicPass):
 
     # -- requests the LLM fails while it is healthy --------------------------------------
 
-    def _request_keeps_failing(
-        self,
-        svc: Services,
-        store: BreakerStore,
-        message: MessageProxy,
-        exception: LLMUnavailable,
-        now: float,
-    ) -> bool:
-        """Count a server error of this job's request; ``True`` once there were
-        ``LLM_REQUEST_MAX_SERVER_ERRORS``, each after the first following a successful
-        probe: the server answers probes but fails this request."""
-        if not exception.is_server_error:
-            return False
-        last = message.options.get(message_options.SERVER_ERROR_AT)
-        errors = int(message.options.get(message_options.SERVER_ERRORS) or 0)
-        if not errors or (last is not None and store.closed_since(float(last))):
-            errors += 1
-        message.options[message_options.SERVER_ERROR_AT] = now
-        message.options[message_options.SERVER_ERRORS] = errors
-        return errors >= svc.settings.llm_request_max_server_errors
+    def _answers_probes(self, svc: Services, store: BreakerStore) -> bool:
+        """Whether the LLM, which just failed a request with a server error, answers a
+        probe now.
 
-    def _fail_request(
+        ``False`` without probing while the breaker is open or another probe ran in the
+        last interval (the probe lock: still one probe per interval for the fleet): the
+        breaker then opens as for any outage and the fleet's probe decides.
+        """
+        if store.status().is_open or not store.claim_probe(svc.settings.llm_probe_interval_seconds):
+            return False
+        try:
+            svc.llm.probe(svc.settings.llm_text_model)
+        except LLMUnavailable:
+            metrics.count_probe("failed")
+            return False
+        metrics.count_probe("ok")
+        return True
+
+    def _request_failed(
         self,
         broker: dramatiq.Broker,
         svc: Services,
         message: MessageProxy,
         exception: LLMUnavailable,
     ) -> None:
-        """Fail a job whose request the LLM keeps failing; the breaker stays as it is."""
-        errors = int(message.options[message_options.SERVER_ERRORS])
+        """The LLM answers probes but failed this job's request: hold this job alone for
+        a probe interval, or fail it after ``LLM_REQUEST_MAX_SERVER_ERRORS`` such errors.
+        The breaker stays closed."""
+        errors = int(message.options.get(message_options.SERVER_ERRORS) or 0) + 1
+        message.options[message_options.SERVER_ERRORS] = errors
+        limit = svc.settings.llm_request_max_server_errors
+        if errors < limit:
+            interval = svc.settings.llm_probe_interval_seconds
+            logger.warning(
+                "LLM answers probes but failed the request of %s (%d of %d): %s",
+                message.message_id,
+                errors,
+                limit,
+                exception,
+            )
+            self._hold(broker, message, time.time() + interval)
+            return
         error = (
             f"the LLM failed this request {errors} times, answering probes in between: {exception}"
         )

@@ -175,7 +175,8 @@ def test_a_request_the_llm_always_fails_fails_its_job_only(
     assert "LLM answered HTTP 500: failed to decode the batch" in update["error"]
     poisoned = [r for r in _job_calls(fake_llm) if "POISON" in json.dumps(r["json"]["messages"])]
     assert len(poisoned) == 3  # LLM_REQUEST_MAX_SERVER_ERRORS
-    assert len(_probes(fake_llm)) >= 2  # each later error followed a successful probe
+    assert len(_probes(fake_llm)) == 3  # each error was followed by a successful probe
+    assert redis_client.zcard("llmw:outages") == 0  # the breaker never opened
     [note] = wait_for(lambda: [n for n in notifications(redis_client) if n["job_id"] == 60])
     assert note["message_type"] == "llm_failure"
     assert len(dead_letters(redis_client, "llm.intent")) == 1
@@ -197,7 +198,7 @@ def _scrape(port, needle):
     return text if needle in text else None
 
 
-def test_a_request_that_fails_less_often_completes(env, worker, fake_llm, fake_core):
+def test_a_request_that_fails_less_often_completes(env, worker, fake_llm, fake_core, redis_client):
     env(LLM_PROBE_INTERVAL_SECONDS=0.2)
     failures = iter(range(2))
 
@@ -212,4 +213,7 @@ def test_a_request_that_fails_less_often_completes(env, worker, fake_llm, fake_c
 
     wait_for(lambda: _completed(fake_core, [67]), timeout=30)
     assert len(_job_calls(fake_llm)) == 3
+    assert len(_probes(fake_llm)) == 2
     assert not breaker_status().is_open
+    assert fake_core.job_updates(67)[0]["result"] == GOOD
+    assert redis_client.zcard("llmw:outages") == 0

@@ -435,3 +435,23 @@ def test_send_wait_says_the_job_is_queued_without_a_worker(env, cli_env, redis_c
     assert done.stderr.strip().endswith(
         "; the job is queued, waiting for a worker; the breaker is closed"
     )
+
+
+def test_send_wait_says_the_llm_fails_the_jobs_request(env, worker, cli_env, fake_llm):
+    env(LLM_PROBE_INTERVAL_SECONDS=120)
+
+    def fails_jobs_not_probes(request):
+        if request["json"].get("max_tokens") == 1:
+            return Reply(content="pong")
+        return Reply(status=500, body={"error": {"message": "decode failed"}})
+
+    fake_llm.fallback = fails_jobs_not_probes
+
+    done = _send_and_wait(cli_env, 85, 3, LLM_PROBE_INTERVAL_SECONDS="120")
+
+    assert done.returncode == 2
+    assert re.search(
+        r"; the job is delayed, retrying after the LLM failed its request while answering "
+        r"probes \(1 of 3 server errors\), next attempt in 1[01]\d\.\ds$",
+        done.stderr.strip(),
+    )

@@ -67,6 +67,12 @@ def attempt_line(svc: Services, options: dict[str, Any]) -> str:
     retries = int(options.get(message_options.RETRIES) or 0)
     invalid = int(options.get(message_options.INVALID_RETRIES) or 0)
     attempt = 1 + retries + invalid
+    server_errors = int(options.get(message_options.SERVER_ERRORS) or 0)
+    if server_errors and not retries and not invalid:
+        return (
+            "retrying after the LLM failed its request while answering probes "
+            f"({server_errors} of {config.llm_request_max_server_errors} server errors)"
+        )
     if invalid and not retries:
         return (
             f"retrying after an invalid answer, attempt {attempt} of {config.llm_max_retries + 1}"
