@@ -58,11 +58,11 @@ class CircuitBreaker(PeriodicPass):
       longer ``Retry-After``).  A successful probe closes the breaker and the
       consumers resume.
     - A server error (HTTP 5xx but 503 and 529) while the breaker is closed is
-      first checked with a probe from the same thread (when no other probe ran in
-      the last interval): when the LLM answers it,
-      the server is up and fails this one request, so only this job is held
-      back for a probe interval; after ``LLM_REQUEST_MAX_SERVER_ERRORS`` such
-      errors it fails with the server's error.  The breaker stays closed.
+      first checked with a probe from the same thread, when no other probe ran
+      in the last interval.  When the LLM answers it, the server is up and fails
+      this one request: only this job is held back for a probe interval, and
+      after ``LLM_REQUEST_MAX_SERVER_ERRORS`` such errors it fails with the
+      server's error.  The breaker stays closed.
 
     Parameters:
       poll_interval: seconds between the watcher's reads of the state.
