@@ -305,3 +305,25 @@ def test_review_workers_log_no_user_content(
         text = log.read_text()
         assert "Received args='(redacted)'" in text
         assert MARKER not in text, log.name
+
+
+def test_review_the_llm_always_fails_ends_with_that_chunk_failed(cli_env, git_repo, fake_llm):
+    def fails_reviews_not_probes(request):
+        if request["json"].get("max_tokens") == 1:
+            return Reply(content="pong")
+        return Reply(status=500, body={"error": {"message": "failed to process the prompt"}})
+
+    fake_llm.fallback = fails_reviews_not_probes
+    env = {**_default_env(cli_env), "LLM_PROBE_INTERVAL_SECONDS": "0.3"}
+
+    done = run_cli(
+        env, "review", "--base", "main", "--repo", str(git_repo), "--timeout", "60", timeout=120
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert (
+        "[1] review failed: the LLM failed this request 3 times, answering probes in between: "
+        "LLM answered HTTP 500: failed to process the prompt" in done.stdout
+    )
+    assert ": 0 comments on 1 files" in done.stdout
+    assert "timed out" not in done.stdout
