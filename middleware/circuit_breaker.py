@@ -163,7 +163,7 @@ class CircuitBreaker(PeriodicPass):
                 limit,
                 exception,
             )
-            self._hold(broker, message, time.time() + interval)
+            self._hold(broker, message, time.time() + interval, "the LLM failed its request")
             return
         error = (
             f"the LLM failed this request {errors} times, answering probes in between: {exception}"
@@ -190,13 +190,19 @@ class CircuitBreaker(PeriodicPass):
         status = breaker_store(services()).status()
         return status if status.is_open else None
 
-    def _hold(self, broker: dramatiq.Broker, message: MessageProxy, until: float) -> None:
+    def _hold(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        until: float,
+        reason: str = "LLM unavailable",
+    ) -> None:
         note_outcome("held")
         now = time.time()
         message.options.setdefault(message_options.HELD_SINCE, now)
         delay_ms = max(1, int((until - now) * 1000))
         broker.enqueue(message, delay=delay_ms)
-        logger.info("held back %s for %d ms: LLM unavailable", message.message_id, delay_ms)
+        logger.info("held back %s for %d ms: %s", message.message_id, delay_ms, reason)
 
     def _set_paused(self, broker: dramatiq.Broker, *, paused: bool) -> None:
         worker = self._worker
