@@ -64,10 +64,17 @@ def enable() -> None:
             probes=prom.Counter(
                 "llm_probes_total", "Probes of an unavailable LLM.", ["outcome"], registry=registry
             ),
-            refused=prom.Counter(
+            failing_requests=prom.Counter(
                 "llm_failing_requests_total",
                 "Jobs failed because the LLM kept failing their request while answering probes.",
                 ["actor"],
+                registry=registry,
+            ),
+            core_refusals=prom.Counter(
+                "llm_core_refusals_total",
+                "Core's refusals: permanent (refused) or of the worker's credentials "
+                "(unauthorized), by HTTP status and what was refused (result, report).",
+                ["kind", "status", "request"],
                 registry=registry,
             ),
             jobs=prom.Counter(
@@ -126,4 +133,11 @@ def count_probe(outcome: str) -> None:
 def count_failing_request(actor: str) -> None:
     """Record a job failed because the LLM kept failing its request, healthy otherwise."""
     if _metrics:
-        _metrics["refused"].labels(actor).inc()
+        _metrics["failing_requests"].labels(actor).inc()
+
+
+def count_core_refusal(kind: str, status: int | None, request: str) -> None:
+    """Record a refusal of Core (``refused`` or ``unauthorized``) of a job's ``result``
+    (the actor's calls) or of a terminal ``report``."""
+    if _metrics:
+        _metrics["core_refusals"].labels(kind, str(status), request).inc()
