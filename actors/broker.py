@@ -33,6 +33,7 @@ from middleware import (
     JobArgumentsCheck,
     JobOutcomeLog,
     JobRetries,
+    LLMCapacity,
     MessageAgeCheck,
     ReportOutboxDrain,
     WorkerSetup,
@@ -63,6 +64,7 @@ def service_middleware(config: BrokerSettings) -> list[Middleware]:
         CircuitBreaker(),
         InvalidResponseBackoff(),
         JobRetries(),
+        LLMCapacity(),
         ReportOutboxDrain(),
         DeadWorkerRecovery(interval=config.broker_recovery_interval_seconds),
     ]

@@ -70,6 +70,8 @@ class Bench:
 
     def reset(self) -> None:
         """Forget recorded requests and scripted answers; flush the bench database."""
+        self.llm.concurrency_limit = 0
+        self.llm.reset_counters()
         self.llm.clear()
         self.llm.script.clear()
         self.llm.answers.clear()

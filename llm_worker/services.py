@@ -8,10 +8,18 @@ from functools import cached_property
 
 import redis
 
+from . import keys
+from .capacity import CapacityGate, CapacityLimits, CapacityStore
 from .core_api import CoreClient
 from .notify import Notifier
 from .outbox import ReportOutbox, RetryPolicy
-from .providers import Provider, ProviderChoice, choose_provider, make_provider
+from .providers import (
+    Provider,
+    ProviderChoice,
+    choose_provider,
+    make_fallback_provider,
+    make_provider,
+)
 from .providers.base import Prompt
 from .settings import Settings, settings
 from .tokens import estimate_tokens
@@ -41,9 +49,47 @@ class Services:
         """Which provider was chosen and why."""
         return choose_provider(self.settings)
 
-    def count_tokens(self, model: str, prompt: Prompt) -> int:
-        """The prompt's size: the provider's own count, else the conservative estimate."""
-        counted = self.llm.count_tokens(model, prompt)
+    @cached_property
+    def fallback_llm(self) -> Provider | None:
+        """The fallback provider (``LLM_FALLBACK_BASE_URL``), or ``None`` when unset."""
+        return make_fallback_provider(self.settings)
+
+    def fallback_active(self) -> bool:
+        """Whether calls go to the fallback now: the primary's breaker is open and the
+        fallback's is not (one Redis round trip; none without a fallback)."""
+        if not self.settings.llm_fallback_base_url:
+            return False
+        prefix = self.settings.key_prefix
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(keys.breaker(prefix))
+        pipe.exists(keys.breaker_fallback(prefix))
+        primary_open, fallback_open = pipe.execute()
+        return bool(primary_open) and not fallback_open
+
+    def fallback_model(self, model: str) -> str:
+        """The fallback's name for the primary's ``model`` (text or vision)."""
+        config = self.settings
+        if model == config.llm_text_model:
+            return config.llm_fallback_text_model or model
+        return config.llm_fallback_vision_model or model
+
+    @cached_property
+    def capacity(self) -> CapacityGate:
+        """The fleet-wide capacity gate every LLM call goes through."""
+        config = self.settings
+        limits = CapacityLimits(
+            max_concurrent=config.llm_max_concurrent_requests,
+            requests_per_minute=config.llm_requests_per_minute,
+            tokens_per_minute=config.llm_tokens_per_minute,
+            lease_seconds=config.llm_slot_lease_seconds,
+        )
+        store = CapacityStore(self.redis, config.key_prefix, limits)
+        return CapacityGate(store, wait_seconds=config.llm_capacity_wait_seconds)
+
+    def count_tokens(self, model: str, prompt: Prompt, provider: Provider | None = None) -> int:
+        """The prompt's size: the provider's own count (``provider``, default the
+        primary), else the conservative estimate."""
+        counted = (provider or self.llm).count_tokens(model, prompt)
         return counted if counted is not None else estimate_tokens(prompt)
 
     @cached_property

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from llm_worker.errors import InvalidLLMResponse, LLMRequestRejected, LLMUnavailable
+from llm_worker.errors import (
+    InvalidLLMResponse,
+    LLMRateLimited,
+    LLMRequestRejected,
+    LLMUnavailable,
+)
 from llm_worker.fakes import Reply
 from llm_worker.images import StoredImage
 from llm_worker.providers import (
@@ -96,7 +101,16 @@ def test_unavailable_statuses(env, fake_llm, kind, reply):
         ask(make(kind, fake_llm))
     assert str(reply.status) in str(raised.value)
     assert raised.value.retry_after == (42 if reply.status == 429 else None)
+    assert isinstance(raised.value, LLMRateLimited) == (reply.status == 429)
     assert not raised.value.needs_operator
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_garbage_retry_after_is_still_a_429(env, fake_llm, kind):
+    fake_llm.push(Reply(status=429, body={"error": "slow"}, headers={"Retry-After": "soon-ish"}))
+    with pytest.raises(LLMRateLimited) as raised:
+        ask(make(kind, fake_llm))
+    assert raised.value.retry_after is None
 
 
 @pytest.mark.parametrize("kind", KINDS)
