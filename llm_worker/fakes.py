@@ -159,6 +159,8 @@ class FakeLLM(FakeHTTPServer):
         self.in_flight = 0
         self.peak_in_flight = 0
         self.busy_answers = 0
+        #: Seconds each tokenize request takes.
+        self.tokenize_delay = 0.0
         super().__init__()
 
     def reset_counters(self) -> None:
@@ -185,8 +187,8 @@ class FakeLLM(FakeHTTPServer):
 
     def tokenize(self, body: dict[str, Any]) -> Reply:
         if not self.serves_tokenize or "content" not in body:
-            return Reply(status=404, body={"error": "not found"})
-        return Reply(body={"tokens": whitespace_tokens(body["content"])})
+            return Reply(status=404, body={"error": "not found"}, delay=self.tokenize_delay)
+        return Reply(body={"tokens": whitespace_tokens(body["content"])}, delay=self.tokenize_delay)
 
     @property
     def base_url(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from dramatiq.middleware import CurrentMessage
 
-from . import keys, message_options, metrics, prompts
+from . import job_records, keys, message_options, metrics, prompts
 from .arguments import P, parse_arguments
 from .cooldown import start_cooldown
 from .errors import (
@@ -22,7 +22,6 @@ from .errors import (
 )
 from .images import StoredImage
 from .json_extract import parse_answer
-from .outcomes import mark_finished
 from .providers.base import LLMAnswer, Prompt, Turn
 from .schemas import Result, response_schema
 from .services import Services, services
@@ -203,36 +202,34 @@ class Job(Generic[P]):
         self._cache_result(parsed)
         return parsed
 
-    def _result_key(self, result_model: type[Result]) -> str | None:
+    def _cached_result(self, result_model: type[R]) -> R | None:
+        """The valid result of an earlier attempt of this job (a retry after Core failed)."""
         message = CurrentMessage.get_current_message()
         if message is None:
             return None
-        prefix = self.services.settings.key_prefix
-        return keys.job_result(prefix, message.message_id, result_model.__name__)
-
-    def _cached_result(self, result_model: type[R]) -> R | None:
-        """The valid result of an earlier attempt of this job (a retry after Core failed)."""
-        key = self._result_key(result_model)
-        raw = self.services.redis.get(key) if key else None
+        raw = job_records.stored_result(self.services, message.message_id, result_model.__name__)
         if raw is None:
             return None
         logger.info("reusing the LLM result of an earlier attempt of job %s", self.job_id)
         return result_model.model_validate_json(raw)
 
     def _cache_result(self, result: Result) -> None:
-        key = self._result_key(type(result))
-        if key:
-            ttl = self.services.settings.job_result_ttl_seconds
-            self.services.redis.set(key, result.model_dump_json(), ex=ttl)
+        message = CurrentMessage.get_current_message()
+        if message is not None:
+            name = type(result).__name__
+            job_records.store_result(
+                self.services, message.message_id, name, result.model_dump_json()
+            )
 
     def complete(self, result: dict[str, Any], notifications: Iterable[Notification]) -> None:
-        """Store the result in Core as completed, publish the notifications, and
-        remember that the job finished."""
+        """Store the result in Core as completed, then publish the notifications and
+        remember that the job finished, in one Redis round trip."""
         self.services.core.update_job(
             self.job_id, "completed", result=result, usage=current_usage()
         )
-        for index, notification in enumerate(notifications):
-            self.services.notifier.publish(
+        notifier = self.services.notifier
+        publications = [
+            notifier.prepare(
                 user_id=self.user_id,
                 job_id=self.job_id,
                 message_type=notification.message_type,
@@ -240,6 +237,17 @@ class Job(Generic[P]):
                 job_type=self.job_type,
                 discriminator=index,
             )
+            for index, notification in enumerate(notifications)
+        ]
         message = CurrentMessage.get_current_message()
-        if message is not None:
-            mark_finished(self.services, message.message_id, "completed")
+        if message is None:
+            for publication in publications:
+                notifier.publish_prepared(publication)
+            return
+        config = self.services.settings
+        notifier.publish_and_mark(
+            publications,
+            key=keys.finished(config.key_prefix, message.message_id),
+            value="completed",
+            ttl_seconds=config.notify_dedupe_seconds,
+        )

@@ -31,10 +31,10 @@ def notified(
     return f"{prefix}:notified:{job_type}:{job_id}:{message_type}:{discriminator}"
 
 
-def job_result(prefix: str, message_id: str, result_name: str) -> str:
-    """``{p}:result:{message_id}:{result}``: a job's valid LLM result, kept so that a retry
-    caused by Core failing does not pay for the model again."""
-    return f"{prefix}:result:{message_id}:{result_name}"
+def job_results(prefix: str, message_id: str) -> str:
+    """``{p}:result:{message_id}``: hash, result model name -> a job's valid LLM result
+    (JSON), kept so that a retry caused by Core failing does not pay for the model again."""
+    return f"{prefix}:result:{message_id}"
 
 
 def finished(prefix: str, message_id: str) -> str:

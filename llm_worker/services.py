@@ -24,20 +24,55 @@ from .providers.base import Prompt
 from .settings import Settings, settings
 from .tokens import estimate_tokens
 
+#: Most connections a worker process's Redis pool opens for its worker threads (or
+#: greenlets), however many it runs: a job holds one only for a command or two, so
+#: more threads than this share them, waiting at most :data:`POOL_WAIT_SECONDS`.
+MAX_THREAD_CONNECTIONS = 64
+#: Connections kept on top for the process's background threads (breaker watcher,
+#: report outbox, dead worker recovery).
+BACKGROUND_CONNECTIONS = 4
+#: Seconds a command waits for a free pooled connection before it fails (as a Redis error).
+POOL_WAIT_SECONDS = 20.0
+
+
+def pool_size_for(threads: int) -> int:
+    """The bound of a Redis connection pool used by ``threads`` worker threads."""
+    return min(max(1, threads), MAX_THREAD_CONNECTIONS) + BACKGROUND_CONNECTIONS
+
 
 @dataclass
 class Services:
     """Lazily built clients over one :class:`Settings`.
 
     Nothing connects until a client is first used, so building this is cheap.
+
+    Parameters:
+      settings: the settings the clients are built from.
+      redis_max_connections: bound of the Redis connection pool (see :meth:`size_for`).
     """
 
     settings: Settings
+    redis_max_connections: int = pool_size_for(8)
+
+    def size_for(self, threads: int) -> None:
+        """Bound the Redis pool for a process of ``threads`` worker threads (or greenlets);
+        has no effect once the Redis client was built."""
+        self.redis_max_connections = pool_size_for(threads)
 
     @cached_property
     def redis(self) -> redis.Redis:
-        """Redis at ``REDIS_URL``: notifications, breaker state, expiry claims."""
-        return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30)
+        """Redis at ``REDIS_URL``: notifications, breaker state, expiry claims.
+
+        Its pool is bounded (``redis_max_connections``): a command waits for a free
+        connection instead of opening one per thread or greenlet.
+        """
+        pool = redis.BlockingConnectionPool.from_url(
+            self.settings.redis_url,
+            max_connections=self.redis_max_connections,
+            timeout=POOL_WAIT_SECONDS,
+            health_check_interval=30,
+        )
+        return redis.Redis(connection_pool=pool)
 
     @cached_property
     def llm(self) -> Provider:

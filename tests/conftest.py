@@ -96,6 +96,7 @@ def env(
     fake_llm.concurrency_limit = 0
     fake_llm.busy_reply = Reply(status=429, body={"error": {"message": "server busy"}})
     fake_llm.reset_counters()
+    fake_llm.tokenize_delay = 0.0
     fake_core.clear()
     fake_core.tasks.clear()
     fake_core.failures.clear()
@@ -263,19 +264,30 @@ def cli_env(env, fake_llm, fake_core, image_dir) -> dict[str, str]:
 @pytest.fixture
 def start_worker(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start `dramatiq MODULE` subprocesses (default `actors`; extra CLI arguments, extra
-    env); stopped after the test."""
+    env), with `gevent=True` through Dramatiq's `dramatiq-gevent`; stopped after the test."""
+    from llm_worker.ops.supervisor import worker_command
+
     started: list[subprocess.Popen[bytes]] = []
     logs = []
 
-    def start(*args: str, module: str = "actors", **env: str) -> subprocess.Popen[bytes]:
+    def start(
+        *args: str,
+        module: str = "actors",
+        gevent: bool = False,
+        preexec: Callable[[], None] | None = None,
+        **env: str,
+    ) -> subprocess.Popen[bytes]:
         log = (tmp_path / f"worker{len(started)}.log").open("wb")
         logs.append(log)
+        command = worker_command(sys.executable, processes=1, threads=1, gevent=gevent)
+        launcher = command[: command.index("actors")]
         process = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", module, *args],
+            [*launcher, module, *args],
             cwd=ROOT,
             env={**cli_env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=preexec,
         )
         started.append(process)
         return process
