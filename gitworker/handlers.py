@@ -58,16 +58,21 @@ def post_comment(
     summary: str | None = None,
     error: str | None = None,
 ) -> None:
-    """Print the chunk's comments (or summary, or error) and keep them in Redis."""
+    """Keep the chunk's comments (or summary, or error) in Redis and log that they came.
+
+    The log line has the ids and counts only; with ``LOG_CONTENT=true`` each
+    comment is logged too (``llm-worker review`` prints them itself).
+    """
     record = {"chunk_id": chunk_id, "comments": comments, "summary": summary, "error": error}
     services().redis.rpush(comments_key(review_request_id), json.dumps(record))
-    if error:
-        print(f"[{chunk_id}] review failed: {error}", flush=True)
-    elif not comments:
-        print(f"[{chunk_id}] no issues: {summary}", flush=True)
-    for comment in comments:
-        where = f"{comment.get('path')}:{comment.get('line')}"
-        print(f"[{chunk_id}] {where} {comment.get('severity')}: {comment.get('body')}", flush=True)
+    outcome = "failed" if error else f"{len(comments)} comments"
+    logger.info("review %s:%s posted: %s", review_request_id, chunk_id, outcome)
+    if services().settings.log_content:
+        for comment in comments:
+            where = f"{comment.get('path')}:{comment.get('line')}"
+            logger.info(
+                "[%s] %s %s: %s", chunk_id, where, comment.get("severity"), comment.get("body")
+            )
 
 
 def declare(broker: dramatiq.Broker) -> list[dramatiq.Actor[Any, Any]]:

@@ -461,7 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     review.add_argument("--base", default="main", help="commit or branch to diff against")
     review.add_argument("--repo", default=".", help="the git checkout (default: .)")
-    review.add_argument("--timeout", type=float, default=900, help="seconds to wait in all")
+    review.add_argument(
+        "--timeout",
+        type=float,
+        default=900,
+        help="seconds the whole command may take (default 900)",
+    )
     review.add_argument("--threads", type=int, default=4, help="worker threads")
     add_local_llm_switch(review)
 

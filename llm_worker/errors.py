@@ -84,14 +84,27 @@ class LLMUnavailable(LLMError):
         or ``None`` when it did not say.
       needs_operator: ``True`` for failures only an operator can fix
         (bad credentials, unknown model).
+      status: the HTTP status the server answered, or ``None`` when no answer came.
     """
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, needs_operator: bool = False
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        needs_operator: bool = False,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.needs_operator = needs_operator
+        self.status = status
+
+    @property
+    def is_server_error(self) -> bool:
+        """Whether the server answered this request with an error of its own (HTTP 5xx),
+        rather than saying it is overloaded (503, 529) or not answering at all."""
+        return self.status is not None and self.status >= 500 and self.status not in (503, 529)
 
 
 class LLMRateLimited(LLMUnavailable):

@@ -130,7 +130,7 @@ def call_llm(
                 start_cooldown(svc, exc)
             elif fallback and isinstance(exc, LLMUnavailable):
                 raise FallbackUnavailable(
-                    f"fallback LLM: {exc}", retry_after=exc.retry_after
+                    f"fallback LLM: {exc}", retry_after=exc.retry_after, status=exc.status
                 ) from exc
             raise
         lease.used = answer.prompt_tokens + answer.completion_tokens

@@ -6,6 +6,8 @@ and timestamps survive delays and holds.
 
 #: Seconds since the epoch when the breaker first held the job back.
 HELD_SINCE = "llm_held_since"
+#: Server errors (HTTP 5xx) of the job's request so far, each followed by a successful probe.
+SERVER_ERRORS = "llm_server_errors"
 #: Seconds since the epoch when Core first refused the worker's credentials for the job.
 CORE_HELD_SINCE = "llm_core_held_since"
 #: Invalid-answer retries done so far.

@@ -83,6 +83,12 @@ def enable() -> None:
             probes=prom.Counter(
                 "llm_probes_total", "Probes of an unavailable LLM.", ["outcome"], registry=registry
             ),
+            failing_requests=prom.Counter(
+                "llm_failing_requests_total",
+                "Jobs failed because the LLM kept failing their request while answering probes.",
+                ["actor"],
+                registry=registry,
+            ),
             rate_limited=prom.Counter(
                 "llm_rate_limited_total",
                 "HTTP 429 answers (each starts or lengthens the fleet's cooldown).",
@@ -156,6 +162,12 @@ def count_probe(outcome: str) -> None:
     """Record a probe (``ok`` or ``failed``)."""
     if _metrics:
         _metrics["probes"].labels(outcome).inc()
+
+
+def count_failing_request(actor: str) -> None:
+    """Record a job failed because the LLM kept failing its request, healthy otherwise."""
+    if _metrics:
+        _metrics["failing_requests"].labels(actor).inc()
 
 
 def count_rate_limited() -> None:

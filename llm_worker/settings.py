@@ -140,6 +140,9 @@ class Settings(BrokerSettings, SendCheckSettings):
     llm_job_max_seconds: float = Field(900.0, gt=0)
     #: Seconds between probes of an unavailable LLM (one probe for the whole fleet).
     llm_probe_interval_seconds: float = Field(30.0, gt=0)
+    #: Server errors (HTTP 5xx but 503 and 529) of one job's request, each followed by a
+    #: successful probe, before the job fails with the server's error.
+    llm_request_max_server_errors: int = Field(3, ge=1)
     #: A job held back by an unavailable LLM for longer than this expires, in seconds.
     llm_unavailable_expiry_seconds: float = Field(1_209_600.0, gt=0)
     #: A job older than this when first picked up is skipped as stale, in seconds (0 disables).

@@ -19,6 +19,7 @@ from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import job_kind_of
 from llm_worker.providers import Provider
 from llm_worker.services import Services, services
+from llm_worker.usage import Usage
 
 from .periodic import PeriodicPass
 
@@ -87,6 +88,12 @@ class CircuitBreaker(PeriodicPass):
       longer ``Retry-After``, at most ``LLM_RETRY_AFTER_MAX_SECONDS``).  A
       successful probe closes it: the consumers resume, and jobs go back to
       the primary.
+    - A server error (HTTP 5xx but 503 and 529) while that LLM's breaker is
+      closed is first checked with a probe from the same thread, when no other
+      probe of it ran in the last interval.  When the LLM answers it, the server
+      is up and fails this one request: only this job is held back for a probe
+      interval, and after ``LLM_REQUEST_MAX_SERVER_ERRORS`` such errors it fails
+      with the server's error.  The breaker stays closed.
 
     Parameters:
       poll_interval: seconds between the watcher's reads of the state.
@@ -137,6 +144,9 @@ class CircuitBreaker(PeriodicPass):
         wait = max(config.llm_probe_interval_seconds, retry_after)
         failed_fallback = isinstance(exception, FallbackUnavailable)
         store = breaker_store(svc, fallback=failed_fallback)
+        if exception.is_server_error and self._answers_probes(svc, store):
+            self._request_failed(broker, svc, message, exception)
+            return
         if store.open(str(exception), next_probe_at=now + wait, now=now):
             log = logger.critical if exception.needs_operator else logger.warning
             which = "fallback LLM" if failed_fallback else "LLM"
@@ -145,6 +155,73 @@ class CircuitBreaker(PeriodicPass):
         self._open = until is not None
         self._set_paused(broker, paused=self._open)
         self._hold(broker, message, until or now)
+
+    # -- requests the LLM fails while it is healthy --------------------------------------
+
+    def _answers_probes(self, svc: Services, store: BreakerStore) -> bool:
+        """Whether the LLM (of ``store``: the primary or the fallback), which just failed a
+        request with a server error, answers a probe now (a 429 counts: it is up).
+
+        ``False`` without probing while its breaker is open or another probe of it ran in
+        the last interval (the probe lock: still one probe per interval for the fleet): the
+        breaker then opens as for any outage and the fleet's probe decides.
+        """
+        if store.status().is_open or not store.claim_probe(svc.settings.llm_probe_interval_seconds):
+            return False
+        provider, model = svc.llm, svc.settings.llm_text_model
+        if store.fallback:
+            if svc.fallback_llm is None:
+                return False
+            provider, model = svc.fallback_llm, svc.fallback_model(model)
+        try:
+            provider.probe(model)
+        except LLMRateLimited as exc:
+            start_cooldown(svc, exc)
+        except LLMUnavailable:
+            metrics.count_probe("failed")
+            return False
+        metrics.count_probe("ok")
+        return True
+
+    def _request_failed(
+        self,
+        broker: dramatiq.Broker,
+        svc: Services,
+        message: MessageProxy,
+        exception: LLMUnavailable,
+    ) -> None:
+        """The LLM answers probes but failed this job's request: hold this job alone for
+        a probe interval, or fail it after ``LLM_REQUEST_MAX_SERVER_ERRORS`` such errors.
+        The breaker stays closed."""
+        errors = int(message.options.get(message_options.SERVER_ERRORS) or 0) + 1
+        message.options[message_options.SERVER_ERRORS] = errors
+        limit = svc.settings.llm_request_max_server_errors
+        if errors < limit:
+            interval = svc.settings.llm_probe_interval_seconds
+            logger.warning(
+                "LLM answers probes but failed the request of %s (%d of %d): %s",
+                message.message_id,
+                errors,
+                limit,
+                exception,
+            )
+            self._hold(broker, message, time.time() + interval, "the LLM failed its request")
+            return
+        error = (
+            f"the LLM failed this request {errors} times, answering probes in between: {exception}"
+        )
+        message.fail()
+        note_outcome("failed", error)
+        metrics.count_failing_request(message.actor_name)
+        logger.error(
+            "LLM keeps failing the request of %s (breaker left closed): %s",
+            message.message_id,
+            exception,
+        )
+        kind = job_kind_of(broker, message)
+        if kind is not None:
+            attempts = Usage.from_options(message.options).attempts
+            kind.failed(svc, message, error, attempts)
 
     # -- internals -------------------------------------------------------------------
 
@@ -162,13 +239,19 @@ class CircuitBreaker(PeriodicPass):
             return None
         return self._states(services())
 
-    def _hold(self, broker: dramatiq.Broker, message: MessageProxy, until: float) -> None:
+    def _hold(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        until: float,
+        reason: str = "LLM unavailable",
+    ) -> None:
         note_outcome("held")
         now = time.time()
         message.options.setdefault(message_options.HELD_SINCE, now)
         delay_ms = max(1, int((until - now) * 1000))
         broker.enqueue(message, delay=delay_ms)
-        logger.info("held back %s for %d ms: LLM unavailable", message.message_id, delay_ms)
+        logger.info("held back %s for %d ms: %s", message.message_id, delay_ms, reason)
 
     def _set_paused(self, broker: dramatiq.Broker, *, paused: bool) -> None:
         worker = self._worker

@@ -153,6 +153,7 @@ def test_chaos_audit(start_worker, cli_env, fake_llm, fake_core, own_redis):
         "LLM_PROBE_INTERVAL_SECONDS": "0.5",
         "LLM_RETRY_BACKOFF_SECONDS": "0.05",
         "LLM_MAX_RETRIES": "6",
+        "LLM_REQUEST_MAX_SERVER_ERRORS": "8",  # its 500s are random, not one request's
         "JOB_MAX_RETRIES": "40",
         "JOB_RETRY_MIN_BACKOFF_SECONDS": "0.2",
         "JOB_RETRY_MAX_BACKOFF_SECONDS": "2",

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 
 import pytest
 
 from actors import intent_classify, task_match
 from llm_worker.fakes import Reply
+from llm_worker.local_llm import free_port
 from middleware import breaker_status
-from tests.conftest import drain, notifications, wait_for
+from tests.conftest import dead_letters, drain, notifications, wait_for
 
 GOOD = {"intent": "task", "confidence": 0.9}
 
@@ -118,3 +121,83 @@ def test_probes_are_rate_limited_during_outage(env, worker, fake_llm, fake_core)
     fake_llm.fallback = None
     fake_llm.answers["TaskMatchResult"] = {"task_id": None, "confidence": 0.1, "reason": "-"}
     wait_for(lambda: _completed(fake_core, range(60, 80)), timeout=15)
+
+
+def _fails_one_request_shape(request):
+    """A healthy LLM that answers 500 to every request whose prompt holds ``POISON``."""
+    body = request["json"] or {}
+    if "POISON" in json.dumps(body.get("messages")):
+        return Reply(status=500, body={"error": {"message": "failed to decode the batch"}})
+    name = ((body.get("response_format") or {}).get("json_schema") or {}).get("name")
+    return Reply(content=GOOD if name == "IntentResult" else "pong")
+
+
+def test_a_request_the_llm_always_fails_fails_its_job_only(
+    start_worker, cli_env, fake_llm, fake_core, redis_client, tmp_path
+):
+    fake_llm.fallback = _fails_one_request_shape
+    port = free_port()
+    start_worker(
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        LLM_PROBE_INTERVAL_SECONDS="0.3",
+        METRICS_ENABLED="true",
+        dramatiq_prom_port=str(port),
+        dramatiq_prom_db=str(tmp_path / "prom"),
+    )
+
+    intent_classify.send(60, 42, {"text": "POISON"})
+    for job_id in range(61, 66):
+        intent_classify.send(job_id, 42, {"text": f"healthy {job_id}"})
+    wait_for(lambda: _completed(fake_core, range(61, 66)), timeout=60)
+    [update] = wait_for(lambda: fake_core.job_updates(60), timeout=60)
+
+    assert update["status"] == "failed"
+    assert update["error"].startswith("the LLM failed this request 3 times, answering probes")
+    assert "LLM answered HTTP 500: failed to decode the batch" in update["error"]
+    poisoned = [r for r in _job_calls(fake_llm) if "POISON" in json.dumps(r["json"]["messages"])]
+    assert len(poisoned) == 3  # LLM_REQUEST_MAX_SERVER_ERRORS
+    assert len(_probes(fake_llm)) == 3  # each error was followed by a successful probe
+    assert redis_client.zcard("llmw:outages") == 0  # the breaker never opened
+    [note] = wait_for(lambda: [n for n in notifications(redis_client) if n["job_id"] == 60])
+    assert note["message_type"] == "llm_failure"
+    assert len(dead_letters(redis_client, "llm.intent")) == 1
+    assert not breaker_status().is_open
+
+    intent_classify.send(66, 42, {"text": "after"})  # the others carry on, no breaker
+    wait_for(lambda: _completed(fake_core, [66]), timeout=30)
+    assert not breaker_status().is_open
+    text = wait_for(lambda: _scrape(port, "llm_failing_requests_total{"), timeout=30)
+    assert 'llm_failing_requests_total{actor="intent_classify"} 1.0' in text
+
+
+def _scrape(port, needle):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return None
+    return text if needle in text else None
+
+
+def test_a_request_that_fails_less_often_completes(env, worker, fake_llm, fake_core, redis_client):
+    env(LLM_PROBE_INTERVAL_SECONDS=0.2)
+    failures = iter(range(2))
+
+    def fails_twice(request):
+        body = request["json"] or {}
+        if body.get("max_tokens") != 1 and next(failures, None) is not None:
+            return Reply(status=500, body={"error": {"message": "boom"}})
+        return _fails_one_request_shape(request)
+
+    fake_llm.fallback = fails_twice
+    intent_classify.send(67, 42, {"text": "x"})
+
+    wait_for(lambda: _completed(fake_core, [67]), timeout=30)
+    assert len(_job_calls(fake_llm)) == 3
+    assert len(_probes(fake_llm)) == 2
+    assert not breaker_status().is_open
+    assert fake_core.job_updates(67)[0]["result"] == GOOD
+    assert redis_client.zcard("llmw:outages") == 0

@@ -17,6 +17,7 @@ import requests
 
 from actors import broker, intent_classify
 from llm_worker.breaker import BreakerStore
+from llm_worker.fakes import Reply
 from llm_worker.message_options import HELD_SINCE
 from tests.conftest import ROOT, drain, run_cli, send_unchecked, wait_for
 
@@ -360,3 +361,97 @@ def test_dashboard_refuses_public_address_without_credentials(cli_env):
     )
     assert done.returncode == 2
     assert "without DASHBOARD_USER and DASHBOARD_PASSWORD" in done.stderr
+
+
+def _send_and_wait(cli_env, job_id, seconds, **env):
+    return run_cli(
+        cli_env,
+        "send",
+        "intent_classify",
+        "--job-id",
+        str(job_id),
+        "--user-id",
+        "42",
+        "--payload",
+        '{"text": "x"}',
+        "--wait",
+        str(seconds),
+        **env,
+    )
+
+
+def test_send_wait_says_the_job_is_held_by_the_breaker(env, worker, cli_env, fake_llm):
+    env(LLM_PROBE_INTERVAL_SECONDS=120)
+    fake_llm.fallback = lambda request: Reply(status=503, body={"error": {"message": "loading"}})
+
+    done = _send_and_wait(cli_env, 81, 3, LLM_PROBE_INTERVAL_SECONDS="120")
+
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("llm-worker: no notification for job 81 within 3s")
+    assert "; the job is held back by the breaker for " in line
+    assert "the breaker is open (LLM unavailable: LLM answered HTTP 503: loading)" in line
+    assert re.search(r"next probe in 1[01]\d\.\ds; it expires in 1209\d{3}\.\ds$", line)
+
+
+def test_send_wait_says_the_job_is_retrying_after_core_failed(
+    env, worker, cli_env, fake_llm, fake_core
+):
+    settings = {
+        "JOB_MAX_RETRIES": "3",
+        "JOB_RETRY_MIN_BACKOFF_SECONDS": "60",
+        "JOB_RETRY_MAX_BACKOFF_SECONDS": "120",
+    }
+    env(**settings)
+    fake_llm.answers["IntentResult"] = GOOD
+    fake_core.failures.extend([503] * 10)
+
+    done = _send_and_wait(cli_env, 82, 3, **settings)
+
+    assert done.returncode == 2
+    assert "; the job is delayed, retrying after " in done.stderr
+    assert "HTTP 503" in done.stderr
+    assert re.search(r"attempt 2 of 4, next attempt in \d+\.\ds$", done.stderr.strip())
+
+
+def test_send_wait_says_the_job_is_retrying_after_an_invalid_answer(env, worker, cli_env, fake_llm):
+    env(LLM_RETRY_BACKOFF_SECONDS=60)
+    fake_llm.answers["IntentResult"] = "not json"
+
+    done = _send_and_wait(cli_env, 83, 3, LLM_RETRY_BACKOFF_SECONDS="60")
+
+    assert done.returncode == 2
+    assert re.search(
+        r"; the job is delayed, retrying after an invalid answer, attempt 2 of 6, "
+        r"next attempt in \d+\.\ds$",
+        done.stderr.strip(),
+    )
+
+
+def test_send_wait_says_the_job_is_queued_without_a_worker(env, cli_env, redis_client):
+    done = _send_and_wait(cli_env, 84, 1)
+
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith(
+        "; the job is queued, waiting for a worker; the breaker is closed"
+    )
+
+
+def test_send_wait_says_the_llm_fails_the_jobs_request(env, worker, cli_env, fake_llm):
+    env(LLM_PROBE_INTERVAL_SECONDS=120)
+
+    def fails_jobs_not_probes(request):
+        if request["json"].get("max_tokens") == 1:
+            return Reply(content="pong")
+        return Reply(status=500, body={"error": {"message": "decode failed"}})
+
+    fake_llm.fallback = fails_jobs_not_probes
+
+    done = _send_and_wait(cli_env, 85, 3, LLM_PROBE_INTERVAL_SECONDS="120")
+
+    assert done.returncode == 2
+    assert re.search(
+        r"; the job is delayed, retrying after the LLM failed its request while answering "
+        r"probes \(1 of 3 server errors\), next attempt in 1[01]\d\.\ds$",
+        done.stderr.strip(),
+    )

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import time
 
 import pika
 import pytest
 
-from tests.conftest import app_diff, produce, run_cli, wait_for
+from llm_worker.fakes import Reply
+from tests.conftest import ROOT, app_diff, produce, run_cli, wait_for
 from tests.test_review import COMMENTS
 
 pytestmark = pytest.mark.cli
@@ -103,3 +106,224 @@ def test_review_loop_on_rabbitmq(start_worker, cli_env, git_repo, fake_llm, redi
     assert len(fake_llm.chat_requests()) == 2
     conversation = json.loads(redis_client.get("conversation:rr-mq:1"))
     assert "1: import os" in conversation[2]["content"]
+
+
+def _default_env(cli_env):
+    """The CLI's environment with the settings the test suite changes back at their defaults
+    (metrics on), pointing at the fakes and the test Redis."""
+    return {k: v for k, v in cli_env.items() if k != "METRICS_ENABLED"}
+
+
+def test_review_with_default_settings_reports_every_comment(cli_env, git_repo, fake_llm):
+    fake_llm.push({"action": "comment", "comments": COMMENTS})
+
+    done = run_cli(
+        _default_env(cli_env), "review", "--base", "main", "--repo", str(git_repo), timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert ": 3 comments on 1 files" in done.stdout
+    assert "app.py:17 info: discount shadows the total function." in done.stdout
+    assert "AttributeError" not in done.stderr and "Unexpected failure" not in done.stderr
+
+
+def test_review_timeout_bounds_the_whole_command(cli_env, git_repo, fake_llm):
+    fake_llm.push(Reply(content={"action": "no_issues", "summary": "late"}, delay=60))
+    env = {**_default_env(cli_env), "LLM_TIMEOUT_SECONDS": "120"}
+    started = time.monotonic()
+
+    done = run_cli(
+        env, "review", "--base", "main", "--repo", str(git_repo), "--timeout", "3", timeout=60
+    )
+
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert "timed out after 3s with 0 comments on 1 files" in done.stdout
+    assert "the LLM is slow or not answering" in done.stdout
+    assert elapsed < 30  # the LLM would have answered after 60 s
+
+
+def test_review_timeout_says_the_breaker_is_open(cli_env, git_repo, fake_llm):
+    fake_llm.fallback = lambda request: Reply(status=503, body={"error": {"message": "down"}})
+
+    done = run_cli(
+        _default_env(cli_env),
+        "review",
+        "--base",
+        "main",
+        "--repo",
+        str(git_repo),
+        "--timeout",
+        "3",
+        timeout=60,
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "timed out after 3s" in done.stdout
+    assert "the LLM is unavailable (breaker open: LLM answered HTTP 503: down)" in done.stdout
+
+
+#: Strings of the user's code, the model's tool arguments and its comments.
+MARKER = "zqxmarker"
+VERBOSE_REVIEW = (
+    "import logging, sys\n"
+    "logging.basicConfig(level=logging.DEBUG)\n"
+    "from llm_worker.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_review_logs_hold_no_user_content(cli_env, git_repo, fake_llm):
+    source = (git_repo / "app.py").read_text()
+    (git_repo / "app.py").write_text(source + f"\n\nSECRET = '{MARKER}-code'\n")
+    comment = {**COMMENTS[2], "line": 20, "body": f"{MARKER}-comment is a constant."}
+    fake_llm.push(
+        {
+            "action": "tool_call",
+            "tool": "search_code",
+            "arguments": {"query": f"{MARKER}-code"},
+            "reason": f"{MARKER}-reason",
+        },
+        {"action": "comment", "comments": [comment]},
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", VERBOSE_REVIEW, "review", "--base", "main", "--repo", str(git_repo)],
+        cwd=ROOT,
+        env=_default_env(cli_env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert f"{MARKER}-comment is a constant." in done.stdout  # the command's output
+    assert "Received args='(redacted)'" in done.stderr  # debug lines were logged
+    assert MARKER not in done.stderr
+    assert len(fake_llm.chat_requests()) == 2
+    assert f"{MARKER}-code" in json.dumps(fake_llm.chat_requests()[1]["json"])
+
+
+def test_git_worker_logs_hold_no_user_content(
+    start_worker, cli_env, git_repo, redis_client, tmp_path
+):
+    (git_repo / "notes.txt").write_text(f"{MARKER}-file\n")
+    worker = start_worker(
+        "--processes",
+        "1",
+        "--threads",
+        "1",
+        "-v",
+        module="gitworker.worker",
+        GIT_REPO_PATH=str(git_repo),
+    )
+    tool_call = {"id": "t1", "tool": "read_file", "arguments": {"path": "notes.txt"}}
+    comment = {**COMMENTS[0], "body": f"{MARKER}-comment"}
+    produce(
+        cli_env,
+        "from llm_worker.outbound import send_message as send\n"
+        f"send('git_queue', 'fetch_context', ('rr-log', '1'), {{'tool_call': {tool_call!r}}})\n"
+        f"send('git_queue', 'post_comment', ('rr-log', '1'), {{'comments': [{comment!r}]}})\n",
+    )
+    wait_for(lambda: redis_client.lrange("review:rr-log:comments", 0, -1), timeout=60)
+    [answer] = wait_for(lambda: redis_client.hvals("dramatiq:llm.review.msgs"), timeout=60)
+    worker.terminate()
+    worker.wait(timeout=30)
+
+    assert f"{MARKER}-file" in json.loads(answer)["args"][3]["content"]
+    log = (tmp_path / "worker0.log").read_text()
+    assert "review rr-log:1 posted: 1 comments" in log
+    assert "Received args='(redacted)'" in log
+    assert MARKER not in log
+
+
+def test_review_ends_with_its_results_whatever_else_waits_in_the_queues(
+    cli_env, git_repo, fake_llm, redis_client
+):
+    import dramatiq
+
+    from actors import broker
+
+    other = dramatiq.Message(
+        queue_name="llm.review",
+        actor_name="review_chunk",
+        args=(
+            "another-review",
+            "1",
+            "REVIEW_REQUEST",
+            {"repo": "x", "chunk": {"path": "a", "diff": "@@"}},
+        ),
+        kwargs={},
+        options={},
+    )
+    broker.enqueue(other, delay=600_000)  # another review's message, due in 10 min
+    fake_llm.push({"action": "no_issues", "summary": "fine"})
+
+    done = run_cli(
+        _default_env(cli_env), "review", "--base", "main", "--repo", str(git_repo), timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "[1] no issues: fine" in done.stdout
+    assert ": 0 comments on 1 files" in done.stdout
+
+
+def test_review_workers_log_no_user_content(
+    start_worker, cli_env, git_repo, fake_llm, redis_client, tmp_path
+):
+    source = (git_repo / "app.py").read_text()
+    (git_repo / "app.py").write_text(source + f"\n\nSECRET = '{MARKER}-code'\n")
+    fake_llm.push(
+        "not json",  # an invalid answer: retried with feedback
+        {
+            "action": "tool_call",
+            "tool": "search_code",
+            "arguments": {"query": f"{MARKER}-code"},
+            "reason": "where it is used",
+        },
+        {"action": "comment", "comments": [{**COMMENTS[2], "line": 20, "body": f"{MARKER}!"}]},
+    )
+    repo = {"GIT_REPO_PATH": str(git_repo)}
+    workers = [
+        start_worker("--processes", "1", "--threads", "2", "-v", "--queues", "llm.review", **repo),
+        start_worker("--processes", "1", "--threads", "1", "-v", module="gitworker.worker", **repo),
+    ]
+    payload = {"repo": "demo", "chunk": {"path": "app.py", "diff": app_diff(git_repo)}}
+    produce(
+        cli_env,
+        "from actors import review_chunk\n"
+        f"review_chunk.send('rr-logs', '1', 'REVIEW_REQUEST', {payload!r})",
+    )
+    [raw] = wait_for(lambda: redis_client.lrange("review:rr-logs:comments", 0, -1), timeout=60)
+
+    assert json.loads(raw)["comments"][0]["body"] == f"{MARKER}!"
+    assert len(fake_llm.chat_requests()) == 3
+    for worker in workers:  # stopped, so that every line they logged is in their files
+        worker.terminate()
+        worker.wait(timeout=30)
+    for log in (tmp_path / "worker0.log", tmp_path / "worker1.log"):
+        text = log.read_text()
+        assert "Received args='(redacted)'" in text
+        assert MARKER not in text, log.name
+
+
+def test_review_the_llm_always_fails_ends_with_that_chunk_failed(cli_env, git_repo, fake_llm):
+    def fails_reviews_not_probes(request):
+        if request["json"].get("max_tokens") == 1:
+            return Reply(content="pong")
+        return Reply(status=500, body={"error": {"message": "failed to process the prompt"}})
+
+    fake_llm.fallback = fails_reviews_not_probes
+    env = {**_default_env(cli_env), "LLM_PROBE_INTERVAL_SECONDS": "0.3"}
+
+    done = run_cli(
+        env, "review", "--base", "main", "--repo", str(git_repo), "--timeout", "60", timeout=120
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert (
+        "[1] review failed: the LLM failed this request 3 times, answering probes in between: "
+        "LLM answered HTTP 500: failed to process the prompt" in done.stdout
+    )
+    assert ": 0 comments on 1 files" in done.stdout
+    assert "timed out" not in done.stdout

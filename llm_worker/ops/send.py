@@ -49,9 +49,22 @@ def send_job(
     print(f"sent {actor_name} job {job_id!r} (message {message.message_id})", flush=True)
     if wait is None:
         return 0
-    note = wait_for_notification(svc, stream, cursor, job_id, wait)
+    try:
+        note = wait_for_notification(svc, stream, cursor, job_id, wait)
+    except CommandError as exc:
+        raise CommandError(f"{exc}; the job is {job_state(svc, message)}") from None
     print(json.dumps(note, ensure_ascii=False, indent=2))
     return 1 if note["message_type"] in FAILURE_TYPES else 0
+
+
+def job_state(svc: Services, message: Any) -> str:
+    """Where the job sent as ``message`` is now, in one line (see :mod:`.job_state`)."""
+    from actors import broker
+    from middleware.circuit_breaker import breaker_store
+
+    from .job_state import describe_job
+
+    return describe_job(broker, svc, message, breaker_store(svc).status())
 
 
 def wait_for_notification(

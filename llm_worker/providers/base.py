@@ -143,9 +143,9 @@ def status_error(status: int, message: str, headers: Mapping[str, str]) -> Excep
     if status == 429:
         return LLMRateLimited(text, retry_after=retry_after_seconds(headers))
     if status >= 500 or status in UNAVAILABLE_STATUSES:
-        return LLMUnavailable(text, retry_after=retry_after_seconds(headers))
+        return LLMUnavailable(text, retry_after=retry_after_seconds(headers), status=status)
     if status in OPERATOR_STATUSES:
-        return LLMUnavailable(text, needs_operator=True)
+        return LLMUnavailable(text, needs_operator=True, status=status)
     return LLMRequestRejected(text)
 
 
