@@ -15,7 +15,6 @@ from dramatiq.middleware import (
     CurrentMessage,
     Middleware,
     Pipelines,
-    Prometheus,
     ShutdownNotifications,
     TimeLimit,
 )
@@ -43,9 +42,14 @@ def service_middleware(config: BrokerSettings) -> list[Middleware]:
     """The middleware stack, in order.
 
     Dramatiq's defaults minus ``AgeLimit`` and ``Retries``, which this
-    service replaces with its own; ``Prometheus`` only with ``METRICS_ENABLED``.
+    service replaces with its own; ``Prometheus`` (no longer one of Dramatiq's
+    defaults since 2.0, extra ``dramatiq[prometheus]``) only with ``METRICS_ENABLED``.
     """
-    metrics: list[Middleware] = [Prometheus()] if config.metrics_enabled else []
+    metrics: list[Middleware] = []
+    if config.metrics_enabled:
+        from dramatiq.middleware.prometheus import Prometheus
+
+        metrics.append(Prometheus())
     return [
         WorkerSetup(),
         JobOutcomeLog(),
