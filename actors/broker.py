@@ -32,6 +32,7 @@ from middleware import (
     JobArgumentsCheck,
     JobOutcomeLog,
     JobRetries,
+    LivenessBeat,
     MessageAgeCheck,
     ReportOutboxDrain,
     WorkerSetup,
@@ -69,6 +70,7 @@ def service_middleware(config: BrokerSettings) -> list[Middleware]:
         JobRetries(),
         ReportOutboxDrain(),
         DeadWorkerRecovery(interval=config.broker_recovery_interval_seconds),
+        LivenessBeat(),
     ]
 
 

@@ -72,8 +72,15 @@ def describe_llm() -> str:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from .ops.supervisor import Child, Supervisor
+    from .services import services
 
     print(f"[up] broker: {check_broker()}", flush=True)
+    # Dramatiq serves metrics on every interface unless told: under `up` (a laptop,
+    # mostly) only on this machine unless dramatiq_prom_host says otherwise.
+    os.environ.setdefault("dramatiq_prom_host", "127.0.0.1")
+    if services().settings.metrics_enabled:
+        host, port = os.environ["dramatiq_prom_host"], os.environ.get("dramatiq_prom_port", "9191")
+        print(f"[up] metrics on http://{host}:{port}/metrics", flush=True)
     python = sys.executable
     children = []
     if args.local_llm:
@@ -154,6 +161,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_BROKER_DOWN
     print(to_json(status) if args.json else render(status))
     return status.exit_code
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from .liveness import read_liveness
+    from .settings import settings
+
+    folder = settings().liveness_dir
+    found = read_liveness(folder)
+    if found.alive:
+        print(f"alive: {len(found.fresh)} worker processes beating ({folder})")
+        return 0
+    if found.stuck:
+        stuck = ", ".join(map(str, found.stuck))
+        print(f"not alive: worker processes {stuck} stopped beating ({folder})")
+    else:
+        print(f"not alive: no running worker process beats in {folder}")
+    return 1
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -280,13 +304,27 @@ def build_parser() -> argparse.ArgumentParser:
         "status",
         cmd_status,
         "breaker, queues and workers at a glance",
-        "Show the breaker state, per queue the ready, delayed, in-flight and dead-lettered "
-        "counts and the oldest message's age, jobs held back by an outage and when the first "
-        "expires, and live worker processes. Exit code: 0 healthy, 1 breaker open, 2 broker "
-        "unreachable.",
+        "Show the breaker state and whether the LLM server answers (checked at most once per "
+        "LLM_PROBE_INTERVAL_SECONDS), per queue the ready, delayed, in-flight and "
+        "dead-lettered counts and the oldest message's age, jobs held back by an outage and "
+        "when the first expires, and live worker processes. Exit code: 0 healthy, 1 the LLM "
+        "is down (breaker open or not answering), 2 broker unreachable: a readiness or "
+        "alerting check (use `health` for liveness).",
         "llm-worker status --json",
     )
     status.add_argument("--json", action="store_true", help="print JSON")
+
+    _command(
+        commands,
+        "health",
+        cmd_health,
+        "liveness: do this machine's worker processes run",
+        "Exit 0 while every running worker process on this machine wrote its liveness file "
+        "(LIVENESS_DIR) within the last 15 s, 1 otherwise. It ignores the LLM, Redis and "
+        "Core, whose outages a restart does not cure: wire it to a container's HEALTHCHECK "
+        "or livenessProbe, and `status` to readiness and alerts.",
+        "llm-worker health",
+    )
 
     send = _command(
         commands,

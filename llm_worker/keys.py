@@ -65,3 +65,9 @@ def outbox_dead(prefix: str) -> str:
     """``{p}:outbox:dead``: hash, message id -> a report Core refused ``JOB_MAX_RETRIES``
     times, kept for an operator."""
     return f"{prefix}:outbox:dead"
+
+
+def llm_reachability(prefix: str) -> str:
+    """``{p}:llm:reachability``: the last cheap check of whether the LLM server answers
+    (JSON), shared by every ``llm-worker status`` for ``LLM_PROBE_INTERVAL_SECONDS``."""
+    return f"{prefix}:llm:reachability"

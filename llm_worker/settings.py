@@ -8,6 +8,7 @@ with one line naming the variable.
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -164,6 +165,8 @@ class Settings(BrokerSettings):
     dashboard_password: SecretStr | None = None
     #: Prefix of this service's own Redis keys (breaker state, expiry claims).
     key_prefix: str = Field("llmw", min_length=1)
+    #: Folder where each worker process touches its liveness file (``llm-worker health``).
+    liveness_dir: Path = Path(tempfile.gettempdir()) / "llm-worker-liveness"
 
     @field_validator("llm_base_url", "core_api_url", "anthropic_base_url", "ollama_host")
     @classmethod

@@ -15,7 +15,7 @@ from llm_worker import message_options, metrics
 from llm_worker.breaker import BreakerStatus, BreakerStore
 from llm_worker.errors import LLMUnavailable
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import job_kind_of
+from llm_worker.outcomes import as_message, job_kind_of
 from llm_worker.services import Services, services
 
 from .periodic import PeriodicPass
@@ -125,8 +125,8 @@ class CircuitBreaker(PeriodicPass):
         now = time.time()
         message.options.setdefault(message_options.HELD_SINCE, now)
         delay_ms = max(1, int((until - now) * 1000))
-        broker.enqueue(message, delay=delay_ms)
-        logger.info("held back %s for %d ms: LLM unavailable", message.message_id, delay_ms)
+        broker.enqueue(as_message(message), delay=delay_ms)
+        logger.debug("held back %s for %d ms: LLM unavailable", message.message_id, delay_ms)
 
     def _set_paused(self, broker: dramatiq.Broker, *, paused: bool) -> None:
         worker = self._worker

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh Debian machine: Redis (installed and started
-# when nothing answers on REDIS_PORT) and a virtualenv in .venv with the project.
+# when nothing answers on REDIS_PORT, with AOF persistence in data/redis, which
+# git ignores) and a virtualenv in .venv with the project and its dashboard.
 # Usage: scripts/setup.sh [test]   ("test" also installs the test tools and the local model)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,10 @@ redis_answers() {
 
 if ! redis_answers; then
     command -v redis-server >/dev/null || apt_install redis-server
-    echo "setup: starting redis-server on 127.0.0.1:$REDIS_PORT"
-    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no
+    echo "setup: starting redis-server on 127.0.0.1:$REDIS_PORT (AOF in data/redis)"
+    mkdir -p data/redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
+        --dir "$PWD/data/redis" --appendonly yes --appendfsync everysec
     for _ in $(seq 50); do redis_answers && break; sleep 0.1; done
     redis_answers || { echo "setup: redis-server did not start" >&2; exit 1; }
 fi

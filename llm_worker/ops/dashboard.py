@@ -49,7 +49,14 @@ def basic_auth(app: WSGIApp, user: str, password: str, realm: str = "llm-worker"
 def dashboard_app(broker: dramatiq.Broker, user: str | None, password: str | None) -> WSGIApp:
     """The dashboard for ``broker``'s queues, with basic auth when credentials are given."""
     from dramatiq.brokers.redis import RedisBroker
-    from dramatiq_dashboard import DashboardApp
+
+    try:
+        from dramatiq_dashboard import DashboardApp
+    except ImportError:
+        raise CommandError(
+            "dramatiq-dashboard is not installed: run scripts/install-dashboard.sh "
+            "(pip install --no-deps dramatiq-dashboard==0.4.0; its declared pins are stale)"
+        ) from None
 
     if not isinstance(broker, RedisBroker):
         raise CommandError("the dashboard needs the Redis broker (BROKER_URL selects RabbitMQ)")

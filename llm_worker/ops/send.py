@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
+
+from dramatiq import Message
 
 from ..errors import CommandError
 from ..services import Services
+from .job_state import JobState, explain, job_state
 
 #: Notification types that mean the job did not succeed.
 FAILURE_TYPES = {"llm_failure", "llm_expiry"}
@@ -49,18 +53,57 @@ def send_job(
     print(f"sent {actor_name} job {job_id!r} (message {message.message_id})", flush=True)
     if wait is None:
         return 0
-    note = wait_for_notification(svc, stream, cursor, job_id, wait)
+    note = wait_for_notification(svc, stream, cursor, job_id, wait, message=message)
+    if isinstance(note, JobEnd):
+        print(f"job {job_id!r}: {note.text}")
+        return 0 if note.status == "completed" else 1
     print(json.dumps(note, ensure_ascii=False, indent=2))
     return 1 if note["message_type"] in FAILURE_TYPES else 0
 
 
+@dataclass(frozen=True)
+class JobEnd:
+    """A job that ended in a state that sends no notification: its status and why."""
+
+    status: str
+    text: str
+
+
+def situation(svc: Services, message: Message[Any]) -> tuple[JobState, str]:
+    """Where the job of ``message`` is, and a sentence saying so to an operator."""
+    from actors import broker
+    from middleware import breaker_status
+
+    state = job_state(broker, svc, message.queue_name, message.message_id)
+    return state, explain(state, breaker_status(), message.actor_name)
+
+
+def ended_silently(svc: Services, message: Message[Any]) -> JobEnd | None:
+    """The job's end if it sends no notification: completed without one, skipped, or
+    dead-lettered with nothing to tell."""
+    state, text = situation(svc, message)
+    if state.place == "dead_letter":
+        return JobEnd("dead-lettered", text)
+    if state.place == "finished" and state.status in ("completed", "skipped"):
+        return JobEnd(state.status, text)
+    return None
+
+
 def wait_for_notification(
-    svc: Services, stream: str, cursor: bytes, job_id: str | int, timeout: float
-) -> dict[str, Any]:
-    """The first notification about ``job_id`` on the stream after ``cursor``.
+    svc: Services,
+    stream: str,
+    cursor: bytes,
+    job_id: str | int,
+    timeout: float,
+    *,
+    message: Message[Any] | None = None,
+) -> dict[str, Any] | JobEnd:
+    """The first notification about ``job_id`` on the stream after ``cursor``; with the
+    job's ``message``, its end as soon as it ended in a state that sends none.
 
     Raises:
-      CommandError: when none arrives within ``timeout`` seconds.
+      CommandError: when neither comes within ``timeout`` seconds, saying what is
+        happening to the job (breaker open, held, Core refusing its report, queued...).
     """
     deadline = time.monotonic() + timeout
     while (remaining := deadline - time.monotonic()) > 0:
@@ -71,7 +114,8 @@ def wait_for_notification(
                 note = json.loads(fields[b"data"])
                 if note.get("job_id") == job_id:
                     return dict(note)
-    raise CommandError(
-        f"no notification for job {job_id!r} within {timeout:g}s "
-        "(task_match without a match and email_extract without events send none: check Core)"
-    )
+        end = ended_silently(svc, message) if message is not None else None
+        if end is not None:
+            return end
+    why = situation(svc, message)[1] if message is not None else "check Core and the worker's log"
+    raise CommandError(f"no notification for job {job_id!r} within {timeout:g}s: {why}")

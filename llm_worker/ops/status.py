@@ -16,7 +16,7 @@ from .. import message_options
 from ..breaker import BreakerStatus
 from ..services import Services
 
-EXIT_HEALTHY, EXIT_BREAKER_OPEN, EXIT_BROKER_DOWN = 0, 1, 2
+EXIT_HEALTHY, EXIT_LLM_DOWN, EXIT_BROKER_DOWN = 0, 1, 2
 
 
 @dataclass
@@ -45,11 +45,19 @@ class Status:
     #: Reports of failed, skipped and expired jobs waiting for Core (``pending``) and
     #: given up on (``dead``).
     reports: dict[str, int] = field(default_factory=dict)
+    #: The LLM server's reachability (:class:`~.llm_reachability.Reachability` as a dict).
+    llm: dict[str, Any] | None = None
+
+    @property
+    def llm_down(self) -> bool:
+        """Whether the breaker is open or the LLM server does not answer."""
+        unreachable = self.llm is not None and not self.llm["reachable"]
+        return self.breaker["state"] == "open" or unreachable
 
     @property
     def exit_code(self) -> int:
-        """0 healthy, 1 breaker open."""
-        return EXIT_BREAKER_OPEN if self.breaker["state"] == "open" else EXIT_HEALTHY
+        """0 healthy, 1 the LLM is down (breaker open or server not answering)."""
+        return EXIT_LLM_DOWN if self.llm_down else EXIT_HEALTHY
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -90,10 +98,18 @@ def redis_queue_status(
 
 
 def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatus) -> Status:
-    """Read the status of every declared queue (Redis: exact; RabbitMQ: counts only)."""
+    """Read the status of every declared queue (Redis: exact; RabbitMQ: counts only)
+    and the LLM's reachability (cached)."""
+    from .llm_reachability import llm_reachability
+
     now = time.time()
     queues = sorted(broker.get_declared_queues())
-    status = Status(type(broker).__name__, breaker.as_dict(), reports=svc.outbox.counts())
+    status = Status(
+        type(broker).__name__,
+        breaker.as_dict(),
+        reports=svc.outbox.counts(),
+        llm=llm_reachability(svc).as_dict(),
+    )
     if isinstance(broker, RedisBroker):
         held: list[float] = []
         for queue in queues:
@@ -128,6 +144,22 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 job``, ``2 jobs``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _llm_line(llm: dict[str, Any], breaker_open: bool) -> str:
+    checked = _age(max(0.0, time.time() - llm["checked_at"]))
+    if llm["reachable"]:
+        return f"LLM: {llm['url']} answers ({llm['detail']}, checked {checked} ago)"
+    held = "jobs are held" if breaker_open else "the breaker opens at the first job"
+    return (
+        f"LLM: {llm['url']} NOT REACHABLE ({llm['detail']}, checked {checked} ago); "
+        f"{held} until it answers"
+    )
+
+
 def render(status: Status) -> str:
     """The status as text for a terminal."""
     breaker = status.breaker
@@ -140,6 +172,8 @@ def render(status: Status) -> str:
         ]
     else:
         lines = ["breaker: closed"]
+    if status.llm is not None:
+        lines.append(_llm_line(status.llm, breaker["state"] == "open"))
     lines.append(f"broker: {status.broker}")
     header = f"{'queue':<20} {'ready':>7} {'delayed':>8} {'in flight':>9} {'dead':>6} {'oldest':>7}"
     lines += ["", header]
@@ -151,7 +185,7 @@ def render(status: Status) -> str:
     lines.append("")
     if status.held_back:
         lines.append(
-            f"held back by the outage: {status.held_back} jobs, "
+            f"held back by the outage: {plural(status.held_back, 'job')}, "
             f"first expires in {_age(status.first_expiry_in_seconds)}"
         )
     else:

@@ -1,0 +1,142 @@
+"""Where one job is and why: what ``llm-worker send --wait`` says when no notification comes.
+
+Read from Redis (the Redis broker's keys, the job's finished marker, the report
+outbox and the breaker); with RabbitMQ only the finished marker, the outbox and
+the breaker are known.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import dramatiq
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import dq_name, xq_name
+
+from .. import message_options
+from ..breaker import BreakerStatus
+from ..outcomes import finished_state
+from ..services import Services
+
+Place = Literal[
+    "finished", "report_pending", "dead_letter", "delayed", "in_flight", "queued", "unknown"
+]
+
+#: Actors whose completed jobs may send no notification, and when they do send one.
+SILENT_WHEN = {
+    "task_match": "task_match notifies only a match",
+    "email_extract": "email_extract notifies only kept events",
+}
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One job's whereabouts.
+
+    Attributes:
+      place: where the job is (see :data:`Place`).
+      status: its terminal state when known (``completed``, ``failed``, ``skipped``).
+      error: the job's error, or the reason Core refused its report.
+      message: the broker's copy of the message, when found.
+    """
+
+    place: Place
+    status: str | None = None
+    error: str | None = None
+    message: Message[Any] | None = None
+
+    @property
+    def final(self) -> bool:
+        """Whether nothing more will happen to the job without an operator."""
+        return self.place in ("finished", "dead_letter")
+
+
+def _find(broker: RedisBroker, queue: str, message_id: str) -> tuple[Place, Message[Any]] | None:
+    client, ns = broker.client, broker.namespace
+    for place, key in (
+        ("dead_letter", f"{ns}:{xq_name(queue)}.msgs"),
+        ("delayed", f"{ns}:{dq_name(queue)}.msgs"),
+        ("queued", f"{ns}:{queue}.msgs"),
+    ):
+        raw = client.hget(key, message_id)
+        if raw:
+            found: Place = place  # type: ignore[assignment]
+            if found == "queued" and any(
+                client.sismember(ack, message_id)
+                for ack in client.scan_iter(f"{ns}:__acks__.*.{queue}", count=1000)
+            ):
+                found = "in_flight"
+            return found, Message.decode(raw)
+    return None
+
+
+def job_state(broker: dramatiq.Broker, svc: Services, queue: str, message_id: str) -> JobState:
+    """Where the job of ``message_id`` (sent to ``queue``) is now."""
+    stored = svc.outbox.report_of(message_id)
+    if stored is not None:
+        report, dead = stored
+        place: Place = "finished" if dead else "report_pending"
+        return JobState(place, report.status, report.last_error or report.error)
+    status = finished_state(svc, message_id)
+    if status is not None:
+        return JobState("finished", status)
+    if isinstance(broker, RedisBroker):
+        found = _find(broker, queue, message_id)
+        if found is not None:
+            return JobState(found[0], message=found[1])
+    return JobState("unknown")
+
+
+def _ago(since: float) -> str:
+    moment = time.strftime("%H:%M:%S UTC", time.gmtime(since))
+    return f"{moment}, {max(0.0, time.time() - since):.0f}s ago"
+
+
+def _delayed(message: Message[Any] | None, breaker: BreakerStatus) -> str:
+    options = message.options if message is not None else {}
+    if options.get(message_options.HELD_SINCE) or breaker.is_open:
+        return "it is held in the broker until the LLM answers"
+    if options.get(message_options.INVALID_RETRIES):
+        return "it waits to retry after an invalid LLM answer"
+    if options.get(message_options.RETRIES):
+        return "it waits to retry after an error (Core failing, or a bug: see the worker's log)"
+    return "it is delayed in the broker"
+
+
+def explain(state: JobState, breaker: BreakerStatus, actor_name: str) -> str:
+    """One sentence on what is happening to the job (for an operator)."""
+    if breaker.is_open and state.place in ("queued", "delayed", "in_flight", "unknown"):
+        probe = max(0.0, (breaker.next_probe_at or time.time()) - time.time())
+        return (
+            f"the LLM is unavailable (breaker open since {_ago(breaker.since or time.time())}: "
+            f"{breaker.last_error}); the job is held in the broker and runs when the LLM "
+            f"answers (next probe in {probe:.0f}s)"
+        )
+    if state.place == "report_pending":
+        return (
+            f"the job {state.status}, but Core has not accepted its report yet "
+            f"({state.error}); the notification follows once Core does"
+        )
+    if state.place == "finished":
+        if state.status == "completed":
+            silent = SILENT_WHEN.get(actor_name)
+            why = f" ({silent})" if silent else ""
+            return f"the job completed without a notification{why}"
+        if state.status == "skipped":
+            return f"the job was skipped{': ' + state.error if state.error else ''}"
+        return f"the job {state.status}{': ' + state.error if state.error else ''}"
+    if state.place == "dead_letter":
+        return "the job is dead-lettered (`llm-worker requeue-dead` runs it again)"
+    if state.place == "delayed":
+        return _delayed(state.message, breaker)
+    if state.place == "in_flight":
+        return "a worker is running the job"
+    if state.place == "queued":
+        return (
+            "the job is still queued: no worker has taken it (is one running? "
+            "`llm-worker status` shows live workers)"
+        )
+    return "the job is not in the broker and has no recorded end"
