@@ -12,6 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import CommandError, LLMUnavailable, SettingsError
 
+#: Dramatiq's own (lower-case) variables of the metrics exposition server's address.
+PROM_HOST_VARIABLE, PROM_PORT_VARIABLE = "dramatiq_prom_host", "dramatiq_prom_port"
+
 
 def safe_url(url: str) -> str:
     """``url`` with any password replaced by ``***``."""
@@ -77,9 +80,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"[up] broker: {check_broker()}", flush=True)
     # Dramatiq serves metrics on every interface unless told: under `up` (a laptop,
     # mostly) only on this machine unless dramatiq_prom_host says otherwise.
-    os.environ.setdefault("dramatiq_prom_host", "127.0.0.1")
+    os.environ.setdefault(PROM_HOST_VARIABLE, "127.0.0.1")
     if services().settings.metrics_enabled:
-        host, port = os.environ["dramatiq_prom_host"], os.environ.get("dramatiq_prom_port", "9191")
+        host, port = os.environ[PROM_HOST_VARIABLE], os.environ.get(PROM_PORT_VARIABLE, "9191")
         print(f"[up] metrics on http://{host}:{port}/metrics", flush=True)
     python = sys.executable
     children = []
