@@ -82,8 +82,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     # mostly) only on this machine unless dramatiq_prom_host says otherwise.
     os.environ.setdefault(PROM_HOST_VARIABLE, "127.0.0.1")
     if services().settings.metrics_enabled:
-        host, port = os.environ[PROM_HOST_VARIABLE], os.environ.get(PROM_PORT_VARIABLE, "9191")
-        print(f"[up] metrics on http://{host}:{port}/metrics", flush=True)
+        where = f"{os.environ[PROM_HOST_VARIABLE]}:{os.environ.get(PROM_PORT_VARIABLE, '9191')}"
+        print(f"[up] metrics on http://{where}/metrics", flush=True)
     python = sys.executable
     children = []
     if args.local_llm:
