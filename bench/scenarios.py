@@ -11,6 +11,7 @@ from typing import Any
 
 from llm_worker.fakes import FakeCore, FakeLLM, Reply
 
+from .commands import commands
 from .harness import (
     BENCH_REDIS_URL,
     bench_redis,
@@ -397,4 +398,5 @@ SCENARIOS = {
     "latency": latency,
     "outage": outage,
     "local-model": local_model,
+    "commands": commands,
 }

@@ -460,8 +460,15 @@ def _send(cli_env, actor, job_id, payload, wait, **env):
     )
 
 
-def test_send_wait_says_the_breaker_holds_the_job(start_worker, cli_env, redis_client):
-    start_worker("--processes", "1", "--threads", "1")
+def _start_ready(start_worker, tmp_path, **env):
+    """One worker process of one thread, once it is ready."""
+    start_worker("--processes", "1", "--threads", "1", **env)
+    ready = lambda: "Worker process is ready" in (tmp_path / "worker0.log").read_text()  # noqa: E731
+    wait_for(ready, timeout=60)
+
+
+def test_send_wait_says_the_breaker_holds_the_job(start_worker, cli_env, redis_client, tmp_path):
+    _start_ready(start_worker, tmp_path)
     BreakerStore(redis_client, "llmw", outage_retention=60).open(
         "cannot reach the LLM: connection refused", next_probe_at=time.time() + 300
     )
@@ -476,10 +483,10 @@ def test_send_wait_says_the_breaker_holds_the_job(start_worker, cli_env, redis_c
 
 
 def test_send_wait_ends_when_a_job_completes_without_a_notification(
-    start_worker, cli_env, fake_llm, fake_core
+    start_worker, cli_env, fake_llm, fake_core, tmp_path
 ):
     fake_llm.answers["TaskMatchResult"] = {"task_id": None, "confidence": 0.1, "reason": "none"}
-    start_worker("--processes", "1", "--threads", "1")
+    _start_ready(start_worker, tmp_path)
 
     done = _send(cli_env, "task_match", 32, {"content": "buy milk"}, 60)
 
@@ -491,13 +498,34 @@ def test_send_wait_ends_when_a_job_completes_without_a_notification(
     assert fake_core.job_updates(32)[0]["status"] == "completed"
 
 
-def test_send_wait_says_core_refuses_the_report(start_worker, cli_env, fake_llm, fake_core):
-    fake_llm.answers["IntentResult"] = GOOD
+def test_send_wait_says_core_refuses_the_report(
+    start_worker, cli_env, fake_llm, fake_core, tmp_path
+):
+    # The LLM refuses the request (HTTP 400): the job fails at once, and its report
+    # meets a Core answering 503, retried in a minute.
+    fake_llm.fallback = lambda request: Reply(status=400, body={"error": {"message": "no"}})
     fake_core.failures.extend([503] * 500)
-    start_worker("--processes", "1", "--threads", "1", JOB_MAX_RETRIES="0")
+    retries = {"JOB_RETRY_MIN_BACKOFF_SECONDS": "60", "JOB_RETRY_MAX_BACKOFF_SECONDS": "120"}
+    _start_ready(start_worker, tmp_path, **retries)
 
-    done = _send(cli_env, "intent_classify", 33, {"text": "x"}, 6, JOB_MAX_RETRIES="0")
+    done = _send(cli_env, "intent_classify", 33, {"text": "x"}, 10)
 
     assert done.returncode == 2
     assert "the job failed, but Core has not accepted its report yet" in done.stderr
-    assert "503" in done.stderr
+    assert "HTTP 503" in done.stderr and "the notification follows once Core does" in done.stderr
+
+
+def test_job_state_sentences_for_ends_without_a_notification():
+    from llm_worker.breaker import BreakerStatus
+    from llm_worker.ops.job_state import JobState, explain
+
+    closed = BreakerStatus("closed")
+    dead = explain(JobState("report_dead", "failed", "Core answered HTTP 503"), closed, "followup")
+    assert dead == (
+        "the job failed, and Core refused its report JOB_MAX_RETRIES times (Core answered "
+        "HTTP 503); `llm-worker requeue-dead` delivers it again"
+    )
+    stale = explain(JobState("finished", "skipped"), closed, "followup")
+    assert stale == "the job was skipped"
+    held = explain(JobState("queued"), BreakerStatus("open", 1.0, "HTTP 503", 2.0), "followup")
+    assert held.startswith("the LLM is unavailable (breaker open since 00:00:01 UTC")

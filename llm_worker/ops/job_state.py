@@ -22,7 +22,14 @@ from ..outcomes import finished_state
 from ..services import Services
 
 Place = Literal[
-    "finished", "report_pending", "dead_letter", "delayed", "in_flight", "queued", "unknown"
+    "finished",
+    "report_pending",
+    "report_dead",
+    "dead_letter",
+    "delayed",
+    "in_flight",
+    "queued",
+    "unknown",
 ]
 
 #: Actors whose completed jobs may send no notification, and when they do send one.
@@ -51,40 +58,67 @@ class JobState:
     @property
     def final(self) -> bool:
         """Whether nothing more will happen to the job without an operator."""
-        return self.place in ("finished", "dead_letter")
+        return self.place in ("finished", "report_dead", "dead_letter")
 
 
-def _find(broker: RedisBroker, queue: str, message_id: str) -> tuple[Place, Message[Any]] | None:
-    client, ns = broker.client, broker.namespace
+def _lookup(client: Any, key: str, message: Message[Any]) -> bytes | None:
+    """The stored copy of ``message`` in the hash ``key``. Dramatiq keys a message by the
+    ``redis_message_id`` of its latest enqueue (a hold or a retry makes a new one), so
+    this tries that, then scans for the ``message_id``."""
+    redis_id = message.options.get("redis_message_id")
+    raw: bytes | None = client.hget(key, redis_id) if redis_id else None
+    if raw:
+        return raw
+    for _, data in client.hscan_iter(key, count=1000):
+        try:
+            if Message.decode(data).message_id == message.message_id:
+                return bytes(data)
+        except Exception:  # an undecodable entry is someone else's problem
+            continue
+    return None
+
+
+def _find(broker: RedisBroker, message: Message[Any]) -> tuple[Place, Message[Any]] | None:
+    client, ns, queue = broker.client, broker.namespace, message.queue_name
     for place, key in (
         ("dead_letter", f"{ns}:{xq_name(queue)}.msgs"),
         ("delayed", f"{ns}:{dq_name(queue)}.msgs"),
         ("queued", f"{ns}:{queue}.msgs"),
     ):
-        raw = client.hget(key, message_id)
+        raw = _lookup(client, key, message)
         if raw:
             found: Place = place  # type: ignore[assignment]
+            stored = Message.decode(raw)
+            redis_id = stored.options.get("redis_message_id")
             if found == "queued" and any(
-                client.sismember(ack, message_id)
+                client.sismember(ack, redis_id)
                 for ack in client.scan_iter(f"{ns}:__acks__.*.{queue}", count=1000)
             ):
                 found = "in_flight"
-            return found, Message.decode(raw)
+            return found, stored
     return None
 
 
-def job_state(broker: dramatiq.Broker, svc: Services, queue: str, message_id: str) -> JobState:
-    """Where the job of ``message_id`` (sent to ``queue``) is now."""
+def finished_job(svc: Services, message_id: str) -> JobState | None:
+    """The job's end when known: a report Core has not accepted (pending or dead), or
+    the finished marker. Cheap (two Redis reads): polled while waiting."""
     stored = svc.outbox.report_of(message_id)
     if stored is not None:
         report, dead = stored
-        place: Place = "finished" if dead else "report_pending"
+        place: Place = "report_dead" if dead else "report_pending"
         return JobState(place, report.status, report.last_error or report.error)
     status = finished_state(svc, message_id)
-    if status is not None:
-        return JobState("finished", status)
+    return JobState("finished", status) if status is not None else None
+
+
+def job_state(broker: dramatiq.Broker, svc: Services, message: Message[Any]) -> JobState:
+    """Where the job of ``message`` (as its producer sent it) is now; with the Redis
+    broker this may scan the queue's hashes."""
+    ended = finished_job(svc, message.message_id)
+    if ended is not None:
+        return ended
     if isinstance(broker, RedisBroker):
-        found = _find(broker, queue, message_id)
+        found = _find(broker, message)
         if found is not None:
             return JobState(found[0], message=found[1])
     return JobState("unknown")
@@ -106,6 +140,36 @@ def _delayed(message: Message[Any] | None, breaker: BreakerStatus) -> str:
     return "it is delayed in the broker"
 
 
+#: What an operator is told of a job still in the broker, by place.
+WAITING = {
+    "dead_letter": "the job is dead-lettered (`llm-worker requeue-dead` runs it again)",
+    "in_flight": "a worker is running the job",
+    "queued": "the job is still queued: no worker has taken it (is one running? "
+    "`llm-worker status` shows live workers)",
+    "unknown": "the job is not in the broker and has no recorded end",
+}
+
+
+def _ended(state: JobState, actor_name: str) -> str:
+    error = f": {state.error}" if state.error else ""
+    if state.place == "report_pending":
+        return (
+            f"the job {state.status}, but Core has not accepted its report yet "
+            f"({state.error}); the notification follows once Core does"
+        )
+    if state.place == "report_dead":
+        return (
+            f"the job {state.status}, and Core refused its report JOB_MAX_RETRIES times "
+            f"({state.error}); `llm-worker requeue-dead` delivers it again"
+        )
+    if state.status == "completed":
+        silent = SILENT_WHEN.get(actor_name)
+        return f"the job completed without a notification{f' ({silent})' if silent else ''}"
+    if state.status == "skipped":
+        return f"the job was skipped{error}"
+    return f"the job {state.status}{error}"
+
+
 def explain(state: JobState, breaker: BreakerStatus, actor_name: str) -> str:
     """One sentence on what is happening to the job (for an operator)."""
     if breaker.is_open and state.place in ("queued", "delayed", "in_flight", "unknown"):
@@ -115,28 +179,8 @@ def explain(state: JobState, breaker: BreakerStatus, actor_name: str) -> str:
             f"{breaker.last_error}); the job is held in the broker and runs when the LLM "
             f"answers (next probe in {probe:.0f}s)"
         )
-    if state.place == "report_pending":
-        return (
-            f"the job {state.status}, but Core has not accepted its report yet "
-            f"({state.error}); the notification follows once Core does"
-        )
-    if state.place == "finished":
-        if state.status == "completed":
-            silent = SILENT_WHEN.get(actor_name)
-            why = f" ({silent})" if silent else ""
-            return f"the job completed without a notification{why}"
-        if state.status == "skipped":
-            return f"the job was skipped{': ' + state.error if state.error else ''}"
-        return f"the job {state.status}{': ' + state.error if state.error else ''}"
-    if state.place == "dead_letter":
-        return "the job is dead-lettered (`llm-worker requeue-dead` runs it again)"
+    if state.place in ("finished", "report_pending", "report_dead"):
+        return _ended(state, actor_name)
     if state.place == "delayed":
         return _delayed(state.message, breaker)
-    if state.place == "in_flight":
-        return "a worker is running the job"
-    if state.place == "queued":
-        return (
-            "the job is still queued: no worker has taken it (is one running? "
-            "`llm-worker status` shows live workers)"
-        )
-    return "the job is not in the broker and has no recorded end"
+    return WAITING[state.place]

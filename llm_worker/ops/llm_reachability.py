@@ -82,15 +82,17 @@ def llm_reachability(svc: Services) -> Reachability:
     """The last check of the same URL if younger than ``LLM_PROBE_INTERVAL_SECONDS``,
     else a new one."""
     key = keys.llm_reachability(svc.settings.key_prefix)
+    interval = svc.settings.llm_probe_interval_seconds
     cached = svc.redis.get(key)
     if cached:
         try:
             last = Reachability(**json.loads(cached))
         except (TypeError, ValueError):
             last = None
-        if last is not None and last.url.startswith(svc.provider_choice.url.rstrip("/")):
+        fresh = last is not None and time.time() - last.checked_at < interval
+        if fresh and last is not None and last.url.startswith(svc.provider_choice.url.rstrip("/")):
             return last
     result = check_llm(svc)
-    ttl_ms = max(1, int(svc.settings.llm_probe_interval_seconds * 1000))
+    ttl_ms = max(1, int(interval * 1000))
     svc.redis.set(key, json.dumps(result.as_dict()), px=ttl_ms)
     return result

@@ -12,7 +12,7 @@ from dramatiq import Message
 
 from ..errors import CommandError
 from ..services import Services
-from .job_state import JobState, explain, job_state
+from .job_state import JobState, explain, finished_job, job_state
 
 #: Notification types that mean the job did not succeed.
 FAILURE_TYPES = {"llm_failure", "llm_expiry"}
@@ -74,19 +74,19 @@ def situation(svc: Services, message: Message[Any]) -> tuple[JobState, str]:
     from actors import broker
     from middleware import breaker_status
 
-    state = job_state(broker, svc, message.queue_name, message.message_id)
+    state = job_state(broker, svc, message)
     return state, explain(state, breaker_status(), message.actor_name)
 
 
 def ended_silently(svc: Services, message: Message[Any]) -> JobEnd | None:
-    """The job's end if it sends no notification: completed without one, skipped, or
-    dead-lettered with nothing to tell."""
-    state, text = situation(svc, message)
-    if state.place == "dead_letter":
-        return JobEnd("dead-lettered", text)
-    if state.place == "finished" and state.status in ("completed", "skipped"):
-        return JobEnd(state.status, text)
-    return None
+    """The job's end if it sends no notification: completed without one, or skipped
+    (a failed or expired job's notification follows once Core accepted its report)."""
+    state = finished_job(svc, message.message_id)
+    if state is None or state.place != "finished" or state.status not in ("completed", "skipped"):
+        return None
+    from middleware import breaker_status
+
+    return JobEnd(state.status or "", explain(state, breaker_status(), message.actor_name))
 
 
 def wait_for_notification(
