@@ -25,6 +25,8 @@ class WorkerSetup(Middleware):
     - Applies ``LOG_FORMAT`` and ``LOG_CONTENT`` to the process's logging.
     - Creates this service's metrics when ``METRICS_ENABLED``.
     - Logs the provider, endpoints and models chosen, and why (never keys).
+    - Builds the provider, so its SDK is imported at boot (producers never import it)
+      rather than by the first job or probe.
 
     Put it first in the stack: its ``after_process_boot`` then runs after
     Dramatiq's ``Prometheus`` middleware has set up the metrics registry.
@@ -40,6 +42,7 @@ class WorkerSetup(Middleware):
         if config.metrics_enabled:
             metrics.enable()
         choice = services().provider_choice
+        services().llm  # noqa: B018 (imports the provider's SDK now; connects to nothing)
         logger.info(
             "LLM provider %s at %s (%s); text model %s, vision model %s; Core at %s",
             choice.name,
