@@ -276,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run workers, scheduler and dashboard",
         "Check the broker and the LLM, then run `dramatiq actors`, `periodiq actors` and the "
         "dashboard as child processes with prefixed output. Ctrl-C or SIGTERM stops all of "
-        "them cleanly; a child that dies stops the rest and makes `up` exit 1.",
+        "them cleanly; a child that dies stops the rest and makes `up` exit 1. Metrics are "
+        "served on 127.0.0.1 unless dramatiq_prom_host says otherwise.",
         "llm-worker up --processes 2 --threads 8",
     )
     up.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")

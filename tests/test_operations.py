@@ -412,6 +412,11 @@ def test_status_reports_whether_the_llm_answers_checked_once_per_interval(
     assert "breaker: closed" in overloaded.stdout
     assert "the breaker opens at the first job" in overloaded.stdout
 
+    fake_llm.fallback = lambda request: Reply(body={"data": []}, delay=5)  # hangs
+    hung = run_cli(cli_env, "status", "--json", LLM_PROBE_INTERVAL_SECONDS="0.05")
+    assert hung.returncode == 1
+    assert json.loads(hung.stdout)["llm"]["detail"] == "timed out after 1s"
+
     fake_llm.down()
     time.sleep(0.1)
     refused = run_cli(cli_env, "status", "--json", LLM_PROBE_INTERVAL_SECONDS="0.05")

@@ -20,8 +20,9 @@ import requests
 from .. import keys
 from ..services import Services
 
-#: Seconds one check may take (connect and read), at most ``LLM_TIMEOUT_SECONDS``.
-CHECK_TIMEOUT_SECONDS = 3.0
+#: Seconds to connect, and then to get the answer's headers (at most ``LLM_TIMEOUT_SECONDS``):
+#: a server slower than this to list its models counts as not answering.
+CHECK_TIMEOUT_SECONDS = 1.0
 
 #: The model-list path of each provider, under its URL.
 MODEL_LIST_PATHS = {"openai": "/models", "anthropic": "/v1/models", "ollama": "/api/tags"}
