@@ -8,7 +8,6 @@ Importing this module reads only ``BROKER_URL``/``REDIS_URL`` and
 from __future__ import annotations
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.encoder import JSONEncoder
 from dramatiq.middleware import (
     Callbacks,
@@ -78,6 +77,8 @@ def build_broker(config: BrokerSettings) -> dramatiq.Broker:
     """A Redis or RabbitMQ broker for ``config``; nothing connects yet."""
     middleware = service_middleware(config)
     if config.uses_rabbitmq:
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker  # imports pika: only when used
+
         return RabbitmqBroker(url=config.effective_broker_url, middleware=middleware)
     return RecoveringRedisBroker.from_settings(config, middleware=middleware)
 
