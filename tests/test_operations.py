@@ -534,3 +534,15 @@ def test_job_state_sentences_for_ends_without_a_notification():
     assert stale == "the job was skipped"
     held = explain(JobState("queued"), BreakerStatus("open", 1.0, "HTTP 503", 2.0), "followup")
     assert held.startswith("the LLM is unavailable (breaker open since 00:00:01 UTC")
+
+
+def test_a_producer_import_loads_no_llm_sdk(cli_env):
+    code = (
+        "import sys, actors; actors.intent_classify; "
+        "print(sorted(m for m in ('openai', 'anthropic', 'httpx', 'pika') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=cli_env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
