@@ -410,7 +410,7 @@ def test_status_reports_whether_the_llm_answers_checked_once_per_interval(
     assert overloaded.returncode == 1
     assert "NOT REACHABLE (answers HTTP 503" in overloaded.stdout
     assert "breaker: closed" in overloaded.stdout
-    assert "the breaker opens at the first job" in overloaded.stdout
+    assert "the first job to call it will open the breaker" in overloaded.stdout
 
     fake_llm.fallback = lambda request: Reply(body={"data": []}, delay=5)  # hangs
     hung = run_cli(cli_env, "status", "--json", LLM_PROBE_INTERVAL_SECONDS="0.05")

@@ -153,11 +153,12 @@ def _llm_line(llm: dict[str, Any], breaker_open: bool) -> str:
     checked = _age(max(0.0, time.time() - llm["checked_at"]))
     if llm["reachable"]:
         return f"LLM: {llm['url']} answers ({llm['detail']}, checked {checked} ago)"
-    held = "jobs are held" if breaker_open else "the breaker opens at the first job"
-    return (
-        f"LLM: {llm['url']} NOT REACHABLE ({llm['detail']}, checked {checked} ago); "
-        f"{held} until it answers"
+    held = (
+        "jobs are held until it answers"
+        if breaker_open
+        else "the first job to call it will open the breaker, and jobs wait until it answers"
     )
+    return f"LLM: {llm['url']} NOT REACHABLE ({llm['detail']}, checked {checked} ago); {held}"
 
 
 def render(status: Status) -> str:
