@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -121,7 +122,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_scheduler:
         periodiq = "import sys; from periodiq import entrypoint; sys.exit(entrypoint())"
         children.append(Child("scheduler", [python, "-c", periodiq, "actors"]))
-    if not args.no_dashboard:
+    if not args.no_dashboard and importlib.util.find_spec("dramatiq_dashboard") is None:
+        print(
+            "[up] dashboard: not installed (scripts/install-dashboard.sh installs it); "
+            "running without it",
+            flush=True,
+        )
+    elif not args.no_dashboard:
         children.append(Child("dashboard", [python, "-m", "llm_worker.cli", "dashboard"]))
     return Supervisor(children).run()
 
