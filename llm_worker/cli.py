@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import CommandError, LLMUnavailable, SettingsError
+from .text import plural
 
 #: Dramatiq's own (lower-case) variables of the metrics exposition server's address.
 PROM_HOST_VARIABLE, PROM_PORT_VARIABLE = "dramatiq_prom_host", "dramatiq_prom_port"
@@ -180,11 +181,12 @@ def cmd_health(args: argparse.Namespace) -> int:
     folder = settings().liveness_dir
     found = read_liveness(folder)
     if found.alive:
-        print(f"alive: {len(found.fresh)} worker processes beating ({folder})")
+        print(f"alive: {plural(len(found.fresh), 'worker process')} beating ({folder})")
         return 0
     if found.stuck:
         stuck = ", ".join(map(str, found.stuck))
-        print(f"not alive: worker processes {stuck} stopped beating ({folder})")
+        which = "worker process" if len(found.stuck) == 1 else "worker processes"
+        print(f"not alive: {which} {stuck} stopped beating ({folder})")
     else:
         print(f"not alive: no running worker process beats in {folder}")
     return 1
@@ -216,10 +218,11 @@ def cmd_requeue_dead(args: argparse.Namespace) -> int:
         if count.requeued or count.malformed:
             kept = f", kept {count.malformed} malformed (they would fail again)"
             print(f"{queue}: {verb} {count.requeued}{kept if count.malformed else ''}")
-    print(f"{verb} {sum(c.requeued for c in counts.values())} dead-lettered messages")
+    total = sum(c.requeued for c in counts.values())
+    print(f"{verb} {plural(total, 'dead-lettered message')}")
     if not args.queue:
         reports = svc.outbox.requeue_dead(dry_run=args.dry_run)
-        print(f"{verb} {reports} dead reports (job states Core never accepted)")
+        print(f"{verb} {plural(reports, 'dead report')} (job states Core never accepted)")
     return 0
 
 

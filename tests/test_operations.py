@@ -439,7 +439,7 @@ def test_health_is_liveness_of_the_worker_processes(start_worker, cli_env, tmp_p
     # A running process whose file is old has stopped beating.
     (folder / f"worker-{worker.pid}").write_text(f"{time.time() - 60}\n")
     stuck = run_cli(cli_env, "health", **live_env)
-    assert stuck.returncode == 1 and f"processes {worker.pid} stopped beating" in stuck.stdout
+    assert stuck.returncode == 1 and f"worker process {worker.pid} stopped beating" in stuck.stdout
 
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0

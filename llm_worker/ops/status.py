@@ -15,6 +15,7 @@ from dramatiq.common import dq_name, xq_name
 from .. import message_options
 from ..breaker import BreakerStatus
 from ..services import Services
+from ..text import plural
 
 EXIT_HEALTHY, EXIT_LLM_DOWN, EXIT_BROKER_DOWN = 0, 1, 2
 
@@ -142,11 +143,6 @@ def _age(seconds: float | None) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 job``, ``2 jobs``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _llm_line(llm: dict[str, Any], breaker_open: bool) -> str:
