@@ -89,6 +89,20 @@ def ended_silently(svc: Services, message: Message[Any]) -> JobEnd | None:
     return JobEnd(state.status or "", explain(state, breaker_status(), message.actor_name))
 
 
+def _next_note(
+    svc: Services, stream: str, cursor: bytes, job_id: str | int, block_ms: int | None
+) -> tuple[dict[str, Any] | None, bytes]:
+    """The first notification about ``job_id`` after ``cursor`` (waiting up to
+    ``block_ms``, or not at all), and the new cursor."""
+    for _, entries in svc.redis.xread({stream: cursor}, block=block_ms) or []:
+        for entry_id, fields in entries:
+            cursor = entry_id
+            note = json.loads(fields[b"data"])
+            if note.get("job_id") == job_id:
+                return dict(note), cursor
+    return None, cursor
+
+
 def wait_for_notification(
     svc: Services,
     stream: str,
@@ -108,14 +122,14 @@ def wait_for_notification(
     deadline = time.monotonic() + timeout
     while (remaining := deadline - time.monotonic()) > 0:
         block_ms = max(1, int(min(remaining, 1.0) * 1000))
-        for _, entries in svc.redis.xread({stream: cursor}, block=block_ms) or []:
-            for entry_id, fields in entries:
-                cursor = entry_id
-                note = json.loads(fields[b"data"])
-                if note.get("job_id") == job_id:
-                    return dict(note)
+        note, cursor = _next_note(svc, stream, cursor, job_id, block_ms)
+        if note is not None:
+            return note
         end = ended_silently(svc, message) if message is not None else None
         if end is not None:
-            return end
+            # A job's notifications are published before it is marked finished: read
+            # what came in since the last look before saying there was none.
+            note, cursor = _next_note(svc, stream, cursor, job_id, None)
+            return note if note is not None else end
     why = situation(svc, message)[1] if message is not None else "check Core and the worker's log"
     raise CommandError(f"no notification for job {job_id!r} within {timeout:g}s: {why}")
