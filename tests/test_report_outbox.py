@@ -64,7 +64,7 @@ def test_report_core_never_accepts_is_kept_dead_and_can_be_requeued(
     assert "job reports waiting for Core: 0, dead: 1" in status.stdout
     requeued = run_cli(cli_env, "requeue-dead")
     assert requeued.returncode == 0, requeued.stderr
-    assert "requeued 1 dead reports" in requeued.stdout
+    assert "requeued 1 dead report (job states" in requeued.stdout
     assert "llm.intent: requeued 0, kept 1 malformed" in requeued.stdout  # it would fail again
 
     wait_for(lambda: _accepted(fake_core, 3), timeout=10)  # the running worker delivers it
