@@ -546,3 +546,13 @@ def test_a_producer_import_loads_no_llm_sdk(cli_env):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_send_wait_says_no_worker_took_the_job(cli_env, redis_client):
+    done = _send(cli_env, "followup", 35, {"text": "x"}, 2)
+
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "llm-worker: no notification for job 35 within 2s: the job is still queued: "
+        "no worker has taken it"
+    )

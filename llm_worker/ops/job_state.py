@@ -80,14 +80,15 @@ def _lookup(client: Any, key: str, message: Message[Any]) -> bytes | None:
 
 def _find(broker: RedisBroker, message: Message[Any]) -> tuple[Place, Message[Any]] | None:
     client, ns, queue = broker.client, broker.namespace, message.queue_name
-    for place, key in (
+    places: tuple[tuple[Place, str], ...] = (
         ("dead_letter", f"{ns}:{xq_name(queue)}.msgs"),
         ("delayed", f"{ns}:{dq_name(queue)}.msgs"),
         ("queued", f"{ns}:{queue}.msgs"),
-    ):
+    )
+    for place, key in places:
         raw = _lookup(client, key, message)
         if raw:
-            found: Place = place  # type: ignore[assignment]
+            found = place
             stored = Message.decode(raw)
             redis_id = stored.options.get("redis_message_id")
             if found == "queued" and any(
