@@ -57,6 +57,8 @@ def test_outage_with_two_processes_probes_once_per_interval_and_loses_nothing(
 ):
     fake_llm.fallback = lambda request: Reply(status=503, body={"error": {"message": "down"}})
     start_worker("--processes", "2", "--threads", "2", LLM_PROBE_INTERVAL_SECONDS="1")
+    log_path = tmp_path / "worker0.log"
+    wait_for(lambda: log_path.read_text().count("Worker process is ready") == 2, timeout=90)
     produce(
         cli_env,
         "from actors import intent_classify\n"
@@ -82,7 +84,7 @@ def test_outage_with_two_processes_probes_once_per_interval_and_loses_nothing(
     assert len(notifications(redis_client)) == 30
 
     # The operator's log: one line per event, none of Dramatiq's routine lines.
-    log = (tmp_path / "worker0.log").read_text()
+    log = log_path.read_text()
     assert "breaker opened for all workers" in log
     assert "breaker closed after" in log
     assert "job held: actor=intent_classify" in log

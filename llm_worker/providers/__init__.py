@@ -77,19 +77,21 @@ def __getattr__(name: str) -> Any:
 
 def make_provider(settings: Settings) -> Provider:
     """Build the chosen provider from the settings (importing only its own SDK)."""
-    from .anthropic_messages import AnthropicProvider
-    from .ollama import OllamaProvider
-    from .openai_compat import OpenAICompatibleProvider
-
     choice = choose_provider(settings)
     timeout = settings.llm_timeout_seconds
     if choice.name == "anthropic":
+        from .anthropic_messages import AnthropicProvider
+
         key = settings.anthropic_api_key or settings.llm_api_key
         return AnthropicProvider(
             api_key=key.get_secret_value(), base_url=choice.url, timeout=timeout
         )
     if choice.name == "ollama":
+        from .ollama import OllamaProvider
+
         return OllamaProvider(host=choice.url, timeout=timeout)
+    from .openai_compat import OpenAICompatibleProvider
+
     key = settings.openai_api_key or settings.llm_api_key
     return OpenAICompatibleProvider(
         base_url=choice.url,
