@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 TARGET_SECONDS = 1.5
 
 #: Modules of the LLM SDKs a producer must not import.
-SDK_MODULES = ("openai", "anthropic", "httpx")
+SDK_MODULES = ("openai", "anthropic")
 
 PRODUCER_IMPORT = (
     "import sys, actors; "

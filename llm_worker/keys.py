@@ -71,3 +71,10 @@ def llm_reachability(prefix: str) -> str:
     """``{p}:llm:reachability``: the last cheap check of whether the LLM server answers
     (JSON), shared by every ``llm-worker status`` for ``LLM_PROBE_INTERVAL_SECONDS``."""
     return f"{prefix}:llm:reachability"
+
+
+def core_unauthorized(prefix: str) -> str:
+    """``{p}:core:unauthorized``: hash (``since``, ``last_error``, ``at``) present while Core
+    refuses the worker's credentials (401, 403); it expires a few hold intervals after the
+    last refusal."""
+    return f"{prefix}:core:unauthorized"

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
-from llm_worker.errors import JobRejected, LLMError
-from llm_worker.outcomes import job_kind_of
+from llm_worker import message_options
+from llm_worker.core_refusals import note_refused, note_unauthorized
+from llm_worker.errors import CoreRefused, CoreUnauthorized, JobRejected, LLMError
+from llm_worker.job_outcome import note_outcome
+from llm_worker.outcomes import JobRef, as_message, job_kind_of
 from llm_worker.services import services
 from llm_worker.usage import Usage
 
@@ -22,7 +26,12 @@ class JobRetries(Retries):
 
     - :class:`~llm_worker.errors.LLMError` (unavailable, invalid answer) is
       left alone: the circuit breaker and the invalid-response backoff own it.
-    - :class:`~llm_worker.errors.JobRejected` fails the job at once.
+    - :class:`~llm_worker.errors.JobRejected` fails the job at once; that
+      includes :class:`~llm_worker.errors.CoreRefused` (Core refused the result
+      for good: logged at ERROR and counted).
+    - :class:`~llm_worker.errors.CoreUnauthorized` holds the job: it is sent
+      again after ``CORE_UNAUTHORIZED_HOLD_SECONDS`` without spending a retry
+      (logged at CRITICAL, shown by ``llm-worker status``).
     - Anything else (Core failing, a bug) gets Dramatiq's ordinary retries,
       bounded by ``JOB_MAX_RETRIES`` with exponential backoff between
       ``JOB_RETRY_MIN_BACKOFF_SECONDS`` and ``JOB_RETRY_MAX_BACKOFF_SECONDS``.
@@ -48,6 +57,11 @@ class JobRetries(Retries):
     ) -> None:
         if exception is None or isinstance(exception, LLMError):
             return
+        if isinstance(exception, CoreUnauthorized) and job_kind_of(broker, message):
+            self._hold(broker, message, exception)
+            return
+        if isinstance(exception, CoreRefused):
+            note_refused(exception, job_id=JobRef.from_message(message).job_id, request="result")
         if isinstance(exception, JobRejected):
             message.fail()
         else:
@@ -57,3 +71,21 @@ class JobRetries(Retries):
         if message.failed and kind is not None:
             attempts = Usage.from_options(message.options).attempts
             kind.failed(services(), message, str(exception), attempts)
+
+    def _hold(
+        self, broker: dramatiq.Broker, message: MessageProxy, error: CoreUnauthorized
+    ) -> None:
+        """Send the job again after the hold interval, its retries untouched."""
+        svc = services()
+        hold = svc.settings.core_unauthorized_hold_seconds
+        note_unauthorized(
+            svc.redis,
+            svc.settings.key_prefix,
+            error,
+            job_id=JobRef.from_message(message).job_id,
+            request="result",
+            hold_seconds=hold,
+        )
+        note_outcome("held", str(error))
+        message.options.setdefault(message_options.CORE_HELD_SINCE, time.time())
+        broker.enqueue(as_message(message), delay=int(hold * 1000))

@@ -539,7 +539,7 @@ def test_job_state_sentences_for_ends_without_a_notification():
 def test_a_producer_import_loads_no_llm_sdk(cli_env):
     code = (
         "import sys, actors; actors.intent_classify; "
-        "print(sorted(m for m in ('openai', 'anthropic', 'httpx', 'pika') if m in sys.modules))"
+        "print(sorted(m for m in ('openai', 'anthropic', 'pika') if m in sys.modules))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=cli_env, capture_output=True, text=True

@@ -94,7 +94,7 @@ class Requeuer:
         kind = job_kind_of(self.broker, message)
         if kind is not None:
             try:
-                check_job(self.svc, kind, message)
+                check_job(self.svc.settings, kind, message)
             except InvalidPayload:
                 return False
         self.svc.outbox.reopen(message.message_id)

@@ -14,10 +14,13 @@ from dramatiq.common import dq_name, xq_name
 
 from .. import message_options
 from ..breaker import BreakerStatus
+from ..core_refusals import unauthorized_alarm
 from ..services import Services
 from ..text import plural
 
-EXIT_HEALTHY, EXIT_LLM_DOWN, EXIT_BROKER_DOWN = 0, 1, 2
+#: Exit codes: 1 while the LLM is down (breaker open or server not answering) or Core
+#: refuses the worker's credentials.
+EXIT_HEALTHY, EXIT_NOT_READY, EXIT_BROKER_DOWN = 0, 1, 2
 
 
 @dataclass
@@ -31,6 +34,7 @@ class QueueStatus:
     dead: int = 0
     oldest_age_seconds: float | None = None
     held_back: int = 0
+    held_for_core: int = 0
 
 
 @dataclass
@@ -48,6 +52,10 @@ class Status:
     reports: dict[str, int] = field(default_factory=dict)
     #: The LLM server's reachability (:class:`~.llm_reachability.Reachability` as a dict).
     llm: dict[str, Any] | None = None
+    #: While Core refuses the worker's credentials: ``since``, ``last_error``, ``at``.
+    core_unauthorized: dict[str, Any] | None = None
+    #: Jobs held because Core refused the worker's credentials.
+    held_for_core: int = 0
 
     @property
     def llm_down(self) -> bool:
@@ -57,8 +65,10 @@ class Status:
 
     @property
     def exit_code(self) -> int:
-        """0 healthy, 1 the LLM is down (breaker open or server not answering)."""
-        return EXIT_LLM_DOWN if self.llm_down else EXIT_HEALTHY
+        """0 healthy, 1 the LLM is down or Core refuses the worker's credentials."""
+        if self.llm_down or self.core_unauthorized is not None:
+            return EXIT_NOT_READY
+        return EXIT_HEALTHY
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -95,6 +105,7 @@ def redis_queue_status(
         status.oldest_age_seconds = round(now - min(m.message_timestamp for m in every) / 1000, 1)
     held = [m.message_timestamp / 1000 for m in every if m.options.get(message_options.HELD_SINCE)]
     status.held_back = len(held)
+    status.held_for_core = sum(1 for m in every if m.options.get(message_options.CORE_HELD_SINCE))
     return status, held
 
 
@@ -110,12 +121,14 @@ def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatu
         breaker.as_dict(),
         reports=svc.outbox.counts(),
         llm=llm_reachability(svc).as_dict(),
+        core_unauthorized=unauthorized_alarm(svc.redis, svc.settings.key_prefix),
     )
     if isinstance(broker, RedisBroker):
         held: list[float] = []
         for queue in queues:
             queue_status, queue_held = redis_queue_status(broker, queue, now)
             status.queues.append(queue_status)
+            status.held_for_core += queue_status.held_for_core
             held.extend(queue_held)
         status.held_back = len(held)
         if held:
@@ -187,6 +200,13 @@ def render(status: Status) -> str:
         )
     else:
         lines.append("held back by the outage: none")
+    alarm = status.core_unauthorized
+    if alarm is not None:
+        lines += [
+            f"CORE REFUSES THE WORKER'S CREDENTIALS for {_age(time.time() - alarm['since'])}: "
+            f"{status.held_for_core} jobs held (check CORE_API_TOKEN)",
+            f"  last error: {alarm['last_error']}",
+        ]
     if status.reports:
         lines.append(
             f"job reports waiting for Core: {status.reports['pending']}, "
