@@ -323,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
         "LLM_PROBE_INTERVAL_SECONDS), per queue the ready, delayed, in-flight and "
         "dead-lettered counts and the oldest message's age, jobs held back by an outage and "
         "when the first expires, and live worker processes. Exit code: 0 healthy, 1 the LLM "
-        "is down (breaker open or not answering), 2 broker unreachable: a readiness or "
-        "alerting check (use `health` for liveness).",
+        "is down (breaker open or not answering) or Core refuses the worker's credentials, "
+        "2 broker unreachable: a readiness or alerting check (use `health` for liveness).",
         "llm-worker status --json",
     )
     status.add_argument("--json", action="store_true", help="print JSON")

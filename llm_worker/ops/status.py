@@ -204,7 +204,7 @@ def render(status: Status) -> str:
     if alarm is not None:
         lines += [
             f"CORE REFUSES THE WORKER'S CREDENTIALS for {_age(time.time() - alarm['since'])}: "
-            f"{status.held_for_core} jobs held (check CORE_API_TOKEN)",
+            f"{plural(status.held_for_core, 'job')} held (check CORE_API_TOKEN)",
             f"  last error: {alarm['last_error']}",
         ]
     if status.reports:
