@@ -1,4 +1,4 @@
-"""Scenario 7: how fast the operator's commands and a producer's import start.
+"""Scenario 11: how fast the operator's commands and a producer's import start.
 
 Each command runs in a fresh interpreter, as an operator or a producer would
 run it; its wall time is the median of several runs, compared with ``python -c
@@ -81,7 +81,7 @@ def commands(bench: Bench) -> None:
     )
     raw: dict[str, object] = dict(times)
     baseline = median(times.pop("python -c pass"))
-    scenario = "7. command start-up (fresh process)"
+    scenario = "11. command start-up (fresh process)"
     for figure, walls in times.items():
         target = "" if figure.startswith("producer") else f"< {TARGET_SECONDS} s"
         bench.rows.append(

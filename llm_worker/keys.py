@@ -31,10 +31,10 @@ def notified(
     return f"{prefix}:notified:{job_type}:{job_id}:{message_type}:{discriminator}"
 
 
-def job_result(prefix: str, message_id: str, result_name: str) -> str:
-    """``{p}:result:{message_id}:{result}``: a job's valid LLM result, kept so that a retry
-    caused by Core failing does not pay for the model again."""
-    return f"{prefix}:result:{message_id}:{result_name}"
+def job_results(prefix: str, message_id: str) -> str:
+    """``{p}:result:{message_id}``: hash, result model name -> a job's valid LLM result
+    (JSON), kept so that a retry caused by Core failing does not pay for the model again."""
+    return f"{prefix}:result:{message_id}"
 
 
 def finished(prefix: str, message_id: str) -> str:
@@ -71,6 +71,52 @@ def llm_reachability(prefix: str) -> str:
     """``{p}:llm:reachability``: the last cheap check of whether the LLM server answers
     (JSON), shared by every ``llm-worker status`` for ``LLM_PROBE_INTERVAL_SECONDS``."""
     return f"{prefix}:llm:reachability"
+
+
+def breaker_fallback(prefix: str) -> str:
+    """``{p}:breaker:fallback``: the fallback LLM's breaker state, like ``{p}:breaker``."""
+    return f"{prefix}:breaker:fallback"
+
+
+def breaker_fallback_probe_lock(prefix: str) -> str:
+    """``{p}:breaker:fallback:probe``: held by the one process probing the fallback LLM."""
+    return f"{prefix}:breaker:fallback:probe"
+
+
+def capacity_slots(prefix: str) -> str:
+    """``{p}:capacity:slots``: sorted set of leased LLM request slots, member a lease id,
+    score the lease's expiry (milliseconds since the epoch)."""
+    return f"{prefix}:capacity:slots"
+
+
+def capacity_waiting(prefix: str) -> str:
+    """``{p}:capacity:waiting``: sorted set of jobs waiting on a thread for capacity,
+    member a lease id, score its priority (lower runs first)."""
+    return f"{prefix}:capacity:waiting"
+
+
+def capacity_waiting_seen(prefix: str) -> str:
+    """``{p}:capacity:waiting:seen``: sorted set, lease id -> when that waiter last asked
+    (milliseconds); waiters silent for a second are forgotten."""
+    return f"{prefix}:capacity:waiting:seen"
+
+
+def capacity_bucket(prefix: str, name: str) -> str:
+    """``{p}:capacity:bucket:{requests|tokens}``: hash of a token bucket (``level``,
+    ``at`` in milliseconds) of the per-minute limits."""
+    return f"{prefix}:capacity:bucket:{name}"
+
+
+def capacity_cooldown(prefix: str) -> str:
+    """``{p}:capacity:cooldown``: hash (``until``, ``reason``) present while the fleet
+    waits out a 429; it expires with the cooldown."""
+    return f"{prefix}:capacity:cooldown"
+
+
+def capacity_usage(prefix: str, window: int) -> str:
+    """``{p}:capacity:usage:{window}``: hash (``requests``, ``tokens``) of the LLM calls
+    started in one 10-second window, kept 90 seconds, for ``llm-worker status``."""
+    return f"{prefix}:capacity:usage:{window}"
 
 
 def core_unauthorized(prefix: str) -> str:

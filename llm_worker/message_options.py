@@ -18,11 +18,20 @@ FEEDBACK = "llm_feedback"
 REQUEUED_AT = "llm_requeued_at"
 #: Set once the job passed the send-time check (kept by every re-enqueued copy).
 CHECKED = "llm_checked"
+#: Times the job was re-enqueued to wait for LLM capacity (never a retry).
+CAPACITY_WAITS = "llm_capacity_waits"
 #: Dramatiq's own counter of ordinary retries.
 RETRIES = "retries"
 
 
 def was_requeued(options: dict[str, object]) -> bool:
     """Whether a message is a retry, a hold or an operator's requeue, not a first delivery."""
-    names = (HELD_SINCE, CORE_HELD_SINCE, INVALID_RETRIES, RETRIES, REQUEUED_AT)
+    names = (
+        HELD_SINCE,
+        CORE_HELD_SINCE,
+        INVALID_RETRIES,
+        RETRIES,
+        REQUEUED_AT,
+        CAPACITY_WAITS,
+    )
     return any(options.get(name) for name in names)

@@ -158,12 +158,6 @@ def mark_finished(svc: Services, message_id: str, status: str) -> None:
     svc.redis.set(key, status, ex=svc.settings.notify_dedupe_seconds)
 
 
-def finished_state(svc: Services, message_id: str) -> str | None:
-    """The terminal state a job already reached, or ``None``."""
-    raw = svc.redis.get(keys.finished(svc.settings.key_prefix, message_id))
-    return raw.decode() if raw else None
-
-
 def check_job(config: SendCheckSettings, kind: JobKind, message: AnyMessage) -> None:
     """Validate a job message's arguments and size (``JOB_MAX_PAYLOAD_BYTES`` of
     ``config``: a producer's :class:`SendCheckSettings` or a worker's settings).

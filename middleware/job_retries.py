@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 class JobRetries(Retries):
     """Retries that leave LLM errors to their own middleware and never end silently.
 
-    - :class:`~llm_worker.errors.LLMError` (unavailable, invalid answer) is
-      left alone: the circuit breaker and the invalid-response backoff own it.
+    - :class:`~llm_worker.errors.LLMError` (unavailable, rate-limited, no
+      capacity, invalid answer) is left alone: the circuit breaker, the capacity
+      middleware and the invalid-response backoff own it.
     - :class:`~llm_worker.errors.JobRejected` fails the job at once; that
       includes :class:`~llm_worker.errors.CoreRefused` (Core refused the result
       for good: logged at ERROR and counted).

@@ -16,9 +16,8 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name, xq_name
 
-from .. import message_options
+from .. import keys, message_options
 from ..breaker import BreakerStatus
-from ..outcomes import finished_state
 from ..services import Services
 
 Place = Literal[
@@ -108,8 +107,8 @@ def finished_job(svc: Services, message_id: str) -> JobState | None:
         report, dead = stored
         place: Place = "report_dead" if dead else "report_pending"
         return JobState(place, report.status, report.last_error or report.error)
-    status = finished_state(svc, message_id)
-    return JobState("finished", status) if status is not None else None
+    raw = svc.redis.get(keys.finished(svc.settings.key_prefix, message_id))
+    return JobState("finished", raw.decode()) if raw else None
 
 
 def job_state(broker: dramatiq.Broker, svc: Services, message: Message[Any]) -> JobState:

@@ -75,6 +75,32 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
+def make_fallback_provider(settings: Settings) -> Provider | None:
+    """The fallback provider of ``LLM_FALLBACK_*``, or ``None`` when no URL is set."""
+    url = settings.llm_fallback_base_url
+    if not url:
+        return None
+    key = settings.llm_fallback_api_key.get_secret_value()
+    timeout = settings.llm_timeout_seconds
+    if settings.llm_fallback_provider == "anthropic":
+        from .anthropic_messages import AnthropicProvider
+
+        return AnthropicProvider(api_key=key, base_url=url, timeout=timeout)
+    if settings.llm_fallback_provider == "ollama":
+        from .ollama import OllamaProvider
+
+        return OllamaProvider(host=url, timeout=timeout)
+    from .openai_compat import OpenAICompatibleProvider
+
+    return OpenAICompatibleProvider(
+        base_url=url,
+        api_key=key,
+        timeout=timeout,
+        response_format=settings.llm_response_format,
+        tokenizer=settings.llm_tokenizer,
+    )
+
+
 def make_provider(settings: Settings) -> Provider:
     """Build the chosen provider from the settings (importing only its own SDK)."""
     choice = choose_provider(settings)
@@ -112,5 +138,6 @@ __all__ = [
     "ProviderChoice",
     "Turn",
     "choose_provider",
+    "make_fallback_provider",
     "make_provider",
 ]
