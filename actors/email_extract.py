@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_worker import prompts
 from llm_worker.jobs import Job, Notification
 from llm_worker.schemas import EmailExtractPayload, EmailExtractResult
 
@@ -22,7 +21,7 @@ def email_extract(job_id: str | int, user_id: int, payload: dict[str, Any]) -> N
     """
     job = Job.start("email_extract", EmailExtractPayload, (job_id, user_id, payload), {})
     data = job.payload.model_dump()
-    answer = job.ask(EmailExtractResult, task=prompts.EMAIL_EXTRACT, data=data)
+    answer = job.ask(EmailExtractResult, data=data)
     events = [event.model_dump() for event in answer.events if event.confidence > EVENT_THRESHOLD]
     job.complete(
         {"events": events}, [Notification("event_confirmation", event) for event in events]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_worker import prompts
 from llm_worker.jobs import Job, Notification
 from llm_worker.schemas import FollowupPayload, FollowupResult
 
@@ -16,5 +15,5 @@ def followup(job_id: str | int, user_id: int, payload: dict[str, Any]) -> None:
     """Write one follow-up question about ``payload["text"]`` (and its optional context)."""
     job = Job.start("followup", FollowupPayload, (job_id, user_id, payload), {})
     data = {"text": job.payload.text, "context": job.payload.context}
-    result = job.ask(FollowupResult, task=prompts.FOLLOWUP, data=data).model_dump()
+    result = job.ask(FollowupResult, data=data).model_dump()
     job.complete(result, [Notification("llm_followup_result", result)])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_worker import prompts
 from llm_worker.errors import LLMRequestRejected
 from llm_worker.images import load_image
 from llm_worker.jobs import Job, Notification
@@ -27,7 +26,7 @@ def image_tag(job_id: str | int, user_id: int, payload: dict[str, Any]) -> None:
     image = load_image(
         config.image_storage_path, job.payload.path, max_bytes=config.image_max_bytes
     )
-    answer = job.ask(ImageTagResult, task=prompts.IMAGE_TAG, data={}, image=image)
+    answer = job.ask(ImageTagResult, data={}, image=image)
     result = answer.model_dump()
     job.services.core.put_image_tags(job.payload.image_id, result)
     job.complete(result, [Notification("llm_image_tag_result", result)])

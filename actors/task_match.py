@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_worker import prompts
 from llm_worker.jobs import Job, Notification
 from llm_worker.schemas import CoreTask, TaskMatchPayload, TaskMatchResult
 
@@ -36,7 +35,7 @@ def task_match(job_id: str | int, user_id: int, payload: dict[str, Any]) -> None
         "note": job.payload.content,
         "open_tasks": [task.model_dump() for task in tasks],
     }
-    answer = job.ask(TaskMatchResult, task=prompts.TASK_MATCH, data=data)
+    answer = job.ask(TaskMatchResult, data=data)
     result = accepted_match(answer, tasks).model_dump()
     notifications = (
         [Notification("llm_task_match_result", result)] if result["task_id"] is not None else []

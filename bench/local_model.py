@@ -1,4 +1,4 @@
-"""The real-model scenario: the bundled Gemma 3 270M served by llama-cpp-python."""
+"""The real-model scenario: the bundled Gemma 3 270M served by llama.cpp (xllamacpp)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def measure_local_model(logs: Path, *, prompts: int) -> dict[str, Any]:
                 base_url=base_url, api_key="none", timeout=120.0, response_format=response_format
             )
 
-        with_schema, rate = _valid_share(provider("json_object_schema"), texts)
+        with_schema, rate = _valid_share(provider("llguidance"), texts)
         without_schema, _ = _valid_share(provider("none"), texts)
     finally:
         process.terminate()

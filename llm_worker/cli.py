@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import CommandError, LLMUnavailable, SettingsError
@@ -92,22 +93,34 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"[up] metrics on http://{where}/metrics", flush=True)
     children = []
     if args.local_llm:
-        from .local_llm import server_command
+        from .local_llm import LOCAL_PORT, model_path, server_command, use_local_llm
 
-        port = 8080
-        children.append(Child("local-llm", server_command("127.0.0.1", port)))
-        os.environ.update(
-            LLM_PROVIDER="openai",
-            LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
-            LLM_TEXT_MODEL="gemma-3-270m",
-            LLM_VISION_MODEL="",  # the small model has no vision: image_tag fails clearly
-            LLM_RESPONSE_FORMAT="json_object_schema",
-            LLM_MAX_OUTPUT_TOKENS="256",
-            LLM_TIMEOUT_SECONDS="300",
+        model_path(args.local_model)  # the install hint now, not from a child
+        log = os.path.abspath(args.local_llm_log)
+        command = server_command("127.0.0.1", LOCAL_PORT, alias=args.local_model, log_file=log)
+        children.append(Child("local-llm", command))
+        use_local_llm(f"http://127.0.0.1:{LOCAL_PORT}/v1", args.local_model)
+        print(
+            f"[up] LLM: the bundled local model {args.local_model} on 127.0.0.1:{LOCAL_PORT} "
+            f"(its log: {log})",
+            flush=True,
         )
-        print(f"[up] LLM: the bundled local model on 127.0.0.1:{port}", flush=True)
     else:
         print(f"[up] {describe_llm()}", flush=True)
+    if args.dev_core:
+        from .dev_core import DEFAULT_PORT
+
+        core_url = f"http://127.0.0.1:{DEFAULT_PORT}"
+        children.append(Child("dev-core", [python, "-m", "llm_worker.cli", "dev-core"]))
+        os.environ["CORE_API_URL"] = core_url
+        print(f"[up] Core: the dev Core at {core_url} (jobs listed there)", flush=True)
+    if args.local_llm and args.dev_core:
+        print(
+            "[up] try it: .venv/bin/llm-worker send intent_classify --job-id 1 --user-id 42 "
+            '--payload \'{"text": "remind me to call mum at 6"}\' --wait 120\n'
+            f"[up] then see the job at {core_url}/ or with .venv/bin/llm-worker jobs",
+            flush=True,
+        )
     children.append(Child("worker", worker))
     if not args.no_scheduler:
         periodiq = "import sys; from periodiq import entrypoint; sys.exit(entrypoint())"
@@ -234,14 +247,103 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_local_llm(args: argparse.Namespace) -> int:
     from .local_llm import serve
 
-    return serve(args.host, args.port)
+    return serve(
+        args.host, args.port, alias=args.model, log_file=args.log_file, threads=args.threads
+    )
 
 
 def cmd_review(args: argparse.Namespace) -> int:
     from .local_review import review_local_diff
 
-    return review_local_diff(
-        repo=args.repo, base=args.base, timeout=args.timeout, threads=args.threads
+    with local_llm_for(args):
+        return review_local_diff(
+            repo=args.repo, base=args.base, timeout=args.timeout, threads=args.threads
+        )
+
+
+def cmd_dev_core(args: argparse.Namespace) -> int:
+    from .dev_core import serve_dev_core
+
+    try:
+        return serve_dev_core(db=args.db, host=args.host, port=args.port, tasks=args.tasks)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"dev Core: {exc}") from None
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from .dev_core import DevCoreStore, render_jobs
+
+    if not os.path.exists(args.db):
+        raise CommandError(f"no dev Core database at {args.db} (start `llm-worker dev-core`)")
+    store = DevCoreStore(args.db)
+    jobs = store.jobs(args.limit)
+    store.close()
+    print(json.dumps(jobs, indent=2) if args.json else render_jobs(jobs))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.run import JOBS, run_eval
+    from .services import services
+
+    jobs = args.jobs.split(",") if args.jobs else list(JOBS)
+    unknown = sorted(set(jobs) - set(JOBS))
+    if unknown:
+        raise CommandError(f"unknown job types {unknown} (one of {list(JOBS)})")
+    with local_llm_for(args):
+        return run_eval(
+            services(),
+            jobs=jobs,
+            limit=args.limit,
+            concurrency=args.concurrency,
+            json_path=args.json,
+        )
+
+
+@contextlib.contextmanager
+def local_llm_for(args: argparse.Namespace) -> Iterator[None]:
+    """With ``--local-llm``: serve the bundled model for the command's lifetime and point
+    this process at it (the one switch of ``review`` and ``eval``)."""
+    if not getattr(args, "local_llm", False):
+        yield
+        return
+    from pathlib import Path
+
+    from .local_llm import start_local_llm, stop_local_llm, use_local_llm
+    from .services import reset_services
+
+    log = Path(args.local_llm_log).resolve()
+    print(f"starting the bundled local model {args.local_model} (its log: {log})", flush=True)
+    process, base_url = start_local_llm(log, alias=args.local_model)
+    use_local_llm(base_url, args.local_model)
+    reset_services()
+    try:
+        yield
+    finally:
+        stop_local_llm(process)
+
+
+def add_local_llm_switch(parser: argparse.ArgumentParser) -> None:
+    """``--local-llm``, ``--local-model`` and ``--local-llm-log``: the shared switch that
+    points a command at the bundled model."""
+    from .local_llm import DEFAULT_MODEL, MODELS
+
+    parser.add_argument(
+        "--local-llm",
+        action="store_true",
+        help="serve the bundled small model (extra local-llm) and use it",
+    )
+    parser.add_argument(
+        "--local-model",
+        default=DEFAULT_MODEL,
+        choices=sorted(MODELS),
+        help=f"which bundled model (default {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--local-llm-log",
+        default="local-llm.log",
+        metavar="FILE",
+        help="where the local model's server writes its log (default local-llm.log)",
     )
 
 
@@ -292,10 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--no-scheduler", action="store_true", help="do not run periodiq")
     up.add_argument("--no-dashboard", action="store_true", help="do not run the dashboard")
+    add_local_llm_switch(up)
     up.add_argument(
-        "--local-llm",
+        "--dev-core",
         action="store_true",
-        help="also serve the bundled small model (extra local-llm) and use it",
+        help="also serve the dev Core on 127.0.0.1:8000 (SQLite) and use it",
     )
 
     dashboard = _command(
@@ -384,13 +487,18 @@ def build_parser() -> argparse.ArgumentParser:
         "local-llm",
         cmd_local_llm,
         "serve the bundled small model offline",
-        "Serve Gemma 3 270M (from the optional extra local-llm) as an OpenAI-compatible "
-        "server with llama-cpp-python. Good for trying the worker and for tests, not for "
-        "answer quality.",
+        "Serve a bundled small model (from the optional extra local-llm) as an "
+        "OpenAI-compatible server: llama.cpp's own server, embedded by xllamacpp, with "
+        "schema-constrained decoding. Good for trying the worker and for tests.",
         "llm-worker local-llm --port 8080",
     )
     local.add_argument("--host", default="127.0.0.1", help="address to bind")
     local.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    local.add_argument("--model", default="gemma-3-270m", help="bundled model alias")
+    local.add_argument("--log-file", help="write the engine's log here (default: stderr)")
+    local.add_argument(
+        "--threads", type=int, help="CPU threads (default LOCAL_LLM_THREADS, else 1)"
+    )
 
     review = _command(
         commands,
@@ -407,6 +515,54 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--repo", default=".", help="the git checkout (default: .)")
     review.add_argument("--timeout", type=float, default=900, help="seconds to wait in all")
     review.add_argument("--threads", type=int, default=4, help="worker threads")
+    add_local_llm_switch(review)
+
+    dev_core = _command(
+        commands,
+        "dev-core",
+        cmd_dev_core,
+        "serve a Core for trying the worker",
+        "Serve the Core API contract (PATCH /jobs/ID, PUT /images/ID/tags, GET "
+        "/users/ID/tasks) on 127.0.0.1, keep every request in SQLite, and show the jobs "
+        "at / (and `llm-worker jobs`). For trying and integration tests, not production.",
+        "llm-worker dev-core --tasks tasks.json",
+    )
+    dev_core.add_argument("--db", default="dev-core.sqlite3", help="SQLite file")
+    dev_core.add_argument("--host", default="127.0.0.1", help="address to bind")
+    dev_core.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    dev_core.add_argument(
+        "--tasks", metavar="FILE", help='seed open tasks: {"user_id": [{"id", "title"}]}'
+    )
+
+    jobs = _command(
+        commands,
+        "jobs",
+        cmd_jobs,
+        "list the jobs the dev Core received",
+        "Print the jobs stored by `llm-worker dev-core`, newest first: state, tokens and "
+        "the result or error.",
+        "llm-worker jobs --limit 20",
+    )
+    jobs.add_argument("--db", default="dev-core.sqlite3", help="SQLite file")
+    jobs.add_argument("--limit", type=int, default=50, help="at most this many jobs")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+
+    evaluation = _command(
+        commands,
+        "eval",
+        cmd_eval,
+        "score the configured LLM on the labelled set",
+        "Run the labelled evaluation set (intents, emails, task notes, follow-ups) through "
+        "the worker's own prompts, schemas, provider and parsing against the configured LLM "
+        "(or the bundled one with --local-llm), and print per job the schema-valid share, "
+        "accuracy against a majority-class baseline, latency p50/p95 and tokens per call.",
+        "llm-worker eval --local-llm --limit 10",
+    )
+    evaluation.add_argument("--jobs", help="comma-separated job types (default: all)")
+    evaluation.add_argument("--limit", type=int, help="first N cases of each job only")
+    evaluation.add_argument("--concurrency", type=int, default=2, help="calls in flight")
+    evaluation.add_argument("--json", metavar="FILE", help="also write every outcome here")
+    add_local_llm_switch(evaluation)
     return parser
 
 

@@ -126,7 +126,8 @@ class DeadlineTransport:
       proxy: an HTTP(S) proxy URL, or ``None``.
       flavour: the ``httpx`` module the client comes from (``httpx``, or ``httpx2``
         for SDKs built on it).
-      max_connections: connections kept in the pool.
+      max_connections: connections kept in the pool: above a process's worker threads or
+        greenlets (up to 1,024 under gevent), so a call never waits for a connection.
     """
 
     def __init__(
@@ -135,7 +136,7 @@ class DeadlineTransport:
         *,
         proxy: str | None = None,
         flavour: ModuleType = httpx,
-        max_connections: int = 256,
+        max_connections: int = 1024,
     ) -> None:
         limits = flavour.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections

@@ -74,10 +74,18 @@ def request_outcome(exc: Exception) -> str:
 
 
 def call_llm(
-    svc: Services, *, model: str, prompt: Prompt, schema_name: str, schema: dict[str, Any]
+    svc: Services,
+    *,
+    model: str,
+    prompt: Prompt,
+    schema_name: str,
+    schema: dict[str, Any],
+    max_tokens: int | None = None,
 ) -> LLMAnswer:
     """Fit ``prompt`` into the token budget, wait for fleet capacity, call the model,
     and record the usage.
+
+    ``max_tokens`` is the answer's budget, capped by ``LLM_MAX_OUTPUT_TOKENS``.
 
     While the primary LLM's breaker is open and a fallback is configured, the
     call goes to the fallback (with its model names).  A 429 starts the fleet's
@@ -89,6 +97,7 @@ def call_llm(
       FallbackUnavailable), LLMRequestRejected, InvalidLLMResponse.
     """
     config = svc.settings
+    answer_tokens = min(max_tokens or config.llm_max_output_tokens, config.llm_max_output_tokens)
     fallback = svc.fallback_active()
     provider = svc.fallback_llm if fallback else svc.llm
     assert provider is not None
@@ -107,7 +116,7 @@ def call_llm(
                 prompt=fitted,
                 schema_name=schema_name,
                 schema=schema,
-                max_tokens=config.llm_max_output_tokens,
+                max_tokens=answer_tokens,
             )
         except Exception as exc:
             metrics.observe_request(
@@ -143,6 +152,28 @@ def call_llm(
     return answer
 
 
+@dataclass(frozen=True)
+class LLMRequest:
+    """One call to the model: what :func:`call_llm` is given."""
+
+    model: str
+    prompt: Prompt
+    schema_name: str
+    schema: dict[str, Any]
+    max_tokens: int | None = None
+
+    def call(self, svc: Services) -> LLMAnswer:
+        """Make the call (see :func:`call_llm`)."""
+        return call_llm(
+            svc,
+            model=self.model,
+            prompt=self.prompt,
+            schema_name=self.schema_name,
+            schema=self.schema,
+            max_tokens=self.max_tokens,
+        )
+
+
 @dataclass
 class Job(Generic[P]):
     """One running life-organiser job: its validated arguments and the clients it uses."""
@@ -165,18 +196,47 @@ class Job(Generic[P]):
         parsed = parse_arguments(args, kwargs, payload_model)
         return cls(job_type, parsed.job_id, parsed.user_id, parsed.payload, services())
 
+    def request(
+        self, result_model: type[Result], data: dict[str, Any], image: StoredImage | None = None
+    ) -> LLMRequest:
+        """The call that asks the model for one ``result_model`` object about ``data``.
+
+        The task text, the labelled examples (shown as earlier turns) and the
+        answer's budget come from the prompt profile's entry for this job type.
+        On a retry after an invalid answer, the conversation includes that
+        answer and what was wrong with it.
+        """
+        config = self.services.settings
+        schema = response_schema(result_model)
+        spec = self.services.prompt_profile.job(self.job_type)
+        system = prompts.system_prompt(spec.task, schema if spec.schema_in_prompt else None)
+        in_turns = spec.examples_as == "turns"
+        if spec.examples and not in_turns:
+            system = f"{system}\n\n{prompts.examples_text(spec.examples)}"
+        prompt = Prompt(
+            system=system,
+            turns=(
+                *(prompts.example_turns(spec.examples) if in_turns else ()),
+                Turn("user", prompts.data_block(data), image=image),
+                *retry_feedback(),
+            ),
+        )
+        return LLMRequest(
+            model=config.llm_vision_model if image else config.llm_text_model,
+            prompt=prompt,
+            schema_name=result_model.__name__,
+            schema=schema,
+            max_tokens=spec.max_tokens,
+        )
+
     def ask(
         self,
         result_model: type[R],
         *,
-        task: str,
         data: dict[str, Any],
         image: StoredImage | None = None,
     ) -> R:
-        """Ask the model for one ``result_model`` object about ``data``.
-
-        On a retry after an invalid answer, the conversation includes that
-        answer and what was wrong with it.
+        """Ask the model for one ``result_model`` object about ``data`` (see :meth:`request`).
 
         Raises:
           PromptTooLarge, LLMUnavailable, LLMRequestRejected, InvalidLLMResponse.
@@ -184,19 +244,7 @@ class Job(Generic[P]):
         cached = self._cached_result(result_model)
         if cached is not None:
             return cached
-        config = self.services.settings
-        schema = response_schema(result_model)
-        prompt = Prompt(
-            system=prompts.system_prompt(task, schema),
-            turns=(Turn("user", prompts.data_block(data), image=image), *retry_feedback()),
-        )
-        answer = call_llm(
-            self.services,
-            model=config.llm_vision_model if image else config.llm_text_model,
-            prompt=prompt,
-            schema_name=result_model.__name__,
-            schema=schema,
-        )
+        answer = self.request(result_model, data, image).call(self.services)
         parsed = parse_answer(answer.text, result_model)
         assert isinstance(parsed, result_model)
         self._cache_result(parsed)

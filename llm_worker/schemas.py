@@ -29,6 +29,15 @@ JobId = (
     Annotated[StrictStr, AfterValidator(check_id)]
     | Annotated[StrictInt, Field(ge=-(2**63), lt=2**63)]
 )
+
+
+def _longest(chars: int) -> dict[str, Any]:
+    """A ``maxLength`` in the JSON Schema only: it bounds what a schema-constrained engine
+    can produce (and so its tokens), while a longer answer from another model is still
+    accepted."""
+    return {"maxLength": chars}
+
+
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -40,7 +49,9 @@ def _iso_8601(value: str) -> str:
     return value
 
 
-IsoDateTime = Annotated[str, AfterValidator(_iso_8601)]
+IsoDateTime = Annotated[
+    str, AfterValidator(_iso_8601), Field(json_schema_extra={"format": "date-time"})
+]
 
 
 class Payload(BaseModel):
@@ -98,8 +109,10 @@ class EmailExtractPayload(Payload):
 class ImageTagResult(Result):
     """A description of the image and 1 to 20 lowercase, unique tags."""
 
-    description: str = Field(min_length=1)
-    tags: list[str] = Field(min_length=1, max_length=20)
+    description: str = Field(min_length=1, json_schema_extra=_longest(400))
+    tags: list[Annotated[str, Field(json_schema_extra=_longest(40))]] = Field(
+        min_length=1, max_length=20
+    )
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -129,7 +142,7 @@ class IntentResult(Result):
 class FollowupResult(Result):
     """One clarifying question."""
 
-    question: str = Field(min_length=1)
+    question: str = Field(min_length=1, json_schema_extra=_longest(200))
 
 
 class TaskMatchResult(Result):
@@ -137,23 +150,23 @@ class TaskMatchResult(Result):
 
     task_id: StrictInt | StrictStr | None
     confidence: Confidence
-    reason: str
+    reason: str = Field(json_schema_extra=_longest(160))
 
 
 class CalendarEvent(Result):
     """One calendar event found in an email."""
 
-    title: str = Field(min_length=1)
+    title: str = Field(min_length=1, json_schema_extra=_longest(120))
     start: IsoDateTime
     end: IsoDateTime | None = None
-    location: str | None = None
+    location: Annotated[str, Field(json_schema_extra=_longest(120))] | None = None
     confidence: Confidence
 
 
 class EmailExtractResult(Result):
     """The calendar events found in an email (possibly none)."""
 
-    events: list[CalendarEvent]
+    events: list[CalendarEvent] = Field(json_schema_extra={"maxItems": 5})
 
 
 class CoreTask(BaseModel):

@@ -13,6 +13,7 @@ from .capacity import CapacityGate, CapacityLimits, CapacityStore
 from .core_api import CoreClient
 from .notify import Notifier
 from .outbox import ReportOutbox, RetryPolicy
+from .prompt_profiles import PromptProfile, load_profile
 from .providers import (
     Provider,
     ProviderChoice,
@@ -126,6 +127,11 @@ class Services:
         primary), else the conservative estimate."""
         counted = (provider or self.llm).count_tokens(model, prompt)
         return counted if counted is not None else estimate_tokens(prompt)
+
+    @cached_property
+    def prompt_profile(self) -> PromptProfile:
+        """The prompts in force (``LLM_PROMPT_PROFILE``, ``LLM_PROMPTS_FILE``)."""
+        return load_profile(self.settings.llm_prompt_profile, self.settings.llm_prompts_file)
 
     @cached_property
     def core(self) -> CoreClient:

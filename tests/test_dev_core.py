@@ -1,0 +1,89 @@
+"""The dev Core: the Core API contract over real HTTP, stored in SQLite, with the real worker."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import requests
+
+from actors import image_tag, intent_classify, task_match
+from llm_worker.dev_core import DevCoreStore, make_server
+from tests.conftest import drain, run_cli, wait_for
+
+
+@pytest.fixture
+def dev_core(tmp_path):
+    store = DevCoreStore(tmp_path / "core.sqlite3")
+    server = make_server(store, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield store, url
+    server.shutdown()
+    server.server_close()
+    store.close()
+
+
+def test_worker_results_land_in_the_dev_core(dev_core, env, worker, fake_llm, tmp_path):
+    store, url = dev_core
+    env(CORE_API_URL=url)
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text(json.dumps({"42": [{"id": 5, "title": "Plan the trip to Rome"}]}))
+    assert store.seed(tasks) == 1
+    fake_llm.push({"intent": "reminder", "confidence": 0.9})
+    intent_classify.send("a/1 b", 42, {"text": "remind me to call mum at 6"})
+    drain(worker, "llm.intent")
+    fake_llm.push({"task_id": 5, "confidence": 0.95, "reason": "Rome"})
+    task_match.send(2, 42, {"content": "hotels near the Colosseum"})
+    image_tag.send(3, 42, {"image_id": 7, "path": "missing.png"})
+    drain(worker, "llm.task_match", "llm.image_tag")
+    wait_for(lambda: len(store.jobs()) == 3, timeout=20)
+
+    jobs = {job["job_id"]: job for job in store.jobs()}
+    assert jobs["a/1 b"]["status"] == "completed"
+    assert jobs["a/1 b"]["result"] == {"intent": "reminder", "confidence": 0.9}
+    assert jobs["a/1 b"]["usage"]["attempts"] == 1
+    assert jobs["2"]["result"]["task_id"] == 5  # the seeded task was read back
+    assert jobs["3"]["status"] == "failed" and jobs["3"]["error"]
+    page = requests.get(url + "/", timeout=5).text
+    assert "a/1 b" in page and "completed" in page
+    assert requests.get(url + "/api/jobs", timeout=5).json()[0]["job_id"] in jobs
+
+
+def test_contract_errors_and_task_seeding_over_http(dev_core):
+    _, url = dev_core
+    assert requests.get(url + "/users/9/tasks?status=open", timeout=5).json() == []
+    added = requests.post(url + "/users/9/tasks", json={"id": "t1", "title": "Tax"}, timeout=5)
+    assert added.status_code == 200
+    assert requests.get(url + "/users/9/tasks", timeout=5).json() == [
+        {"id": "t1", "title": "Tax", "description": None}
+    ]
+    assert requests.post(url + "/users/9/tasks", json={"id": 1}, timeout=5).status_code == 422
+    assert requests.patch(url + "/jobs/1", data=b"{no", timeout=5).status_code == 400
+    assert requests.patch(url + "/jobs/1", json={"result": 1}, timeout=5).status_code == 422
+    assert requests.put(url + "/images/7/tags", json={"tags": ["cat"]}, timeout=5).ok
+    assert requests.delete(url + "/jobs/1", timeout=5).status_code == 501
+    assert requests.get(url + "/nowhere", timeout=5).status_code == 404
+
+
+def test_jobs_command_lists_the_stored_jobs(dev_core, cli_env):
+    store, _ = dev_core
+    store.update_job(
+        "7",
+        {
+            "status": "completed",
+            "result": {"question": "Which one?"},
+            "error": None,
+            "usage": {"prompt_tokens": 10, "completion_tokens": 3},
+        },
+    )
+    listed = run_cli(cli_env, "jobs", "--db", store.path)
+    assert listed.returncode == 0, listed.stderr
+    assert "completed" in listed.stdout and "Which one?" in listed.stdout
+    assert "10+3 tok" in listed.stdout
+    as_json = run_cli(cli_env, "jobs", "--db", store.path, "--json")
+    assert json.loads(as_json.stdout)[0]["job_id"] == "7"
+    missing = run_cli(cli_env, "jobs", "--db", store.path + ".nope")
+    assert missing.returncode == 2 and "no dev Core database" in missing.stderr

@@ -1,0 +1,68 @@
+"""``llm-worker eval`` over real HTTP against a scripted OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+
+from llm_worker.evaluation.run import run_eval
+from llm_worker.fakes import Reply
+from tests.conftest import run_cli
+
+
+def _answer(request):
+    """Answer like a model that always says "task", comments on line 2, and sometimes
+    rambles into prose (an invalid answer)."""
+    messages = request["json"]["messages"]
+    chunks = [m["content"] for m in messages if '"diff"' in m["content"]]
+    if chunks:
+        path = json.loads(chunks[0].split("\n")[1])["path"]
+        comment = {"path": path, "line": 2, "severity": "error", "body": "bug"}
+        return Reply(content={"action": "comment", "comments": [comment]})
+    if "later" in messages[-1]["content"]:
+        return Reply(content="I am not sure what you mean.")
+    return Reply(content={"intent": "task", "confidence": 0.5})
+
+
+def test_eval_scores_validity_accuracy_and_baseline(env, fake_llm, capsys, tmp_path):
+    svc = env(LLM_PROMPT_PROFILE="small")
+    fake_llm.fallback = _answer
+    out = tmp_path / "eval.json"
+
+    status = run_eval(
+        svc, jobs=["intent_classify", "review"], limit=6, concurrency=2, json_path=str(out)
+    )
+
+    assert status == 0
+    table = capsys.readouterr().out
+    assert "| intent_classify | 6 |" in table
+    report = {job["job_type"]: job for job in json.loads(out.read_text())["jobs"]}
+    intent = report["intent_classify"]
+    labels = [o["label"] for o in intent["outcomes"]]
+    assert set(labels) == {"reminder", "task", "search", "general_note", "ambiguous"}
+    valid = [o for o in intent["outcomes"] if o["valid"]]
+    assert intent["valid_share"] == len(valid) / 6 == 5 / 6  # "later" got prose
+    assert intent["accuracy"] == sum(o["label"] == "task" for o in valid) / 6
+    assert intent["baseline"] == 2 / 6  # the most common label among the six
+    assert all(o["prompt_tokens"] > 0 for o in valid)
+    review = report["review"]
+    assert review["valid_share"] == 1.0, review["outcomes"][0]
+    # right exactly where the known bug sits on line 2
+    assert [o["right"] for o in review["outcomes"]] == [o["label"] == 2 for o in review["outcomes"]]
+    body = fake_llm.chat_requests()[-1]["json"]
+    assert body["max_tokens"] <= 1000
+
+
+def test_eval_stops_when_the_llm_is_down(env, fake_llm, capsys):
+    svc = env()
+    fake_llm.down()
+    try:
+        assert run_eval(svc, jobs=["followup"], limit=1, concurrency=1, json_path=None) == 2
+    finally:
+        fake_llm.up()
+    assert "not answering" in capsys.readouterr().out
+
+
+def test_eval_refuses_unknown_job_types(cli_env):
+    done = run_cli(cli_env, "eval", "--jobs", "intent_classify,weather")
+    assert done.returncode == 2
+    assert "unknown job types ['weather']" in done.stderr
