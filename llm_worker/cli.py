@@ -78,7 +78,7 @@ def describe_llm() -> str:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from .ops.supervisor import Child, Supervisor, worker_command
-    from .services import services
+    from .settings import broker_settings
 
     python = sys.executable
     worker = worker_command(
@@ -88,7 +88,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     # Dramatiq serves metrics on every interface unless told: under `up` (a laptop,
     # mostly) only on this machine unless dramatiq_prom_host says otherwise.
     os.environ.setdefault(PROM_HOST_VARIABLE, "127.0.0.1")
-    if services().settings.metrics_enabled:
+    if broker_settings().metrics_enabled:
         where = f"{os.environ[PROM_HOST_VARIABLE]}:{os.environ.get(PROM_PORT_VARIABLE, '9191')}"
         print(f"[up] metrics on http://{where}/metrics", flush=True)
     children = []
