@@ -13,23 +13,34 @@ RUN apt-get update \
     && useradd --create-home --uid 10001 worker
 WORKDIR /app
 
-# Dependencies first, in their own cached layer: only setup.cfg changes rebuild it.
-COPY pyproject.toml setup.cfg README.md ./
+# Dependencies first, in their own cached layer: only setup.cfg (or the dashboard's
+# install script) changes rebuild it. setup.cfg reads README.md as the package's long
+# description: an empty stand-in here keeps README edits out of this layer.
+COPY pyproject.toml setup.cfg ./
+COPY scripts/install-dashboard.sh ./scripts/
 RUN mkdir actors middleware llm_worker gitworker \
-    && touch actors/__init__.py middleware/__init__.py llm_worker/__init__.py gitworker/__init__.py \
+    && touch README.md actors/__init__.py middleware/__init__.py llm_worker/__init__.py \
+        gitworker/__init__.py \
     && pip install . \
+    && scripts/install-dashboard.sh python \
     && pip uninstall -y llm-worker \
-    && rm -rf actors middleware llm_worker gitworker build
+    && rm -rf actors middleware llm_worker gitworker build README.md
 
+COPY README.md ./
 COPY actors ./actors
 COPY middleware ./middleware
 COPY llm_worker ./llm_worker
 COPY gitworker ./gitworker
-RUN pip install . && rm -rf build
+RUN pip install --no-deps . && rm -rf build
 
 USER worker
-ENV DASHBOARD_HOST=0.0.0.0
+# In a container the published ports decide who reaches the dashboard and metrics.
+ENV DASHBOARD_HOST=0.0.0.0 \
+    dramatiq_prom_host=0.0.0.0
 EXPOSE 8081 9191
-HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
-    CMD ["llm-worker", "status"]
+# Liveness only: `llm-worker health` passes while the worker processes run, whatever
+# the LLM's state (`llm-worker status` exits 1 during an LLM outage: use it for
+# readiness and alerts, not to restart workers).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["llm-worker", "health"]
 CMD ["llm-worker", "up", "--processes", "2", "--threads", "8"]

@@ -8,14 +8,12 @@ Importing this module reads only ``BROKER_URL``/``REDIS_URL`` and
 from __future__ import annotations
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.encoder import JSONEncoder
 from dramatiq.middleware import (
     Callbacks,
     CurrentMessage,
     Middleware,
     Pipelines,
-    Prometheus,
     ShutdownNotifications,
     TimeLimit,
 )
@@ -34,6 +32,7 @@ from middleware import (
     JobArgumentsCheck,
     JobOutcomeLog,
     JobRetries,
+    LivenessBeat,
     LLMCapacity,
     MessageAgeCheck,
     ReportOutboxDrain,
@@ -45,9 +44,14 @@ def service_middleware(config: BrokerSettings) -> list[Middleware]:
     """The middleware stack, in order.
 
     Dramatiq's defaults minus ``AgeLimit`` and ``Retries``, which this
-    service replaces with its own; ``Prometheus`` only with ``METRICS_ENABLED``.
+    service replaces with its own; ``Prometheus`` (no longer one of Dramatiq's
+    defaults since 2.0, extra ``dramatiq[prometheus]``) only with ``METRICS_ENABLED``.
     """
-    metrics: list[Middleware] = [Prometheus()] if config.metrics_enabled else []
+    metrics: list[Middleware] = []
+    if config.metrics_enabled:
+        from dramatiq.middleware.prometheus import Prometheus
+
+        metrics.append(Prometheus())
     return [
         WorkerSetup(),
         JobOutcomeLog(),
@@ -68,6 +72,7 @@ def service_middleware(config: BrokerSettings) -> list[Middleware]:
         LLMCapacity(),
         ReportOutboxDrain(),
         DeadWorkerRecovery(interval=config.broker_recovery_interval_seconds),
+        LivenessBeat(),
     ]
 
 
@@ -75,6 +80,8 @@ def build_broker(config: BrokerSettings) -> dramatiq.Broker:
     """A Redis or RabbitMQ broker for ``config``; nothing connects yet."""
     middleware = service_middleware(config)
     if config.uses_rabbitmq:
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker  # imports pika: only when used
+
         return RabbitmqBroker(url=config.effective_broker_url, middleware=middleware)
     return RecoveringRedisBroker.from_settings(config, middleware=middleware)
 

@@ -27,13 +27,13 @@ def job_actor(
     """
 
     def decorate(fn: JobFunction) -> dramatiq.Actor[Any, None]:
-        return dramatiq.actor(
-            fn,
+        declare = dramatiq.actor(
             actor_name=name,
             queue_name=queue,
             job_kind=CoreJob(payload_model),
             throws=(JobRejected, LLMError),
             **options,
         )
+        return declare(fn)
 
     return decorate

@@ -12,6 +12,7 @@ from typing import Any
 
 from llm_worker.fakes import FakeCore, FakeLLM, Reply
 
+from .commands import commands
 from .harness import (
     BENCH_REDIS_URL,
     bench_redis,
@@ -465,4 +466,5 @@ SCENARIOS = {
     "latency": latency,
     "outage": outage,
     "local-model": local_model,
+    "commands": commands,
 }

@@ -78,6 +78,6 @@ def post_comment(
 def declare(broker: dramatiq.Broker) -> list[dramatiq.Actor[Any, Any]]:
     """Declare ``fetch_context`` and ``post_comment`` on ``broker`` (queue ``git_queue``)."""
     return [
-        dramatiq.actor(fn, broker=broker, queue_name=GIT_QUEUE, max_retries=3)
+        dramatiq.actor(broker=broker, queue_name=GIT_QUEUE, max_retries=3)(fn)
         for fn in (fetch_context, post_comment)
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import sys
@@ -12,6 +13,10 @@ from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import CommandError, LLMUnavailable, SettingsError
+from .text import plural
+
+#: Dramatiq's own (lower-case) variables of the metrics exposition server's address.
+PROM_HOST_VARIABLE, PROM_PORT_VARIABLE = "dramatiq_prom_host", "dramatiq_prom_port"
 
 
 def safe_url(url: str) -> str:
@@ -73,12 +78,19 @@ def describe_llm() -> str:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from .ops.supervisor import Child, Supervisor, worker_command
+    from .settings import broker_settings
 
     python = sys.executable
     worker = worker_command(
         python, processes=args.processes, threads=args.threads, gevent=args.gevent
     )
     print(f"[up] broker: {check_broker()}", flush=True)
+    # Dramatiq serves metrics on every interface unless told: under `up` (a laptop,
+    # mostly) only on this machine unless dramatiq_prom_host says otherwise.
+    os.environ.setdefault(PROM_HOST_VARIABLE, "127.0.0.1")
+    if broker_settings().metrics_enabled:
+        where = f"{os.environ[PROM_HOST_VARIABLE]}:{os.environ.get(PROM_PORT_VARIABLE, '9191')}"
+        print(f"[up] metrics on http://{where}/metrics", flush=True)
     children = []
     if args.local_llm:
         from .local_llm import LOCAL_PORT, model_path, server_command, use_local_llm
@@ -113,7 +125,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_scheduler:
         periodiq = "import sys; from periodiq import entrypoint; sys.exit(entrypoint())"
         children.append(Child("scheduler", [python, "-c", periodiq, "actors"]))
-    if not args.no_dashboard:
+    if not args.no_dashboard and importlib.util.find_spec("dramatiq_dashboard") is None:
+        print(
+            "[up] dashboard: not installed (scripts/install-dashboard.sh installs it); "
+            "running without it",
+            flush=True,
+        )
+    elif not args.no_dashboard:
         children.append(Child("dashboard", [python, "-m", "llm_worker.cli", "dashboard"]))
     return Supervisor(children).run()
 
@@ -159,6 +177,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return status.exit_code
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    from .liveness import read_liveness
+    from .settings import settings
+
+    folder = settings().liveness_dir
+    found = read_liveness(folder)
+    if found.alive:
+        print(f"alive: {plural(len(found.fresh), 'worker process')} beating ({folder})")
+        return 0
+    if found.stuck:
+        stuck = ", ".join(map(str, found.stuck))
+        which = "worker process" if len(found.stuck) == 1 else "worker processes"
+        print(f"not alive: {which} {stuck} stopped beating ({folder})")
+    else:
+        print(f"not alive: no running worker process beats in {folder}")
+    return 1
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     from .ops.send import parse_job_id, send_job
     from .services import services
@@ -185,10 +221,11 @@ def cmd_requeue_dead(args: argparse.Namespace) -> int:
         if count.requeued or count.malformed:
             kept = f", kept {count.malformed} malformed (they would fail again)"
             print(f"{queue}: {verb} {count.requeued}{kept if count.malformed else ''}")
-    print(f"{verb} {sum(c.requeued for c in counts.values())} dead-lettered messages")
+    total = sum(c.requeued for c in counts.values())
+    print(f"{verb} {plural(total, 'dead-lettered message')}")
     if not args.queue:
         reports = svc.outbox.requeue_dead(dry_run=args.dry_run)
-        print(f"{verb} {reports} dead reports (job states Core never accepted)")
+        print(f"{verb} {plural(reports, 'dead report')} (job states Core never accepted)")
     return 0
 
 
@@ -341,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run workers, scheduler and dashboard",
         "Check the broker and the LLM, then run `dramatiq actors`, `periodiq actors` and the "
         "dashboard as child processes with prefixed output. Ctrl-C or SIGTERM stops all of "
-        "them cleanly; a child that dies stops the rest and makes `up` exit 1.",
+        "them cleanly; a child that dies stops the rest and makes `up` exit 1. Metrics are "
+        "served on 127.0.0.1 unless dramatiq_prom_host says otherwise.",
         "llm-worker up --processes 2 --threads 8",
     )
     up.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
@@ -381,13 +419,27 @@ def build_parser() -> argparse.ArgumentParser:
         "status",
         cmd_status,
         "breaker, queues and workers at a glance",
-        "Show the breaker state, per queue the ready, delayed, in-flight and dead-lettered "
-        "counts and the oldest message's age, jobs held back by an outage and when the first "
-        "expires, and live worker processes. Exit code: 0 healthy, 1 breaker open, 2 broker "
-        "unreachable.",
+        "Show the breaker state and whether the LLM server answers (checked at most once per "
+        "LLM_PROBE_INTERVAL_SECONDS), per queue the ready, delayed, in-flight and "
+        "dead-lettered counts and the oldest message's age, jobs held back by an outage and "
+        "when the first expires, and live worker processes. Exit code: 0 healthy, 1 the LLM "
+        "is down (breaker open or not answering) or Core refuses the worker's credentials, "
+        "2 broker unreachable: a readiness or alerting check (use `health` for liveness).",
         "llm-worker status --json",
     )
     status.add_argument("--json", action="store_true", help="print JSON")
+
+    _command(
+        commands,
+        "health",
+        cmd_health,
+        "liveness: do this machine's worker processes run",
+        "Exit 0 while every running worker process on this machine wrote its liveness file "
+        "(LIVENESS_DIR) within the last 15 s, 1 otherwise. It ignores the LLM, Redis and "
+        "Core, whose outages a restart does not cure: wire it to a container's HEALTHCHECK "
+        "or livenessProbe, and `status` to readiness and alerts.",
+        "llm-worker health",
+    )
 
     send = _command(
         commands,

@@ -219,6 +219,10 @@ class FakeLLM(FakeHTTPServer):
 
     def respond(self, request: dict[str, Any]) -> Reply:
         path, body = request["path"], request["json"] or {}
+        if request["method"] == "GET":  # model lists: /v1/models, Ollama's /api/tags
+            if self.fallback is not None:
+                return self.fallback({"json": {}})
+            return Reply(body={"object": "list", "data": [{"id": "test"}], "models": []})
         if path in ("/tokenize", "/extras/tokenize"):
             return self.tokenize(body)
         if path == "/v1/messages/count_tokens":

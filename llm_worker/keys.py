@@ -67,6 +67,12 @@ def outbox_dead(prefix: str) -> str:
     return f"{prefix}:outbox:dead"
 
 
+def llm_reachability(prefix: str) -> str:
+    """``{p}:llm:reachability``: the last cheap check of whether the LLM server answers
+    (JSON), shared by every ``llm-worker status`` for ``LLM_PROBE_INTERVAL_SECONDS``."""
+    return f"{prefix}:llm:reachability"
+
+
 def breaker_fallback(prefix: str) -> str:
     """``{p}:breaker:fallback``: the fallback LLM's breaker state, like ``{p}:breaker``."""
     return f"{prefix}:breaker:fallback"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -75,6 +76,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+#: Dramatiq's warning for every message a middleware skipped. Here a skip is always this
+#: service's doing (a job held by the breaker, stale, expired, invalid, already finished)
+#: and has its own line (``job held: ...``, ``job skipped: ...``), so it is dropped.
+SKIPPED_LOG = "Message %s was skipped."
+
+#: Dramatiq's line each time a consumer thread stops its consumer, which it also does
+#: whenever the consumer is paused (the breaker pausing the LLM queues).
+CONSUMER_RESTART_LOG = "Restarting consumer in %0.2f seconds."
+
+
+class DropRoutineDramatiqLines(logging.Filter):
+    """Drop Dramatiq's lines that repeat this service's own or describe no event.
+
+    - ``Message ... was skipped.`` (WARNING), see :data:`SKIPPED_LOG`;
+    - ``Restarting consumer in 3.00 seconds.`` from a consumer the breaker paused
+      (one per queue and process during an outage); after a real consumer error
+      the line is kept, next to Dramatiq's own CRITICAL line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == SKIPPED_LOG:
+            return False
+        if record.msg == CONSUMER_RESTART_LOG:
+            return not getattr(threading.current_thread(), "paused", False)
+        return True
+
+
 #: Client libraries whose debug logs print request bodies (prompts).
 CONTENT_LOGGERS = ("openai", "anthropic", "httpx", "httpcore", "urllib3")
 
@@ -83,13 +111,16 @@ def configure_logging(settings: Settings) -> None:
     """Apply ``LOG_FORMAT`` and ``LOG_CONTENT`` to every handler of the root logger.
 
     Without ``LOG_CONTENT`` the HTTP client libraries log at WARNING at most,
-    since their debug lines carry whole prompts.
+    since their debug lines carry whole prompts. Dramatiq's routine lines that
+    repeat this service's own are dropped (:class:`DropRoutineDramatiqLines`).
     """
     if not settings.log_content:
         for name in CONTENT_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
     root = logging.getLogger()
     for handler in root.handlers:
+        if not any(isinstance(f, DropRoutineDramatiqLines) for f in handler.filters):
+            handler.addFilter(DropRoutineDramatiqLines())
         if settings.log_format == "json":
             handler.setFormatter(JsonFormatter())
         if not settings.log_content and not any(

@@ -11,7 +11,6 @@ import threading
 from typing import Any
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 
 from .settings import BrokerSettings, broker_settings
@@ -23,6 +22,8 @@ _broker: dramatiq.Broker | None = None
 def plain_broker(config: BrokerSettings) -> dramatiq.Broker:
     """A broker on ``config``'s URL with no middleware at all."""
     if config.uses_rabbitmq:
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
         return RabbitmqBroker(url=config.effective_broker_url, middleware=[])
     return RedisBroker(url=config.effective_broker_url, middleware=[])
 

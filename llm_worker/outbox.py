@@ -285,6 +285,14 @@ class ReportOutbox:
             "dead": int(self._redis.hlen(self._dead)),
         }
 
+    def report_of(self, message_id: str) -> tuple[Report, bool] | None:
+        """The stored report of a job not yet accepted by Core, and whether it is dead."""
+        for key, dead in ((self._reports, False), (self._dead, True)):
+            raw = self._redis.hget(key, message_id)
+            if raw:
+                return Report.from_json(raw), dead
+        return None
+
     def reopen(self, message_id: str) -> None:
         """Forget a job's terminal state and any report of it not yet delivered, so the
         job can run again (an operator requeued it)."""

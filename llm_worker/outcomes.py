@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import dramatiq
 from dramatiq.broker import MessageProxy
@@ -29,6 +29,12 @@ logger = logging.getLogger("llm_worker.outcomes")
 
 #: A message as actors see it, or as middleware hooks receive it.
 AnyMessage = dramatiq.Message[Any] | MessageProxy
+
+
+def as_message(message: AnyMessage) -> dramatiq.Message[Any]:
+    """``message`` typed as ``broker.enqueue`` wants it: a ``MessageProxy`` stands in for
+    its message there, as in Dramatiq's own ``Retries``."""
+    return cast("dramatiq.Message[Any]", message)
 
 
 class JobKind(Protocol):

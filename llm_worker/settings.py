@@ -9,6 +9,7 @@ variable; the line never shows a secret, nor the values of other variables.
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -215,6 +216,8 @@ class Settings(BrokerSettings, SendCheckSettings):
     dashboard_allowed_hosts: str = ""
     #: Prefix of this service's own Redis keys (breaker state, expiry claims).
     key_prefix: str = Field("llmw", min_length=1)
+    #: Folder where each worker process touches its liveness file (``llm-worker health``).
+    liveness_dir: Path = Path(tempfile.gettempdir()) / "llm-worker-liveness"
 
     @field_validator(
         "llm_base_url", "core_api_url", "anthropic_base_url", "ollama_host", "llm_fallback_base_url"

@@ -13,6 +13,7 @@ from .invalid_backoff import InvalidResponseBackoff
 from .job_arguments import JobArgumentsCheck
 from .job_log import JobOutcomeLog
 from .job_retries import JobRetries
+from .liveness_beat import LivenessBeat
 from .llm_capacity import LLMCapacity
 from .report_outbox import ReportOutboxDrain
 from .worker_setup import WorkerSetup
@@ -20,6 +21,7 @@ from .worker_setup import WorkerSetup
 __all__ = [
     # Process and observability
     "JobOutcomeLog",
+    "LivenessBeat",
     "WorkerSetup",
     # Validation
     "JobArgumentsCheck",

@@ -16,7 +16,7 @@ from llm_worker.breaker import BreakerStatus, BreakerStore
 from llm_worker.cooldown import capped_retry_after, start_cooldown
 from llm_worker.errors import FallbackUnavailable, LLMRateLimited, LLMUnavailable
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import job_kind_of
+from llm_worker.outcomes import as_message, job_kind_of
 from llm_worker.providers import Provider
 from llm_worker.services import Services, services
 from llm_worker.usage import Usage
@@ -250,8 +250,8 @@ class CircuitBreaker(PeriodicPass):
         now = time.time()
         message.options.setdefault(message_options.HELD_SINCE, now)
         delay_ms = max(1, int((until - now) * 1000))
-        broker.enqueue(message, delay=delay_ms)
-        logger.info("held back %s for %d ms: %s", message.message_id, delay_ms, reason)
+        broker.enqueue(as_message(message), delay=delay_ms)
+        logger.debug("held back %s for %d ms: %s", message.message_id, delay_ms, reason)
 
     def _set_paused(self, broker: dramatiq.Broker, *, paused: bool) -> None:
         worker = self._worker

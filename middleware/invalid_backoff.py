@@ -13,7 +13,7 @@ from dramatiq.middleware import Middleware
 from llm_worker import message_options, metrics
 from llm_worker.errors import InvalidLLMResponse
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import job_kind_of
+from llm_worker.outcomes import as_message, job_kind_of
 from llm_worker.services import services
 from llm_worker.usage import Usage
 
@@ -76,4 +76,4 @@ class InvalidResponseBackoff(Middleware):
             delay,
             exception.problem,
         )
-        broker.enqueue(message, delay=max(1, int(delay * 1000)))
+        broker.enqueue(as_message(message), delay=max(1, int(delay * 1000)))

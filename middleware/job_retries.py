@@ -14,7 +14,7 @@ from llm_worker import message_options
 from llm_worker.core_refusals import note_refused, note_unauthorized
 from llm_worker.errors import CoreRefused, CoreUnauthorized, JobRejected, LLMError
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import JobRef, job_kind_of
+from llm_worker.outcomes import JobRef, as_message, job_kind_of
 from llm_worker.services import services
 from llm_worker.usage import Usage
 
@@ -89,4 +89,4 @@ class JobRetries(Retries):
         )
         note_outcome("held", str(error))
         message.options.setdefault(message_options.CORE_HELD_SINCE, time.time())
-        broker.enqueue(message, delay=int(hold * 1000))
+        broker.enqueue(as_message(message), delay=int(hold * 1000))

@@ -12,7 +12,7 @@ from dramatiq.broker import MessageProxy
 from llm_worker import message_options, metrics
 from llm_worker.errors import LLMAtCapacity, LLMRateLimited
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import job_kind_of
+from llm_worker.outcomes import as_message, job_kind_of
 from llm_worker.services import services
 
 from .periodic import PeriodicPass
@@ -88,7 +88,7 @@ class LLMCapacity(PeriodicPass):
         message.options[message_options.CAPACITY_WAITS] = waits
         note_outcome("waiting", f"no LLM capacity ({reason})")
         metrics.count_capacity_wait(message.actor_name, reason)
-        broker.enqueue(message, delay=max(1, int(delay * 1000)))
+        broker.enqueue(as_message(message), delay=max(1, int(delay * 1000)))
         logger.info(
             "%s waits %.2fs for LLM capacity (%s), wait %d",
             message.message_id,

@@ -29,6 +29,8 @@ class WorkerSetup(Middleware):
     - Applies ``LOG_FORMAT`` and ``LOG_CONTENT`` to the process's logging.
     - Creates this service's metrics when ``METRICS_ENABLED``.
     - Logs the provider, endpoints and models chosen, and why (never keys).
+    - Builds the provider, so its SDK is imported at boot (producers never import it)
+      rather than by the first job or probe.
     - Bounds the process's Redis connection pools for its number of worker
       threads (or greenlets, under gevent): the service's own pool, and the
       Redis broker's, which also serves one consumer per queue and delay queue.
@@ -57,6 +59,7 @@ class WorkerSetup(Middleware):
         if config.metrics_enabled:
             metrics.enable()
         choice = services().provider_choice
+        services().llm  # noqa: B018 (imports the provider's SDK now; connects to nothing)
         logger.info(
             "LLM provider %s at %s (%s); text model %s, vision model %s; Core at %s",
             choice.name,

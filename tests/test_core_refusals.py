@@ -10,7 +10,7 @@ import pytest
 from actors import intent_classify
 from llm_worker.core_refusals import unauthorized_alarm
 from llm_worker.fakes import Reply
-from llm_worker.ops.status import EXIT_BREAKER_OPEN, collect_status
+from llm_worker.ops.status import EXIT_NOT_READY, collect_status
 from middleware import breaker_status
 from tests.conftest import dead_letters, drain, notifications, send_unchecked, wait_for
 
@@ -82,7 +82,7 @@ def test_credential_refusal_holds_the_job_without_spending_retries(
         drain(worker, "llm.intent")
 
     assert alarm is not None and "HTTP 40" in alarm["last_error"]
-    assert status.core_unauthorized is not None and status.exit_code == EXIT_BREAKER_OPEN
+    assert status.core_unauthorized is not None and status.exit_code == EXIT_NOT_READY
     updates = fake_core.job_updates(3)
     assert [u["status"] for u in updates] == ["completed"] * 5
     assert len(fake_llm.chat_requests()) == 1  # the held job reuses its LLM result

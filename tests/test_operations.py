@@ -70,6 +70,7 @@ def test_status_reports_queues_breaker_and_held_jobs(env, worker, cli_env, redis
     assert outage.returncode == 1
     assert "breaker: OPEN" in outage.stdout and "HTTP 503" in outage.stdout
     assert re.search(r"llm\.intent\s+3\s+1\s+0\s+1", outage.stdout)
+    assert "held back by the outage: 1 job, first expires in" in outage.stdout
 
     down = run_cli(cli_env, "status", REDIS_URL="redis://127.0.0.1:1/13")
     assert down.returncode == 2
@@ -147,7 +148,8 @@ def test_probe(cli_env, fake_llm):
 
 
 def test_every_command_has_help_with_an_example(cli_env):
-    for command in ("up", "dashboard", "status", "send", "requeue-dead", "probe", "review"):
+    commands = ("up", "dashboard", "status", "health", "send", "requeue-dead", "probe", "review")
+    for command in commands:
         shown = run_cli(cli_env, command, "--help")
         assert shown.returncode == 0
         assert "example: llm-worker" in shown.stdout or "example: DASHBOARD_USER" in shown.stdout
@@ -177,15 +179,26 @@ def _stop(process):
 
 def test_up_runs_a_job_and_stops_cleanly(cli_env, tmp_path, fake_llm, fake_core):
     fake_llm.answers["IntentResult"] = GOOD
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     process, log_path, log = _up(
-        cli_env, tmp_path, "--processes", "1", "--threads", "2", DASHBOARD_PORT=str(port)
+        cli_env,
+        tmp_path,
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        DASHBOARD_PORT=str(port),
+        METRICS_ENABLED="true",
+        dramatiq_prom_port=str(metrics_port),
+        dramatiq_prom_db=str(tmp_path / "prom"),
     )
     try:
         wait_for(lambda: "Worker process is ready" in log_path.read_text(), timeout=60)
         intent_classify.send(5, 42, {"text": "x"})
         wait_for(lambda: fake_core.job_updates(5), timeout=30)
         wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), timeout=30)
+        # Metrics listen on loopback only under `up` (Dramatiq's own default is 0.0.0.0).
+        assert wait_for(lambda: _listening(metrics_port), timeout=30) == ["127.0.0.1"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     finally:
@@ -193,10 +206,22 @@ def test_up_runs_a_job_and_stops_cleanly(cli_env, tmp_path, fake_llm, fake_core)
         log.close()
     output = log_path.read_text()
     assert output.startswith("[up] broker: Redis at")
+    assert f"[up] metrics on http://127.0.0.1:{metrics_port}/metrics" in output
     assert "[up] LLM (openai at" in output and "answers in" in output
     for name in ("worker", "scheduler", "dashboard"):
         assert f"[{name}] " in output
     assert output.rstrip().endswith("[up] stopped")
+
+
+def _listening(port: int) -> list[str]:
+    """The IPv4 addresses with a socket listening on ``port`` (from /proc/net/tcp)."""
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.append(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
 
 
 def test_up_stops_everything_when_a_child_dies(cli_env, tmp_path):
@@ -363,21 +388,85 @@ def test_dashboard_refuses_public_address_without_credentials(cli_env):
     assert "without DASHBOARD_USER and DASHBOARD_PASSWORD" in done.stderr
 
 
-def _send_and_wait(cli_env, job_id, seconds, **env):
+def _llm_checks(fake_llm) -> int:
+    return sum(1 for r in fake_llm.requests if r["method"] == "GET")
+
+
+def test_status_reports_whether_the_llm_answers_checked_once_per_interval(
+    env, cli_env, fake_llm, redis_client
+):
+    env()
+    first = run_cli(cli_env, "status", "--json", LLM_PROBE_INTERVAL_SECONDS="600")
+    assert first.returncode == 0, first.stderr
+    llm = json.loads(first.stdout)["llm"]
+    assert llm["reachable"] is True and llm["url"] == f"{fake_llm.base_url}/models"
+    again = run_cli(cli_env, "status", LLM_PROBE_INTERVAL_SECONDS="600")
+    assert again.returncode == 0 and "answers (HTTP 200" in again.stdout
+    assert _llm_checks(fake_llm) == 1  # the second status read the shared result
+
+    redis_client.delete("llmw:llm:reachability")
+    fake_llm.fallback = lambda request: Reply(status=503, body={"error": "overloaded"})
+    overloaded = run_cli(cli_env, "status", LLM_PROBE_INTERVAL_SECONDS="600")
+    assert overloaded.returncode == 1
+    assert "NOT REACHABLE (answers HTTP 503" in overloaded.stdout
+    assert "breaker: closed" in overloaded.stdout
+    assert "the first job to call it will open the breaker" in overloaded.stdout
+
+    fake_llm.fallback = lambda request: Reply(body={"data": []}, delay=5)  # hangs
+    hung = run_cli(cli_env, "status", "--json", LLM_PROBE_INTERVAL_SECONDS="0.05")
+    assert hung.returncode == 1
+    assert json.loads(hung.stdout)["llm"]["detail"] == "timed out after 1s"
+
+    fake_llm.down()
+    time.sleep(0.1)
+    refused = run_cli(cli_env, "status", "--json", LLM_PROBE_INTERVAL_SECONDS="0.05")
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout)["llm"]["detail"] == "connection refused"
+
+
+def test_health_is_liveness_of_the_worker_processes(start_worker, cli_env, tmp_path):
+    folder = tmp_path / "alive"
+    live_env = {"LIVENESS_DIR": str(folder), "LLM_BASE_URL": "http://127.0.0.1:1/v1"}
+    none = run_cli(cli_env, "health", **live_env)
+    assert none.returncode == 1 and "no running worker process beats" in none.stdout
+
+    # The LLM is unreachable: the worker still lives, so liveness passes.
+    worker = start_worker("--processes", "2", "--threads", "1", **live_env)
+    wait_for(lambda: len(list(folder.glob("worker-*"))) == 2, timeout=60)
+    alive = run_cli(cli_env, "health", **live_env)
+    assert alive.returncode == 0 and alive.stdout.startswith("alive: 2 worker processes")
+
+    # A running process whose file is old has stopped beating.
+    (folder / f"worker-{worker.pid}").write_text(f"{time.time() - 60}\n")
+    stuck = run_cli(cli_env, "health", **live_env)
+    assert stuck.returncode == 1 and f"worker process {worker.pid} stopped beating" in stuck.stdout
+
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert [p.name for p in folder.glob("worker-*")] == [f"worker-{worker.pid}"]
+    gone = run_cli(cli_env, "health", **live_env)
+    assert gone.returncode == 1 and "no running worker process beats" in gone.stdout
+
+
+def _send(cli_env, actor, job_id, payload, wait, **env):
     return run_cli(
         cli_env,
         "send",
-        "intent_classify",
+        actor,
         "--job-id",
         str(job_id),
         "--user-id",
         "42",
         "--payload",
-        '{"text": "x"}',
+        json.dumps(payload),
         "--wait",
-        str(seconds),
+        str(wait),
         **env,
     )
+
+
+def _send_and_wait(cli_env, job_id, seconds, **env):
+    return _send(cli_env, "intent_classify", job_id, {"text": "x"}, seconds, **env)
 
 
 def test_send_wait_says_the_job_is_held_by_the_breaker(env, worker, cli_env, fake_llm):
@@ -388,10 +477,13 @@ def test_send_wait_says_the_job_is_held_by_the_breaker(env, worker, cli_env, fak
 
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
-    assert line.startswith("llm-worker: no notification for job 81 within 3s")
-    assert "; the job is held back by the breaker for " in line
-    assert "the breaker is open (LLM unavailable: LLM answered HTTP 503: loading)" in line
-    assert re.search(r"next probe in 1[01]\d\.\ds; it expires in 1209\d{3}\.\ds$", line)
+    assert line.startswith(
+        "llm-worker: no notification for job 81 within 3s: the LLM is unavailable (breaker open"
+    )
+    assert "LLM answered HTTP 503: loading); the job is held in the broker" in line
+    assert re.search(
+        r"next probe in 1[01]\d\.\ds\); held back for \d+\.\ds, it expires in 1209\d{3}\.\ds$", line
+    )
 
 
 def test_send_wait_says_the_job_is_retrying_after_core_failed(
@@ -409,7 +501,7 @@ def test_send_wait_says_the_job_is_retrying_after_core_failed(
     done = _send_and_wait(cli_env, 82, 3, **settings)
 
     assert done.returncode == 2
-    assert "; the job is delayed, retrying after " in done.stderr
+    assert ": the job is delayed, retrying after " in done.stderr
     assert "HTTP 503" in done.stderr
     assert re.search(r"attempt 2 of 4, next attempt in \d+\.\ds$", done.stderr.strip())
 
@@ -422,18 +514,9 @@ def test_send_wait_says_the_job_is_retrying_after_an_invalid_answer(env, worker,
 
     assert done.returncode == 2
     assert re.search(
-        r"; the job is delayed, retrying after an invalid answer, attempt 2 of 6, "
+        r": the job is delayed, retrying after an invalid answer, attempt 2 of 6, "
         r"next attempt in \d+\.\ds$",
         done.stderr.strip(),
-    )
-
-
-def test_send_wait_says_the_job_is_queued_without_a_worker(env, cli_env, redis_client):
-    done = _send_and_wait(cli_env, 84, 1)
-
-    assert done.returncode == 2
-    assert done.stderr.strip().endswith(
-        "; the job is queued, waiting for a worker; the breaker is closed"
     )
 
 
@@ -451,7 +534,100 @@ def test_send_wait_says_the_llm_fails_the_jobs_request(env, worker, cli_env, fak
 
     assert done.returncode == 2
     assert re.search(
-        r"; the job is delayed, retrying after the LLM failed its request while answering "
+        r": the job is delayed, retrying after the LLM failed its request while answering "
         r"probes \(1 of 3 server errors\), next attempt in 1[01]\d\.\ds$",
         done.stderr.strip(),
+    )
+
+
+def _start_ready(start_worker, tmp_path, **env):
+    """One worker process of one thread, once it is ready."""
+    start_worker("--processes", "1", "--threads", "1", **env)
+    ready = lambda: "Worker process is ready" in (tmp_path / "worker0.log").read_text()  # noqa: E731
+    wait_for(ready, timeout=60)
+
+
+def test_send_wait_says_the_breaker_holds_the_job(start_worker, cli_env, redis_client, tmp_path):
+    _start_ready(start_worker, tmp_path)
+    BreakerStore(redis_client, "llmw", outage_retention=60).open(
+        "cannot reach the LLM: connection refused", next_probe_at=time.time() + 300
+    )
+
+    done = _send(cli_env, "intent_classify", 31, {"text": "x"}, 3)
+
+    assert done.returncode == 2
+    assert "no notification for job 31 within 3s: the LLM is unavailable (breaker open since" in (
+        done.stderr
+    )
+    assert "connection refused" in done.stderr and "held in the broker" in done.stderr
+
+
+def test_send_wait_ends_when_a_job_completes_without_a_notification(
+    start_worker, cli_env, fake_llm, fake_core, tmp_path
+):
+    fake_llm.answers["TaskMatchResult"] = {"task_id": None, "confidence": 0.1, "reason": "none"}
+    _start_ready(start_worker, tmp_path)
+
+    done = _send(cli_env, "task_match", 32, {"content": "buy milk"}, 60)
+
+    assert done.returncode == 0, done.stderr
+    assert (
+        "job 32: the job completed without a notification (task_match notifies only a match)"
+        in done.stdout
+    )
+    assert fake_core.job_updates(32)[0]["status"] == "completed"
+
+
+def test_send_wait_says_core_refuses_the_report(
+    start_worker, cli_env, fake_llm, fake_core, tmp_path
+):
+    # The LLM refuses the request (HTTP 400): the job fails at once, and its report
+    # meets a Core answering 503, retried in a minute.
+    fake_llm.fallback = lambda request: Reply(status=400, body={"error": {"message": "no"}})
+    fake_core.failures.extend([503] * 500)
+    retries = {"JOB_RETRY_MIN_BACKOFF_SECONDS": "60", "JOB_RETRY_MAX_BACKOFF_SECONDS": "120"}
+    _start_ready(start_worker, tmp_path, **retries)
+
+    done = _send(cli_env, "intent_classify", 33, {"text": "x"}, 10)
+
+    assert done.returncode == 2
+    assert "the job failed, but Core has not accepted its report yet" in done.stderr
+    assert "HTTP 503" in done.stderr and "the notification follows once Core does" in done.stderr
+
+
+def test_job_state_sentences_for_ends_without_a_notification():
+    from llm_worker.breaker import BreakerStatus
+    from llm_worker.ops.job_state import JobState, explain
+
+    closed = BreakerStatus("closed")
+    dead = explain(JobState("report_dead", "failed", "Core answered HTTP 503"), closed, "followup")
+    assert dead == (
+        "the job failed, and Core refused its report JOB_MAX_RETRIES times (Core answered "
+        "HTTP 503); `llm-worker requeue-dead` delivers it again"
+    )
+    stale = explain(JobState("finished", "skipped"), closed, "followup")
+    assert stale == "the job was skipped"
+    held = explain(JobState("queued"), BreakerStatus("open", 1.0, "HTTP 503", 2.0), "followup")
+    assert held.startswith("the LLM is unavailable (breaker open since 00:00:01 UTC")
+
+
+def test_a_producer_import_loads_no_llm_sdk(cli_env):
+    code = (
+        "import sys, actors; actors.intent_classify; "
+        "print(sorted(m for m in ('openai', 'anthropic', 'pika') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=cli_env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_send_wait_says_no_worker_took_the_job(cli_env, redis_client):
+    done = _send(cli_env, "followup", 35, {"text": "x"}, 2)
+
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "llm-worker: no notification for job 35 within 2s: the job is still queued: "
+        "no worker has taken it"
     )

@@ -80,7 +80,14 @@ def dashboard_app(
     """The dashboard for ``broker``'s queues: with basic auth when credentials are given,
     else only for requests addressed to loopback or ``allowed_hosts``."""
     from dramatiq.brokers.redis import RedisBroker
-    from dramatiq_dashboard import DashboardApp
+
+    try:
+        from dramatiq_dashboard import DashboardApp
+    except ImportError:
+        raise CommandError(
+            "dramatiq-dashboard is not installed: run scripts/install-dashboard.sh "
+            "(pip install --no-deps dramatiq-dashboard==0.4.0; its declared pins are stale)"
+        ) from None
 
     if not isinstance(broker, RedisBroker):
         raise CommandError("the dashboard needs the Redis broker (BROKER_URL selects RabbitMQ)")

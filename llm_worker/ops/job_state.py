@@ -1,16 +1,15 @@
-"""Where one job is, from what the broker and Redis know.
+"""Where one job is and why: what ``llm-worker send --wait`` says when no notification comes.
 
-``llm-worker send --wait`` says it when no notification came in time: finished
-(its report waiting for Core, or dead), dead-lettered, delayed (retrying after an
-error or an invalid answer, or held back by the breaker, with the attempt and
-when it runs next), running, or queued.
+Read from Redis (the Redis broker's keys, the job's finished marker, the report
+outbox and the breaker); with RabbitMQ only the finished marker, the outbox and
+the breaker are known.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import dramatiq
 from dramatiq import Message
@@ -20,50 +19,123 @@ from dramatiq.common import dq_name, xq_name
 from .. import keys, message_options
 from ..breaker import BreakerStatus
 from ..services import Services
+from ..settings import Settings
+
+Place = Literal[
+    "finished",
+    "report_pending",
+    "report_dead",
+    "dead_letter",
+    "delayed",
+    "in_flight",
+    "queued",
+    "unknown",
+]
+
+#: Actors whose completed jobs may send no notification, and when they do send one.
+SILENT_WHEN = {
+    "task_match": "task_match notifies only a match",
+    "email_extract": "email_extract notifies only kept events",
+}
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One job's whereabouts.
+
+    Attributes:
+      place: where the job is (see :data:`Place`).
+      status: its terminal state when known (``completed``, ``failed``, ``skipped``).
+      error: the job's error, or the reason Core refused its report.
+      message: the broker's copy of the message, when found.
+    """
+
+    place: Place
+    status: str | None = None
+    error: str | None = None
+    message: Message[Any] | None = None
+
+    @property
+    def final(self) -> bool:
+        """Whether nothing more will happen to the job without an operator."""
+        return self.place in ("finished", "report_dead", "dead_letter")
+
+
+def _lookup(client: Any, key: str, message: Message[Any]) -> bytes | None:
+    """The stored copy of ``message`` in the hash ``key``. Dramatiq keys a message by the
+    ``redis_message_id`` of its latest enqueue (a hold or a retry makes a new one), so
+    this tries that, then scans for the ``message_id``."""
+    redis_id = message.options.get("redis_message_id")
+    raw: bytes | None = client.hget(key, redis_id) if redis_id else None
+    if raw:
+        return raw
+    for _, data in client.hscan_iter(key, count=1000):
+        try:
+            if Message.decode(data).message_id == message.message_id:
+                return bytes(data)
+        except Exception:  # an undecodable entry is someone else's problem
+            continue
+    return None
+
+
+def _find(broker: RedisBroker, message: Message[Any]) -> tuple[Place, Message[Any]] | None:
+    client, ns, queue = broker.client, broker.namespace, message.queue_name
+    places: tuple[tuple[Place, str], ...] = (
+        ("dead_letter", f"{ns}:{xq_name(queue)}.msgs"),
+        ("delayed", f"{ns}:{dq_name(queue)}.msgs"),
+        ("queued", f"{ns}:{queue}.msgs"),
+    )
+    for place, key in places:
+        raw = _lookup(client, key, message)
+        if raw:
+            found = place
+            stored = Message.decode(raw)
+            redis_id = stored.options.get("redis_message_id")
+            if found == "queued" and any(
+                client.sismember(ack, redis_id)
+                for ack in client.scan_iter(f"{ns}:__acks__.*.{queue}", count=1000)
+            ):
+                found = "in_flight"
+            return found, stored
+    return None
+
+
+def finished_job(svc: Services, message_id: str) -> JobState | None:
+    """The job's end when known: a report Core has not accepted (pending or dead), or
+    the finished marker. Cheap (two Redis reads): polled while waiting."""
+    stored = svc.outbox.report_of(message_id)
+    if stored is not None:
+        report, dead = stored
+        place: Place = "report_dead" if dead else "report_pending"
+        return JobState(place, report.status, report.last_error or report.error)
+    raw = svc.redis.get(keys.finished(svc.settings.key_prefix, message_id))
+    return JobState("finished", raw.decode()) if raw else None
+
+
+def job_state(broker: dramatiq.Broker, svc: Services, message: Message[Any]) -> JobState:
+    """Where the job of ``message`` (as its producer sent it) is now; with the Redis
+    broker this may scan the queue's hashes."""
+    ended = finished_job(svc, message.message_id)
+    if ended is not None:
+        return ended
+    if isinstance(broker, RedisBroker):
+        found = _find(broker, message)
+        if found is not None:
+            return JobState(found[0], message=found[1])
+    return JobState("unknown")
+
+
+def _ago(since: float) -> str:
+    moment = time.strftime("%H:%M:%S UTC", time.gmtime(since))
+    return f"{moment}, {max(0.0, time.time() - since):.0f}s ago"
 
 
 def _seconds(value: float) -> str:
     return f"{max(0.0, value):.1f}s"
 
 
-def breaker_line(breaker: BreakerStatus, now: float) -> str:
-    """The breaker's state in a few words."""
-    if not breaker.is_open:
-        return "the breaker is closed"
-    next_probe = (breaker.next_probe_at or now) - now
-    return (
-        f"the breaker is open (LLM unavailable: {breaker.last_error}), "
-        f"next probe in {_seconds(next_probe)}"
-    )
-
-
-def _finished(svc: Services, message_id: str, now: float) -> str | None:
-    prefix = svc.settings.key_prefix
-    raw = svc.redis.hget(keys.outbox(prefix), message_id)
-    if raw is not None:
-        report = json.loads(raw)
-        due = svc.redis.zscore(keys.outbox_due(prefix), message_id)
-        when = f", next try in {_seconds(due - now)}" if due is not None else ""
-        return (
-            f"{report['status']} ({report['error']}); its report waits for Core "
-            f"(delivery attempts so far: {report.get('attempts', 0)}{when})"
-        )
-    raw = svc.redis.hget(keys.outbox_dead(prefix), message_id)
-    if raw is not None:
-        report = json.loads(raw)
-        return (
-            f"{report['status']} ({report['error']}); Core refused its report for good "
-            "(a dead report: llm-worker requeue-dead retries it)"
-        )
-    state = svc.redis.get(keys.finished(prefix, message_id))
-    if state is not None:
-        return f"{state.decode()}; Core accepted it"
-    return None
-
-
-def attempt_line(svc: Services, options: dict[str, Any]) -> str:
-    """``attempt n of m`` for a job about to run again, and why it runs again."""
-    config = svc.settings
+def attempt_line(settings: Settings, options: dict[str, Any]) -> str:
+    """``attempt n of m`` for a job about to run (again), and why it runs again."""
     retries = int(options.get(message_options.RETRIES) or 0)
     invalid = int(options.get(message_options.INVALID_RETRIES) or 0)
     attempt = 1 + retries + invalid
@@ -71,93 +143,91 @@ def attempt_line(svc: Services, options: dict[str, Any]) -> str:
     if server_errors and not retries and not invalid:
         return (
             "retrying after the LLM failed its request while answering probes "
-            f"({server_errors} of {config.llm_request_max_server_errors} server errors)"
+            f"({server_errors} of {settings.llm_request_max_server_errors} server errors)"
         )
     if invalid and not retries:
         return (
-            f"retrying after an invalid answer, attempt {attempt} of {config.llm_max_retries + 1}"
+            f"retrying after an invalid answer, attempt {attempt} of {settings.llm_max_retries + 1}"
         )
     if retries:
         error = str(options.get("traceback") or "").strip().splitlines()[-1:] or ["an error"]
-        return f"retrying after {error[0][:300]}, attempt {attempt} of {config.job_max_retries + 1}"
+        return (
+            f"retrying after {error[0][:300]}, attempt {attempt} of {settings.job_max_retries + 1}"
+        )
     return f"attempt {attempt}"
 
 
-def _delayed(svc: Services, message: Message[Any], breaker: BreakerStatus, now: float) -> str:
-    options = message.options
+def _delayed(message: Message[Any] | None, settings: Settings | None) -> str:
+    options = message.options if message is not None else {}
+    if settings is None:
+        return "the job is delayed in the broker"
     eta = options.get("eta")
-    runs = f"next attempt in {_seconds(eta / 1000 - now)}" if eta else "waiting for its delay"
-    if options.get(message_options.HELD_SINCE) and breaker.is_open:
-        held = now - float(options[message_options.HELD_SINCE])
-        expiry = svc.settings.llm_unavailable_expiry_seconds - (
-            now - message.message_timestamp / 1000
-        )
-        return (
-            f"held back by the breaker for {_seconds(held)}: {breaker_line(breaker, now)}; "
-            f"it expires in {_seconds(expiry)}"
-        )
-    return f"delayed, {attempt_line(svc, options)}, {runs}"
-
-
-def find_message(client: Any, key: str, message_id: str) -> tuple[str, Message[Any]] | None:
-    """The entry of the Redis broker's message hash ``key`` (keyed by each enqueue's own
-    ``redis_message_id``) whose Dramatiq ``message_id`` is ``message_id``."""
-    for redis_id, data in client.hscan_iter(key, count=1000):
-        try:
-            message = Message.decode(data)
-        except Exception:  # an undecodable entry is not this job
-            continue
-        if message.message_id == message_id:
-            return redis_id.decode(), message
-    return None
-
-
-def _in_flight(broker: RedisBroker, queue: str, redis_id: str) -> bool:
-    client, ns = broker.client, broker.namespace
-    return any(
-        client.sismember(key, redis_id)
-        for key in client.scan_iter(f"{ns}:__acks__.*.{queue}", count=1000)
+    runs = (
+        f"next attempt in {_seconds(eta / 1000 - time.time())}" if eta else "waiting for its delay"
     )
+    return f"the job is delayed, {attempt_line(settings, options)}, {runs}"
 
 
-def _in_redis_broker(
-    broker: RedisBroker,
-    svc: Services,
-    queue: str,
-    message_id: str,
-    breaker: BreakerStatus,
-    now: float,
-) -> str | None:
-    client, ns = broker.client, broker.namespace
-    if find_message(client, f"{ns}:{xq_name(queue)}.msgs", message_id):
-        return "dead-lettered (the dashboard shows it; llm-worker requeue-dead runs it again)"
-    found = find_message(client, f"{ns}:{dq_name(queue)}.msgs", message_id)
-    if found is not None:
-        return _delayed(svc, found[1], breaker, now)
-    found = find_message(client, f"{ns}:{queue}.msgs", message_id)
-    if found is None:
-        return None
-    redis_id, message = found
-    if _in_flight(broker, queue, redis_id):
-        return f"running now, {attempt_line(svc, message.options)}; {breaker_line(breaker, now)}"
-    return f"queued, waiting for a worker; {breaker_line(breaker, now)}"
+def _held(state: JobState, breaker: BreakerStatus, settings: Settings | None) -> str:
+    now = time.time()
+    probe = max(0.0, (breaker.next_probe_at or now) - now)
+    line = (
+        f"the LLM is unavailable (breaker open since {_ago(breaker.since or now)}: "
+        f"{breaker.last_error}); the job is held in the broker and runs when the LLM "
+        f"answers (next probe in {_seconds(probe)})"
+    )
+    message = state.message
+    held_since = message.options.get(message_options.HELD_SINCE) if message else None
+    if message is not None and held_since and settings is not None:
+        age = now - message.message_timestamp / 1000
+        expiry = settings.llm_unavailable_expiry_seconds - age
+        line += (
+            f"; held back for {_seconds(now - float(held_since))}, it expires in {_seconds(expiry)}"
+        )
+    return line
 
 
-def describe_job(
-    broker: dramatiq.Broker,
-    svc: Services,
-    message: Message[Any],
-    breaker: BreakerStatus,
-    *,
-    now: float | None = None,
+#: What an operator is told of a job still in the broker, by place.
+WAITING = {
+    "dead_letter": "the job is dead-lettered (`llm-worker requeue-dead` runs it again)",
+    "in_flight": "a worker is running the job",
+    "queued": "the job is still queued: no worker has taken it (is one running? "
+    "`llm-worker status` shows live workers)",
+    "unknown": "the job is not in the broker and has no recorded end",
+}
+
+
+def _ended(state: JobState, actor_name: str) -> str:
+    error = f": {state.error}" if state.error else ""
+    if state.place == "report_pending":
+        return (
+            f"the job {state.status}, but Core has not accepted its report yet "
+            f"({state.error}); the notification follows once Core does"
+        )
+    if state.place == "report_dead":
+        return (
+            f"the job {state.status}, and Core refused its report JOB_MAX_RETRIES times "
+            f"({state.error}); `llm-worker requeue-dead` delivers it again"
+        )
+    if state.status == "completed":
+        silent = SILENT_WHEN.get(actor_name)
+        return f"the job completed without a notification{f' ({silent})' if silent else ''}"
+    if state.status == "skipped":
+        return f"the job was skipped{error}"
+    return f"the job {state.status}{error}"
+
+
+def explain(
+    state: JobState, breaker: BreakerStatus, actor_name: str, settings: Settings | None = None
 ) -> str:
-    """One line on where the job sent as ``message`` is now (Redis: exactly; RabbitMQ:
-    its report, and the breaker)."""
-    now = time.time() if now is None else now
-    finished = _finished(svc, message.message_id, now)
-    if finished is not None:
-        return finished
-    if isinstance(broker, RedisBroker):
-        where = _in_redis_broker(broker, svc, message.queue_name, message.message_id, breaker, now)
-        return where or "not in the broker any more, and no final state recorded"
-    return f"in the broker (RabbitMQ queues cannot be searched); {breaker_line(breaker, now)}"
+    """One sentence on what is happening to the job (for an operator); with the
+    worker's ``settings``, the attempt and when it runs next."""
+    if breaker.is_open and state.place in ("queued", "delayed", "in_flight", "unknown"):
+        return _held(state, breaker, settings)
+    if state.place in ("finished", "report_pending", "report_dead"):
+        return _ended(state, actor_name)
+    if state.place == "delayed":
+        return _delayed(state.message, settings)
+    if state.place == "in_flight" and state.message is not None and settings is not None:
+        return f"{WAITING['in_flight']}, {attempt_line(settings, state.message.options)}"
+    return WAITING[state.place]

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
+
+from dramatiq import Message
 
 from ..errors import CommandError
 from ..services import Services
+from .job_state import JobState, explain, finished_job, job_state
 
 #: Notification types that mean the job did not succeed.
 FAILURE_TYPES = {"llm_failure", "llm_expiry"}
@@ -49,42 +53,85 @@ def send_job(
     print(f"sent {actor_name} job {job_id!r} (message {message.message_id})", flush=True)
     if wait is None:
         return 0
-    try:
-        note = wait_for_notification(svc, stream, cursor, job_id, wait)
-    except CommandError as exc:
-        raise CommandError(f"{exc}; the job is {job_state(svc, message)}") from None
+    note = wait_for_notification(svc, stream, cursor, job_id, wait, message=message)
+    if isinstance(note, JobEnd):
+        print(f"job {job_id!r}: {note.text}")
+        return 0 if note.status == "completed" else 1
     print(json.dumps(note, ensure_ascii=False, indent=2))
     return 1 if note["message_type"] in FAILURE_TYPES else 0
 
 
-def job_state(svc: Services, message: Any) -> str:
-    """Where the job sent as ``message`` is now, in one line (see :mod:`.job_state`)."""
+@dataclass(frozen=True)
+class JobEnd:
+    """A job that ended in a state that sends no notification: its status and why."""
+
+    status: str
+    text: str
+
+
+def situation(svc: Services, message: Message[Any]) -> tuple[JobState, str]:
+    """Where the job of ``message`` is, and a sentence saying so to an operator."""
     from actors import broker
-    from middleware.circuit_breaker import breaker_store
+    from middleware import breaker_status
 
-    from .job_state import describe_job
+    state = job_state(broker, svc, message)
+    return state, explain(state, breaker_status(), message.actor_name, svc.settings)
 
-    return describe_job(broker, svc, message, breaker_store(svc).status())
+
+def ended_silently(svc: Services, message: Message[Any]) -> JobEnd | None:
+    """The job's end if it sends no notification: completed without one, or skipped
+    (a failed or expired job's notification follows once Core accepted its report)."""
+    state = finished_job(svc, message.message_id)
+    if state is None or state.place != "finished" or state.status not in ("completed", "skipped"):
+        return None
+    from middleware import breaker_status
+
+    return JobEnd(
+        state.status or "", explain(state, breaker_status(), message.actor_name, svc.settings)
+    )
+
+
+def _next_note(
+    svc: Services, stream: str, cursor: bytes, job_id: str | int, block_ms: int | None
+) -> tuple[dict[str, Any] | None, bytes]:
+    """The first notification about ``job_id`` after ``cursor`` (waiting up to
+    ``block_ms``, or not at all), and the new cursor."""
+    for _, entries in svc.redis.xread({stream: cursor}, block=block_ms) or []:
+        for entry_id, fields in entries:
+            cursor = entry_id
+            note = json.loads(fields[b"data"])
+            if note.get("job_id") == job_id:
+                return dict(note), cursor
+    return None, cursor
 
 
 def wait_for_notification(
-    svc: Services, stream: str, cursor: bytes, job_id: str | int, timeout: float
-) -> dict[str, Any]:
-    """The first notification about ``job_id`` on the stream after ``cursor``.
+    svc: Services,
+    stream: str,
+    cursor: bytes,
+    job_id: str | int,
+    timeout: float,
+    *,
+    message: Message[Any] | None = None,
+) -> dict[str, Any] | JobEnd:
+    """The first notification about ``job_id`` on the stream after ``cursor``; with the
+    job's ``message``, its end as soon as it ended in a state that sends none.
 
     Raises:
-      CommandError: when none arrives within ``timeout`` seconds.
+      CommandError: when neither comes within ``timeout`` seconds, saying what is
+        happening to the job (breaker open, held, Core refusing its report, queued...).
     """
     deadline = time.monotonic() + timeout
     while (remaining := deadline - time.monotonic()) > 0:
         block_ms = max(1, int(min(remaining, 1.0) * 1000))
-        for _, entries in svc.redis.xread({stream: cursor}, block=block_ms) or []:
-            for entry_id, fields in entries:
-                cursor = entry_id
-                note = json.loads(fields[b"data"])
-                if note.get("job_id") == job_id:
-                    return dict(note)
-    raise CommandError(
-        f"no notification for job {job_id!r} within {timeout:g}s "
-        "(task_match without a match and email_extract without events send none: check Core)"
-    )
+        note, cursor = _next_note(svc, stream, cursor, job_id, block_ms)
+        if note is not None:
+            return note
+        end = ended_silently(svc, message) if message is not None else None
+        if end is not None:
+            # A job's notifications are published before it is marked finished: read
+            # what came in since the last look before saying there was none.
+            note, cursor = _next_note(svc, stream, cursor, job_id, None)
+            return note if note is not None else end
+    why = situation(svc, message)[1] if message is not None else "check Core and the worker's log"
+    raise CommandError(f"no notification for job {job_id!r} within {timeout:g}s: {why}")

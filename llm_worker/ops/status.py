@@ -16,9 +16,11 @@ from .. import message_options
 from ..breaker import BreakerStatus, BreakerStore
 from ..core_refusals import unauthorized_alarm
 from ..services import Services
+from ..text import plural
 
-#: Exit codes; 1 also while Core refuses the worker's credentials.
-EXIT_HEALTHY, EXIT_BREAKER_OPEN, EXIT_BROKER_DOWN = 0, 1, 2
+#: Exit codes: 1 while the LLM is down (breaker open or server not answering) or Core
+#: refuses the worker's credentials.
+EXIT_HEALTHY, EXIT_NOT_READY, EXIT_BROKER_DOWN = 0, 1, 2
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Status:
     #: Reports of failed, skipped and expired jobs waiting for Core (``pending``) and
     #: given up on (``dead``).
     reports: dict[str, int] = field(default_factory=dict)
+    #: The LLM server's reachability (:class:`~.llm_reachability.Reachability` as a dict).
+    llm: dict[str, Any] | None = None
     #: While Core refuses the worker's credentials: ``since``, ``last_error``, ``at``.
     core_unauthorized: dict[str, Any] | None = None
     #: Jobs held because Core refused the worker's credentials.
@@ -63,10 +67,16 @@ class Status:
     fallback_breaker: dict[str, Any] | None = None
 
     @property
+    def llm_down(self) -> bool:
+        """Whether the breaker is open or the LLM server does not answer."""
+        unreachable = self.llm is not None and not self.llm["reachable"]
+        return self.breaker["state"] == "open" or unreachable
+
+    @property
     def exit_code(self) -> int:
-        """0 healthy, 1 breaker open or Core refusing the worker's credentials."""
-        if self.breaker["state"] == "open" or self.core_unauthorized is not None:
-            return EXIT_BREAKER_OPEN
+        """0 healthy, 1 the LLM is down or Core refuses the worker's credentials."""
+        if self.llm_down or self.core_unauthorized is not None:
+            return EXIT_NOT_READY
         return EXIT_HEALTHY
 
     def as_dict(self) -> dict[str, Any]:
@@ -119,13 +129,17 @@ def serving(primary: BreakerStatus, fallback: BreakerStatus | None) -> str:
 
 
 def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatus) -> Status:
-    """Read the status of every declared queue (Redis: exact; RabbitMQ: counts only)."""
+    """Read the status of every declared queue (Redis: exact; RabbitMQ: counts only)
+    and the LLM's reachability (cached)."""
+    from .llm_reachability import llm_reachability
+
     now = time.time()
     queues = sorted(broker.get_declared_queues())
     status = Status(
         type(broker).__name__,
         breaker.as_dict(),
         reports=svc.outbox.counts(),
+        llm=llm_reachability(svc).as_dict(),
         core_unauthorized=unauthorized_alarm(svc.redis, svc.settings.key_prefix),
     )
     fallback = None
@@ -172,6 +186,18 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
+def _llm_line(llm: dict[str, Any], breaker_open: bool) -> str:
+    checked = _age(max(0.0, time.time() - llm["checked_at"]))
+    if llm["reachable"]:
+        return f"LLM: {llm['url']} answers ({llm['detail']}, checked {checked} ago)"
+    held = (
+        "jobs are held until it answers"
+        if breaker_open
+        else "the first job to call it will open the breaker, and jobs wait until it answers"
+    )
+    return f"LLM: {llm['url']} NOT REACHABLE ({llm['detail']}, checked {checked} ago); {held}"
+
+
 def render(status: Status) -> str:
     """The status as text for a terminal."""
     breaker = status.breaker
@@ -184,6 +210,8 @@ def render(status: Status) -> str:
         ]
     else:
         lines = ["breaker: closed"]
+    if status.llm is not None:
+        lines.append(_llm_line(status.llm, breaker["state"] == "open"))
     if status.fallback_breaker is not None:
         fallback = status.fallback_breaker
         if fallback["state"] == "open":
@@ -203,7 +231,7 @@ def render(status: Status) -> str:
     lines.append("")
     if status.held_back:
         lines.append(
-            f"held back by the outage: {status.held_back} jobs, "
+            f"held back by the outage: {plural(status.held_back, 'job')}, "
             f"first expires in {_age(status.first_expiry_in_seconds)}"
         )
     else:
@@ -212,7 +240,7 @@ def render(status: Status) -> str:
     if alarm is not None:
         lines += [
             f"CORE REFUSES THE WORKER'S CREDENTIALS for {_age(time.time() - alarm['since'])}: "
-            f"{status.held_for_core} jobs held (check CORE_API_TOKEN)",
+            f"{plural(status.held_for_core, 'job')} held (check CORE_API_TOKEN)",
             f"  last error: {alarm['last_error']}",
         ]
     if status.reports:

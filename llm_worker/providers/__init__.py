@@ -4,17 +4,32 @@ Each maps its failures onto :class:`~llm_worker.errors.LLMUnavailable` and
 :class:`~llm_worker.errors.InvalidLLMResponse` (plus
 :class:`~llm_worker.errors.LLMRequestRejected`), reports token usage, and
 has its SDK's own retries off: the middleware owns retrying.
+
+The provider modules (and so the ``openai`` and ``anthropic`` SDKs, most of a
+producer's import time) are imported only when a provider is built or one of
+their classes is first named here: ``import actors`` loads no LLM SDK.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..settings import Settings
-from .anthropic_messages import AnthropicProvider
 from .base import LLMAnswer, Prompt, Provider, Turn
-from .ollama import OllamaProvider
-from .openai_compat import OpenAICompatibleProvider
+
+if TYPE_CHECKING:
+    from .anthropic_messages import AnthropicProvider
+    from .ollama import OllamaProvider
+    from .openai_compat import OpenAICompatibleProvider
+
+#: The provider classes, by name, and the module each lives in (imported on first use).
+_LAZY_CLASSES = {
+    "AnthropicProvider": "anthropic_messages",
+    "OllamaProvider": "ollama",
+    "OpenAICompatibleProvider": "openai_compat",
+}
 
 OPENAI_URL = "https://api.openai.com/v1"
 OLLAMA_DEFAULT_HOST = "http://localhost:11434"
@@ -52,6 +67,14 @@ def choose_provider(settings: Settings) -> ProviderChoice:
     return ProviderChoice("openai", OPENAI_URL if use_openai else settings.llm_base_url, reason)
 
 
+def __getattr__(name: str) -> Any:
+    """The provider classes, each imported (with its SDK) when first named."""
+    module = _LAZY_CLASSES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
 def make_fallback_provider(settings: Settings) -> Provider | None:
     """The fallback provider of ``LLM_FALLBACK_*``, or ``None`` when no URL is set."""
     url = settings.llm_fallback_base_url
@@ -60,9 +83,15 @@ def make_fallback_provider(settings: Settings) -> Provider | None:
     key = settings.llm_fallback_api_key.get_secret_value()
     timeout = settings.llm_timeout_seconds
     if settings.llm_fallback_provider == "anthropic":
+        from .anthropic_messages import AnthropicProvider
+
         return AnthropicProvider(api_key=key, base_url=url, timeout=timeout)
     if settings.llm_fallback_provider == "ollama":
+        from .ollama import OllamaProvider
+
         return OllamaProvider(host=url, timeout=timeout)
+    from .openai_compat import OpenAICompatibleProvider
+
     return OpenAICompatibleProvider(
         base_url=url,
         api_key=key,
@@ -73,16 +102,22 @@ def make_fallback_provider(settings: Settings) -> Provider | None:
 
 
 def make_provider(settings: Settings) -> Provider:
-    """Build the chosen provider from the settings."""
+    """Build the chosen provider from the settings (importing only its own SDK)."""
     choice = choose_provider(settings)
     timeout = settings.llm_timeout_seconds
     if choice.name == "anthropic":
+        from .anthropic_messages import AnthropicProvider
+
         key = settings.anthropic_api_key or settings.llm_api_key
         return AnthropicProvider(
             api_key=key.get_secret_value(), base_url=choice.url, timeout=timeout
         )
     if choice.name == "ollama":
+        from .ollama import OllamaProvider
+
         return OllamaProvider(host=choice.url, timeout=timeout)
+    from .openai_compat import OpenAICompatibleProvider
+
     key = settings.openai_api_key or settings.llm_api_key
     return OpenAICompatibleProvider(
         base_url=choice.url,
