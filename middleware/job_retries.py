@@ -9,7 +9,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
-from llm_worker.errors import JobRejected, LLMError
+from llm_worker.errors import InvalidLLMResponse, JobRejected, LLMUnavailable
 from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
 from llm_worker.usage import Usage
@@ -17,11 +17,17 @@ from llm_worker.usage import Usage
 logger = logging.getLogger(__name__)
 
 
+#: Errors another middleware retries or fails: the circuit breaker, the invalid-answer backoff.
+OWNED_ELSEWHERE = (LLMUnavailable, InvalidLLMResponse)
+
+
 class JobRetries(Retries):
     """Retries that leave LLM errors to their own middleware and never end silently.
 
-    - :class:`~llm_worker.errors.LLMError` (unavailable, invalid answer) is
-      left alone: the circuit breaker and the invalid-response backoff own it.
+    - :class:`~llm_worker.errors.LLMUnavailable` and
+      :class:`~llm_worker.errors.InvalidLLMResponse` are left alone: the
+      circuit breaker and the invalid-response backoff own them.  Any other
+      :class:`~llm_worker.errors.LLMError` is retried here like any error.
     - :class:`~llm_worker.errors.JobRejected` fails the job at once.
     - Anything else (Core failing, a bug) gets Dramatiq's ordinary retries,
       bounded by ``JOB_MAX_RETRIES`` with exponential backoff between
@@ -46,7 +52,7 @@ class JobRetries(Retries):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        if exception is None or isinstance(exception, LLMError):
+        if exception is None or isinstance(exception, OWNED_ELSEWHERE):
             return
         if isinstance(exception, JobRejected):
             message.fail()
