@@ -152,7 +152,7 @@ class Settings(BrokerSettings):
     notify_dedupe_seconds: int = Field(1_296_000, gt=0)
     #: How long a job's valid LLM result is kept for retries after Core failed, in seconds.
     job_result_ttl_seconds: int = Field(86_400, gt=0)
-    #: Largest payload accepted, as JSON, in bytes (checked at send and at pick-up).
+    #: Largest job accepted: its arguments as JSON, in bytes (checked at send and at pick-up).
     job_max_payload_bytes: int = Field(1_048_576, gt=0)
     #: ``text`` or ``json`` (one JSON object per line).
     log_format: Literal["text", "json"] = "text"
