@@ -8,6 +8,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from llm_worker.redis_broker import RecoveringRedisBroker
 from llm_worker.settings import broker_settings
 from middleware.dead_worker_recovery import DeadWorkerRecovery
+from middleware.redacted_logs import RedactedLogs
 
 from .handlers import declare
 
@@ -19,5 +20,7 @@ broker: dramatiq.Broker = (
 )
 # A killed git worker's messages come back as the LLM workers' do.
 broker.add_middleware(DeadWorkerRecovery(interval=_config.broker_recovery_interval_seconds))
+# Tool calls carry arguments and answers carry code: logs show messages by id only.
+broker.add_middleware(RedactedLogs())
 dramatiq.set_broker(broker)
 actors = declare(broker)

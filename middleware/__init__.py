@@ -13,12 +13,14 @@ from .invalid_backoff import InvalidResponseBackoff
 from .job_arguments import JobArgumentsCheck
 from .job_log import JobOutcomeLog
 from .job_retries import JobRetries
+from .redacted_logs import RedactedLogs
 from .report_outbox import ReportOutboxDrain
 from .worker_setup import WorkerSetup
 
 __all__ = [
     # Process and observability
     "JobOutcomeLog",
+    "RedactedLogs",
     "WorkerSetup",
     # Validation
     "JobArgumentsCheck",
