@@ -179,9 +179,8 @@ def cmd_requeue_dead(args: argparse.Namespace) -> int:
     counts = requeue_dead(broker, svc, queues, dry_run=args.dry_run)
     verb = "would requeue" if args.dry_run else "requeued"
     for queue, count in counts.items():
-        if count.requeued or count.malformed:
-            kept = f", kept {count.malformed} malformed (they would fail again)"
-            print(f"{queue}: {verb} {count.requeued}{kept if count.malformed else ''}")
+        if count.requeued:
+            print(f"{queue}: {verb} {count.requeued}")
     print(f"{verb} {sum(c.requeued for c in counts.values())} dead-lettered messages")
     if not args.queue:
         reports = svc.outbox.requeue_dead(dry_run=args.dry_run)

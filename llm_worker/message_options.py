@@ -14,7 +14,8 @@ FIRST_ATTEMPT_AT = "llm_first_attempt_at"
 FEEDBACK = "llm_feedback"
 #: Seconds since the epoch when an operator requeued the dead-lettered message.
 REQUEUED_AT = "llm_requeued_at"
-#: Set once the job passed the send-time check (kept by every re-enqueued copy).
+#: Set once the job passed the send-time check (kept by every re-enqueued copy), or when an
+#: operator requeued it (it is checked at pick-up either way).
 CHECKED = "llm_checked"
 #: Dramatiq's own counter of ordinary retries.
 RETRIES = "retries"
