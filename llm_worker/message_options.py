@@ -17,10 +17,16 @@ REQUEUED_AT = "llm_requeued_at"
 #: Set once the job passed the send-time check (kept by every re-enqueued copy), or when an
 #: operator requeued it (it is checked at pick-up either way).
 CHECKED = "llm_checked"
+#: Times the job waited for another message of the same job holding its LLM lease.
+LEASE_WAITS = "llm_lease_waits"
 #: Dramatiq's own counter of ordinary retries.
 RETRIES = "retries"
 
 
 def was_requeued(options: dict[str, object]) -> bool:
-    """Whether a message is a retry, a hold or an operator's requeue, not a first delivery."""
-    return any(options.get(name) for name in (HELD_SINCE, INVALID_RETRIES, RETRIES, REQUEUED_AT))
+    """Whether a message is a retry, a hold, a wait or an operator's requeue, not a first
+    delivery."""
+    return any(
+        options.get(name)
+        for name in (HELD_SINCE, INVALID_RETRIES, RETRIES, REQUEUED_AT, LEASE_WAITS)
+    )

@@ -9,7 +9,9 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
-from llm_worker.errors import InvalidLLMResponse, JobRejected, LLMUnavailable
+from llm_worker import message_options
+from llm_worker.errors import InvalidLLMResponse, JobInProgress, JobRejected, LLMUnavailable
+from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
 from llm_worker.usage import Usage
@@ -29,6 +31,9 @@ class JobRetries(Retries):
       circuit breaker and the invalid-response backoff own them.  Any other
       :class:`~llm_worker.errors.LLMError` is retried here like any error.
     - :class:`~llm_worker.errors.JobRejected` fails the job at once.
+    - :class:`~llm_worker.errors.JobInProgress` (another message of the same
+      job is calling the LLM) re-enqueues the message after
+      ``JOB_RETRY_MIN_BACKOFF_SECONDS``, counting as no retry.
     - Anything else (Core failing, a bug) gets Dramatiq's ordinary retries,
       bounded by ``JOB_MAX_RETRIES`` with exponential backoff between
       ``JOB_RETRY_MIN_BACKOFF_SECONDS`` and ``JOB_RETRY_MAX_BACKOFF_SECONDS``.
@@ -54,6 +59,9 @@ class JobRetries(Retries):
     ) -> None:
         if exception is None or isinstance(exception, OWNED_ELSEWHERE):
             return
+        if isinstance(exception, JobInProgress):
+            self._wait(broker, message)
+            return
         if isinstance(exception, JobRejected):
             message.fail()
         else:
@@ -63,3 +71,16 @@ class JobRetries(Retries):
         if message.failed and kind is not None:
             attempts = Usage.from_options(message.options).attempts
             kind.failed(services(), message, str(exception), attempts)
+
+    def _wait(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        note_outcome("waiting", "another message of the same job is calling the LLM")
+        waits = int(message.options.get(message_options.LEASE_WAITS, 0)) + 1
+        message.options[message_options.LEASE_WAITS] = waits
+        delay_ms = max(1, int(services().settings.job_retry_min_backoff_seconds * 1000))
+        logger.info(
+            "job %s waits %d ms for another message of the same job (wait %d)",
+            message.message_id,
+            delay_ms,
+            waits,
+        )
+        broker.enqueue(message, delay=delay_ms)
