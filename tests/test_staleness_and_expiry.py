@@ -90,9 +90,7 @@ def test_job_queued_during_an_outage_and_never_held_expires_at_pick_up(
 ):
     svc = env(LLM_UNAVAILABLE_EXPIRY_SECONDS=1, LLM_PROBE_INTERVAL_SECONDS=0.2)
     fake_llm.answers["IntentResult"] = GOOD
-    BreakerStore(svc.redis, "llmw", outage_retention=60).open(
-        "down", next_probe_at=time.time() + 2
-    )
+    BreakerStore(svc.redis, "llmw", outage_retention=60).open("down", next_probe_at=time.time() + 2)
     wait_for(lambda: worker.consumers["llm.intent"].paused)  # nothing picks it up meanwhile
     intent_classify.send(75, 42, {"text": "x"})  # queued while the LLM is down
     wait_for(lambda: not redis_client.exists("llmw:breaker"), timeout=10)  # LLM back, no sweep
