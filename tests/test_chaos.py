@@ -266,9 +266,12 @@ def test_redis_stopped_and_started_under_load(
     start_worker, cli_env, fake_llm, fake_core, redis_server
 ):
     """Redis stopped (connections refused) and started STOPS times while 80 jobs are sent
-    and run; every job ends with one state Core accepted and its notification, once."""
+    and run, the LLM flapping and Core failing in bursts (so that retries, holds and reports
+    are being written when Redis goes away); every job ends with one state Core accepted and
+    its notification, once."""
     jobs = 80
-    fake_llm.fallback = _answer
+    random.seed(11)
+    fake_llm.fallback = flapping_llm
     fake_core.tasks[42] = [{"id": 5, "title": "Trip", "description": None}]
     worker_env = {
         "REDIS_URL": redis_server.url,
@@ -278,8 +281,18 @@ def test_redis_stopped_and_started_under_load(
         "JOB_RETRY_MAX_BACKOFF_SECONDS": "1",
         "BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
         "BROKER_RECOVERY_INTERVAL_SECONDS": "1",
+        "LLM_PROBE_INTERVAL_SECONDS": "0.5",
+        "LLM_RETRY_BACKOFF_SECONDS": "0.05",
+        "LLM_MAX_RETRIES": "6",
     }
     workers = [start_worker("--processes", "2", "--threads", "4", **worker_env)]
+    bursts = threading.Event()
+
+    def core_bursts():
+        while not bursts.wait(0.7):
+            fake_core.failures.extend([503] * 3)
+
+    threading.Thread(target=core_bursts, daemon=True).start()
     producer = subprocess.Popen(
         [sys.executable, "-c", PRODUCER, str(jobs), "12"],
         cwd=ROOT,
@@ -291,6 +304,8 @@ def test_redis_stopped_and_started_under_load(
             redis_server.stop()
             time.sleep(0.5 + random.random())  # down: connections refused
             redis_server.start()
+        bursts.set()
+        fake_llm.fallback = _answer
         producer.wait(timeout=120)
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and len(_final(fake_core)) < jobs:
@@ -299,6 +314,7 @@ def test_redis_stopped_and_started_under_load(
             time.sleep(0.5)
         time.sleep(2)  # let redeliveries, if any, land
     finally:
+        bursts.set()
         if producer.poll() is None:
             producer.kill()
 
