@@ -32,9 +32,5 @@ class ExpiryCheck(Middleware):
         if not is_expired(svc, message):
             return
         note_outcome("expired")
-        try:
-            claim_and_expire(svc, message, kind)
-        except Exception:
-            logger.exception("could not expire %s; it stays queued", message.message_id)
-            broker.enqueue(message, delay=60_000)
+        claim_and_expire(svc, message, kind)  # if it cannot be told, the message stays queued
         raise SkipMessage("expired")
