@@ -21,6 +21,16 @@ from .errors import JobInProgress
 #: Seconds a lease outlives the LLM call's own bound.
 LEASE_MARGIN_SECONDS = 60.0
 
+#: Take KEYS[1] for ARGV[1] (for ARGV[2] ms) unless another holds it; return that other.
+_TAKE = """
+local current = redis.call('get', KEYS[1])
+if current and current ~= ARGV[1] then
+    return current
+end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+
 #: Delete KEYS[1] if it still holds ARGV[1].
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -49,11 +59,9 @@ def job_lease(
     """
     key = keys.job_lease(prefix, job_type, job_id)
     ttl_ms = max(1, int(ttl_seconds * 1000))
-    if not client.set(key, holder, nx=True, px=ttl_ms):
-        current = client.get(key)
-        if current is not None and current.decode() != holder:
-            raise JobInProgress(current.decode())
-        client.set(key, holder, px=ttl_ms)
+    other = client.eval(_TAKE, 1, key, holder, ttl_ms)
+    if other:
+        raise JobInProgress(other.decode() if isinstance(other, bytes) else str(other))
     try:
         yield
     finally:

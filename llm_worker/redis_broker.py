@@ -53,6 +53,10 @@ class RecoveringRedisBroker(RedisBroker):
         """This broker's consumer."""
         return SafeRedisConsumer
 
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> SafeRedisConsumer:
+        """A :class:`~llm_worker.redis_consumer.SafeRedisConsumer` of ``queue_name``."""
+        return SafeRedisConsumer(self, queue_name, prefetch, timeout)
+
     def redeliver(self, message: Any) -> None:
         """Put ``message`` back on its queue when its worker is done, instead of
         acknowledging or dead-lettering it."""
