@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from .errors import InvalidPayload
+from .identifiers import id_problem
 from .schemas import Payload
 
 P = TypeVar("P", bound=Payload)
@@ -49,10 +50,8 @@ def bind_arguments(
 
 
 def is_job_id(value: Any) -> bool:
-    """Whether ``value`` is a usable id: a non-empty string or an integer (not a bool)."""
-    return (isinstance(value, str) and value != "") or (
-        isinstance(value, int) and not isinstance(value, bool)
-    )
+    """Whether ``value`` is a usable id (see :mod:`llm_worker.identifiers`)."""
+    return id_problem(value) is None
 
 
 def validation_problem(exc: ValidationError, prefix: str) -> InvalidPayload:
@@ -71,8 +70,9 @@ def parse_arguments(
       InvalidPayload: naming the first offending argument or payload field.
     """
     bound = bind_arguments(args, kwargs)
-    if not is_job_id(bound["job_id"]):
-        raise InvalidPayload("job_id", "must be a non-empty string or an integer")
+    problem = id_problem(bound["job_id"])
+    if problem is not None:
+        raise InvalidPayload("job_id", problem)
     user_id = bound["user_id"]
     if not isinstance(user_id, int) or isinstance(user_id, bool):
         raise InvalidPayload("user_id", "must be an integer")

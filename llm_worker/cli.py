@@ -130,6 +130,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         port=args.port or config.dashboard_port,
         user=config.dashboard_user,
         password=password,
+        allowed_hosts=config.dashboard_allowed_hosts.split(","),
     )
     return 0
 

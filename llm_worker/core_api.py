@@ -1,16 +1,22 @@
-"""Client of the Core API: job states, image tags and open tasks."""
+"""Client of the Core API: job states, image tags and open tasks.
+
+Every identifier goes into a URL as exactly one percent-encoded path segment
+(:func:`~llm_worker.identifiers.path_segment`), and every call ends within
+``CORE_TIMEOUT_SECONDS`` (:mod:`~llm_worker.deadline_http`).  Error answers are
+classed by :func:`~llm_worker.errors.core_error`.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Literal
-from urllib.request import getproxies
 
-import requests
+import httpx
 from pydantic import TypeAdapter, ValidationError
-from requests.adapters import HTTPAdapter
 
-from .errors import CoreAPIError
+from .deadline_http import deadline_client
+from .errors import CoreAPIError, core_error
+from .identifiers import path_segment
 from .schemas import CoreTask
 from .settings import Settings
 from .usage import Usage
@@ -19,42 +25,39 @@ logger = logging.getLogger(__name__)
 
 JobStatus = Literal["completed", "failed", "skipped"]
 _TASKS = TypeAdapter(list[CoreTask])
+#: Characters of Core's error body kept in errors, logs and reports.
+CORE_BODY_CHARS = 300
 
 
 class CoreClient:
-    """Calls Core over one pooled :class:`requests.Session`.
+    """Calls Core over one pooled HTTP client.
 
     Parameters:
-      settings: the worker settings (``CORE_API_URL``, token, timeout).
-      pool_size: idle connections kept per host (at least the worker's threads).
+      settings: the worker settings (``CORE_API_URL``, token, ``CORE_TIMEOUT_SECONDS``).
     """
 
-    def __init__(self, settings: Settings, *, pool_size: int = 256) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._base = settings.core_api_url
         self._timeout = settings.core_timeout_seconds
-        self._session = requests.Session()
-        # Proxies from the environment are read once, not on every request.
-        self._session.proxies.update(getproxies())
-        self._session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers["User-Agent"] = "llm-worker"
+        headers = {"User-Agent": "llm-worker"}
         if settings.core_api_token is not None:
             token = settings.core_api_token.get_secret_value()
-            self._session.headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = deadline_client(self._timeout, self._base, headers=headers)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        url = f"{self._base}{path}"
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._session.request(method, url, timeout=self._timeout, **kwargs)
-        except requests.RequestException as exc:
+            response = self._client.request(method, f"{self._base}{path}", **kwargs)
+        except httpx.TimeoutException:
+            raise CoreAPIError(
+                f"Core {method} {path} did not answer within {self._timeout:g}s"
+            ) from None
+        except httpx.HTTPError as exc:
             raise CoreAPIError(f"Core {method} {path} failed: {exc}") from None
         if response.status_code >= 300:
-            raise CoreAPIError(
-                f"Core {method} {path} answered HTTP {response.status_code}: {response.text[:300]}",
-                status=response.status_code,
-            )
+            body = response.text[:CORE_BODY_CHARS]
+            message = f"Core {method} {path} answered HTTP {response.status_code}: {body}"
+            raise core_error(message, response.status_code)
         return response
 
     def update_job(
@@ -73,15 +76,21 @@ class CoreClient:
             "error": error,
             "usage": (usage or Usage()).as_dict(),
         }
-        self._call("PATCH", f"/jobs/{job_id}", json=body)
+        self._call("PATCH", f"/jobs/{path_segment(job_id)}", json=body)
 
     def put_image_tags(self, image_id: str | int, result: dict[str, Any]) -> None:
         """``PUT /images/{image_id}/tags`` with an ``image_tag`` result."""
-        self._call("PUT", f"/images/{image_id}/tags", json=result)
+        self._call("PUT", f"/images/{path_segment(image_id)}/tags", json=result)
 
     def open_tasks(self, user_id: int) -> list[CoreTask]:
-        """``GET /users/{user_id}/tasks?status=open``."""
-        response = self._call("GET", f"/users/{user_id}/tasks", params={"status": "open"})
+        """``GET /users/{user_id}/tasks?status=open``.
+
+        Raises:
+          TypeError: ``user_id`` is not an integer (the contract says it is).
+        """
+        if not isinstance(user_id, int) or isinstance(user_id, bool):
+            raise TypeError(f"user_id must be an integer, got {type(user_id).__name__}")
+        response = self._call("GET", f"/users/{user_id:d}/tasks", params={"status": "open"})
         try:
             return _TASKS.validate_json(response.content)
         except ValidationError as exc:
@@ -89,4 +98,4 @@ class CoreClient:
 
     def close(self) -> None:
         """Close pooled connections."""
-        self._session.close()
+        self._client.close()

@@ -13,7 +13,12 @@
      |    |                       misconfigured: trips the circuit breaker
      |    +-- InvalidLLMResponse  answered, but not with the JSON we asked for:
      |                            retried with exponential backoff and feedback
-     +-- CoreAPIError             the Core API failed: ordinary bounded retries
+     +-- CoreAPIError             the Core API failed (no answer in time, 5xx,
+          |                       408, 429): ordinary bounded retries
+          +-- CoreRefused         Core refused the request for good (any other
+          |                       4xx): the job fails at once (also a JobRejected)
+          +-- CoreUnauthorized    Core refused our credentials (401, 403): jobs
+                                  are held, not failed, until an operator fixes it
      +-- JobInProgress            another message of the same job is calling the LLM:
                                   the message waits, counting as no retry
 
@@ -123,3 +128,30 @@ class CoreAPIError(JobError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+#: Core statuses that may change on retry: timeouts and rate limits (5xx too).
+CORE_TRANSIENT_STATUSES = {408, 425, 429}
+#: Core statuses that mean the worker's credentials are wrong.
+CORE_UNAUTHORIZED_STATUSES = {401, 403}
+
+
+class CoreRefused(CoreAPIError, JobRejected):
+    """Core refused the request and will refuse it again (404, 409, 410, 422, 400, 413...)."""
+
+
+class CoreUnauthorized(CoreAPIError):
+    """Core refused the worker's credentials (401, 403): a misconfiguration."""
+
+
+def core_error(message: str, status: int) -> CoreAPIError:
+    """The error class for an HTTP error answer of Core.
+
+    5xx, 408, 425 and 429 are :class:`CoreAPIError` (retried), 401 and 403
+    :class:`CoreUnauthorized`, any other status :class:`CoreRefused`.
+    """
+    if status >= 500 or status in CORE_TRANSIENT_STATUSES or status < 400:
+        return CoreAPIError(message, status=status)
+    if status in CORE_UNAUTHORIZED_STATUSES:
+        return CoreUnauthorized(message, status=status)
+    return CoreRefused(message, status=status)

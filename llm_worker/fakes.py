@@ -227,7 +227,8 @@ class FakeCore(FakeHTTPServer):
 
     def __init__(self) -> None:
         self.tasks: dict[int, list[dict[str, Any]]] = {}
-        self.failures: deque[int] = deque()
+        #: Scripted failures, answered first: a status (with a small JSON body) or a Reply.
+        self.failures: deque[int | Reply] = deque()
         #: Seconds every answer takes (a slow Core).
         self.delay = 0.0
         super().__init__()
@@ -235,8 +236,10 @@ class FakeCore(FakeHTTPServer):
     def respond(self, request: dict[str, Any]) -> Reply:
         with self.lock:
             if self.failures:
-                status = self.failures.popleft()
-                return Reply(status=status, body={"detail": "scripted failure"}, delay=self.delay)
+                failure = self.failures.popleft()
+                if isinstance(failure, Reply):
+                    return failure
+                return Reply(status=failure, body={"detail": "scripted failure"}, delay=self.delay)
         path = request["path"]
         if request["method"] == "GET" and path.startswith("/users/"):
             user_id = int(path.split("/")[2])
@@ -250,3 +253,73 @@ class FakeCore(FakeHTTPServer):
                 for r in self.requests
                 if r["method"] == "PATCH" and (job_id is None or r["path"] == f"/jobs/{job_id}")
             ]
+
+
+class SlowHTTPServer:
+    """A hostile HTTP server on 127.0.0.1 that never finishes an answer in time.
+
+    Modes:
+      ``trickle``: answers ``200`` with a ``Content-Length`` of ``length`` and then
+        sends the body one byte every ``interval`` seconds;
+      ``trickle_headers``: sends the status line and headers one byte at a time;
+      ``hang``: reads the request and never answers.
+
+    Every connection is served on its own thread until the client goes away or
+    :meth:`down` is called; :attr:`connections` counts them.
+    """
+
+    def __init__(self, mode: str = "trickle", *, interval: float = 0.3, length: int = 1000):
+        import socket
+
+        self.mode, self.interval, self.length = mode, interval, length
+        self.connections = 0
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: Any, data: bytes) -> None:
+        for index in range(len(data)):
+            if self._stop.wait(self.interval):
+                return
+            conn.sendall(data[index : index + 1])
+
+    def _serve(self, conn: Any) -> None:
+        body = b'{"a": "' + b"x" * max(0, self.length - 9) + b'"}'
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        try:
+            conn.settimeout(5)
+            conn.recv(65_536)
+            if self.mode == "hang":
+                self._stop.wait()
+            elif self.mode == "trickle_headers":
+                self._drip(conn, head + body)
+            else:
+                conn.sendall(head)
+                self._drip(conn, body)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def down(self) -> None:
+        """Stop accepting and drop every connection."""
+        self._stop.set()
+        self._listener.close()

@@ -72,3 +72,10 @@ def outbox_dead(prefix: str) -> str:
     """``{p}:outbox:dead``: hash, message id -> a report Core refused ``JOB_MAX_RETRIES``
     times, kept for an operator."""
     return f"{prefix}:outbox:dead"
+
+
+def core_unauthorized(prefix: str) -> str:
+    """``{p}:core:unauthorized``: hash (``since``, ``last_error``, ``at``) present while Core
+    refuses the worker's credentials (401, 403); it expires a few hold intervals after the
+    last refusal."""
+    return f"{prefix}:core:unauthorized"

@@ -6,6 +6,8 @@ and timestamps survive delays and holds.
 
 #: Seconds since the epoch when the breaker first held the job back.
 HELD_SINCE = "llm_held_since"
+#: Seconds since the epoch when Core first refused the worker's credentials for the job.
+CORE_HELD_SINCE = "llm_core_held_since"
 #: Invalid-answer retries done so far.
 INVALID_RETRIES = "llm_invalid_retries"
 #: Seconds since the epoch of the job's first invalid answer.
@@ -26,7 +28,5 @@ RETRIES = "retries"
 def was_requeued(options: dict[str, object]) -> bool:
     """Whether a message is a retry, a hold, a wait or an operator's requeue, not a first
     delivery."""
-    return any(
-        options.get(name)
-        for name in (HELD_SINCE, INVALID_RETRIES, RETRIES, REQUEUED_AT, LEASE_WAITS)
-    )
+    names = (HELD_SINCE, CORE_HELD_SINCE, INVALID_RETRIES, RETRIES, REQUEUED_AT, LEASE_WAITS)
+    return any(options.get(name) for name in names)

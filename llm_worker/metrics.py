@@ -64,6 +64,13 @@ def enable() -> None:
             probes=prom.Counter(
                 "llm_probes_total", "Probes of an unavailable LLM.", ["outcome"], registry=registry
             ),
+            core_refusals=prom.Counter(
+                "llm_core_refusals_total",
+                "Core's refusals: permanent (refused) or of the worker's credentials "
+                "(unauthorized), by HTTP status and what was refused (result, report).",
+                ["kind", "status", "request"],
+                registry=registry,
+            ),
             jobs=prom.Counter(
                 "llm_jobs_total",
                 "Job outcomes (completed, failed, skipped, expired, held, retrying).",
@@ -115,3 +122,10 @@ def count_probe(outcome: str) -> None:
     """Record a probe (``ok`` or ``failed``)."""
     if _metrics:
         _metrics["probes"].labels(outcome).inc()
+
+
+def count_core_refusal(kind: str, status: int | None, request: str) -> None:
+    """Record a refusal of Core (``refused`` or ``unauthorized``) of a job's ``result``
+    (the actor's calls) or of a terminal ``report``."""
+    if _metrics:
+        _metrics["core_refusals"].labels(kind, str(status), request).inc()

@@ -6,8 +6,11 @@ job.  Its report (Core's ``PATCH /jobs/{job_id}`` and the user's
 notification) is therefore written to Redis first, in one transaction with
 the job's finished marker, and then delivered: at once, and again with
 exponential backoff by every worker process's drain thread until Core
-accepts it.  Reports Core still refuses after ``JOB_MAX_RETRIES`` retries
-are kept as dead reports for an operator to requeue.
+accepts it.  Reports Core still refuses after ``JOB_MAX_RETRIES`` retries,
+and reports Core refused for good (:class:`~llm_worker.errors.CoreRefused`: 404,
+409, 410, 422...) at once, are kept as dead reports for an operator to requeue.
+While Core refuses the worker's credentials (401, 403) a report waits
+``CORE_UNAUTHORIZED_HOLD_SECONDS`` between tries without spending an attempt.
 
 Redis keys (``{p}`` is ``KEY_PREFIX``):
 
@@ -29,6 +32,8 @@ from dramatiq.common import compute_backoff
 
 from . import keys
 from .core_api import CoreClient, JobStatus
+from .core_refusals import note_refused, note_unauthorized
+from .errors import CoreRefused, CoreUnauthorized
 from .notify import Notifier
 from .usage import Usage
 
@@ -106,6 +111,7 @@ class ReportOutbox:
       policy: how long and how often to retry.
       finished_ttl_seconds: how long the job's finished marker lives.
       lease_seconds: how long a delivery in progress keeps others off a report.
+      hold_seconds: the wait between tries while Core refuses the worker's credentials.
     """
 
     def __init__(
@@ -118,6 +124,7 @@ class ReportOutbox:
         policy: RetryPolicy,
         finished_ttl_seconds: int,
         lease_seconds: float = 60.0,
+        hold_seconds: float = 60.0,
     ) -> None:
         self._redis = client
         self._prefix = prefix
@@ -126,6 +133,7 @@ class ReportOutbox:
         self.policy = policy
         self._finished_ttl = finished_ttl_seconds
         self._lease = lease_seconds
+        self._hold = hold_seconds
         self._reports = keys.outbox(prefix)
         self._due = keys.outbox_due(prefix)
         self._dead = keys.outbox_dead(prefix)
@@ -176,6 +184,13 @@ class ReportOutbox:
     def _attempt(self, report: Report) -> bool:
         try:
             self._deliver(report)
+        except CoreUnauthorized as exc:
+            self._held(report, exc)
+            return False
+        except CoreRefused as exc:
+            note_refused(exc, job_id=report.job_id, request="report")
+            self._give_up(replace(report, attempts=report.attempts + 1, last_error=str(exc)))
+            return False
         except Exception as exc:
             self._failed(report, f"{type(exc).__name__}: {exc}")
             return False
@@ -209,14 +224,34 @@ class ReportOutbox:
                 job_type=report.job_type,
             )
 
+    def _held(self, report: Report, error: CoreUnauthorized) -> None:
+        """Try ``report`` again after the hold interval, its attempts untouched."""
+        note_unauthorized(
+            self._redis,
+            self._prefix,
+            error,
+            job_id=report.job_id,
+            request="report",
+            hold_seconds=self._hold,
+        )
+        held = replace(report, last_error=str(error))
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._reports, held.message_id, held.to_json())
+        pipe.zadd(self._due, {held.message_id: time.time() + self._hold})
+        pipe.execute()
+
+    def _give_up(self, report: Report) -> None:
+        """Keep ``report`` as a dead report."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(self._dead, report.message_id, report.to_json())
+        pipe.hdel(self._reports, report.message_id)
+        pipe.zrem(self._due, report.message_id)
+        pipe.execute()
+
     def _failed(self, report: Report, error: str) -> None:
         retry = replace(report, attempts=report.attempts + 1, last_error=error)
         if retry.attempts >= self.policy.max_attempts:
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.hset(self._dead, retry.message_id, retry.to_json())
-            pipe.hdel(self._reports, retry.message_id)
-            pipe.zrem(self._due, retry.message_id)
-            pipe.execute()
+            self._give_up(retry)
             logger.error(
                 "gave up reporting %s of job %s to Core after %d attempts (kept as a dead "
                 "report; `llm-worker requeue-dead` retries it): %s",

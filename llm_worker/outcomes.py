@@ -17,12 +17,13 @@ from dramatiq import get_encoder
 from dramatiq.broker import MessageProxy
 
 from . import keys
-from .arguments import ARGUMENT_NAMES, parse_arguments
+from .arguments import ARGUMENT_NAMES, is_job_id, parse_arguments
 from .core_api import JobStatus
 from .errors import InvalidPayload
 from .outbox import Report
 from .schemas import Payload
 from .services import Services
+from .settings import SendCheckSettings
 from .usage import Usage
 
 logger = logging.getLogger("llm_worker.outcomes")
@@ -65,12 +66,13 @@ class JobRef:
 
     @classmethod
     def from_message(cls, message: AnyMessage) -> JobRef:
-        """Read ``job_id`` and ``user_id`` from a job message, where they are usable."""
+        """Read ``job_id`` and ``user_id`` from a job message, where they are usable
+        (an id that fails :func:`~llm_worker.identifiers.id_problem` is not)."""
         bound = dict(zip(ARGUMENT_NAMES, message.args, strict=False))
         bound.update(message.kwargs)
         job_id = bound.get("job_id")
         user_id = bound.get("user_id")
-        if not isinstance(job_id, (str, int)) or isinstance(job_id, bool) or job_id == "":
+        if not is_job_id(job_id):
             job_id = None
         if not isinstance(user_id, int) or isinstance(user_id, bool):
             user_id = None
@@ -167,13 +169,15 @@ def job_size(message: AnyMessage) -> int:
     return len(get_encoder().encode({"args": list(message.args), "kwargs": message.kwargs}))
 
 
-def check_job(svc: Services, kind: JobKind, message: AnyMessage) -> None:
-    """Validate a job message's arguments and size (:func:`job_size`, ``JOB_MAX_PAYLOAD_BYTES``).
+def check_job(config: SendCheckSettings, kind: JobKind, message: AnyMessage) -> None:
+    """Validate a job message's arguments and size (:func:`job_size` against
+    ``JOB_MAX_PAYLOAD_BYTES`` of ``config``: a producer's :class:`SendCheckSettings`
+    or a worker's settings).
 
     Raises:
       InvalidPayload: naming the offending argument or field, or the size.
     """
-    limit = svc.settings.job_max_payload_bytes
+    limit = config.job_max_payload_bytes
     size = job_size(message)
     if size > limit:
         raise InvalidPayload("payload", f"the job is {size} bytes, over the limit of {limit}")

@@ -22,7 +22,13 @@ from pydantic import (
     field_validator,
 )
 
-JobId = StrictStr | StrictInt
+from .identifiers import check_id
+
+#: An identifier: see :mod:`llm_worker.identifiers` (length, no control characters).
+JobId = (
+    Annotated[StrictStr, AfterValidator(check_id)]
+    | Annotated[StrictInt, Field(ge=-(2**63), lt=2**63)]
+)
 Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
 
 

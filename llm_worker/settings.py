@@ -1,16 +1,18 @@
 """Settings read from the environment with pydantic-settings.
 
-:class:`BrokerSettings` is the small part a producer needs to enqueue jobs;
-:class:`Settings` adds everything a worker needs.  Both are read on first use,
-never at import, and a bad value raises :class:`~llm_worker.errors.SettingsError`
-with one line naming the variable.
+:class:`BrokerSettings` is the small part a producer needs to enqueue jobs and
+:class:`SendCheckSettings` what its send-time check reads; :class:`Settings` adds
+everything a worker needs.  Each is read on first use, never at import, and a bad
+value raises :class:`~llm_worker.errors.SettingsError` with one line naming the
+variable; the line never shows a secret, nor the values of other variables.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -89,7 +91,16 @@ class BrokerSettings(BaseSettings):
         return self.effective_broker_url.startswith(("amqp://", "amqps://"))
 
 
-class Settings(BrokerSettings):
+class SendCheckSettings(BaseSettings):
+    """What a producer's send-time check reads (``actor.send``), and nothing else."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
+
+    #: Largest job accepted: its arguments as JSON, in bytes (checked at send and at pick-up).
+    job_max_payload_bytes: int = Field(1_048_576, gt=0)
+
+
+class Settings(BrokerSettings, SendCheckSettings):
     """Everything a worker process needs; see README for each variable."""
 
     #: ``openai``, ``anthropic`` or ``ollama``; unset: chosen from the keys present.
@@ -104,7 +115,7 @@ class Settings(BrokerSettings):
     llm_text_model: str = Field("mistral", min_length=1)
     #: Empty: no vision model, ``image_tag`` jobs fail saying so.
     llm_vision_model: str = "llava"
-    #: Timeout of one LLM call, in seconds.
+    #: Bound on one whole LLM call (connect, send, wait, read), in seconds.
     llm_timeout_seconds: float = Field(120.0, gt=0)
     #: How the answer's shape is requested: a JSON Schema, plain JSON mode, or only by prompt.
     llm_response_format: Literal["json_schema", "json_object_schema", "json_object", "none"] = (
@@ -141,8 +152,11 @@ class Settings(BrokerSettings):
 
     core_api_url: str = "http://localhost:8000"
     core_api_token: SecretStr | None = None
-    #: Timeout of one Core API call, in seconds.
+    #: Bound on one whole Core API call (connect, send, wait, read), in seconds.
     core_timeout_seconds: float = Field(10.0, gt=0)
+    #: While Core refuses the worker's credentials (401, 403), jobs and reports wait this
+    #: long before trying again, in seconds.
+    core_unauthorized_hold_seconds: float = Field(60.0, gt=0)
 
     image_storage_path: Path = Path("/data/images")
     image_max_bytes: int = Field(20_971_520, gt=0)
@@ -152,8 +166,6 @@ class Settings(BrokerSettings):
     notify_dedupe_seconds: int = Field(1_296_000, gt=0)
     #: How long a job's valid LLM result is kept for retries after Core failed, in seconds.
     job_result_ttl_seconds: int = Field(86_400, gt=0)
-    #: Largest job accepted: its arguments as JSON, in bytes (checked at send and at pick-up).
-    job_max_payload_bytes: int = Field(1_048_576, gt=0)
     #: ``text`` or ``json`` (one JSON object per line).
     log_format: Literal["text", "json"] = "text"
     #: Let user content (message text, payloads, image paths) appear in logs.
@@ -162,6 +174,9 @@ class Settings(BrokerSettings):
     dashboard_port: int = Field(8081, ge=1, le=65535)
     dashboard_user: str | None = None
     dashboard_password: SecretStr | None = None
+    #: Without credentials, the dashboard answers only requests whose Host is loopback,
+    #: ``localhost`` or one of these comma-separated names.
+    dashboard_allowed_hosts: str = ""
     #: Prefix of this service's own Redis keys (breaker state, expiry claims).
     key_prefix: str = Field("llmw", min_length=1)
 
@@ -184,17 +199,52 @@ class Settings(BrokerSettings):
         return self.llm_context_tokens - self.llm_max_output_tokens
 
 
-_S = TypeVar("_S", bound=BrokerSettings)
+_S = TypeVar("_S", bound=BaseSettings)
+
+
+#: Longest part of a bad value shown in a settings error.
+SHOWN_VALUE_CHARS = 80
+
+
+def shown_value(name: str, value: Any) -> str:
+    """How a bad value of the variable ``name`` may appear in an error: nothing for
+    secrets and for anything but a plain value, URLs without their credentials."""
+    if name in _SECRETS or not isinstance(value, (str, int, float)):
+        return ""
+    text = str(value)
+    if "://" in text:  # a URL may carry a password: show it without credentials or query
+        try:
+            parts = urlsplit(text)
+            host = parts.netloc.rpartition("@")[2]
+        except ValueError:
+            return ""
+        userinfo = "***@" if "@" in parts.netloc else ""
+        query = "?***" if parts.query else ""
+        text = f"{parts.scheme}://{userinfo}{host}{parts.path}{query}"
+    if len(text) > SHOWN_VALUE_CHARS:
+        text = text[:SHOWN_VALUE_CHARS] + "..."
+    return f" (got {text!r})"
 
 
 def _load(cls: type[_S]) -> _S:
     try:
         return cls()
     except ValidationError as exc:
-        error = exc.errors()[0]
-        name = str(error["loc"][0]) if error["loc"] else "settings"
-        shown = "" if name in _SECRETS else f" (got {error.get('input')!r})"
-        raise SettingsError(f"{name.upper()}: {error['msg']}{shown}") from None
+        error = exc.errors(include_input=True, include_url=False)[0]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a check across variables: its input is every variable
+            raise SettingsError(message) from None
+        name = str(error["loc"][0])
+        field = cls.model_fields.get(name)
+        secret = field is not None and "SecretStr" in str(field.annotation)
+        shown = "" if secret else shown_value(name, error.get("input"))
+        raise SettingsError(f"{name.upper()}: {message}{shown}") from None
+
+
+@lru_cache(maxsize=1)
+def send_check_settings() -> SendCheckSettings:
+    """The send-time check's settings of this process, read from the environment once."""
+    return _load(SendCheckSettings)
 
 
 @lru_cache(maxsize=1)
@@ -212,4 +262,5 @@ def settings() -> Settings:
 def reload_settings() -> None:
     """Forget the cached settings so the next call reads the environment again."""
     broker_settings.cache_clear()
+    send_check_settings.cache_clear()
     settings.cache_clear()

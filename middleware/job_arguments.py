@@ -10,10 +10,11 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
 from llm_worker import message_options
-from llm_worker.errors import InvalidPayload
+from llm_worker.errors import InvalidPayload, SettingsError
 from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import check_job, job_kind_of
 from llm_worker.services import services
+from llm_worker.settings import send_check_settings
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +23,18 @@ class InvalidJob(MiddlewareError, ValueError):
     """Raised to a producer by ``actor.send`` for a malformed job (nothing is enqueued)."""
 
 
+class SendCheckFailed(MiddlewareError, RuntimeError):
+    """Raised to a producer by ``actor.send`` when the job could not be checked (an invalid
+    ``JOB_MAX_PAYLOAD_BYTES``, arguments that are not JSON): nothing is enqueued."""
+
+
 class JobArgumentsCheck(Middleware):
     """Validate a job's arguments (and size, ``JOB_MAX_PAYLOAD_BYTES``) twice.
 
     - At send time, in the producer: ``actor.send`` raises :class:`InvalidJob`
-      at once and nothing is enqueued.
+      at once and nothing is enqueued.  The check reads only
+      :class:`~llm_worker.settings.SendCheckSettings`; when it cannot run,
+      ``actor.send`` raises :class:`SendCheckFailed` and nothing is enqueued.
     - At pick-up, for producers that bypass it: the job is failed at once
       through its job kind (for Core jobs: ``status: failed`` with an error
       naming the field and an ``llm_failure`` notification) and the message goes
@@ -46,9 +54,18 @@ class JobArgumentsCheck(Middleware):
         if kind is None:
             return
         try:
-            check_job(services(), kind, message)
+            check_job(send_check_settings(), kind, message)
         except InvalidPayload as exc:
             raise InvalidJob(f"{message.actor_name}: {exc}") from None
+        except SettingsError as exc:
+            raise SendCheckFailed(
+                f"{message.actor_name}: not sent, the job cannot be checked: invalid setting {exc}"
+            ) from None
+        except Exception as exc:
+            raise SendCheckFailed(
+                f"{message.actor_name}: not sent, the job cannot be checked: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
         message.options[message_options.CHECKED] = True
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
@@ -56,7 +73,7 @@ class JobArgumentsCheck(Middleware):
         if kind is None:
             return
         try:
-            check_job(services(), kind, message)
+            check_job(services().settings, kind, message)
         except InvalidPayload as exc:
             note_outcome("failed", str(exc))
             kind.failed(services(), message, str(exc), 0)  # not stored: the message stays

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import dramatiq
@@ -10,9 +11,17 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
 from llm_worker import message_options
-from llm_worker.errors import InvalidLLMResponse, JobInProgress, JobRejected, LLMUnavailable
+from llm_worker.core_refusals import note_refused, note_unauthorized
+from llm_worker.errors import (
+    CoreRefused,
+    CoreUnauthorized,
+    InvalidLLMResponse,
+    JobInProgress,
+    JobRejected,
+    LLMUnavailable,
+)
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import job_kind_of
+from llm_worker.outcomes import JobRef, job_kind_of
 from llm_worker.services import services
 from llm_worker.usage import Usage
 
@@ -30,7 +39,12 @@ class JobRetries(Retries):
       :class:`~llm_worker.errors.InvalidLLMResponse` are left alone: the
       circuit breaker and the invalid-response backoff own them.  Any other
       :class:`~llm_worker.errors.LLMError` is retried here like any error.
-    - :class:`~llm_worker.errors.JobRejected` fails the job at once.
+    - :class:`~llm_worker.errors.JobRejected` fails the job at once; that
+      includes :class:`~llm_worker.errors.CoreRefused` (Core refused the result
+      for good: logged at ERROR and counted).
+    - :class:`~llm_worker.errors.CoreUnauthorized` holds the job: it is sent
+      again after ``CORE_UNAUTHORIZED_HOLD_SECONDS`` without spending a retry
+      (logged at CRITICAL, shown by ``llm-worker status``).
     - :class:`~llm_worker.errors.JobInProgress` (another message of the same
       job is calling the LLM) re-enqueues the message after
       ``JOB_RETRY_MIN_BACKOFF_SECONDS``, counting as no retry.
@@ -62,6 +76,11 @@ class JobRetries(Retries):
         if isinstance(exception, JobInProgress):
             self._wait(broker, message)
             return
+        if isinstance(exception, CoreUnauthorized) and job_kind_of(broker, message):
+            self._hold(broker, message, exception)
+            return
+        if isinstance(exception, CoreRefused):
+            note_refused(exception, job_id=JobRef.from_message(message).job_id, request="result")
         if isinstance(exception, JobRejected):
             message.fail()
         else:
@@ -72,7 +91,26 @@ class JobRetries(Retries):
             attempts = Usage.from_options(message.options).attempts
             kind.failed(services(), message, str(exception), attempts)
 
+    def _hold(
+        self, broker: dramatiq.Broker, message: MessageProxy, error: CoreUnauthorized
+    ) -> None:
+        """Send the job again after the hold interval, its retries untouched."""
+        svc = services()
+        hold = svc.settings.core_unauthorized_hold_seconds
+        note_unauthorized(
+            svc.redis,
+            svc.settings.key_prefix,
+            error,
+            job_id=JobRef.from_message(message).job_id,
+            request="result",
+            hold_seconds=hold,
+        )
+        note_outcome("held", str(error))
+        message.options.setdefault(message_options.CORE_HELD_SINCE, time.time())
+        broker.enqueue(message, delay=int(hold * 1000))
+
     def _wait(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        """Send the job again shortly: another message of it holds its LLM lease."""
         note_outcome("waiting", "another message of the same job is calling the LLM")
         waits = int(message.options.get(message_options.LEASE_WAITS, 0)) + 1
         message.options[message_options.LEASE_WAITS] = waits

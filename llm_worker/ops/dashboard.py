@@ -25,6 +25,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def request_host(environ: dict[str, Any]) -> str:
+    """The host name a request was sent to (its ``Host`` header without the port),
+    lower-case; empty when the request named none."""
+    host = str(environ.get("HTTP_HOST") or "").strip().lower()
+    if host.startswith("["):  # an IPv6 literal: [::1]:8081
+        return host[1 : host.find("]")] if "]" in host else ""
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def host_guard(app: WSGIApp, allowed: Iterable[str]) -> WSGIApp:
+    """Wrap a WSGI app so it answers only requests whose ``Host`` is a loopback address,
+    ``localhost`` or one of ``allowed`` (403 otherwise): a web page whose own name
+    resolves to this machine (DNS rebinding) cannot read or drive the dashboard."""
+    names = {name.strip().lower() for name in allowed if name.strip()}
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        host = request_host(environ)
+        if host and (is_loopback(host) or host in names):
+            return app(environ, start_response)
+        start_response("403 Forbidden", [("Content-Type", "text/plain")])
+        return [b"this dashboard answers only to localhost or DASHBOARD_ALLOWED_HOSTS\n"]
+
+    return guarded
+
+
 def basic_auth(app: WSGIApp, user: str, password: str, realm: str = "llm-worker") -> WSGIApp:
     """Wrap a WSGI app so every request needs ``user``/``password`` (401 otherwise)."""
     expected = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -46,8 +71,14 @@ def basic_auth(app: WSGIApp, user: str, password: str, realm: str = "llm-worker"
     return guarded
 
 
-def dashboard_app(broker: dramatiq.Broker, user: str | None, password: str | None) -> WSGIApp:
-    """The dashboard for ``broker``'s queues, with basic auth when credentials are given."""
+def dashboard_app(
+    broker: dramatiq.Broker,
+    user: str | None,
+    password: str | None,
+    allowed_hosts: Iterable[str] = (),
+) -> WSGIApp:
+    """The dashboard for ``broker``'s queues: with basic auth when credentials are given,
+    else only for requests addressed to loopback or ``allowed_hosts``."""
     from dramatiq.brokers.redis import RedisBroker
     from dramatiq_dashboard import DashboardApp
 
@@ -55,14 +86,20 @@ def dashboard_app(broker: dramatiq.Broker, user: str | None, password: str | Non
         raise CommandError("the dashboard needs the Redis broker (BROKER_URL selects RabbitMQ)")
     app: WSGIApp = DashboardApp(broker=broker, prefix="")
     if user and password:
-        app = basic_auth(app, user, password)
-    return app
+        return basic_auth(app, user, password)
+    return host_guard(app, allowed_hosts)
 
 
 def serve_dashboard(
-    broker: dramatiq.Broker, *, host: str, port: int, user: str | None, password: str | None
+    broker: dramatiq.Broker,
+    *,
+    host: str,
+    port: int,
+    user: str | None,
+    password: str | None,
+    allowed_hosts: Iterable[str] = (),
 ) -> None:
-    """Serve the dashboard until interrupted.
+    """Serve the dashboard until interrupted (``allowed_hosts``: see :func:`host_guard`).
 
     Raises:
       CommandError: on a non-loopback address without credentials, or a RabbitMQ broker.
@@ -74,7 +111,7 @@ def serve_dashboard(
             f"refusing to serve the dashboard on {host} without DASHBOARD_USER and "
             "DASHBOARD_PASSWORD"
         )
-    app = dashboard_app(broker, user, password)
+    app = dashboard_app(broker, user, password, allowed_hosts)
     auth = "with basic auth" if user and password else "without auth (loopback only)"
     print(f"dashboard on http://{host}:{port}/ {auth}", flush=True)
     waitress.serve(app, host=host, port=port, threads=4, ident="llm-worker", _quiet=True)

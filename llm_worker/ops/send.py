@@ -40,11 +40,11 @@ def send_job(
     stream = svc.settings.notify_stream
     last = svc.redis.xrevrange(stream, count=1)
     cursor = last[0][0] if last else b"0-0"
-    from middleware.job_arguments import InvalidJob
+    from middleware.job_arguments import InvalidJob, SendCheckFailed
 
     try:
         message = actor.send(job_id, user_id, payload)
-    except InvalidJob as exc:
+    except (InvalidJob, SendCheckFailed) as exc:
         raise CommandError(str(exc)) from None
     print(f"sent {actor_name} job {job_id!r} (message {message.message_id})", flush=True)
     if wait is None:

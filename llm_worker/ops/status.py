@@ -14,9 +14,11 @@ from dramatiq.common import dq_name, xq_name
 
 from .. import message_options
 from ..breaker import BreakerStatus
+from ..core_refusals import unauthorized_alarm
 from ..redis_consumer import unreadable_key
 from ..services import Services
 
+#: Exit codes; 1 also while Core refuses the worker's credentials.
 EXIT_HEALTHY, EXIT_BREAKER_OPEN, EXIT_BROKER_DOWN = 0, 1, 2
 
 
@@ -33,6 +35,7 @@ class QueueStatus:
     held_back: int = 0
     #: Messages that could not be parsed, moved aside to ``{ns}:{queue}.unreadable``.
     unreadable: int = 0
+    held_for_core: int = 0
 
 
 @dataclass
@@ -48,11 +51,17 @@ class Status:
     #: Reports of failed, skipped and expired jobs waiting for Core (``pending``) and
     #: given up on (``dead``).
     reports: dict[str, int] = field(default_factory=dict)
+    #: While Core refuses the worker's credentials: ``since``, ``last_error``, ``at``.
+    core_unauthorized: dict[str, Any] | None = None
+    #: Jobs held because Core refused the worker's credentials.
+    held_for_core: int = 0
 
     @property
     def exit_code(self) -> int:
-        """0 healthy, 1 breaker open."""
-        return EXIT_BREAKER_OPEN if self.breaker["state"] == "open" else EXIT_HEALTHY
+        """0 healthy, 1 breaker open or Core refusing the worker's credentials."""
+        if self.breaker["state"] == "open" or self.core_unauthorized is not None:
+            return EXIT_BREAKER_OPEN
+        return EXIT_HEALTHY
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -90,6 +99,7 @@ def redis_queue_status(
         status.oldest_age_seconds = round(now - min(m.message_timestamp for m in every) / 1000, 1)
     held = [m.message_timestamp / 1000 for m in every if m.options.get(message_options.HELD_SINCE)]
     status.held_back = len(held)
+    status.held_for_core = sum(1 for m in every if m.options.get(message_options.CORE_HELD_SINCE))
     return status, held
 
 
@@ -97,12 +107,18 @@ def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatu
     """Read the status of every declared queue (Redis: exact; RabbitMQ: counts only)."""
     now = time.time()
     queues = sorted(broker.get_declared_queues())
-    status = Status(type(broker).__name__, breaker.as_dict(), reports=svc.outbox.counts())
+    status = Status(
+        type(broker).__name__,
+        breaker.as_dict(),
+        reports=svc.outbox.counts(),
+        core_unauthorized=unauthorized_alarm(svc.redis, svc.settings.key_prefix),
+    )
     if isinstance(broker, RedisBroker):
         held: list[float] = []
         for queue in queues:
             queue_status, queue_held = redis_queue_status(broker, queue, now)
             status.queues.append(queue_status)
+            status.held_for_core += queue_status.held_for_core
             held.extend(queue_held)
         status.held_back = len(held)
         if held:
@@ -163,6 +179,13 @@ def render(status: Status) -> str:
         )
     else:
         lines.append("held back by the outage: none")
+    alarm = status.core_unauthorized
+    if alarm is not None:
+        lines += [
+            f"CORE REFUSES THE WORKER'S CREDENTIALS for {_age(time.time() - alarm['since'])}: "
+            f"{status.held_for_core} jobs held (check CORE_API_TOKEN)",
+            f"  last error: {alarm['last_error']}",
+        ]
     if status.reports:
         lines.append(
             f"job reports waiting for Core: {status.reports['pending']}, "

@@ -7,9 +7,15 @@ import time
 from typing import Any
 
 import anthropic
+import anthropic._base_client
+import httpx
 
+from ..deadline_http import deadline_client
 from ..errors import InvalidLLMResponse, LLMUnavailable
 from .base import LLMAnswer, Prompt, Turn, translate_sdk_error
+
+#: The httpx the SDK is built on: its own fork ``httpx2`` in recent versions, else httpx.
+SDK_HTTPX = getattr(anthropic._base_client, "httpx2", None) or httpx
 
 
 def _content(turn: Turn) -> Any:
@@ -40,14 +46,18 @@ class AnthropicProvider:
     Parameters:
       api_key: ``ANTHROPIC_API_KEY``.
       base_url: the API's URL (``ANTHROPIC_BASE_URL``).
-      timeout: seconds per call.
+      timeout: seconds one call may take, from connecting to the answer's last byte.
     """
 
     name = "anthropic"
 
     def __init__(self, *, api_key: str, base_url: str, timeout: float) -> None:
         self._client = anthropic.Anthropic(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=0,
+            http_client=deadline_client(timeout, base_url, flavour=SDK_HTTPX),
         )
         self._timeout = timeout
 

@@ -1,4 +1,4 @@
-"""Ollama's native ``/api/chat``, over ``requests``."""
+"""Ollama's native ``/api/chat``, over an HTTP client with a whole-call deadline."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import base64
 import time
 from typing import Any
 
-import requests
+import httpx
 
+from ..deadline_http import deadline_client
 from ..errors import InvalidLLMResponse, LLMUnavailable
 from .base import LLMAnswer, Prompt, Turn, error_message, status_error
 
@@ -29,7 +30,7 @@ class OllamaProvider:
 
     Parameters:
       host: ``OLLAMA_HOST``, e.g. ``http://localhost:11434``.
-      timeout: seconds per call.
+      timeout: seconds one call may take, from connecting to the answer's last byte.
     """
 
     name = "ollama"
@@ -37,20 +38,20 @@ class OllamaProvider:
     def __init__(self, *, host: str, timeout: float) -> None:
         self._url = host.rstrip("/") + "/api/chat"
         self._timeout = timeout
-        self._session = requests.Session()
+        self._http = deadline_client(timeout, host)
 
     def _chat(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            response = self._session.post(self._url, json=body, timeout=self._timeout)
-        except requests.Timeout:
+            response = self._http.post(self._url, json=body)
+        except httpx.TimeoutException:
             raise LLMUnavailable(f"LLM call timed out after {self._timeout:g}s") from None
-        except requests.RequestException as exc:
+        except httpx.HTTPError as exc:
             raise LLMUnavailable(f"cannot reach the LLM: {exc}") from None
         try:
             data = response.json()
         except ValueError:
             data = None
-        if not response.ok:
+        if not response.is_success:
             message = error_message(data, response.text[:500])
             raise status_error(response.status_code, message, response.headers)
         if not isinstance(data, dict):

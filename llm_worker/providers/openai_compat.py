@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import openai
-import requests
 
+from ..deadline_http import deadline_client
 from ..errors import InvalidLLMResponse, LLMUnavailable
 from .base import LLMAnswer, Prompt, Turn, translate_sdk_error
 
@@ -66,7 +66,7 @@ class OpenAICompatibleProvider:
     Parameters:
       base_url: the server's ``/v1`` URL.
       api_key: the key (``not-needed`` for local servers).
-      timeout: seconds per call.
+      timeout: seconds one call may take, from connecting to the answer's last byte.
       response_format: ``json_schema`` (OpenAI, vLLM, llama.cpp), ``json_object_schema``
         (llama-cpp-python's server), ``json_object`` or ``none``.
       tokenizer: ``auto`` (the server's ``/tokenize`` when it has one),
@@ -84,15 +84,19 @@ class OpenAICompatibleProvider:
         response_format: str = "json_schema",
         tokenizer: str = "auto",
     ) -> None:
+        self._http = deadline_client(timeout, base_url)
         self._client = openai.OpenAI(
-            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=0,
+            http_client=self._http,
         )
         self._timeout = timeout
         self._response_format = response_format
         self._server_root = base_url.removesuffix("/v1")
         self._tokenizer = tokenizer
         self._tokenize_style: str | None = None if tokenizer != "estimate" else "none"
-        self._session = requests.Session()
 
     def _format(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
         """The request's ``response_format`` field, if any."""
@@ -154,11 +158,9 @@ class OpenAICompatibleProvider:
         for style in styles:
             path, make_body = TOKENIZE_STYLES[style]
             try:
-                response = self._session.post(
-                    self._server_root + path, json=make_body(model, text), timeout=self._timeout
-                )
-                data = response.json() if response.ok else None
-            except (requests.RequestException, ValueError):
+                response = self._http.post(self._server_root + path, json=make_body(model, text))
+                data = response.json() if response.is_success else None
+            except (httpx.HTTPError, ValueError):
                 data = None
             if isinstance(data, dict) and ("count" in data or "tokens" in data):
                 self._tokenize_style = style

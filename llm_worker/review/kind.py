@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from ..arguments import bind_arguments, is_job_id, validation_problem
 from ..errors import InvalidPayload
+from ..identifiers import id_problem
 from ..outbound import send_message
 from ..outcomes import AnyMessage
 from ..services import Services
@@ -33,8 +34,9 @@ def parse_review_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Re
     """
     bound = bind_arguments(args, kwargs, REVIEW_ARGUMENT_NAMES)
     for name in ("review_request_id", "chunk_id"):
-        if not is_job_id(bound[name]):
-            raise InvalidPayload(name, "must be a non-empty string or an integer")
+        problem = id_problem(bound[name])
+        if problem is not None:
+            raise InvalidPayload(name, problem)
     model = _PAYLOADS.get(bound["event"])
     if model is None:
         raise InvalidPayload("event", f"must be one of {', '.join(_PAYLOADS)}")
