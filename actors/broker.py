@@ -22,6 +22,7 @@ from dramatiq.middleware import (
 from periodiq import PeriodiqMiddleware
 
 from llm_worker.errors import SettingsError
+from llm_worker.green import prepare_for_gevent
 from llm_worker.redis_broker import RecoveringRedisBroker
 from llm_worker.settings import BrokerSettings, broker_settings
 from middleware import (
@@ -33,6 +34,7 @@ from middleware import (
     JobArgumentsCheck,
     JobOutcomeLog,
     JobRetries,
+    LLMCapacity,
     MessageAgeCheck,
     ReportOutboxDrain,
     WorkerSetup,
@@ -63,6 +65,7 @@ def service_middleware(config: BrokerSettings) -> list[Middleware]:
         CircuitBreaker(),
         InvalidResponseBackoff(),
         JobRetries(),
+        LLMCapacity(),
         ReportOutboxDrain(),
         DeadWorkerRecovery(interval=config.broker_recovery_interval_seconds),
     ]
@@ -84,6 +87,7 @@ def _configured_broker() -> dramatiq.Broker:
     return build_broker(config)
 
 
+prepare_for_gevent()
 dramatiq.set_encoder(JSONEncoder())
 broker = _configured_broker()
 dramatiq.set_broker(broker)

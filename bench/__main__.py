@@ -14,8 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+from .capacity import CAPACITY_SCENARIOS
 from .harness import BENCH_REDIS_URL, bench_redis
-from .scenarios import SCENARIOS, Bench, Row
+from .scenarios import SCENARIOS as BASE_SCENARIOS
+from .scenarios import Bench, Row
+
+SCENARIOS = {**BASE_SCENARIOS, **CAPACITY_SCENARIOS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,22 +101,27 @@ def run_workers(
     env: dict[str, str],
     log: Path,
     queues: tuple[str, ...] = (),
+    gevent: bool = False,
 ) -> Iterator[Workers]:
-    """Start ``dramatiq MODULE`` (on ``queues`` only, if given) and wait until every
-    worker process is ready."""
+    """Start ``dramatiq MODULE`` (``dramatiq-gevent`` with ``gevent``; on ``queues``
+    only, if given) and wait until every worker process is ready."""
+    from llm_worker.ops.supervisor import worker_command
+
     client = bench_redis()
     before = client.zcard("dramatiq:__heartbeats__")
+    command = worker_command(sys.executable, processes=1, threads=1, gevent=gevent)
+    launcher = command[: command.index("actors")]
+    queue_args = ["--queues", *queues] if queues else []
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "dramatiq",
+                *launcher,
                 module,
                 "--processes",
                 str(processes),
                 "--threads",
                 str(threads),
+                *queue_args,
             ],
             cwd=ROOT,
             env={**os.environ, **env},
@@ -126,7 +131,7 @@ def run_workers(
         try:
             wait_until(
                 lambda: client.zcard("dramatiq:__heartbeats__") >= before + processes,
-                60,
+                180,  # a loaded machine can take a minute to import and boot them
                 f"{module} workers to start (see {log})",
             )
             yield Workers(process, children_of(process.pid))

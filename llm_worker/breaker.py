@@ -62,12 +62,18 @@ class BreakerStore:
       client: Redis at ``REDIS_URL``.
       prefix: ``KEY_PREFIX``.
       outage_retention: seconds past outages are kept (at least the expiry age).
+      fallback: the fallback LLM's breaker (``{p}:breaker:fallback``), whose
+        outages are not recorded: only the primary's hold jobs back.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, *, outage_retention: float) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str, *, outage_retention: float, fallback: bool = False
+    ) -> None:
         self._redis = client
-        self._key = keys.breaker(prefix)
-        self._probe_key = keys.breaker_probe_lock(prefix)
+        self.fallback = fallback
+        self._key = keys.breaker_fallback(prefix) if fallback else keys.breaker(prefix)
+        lock = keys.breaker_fallback_probe_lock if fallback else keys.breaker_probe_lock
+        self._probe_key = lock(prefix)
         self._outages_key = keys.outages(prefix)
         self._retention = outage_retention
         self._open_script = client.register_script(_OPEN)
@@ -104,6 +110,10 @@ class BreakerStore:
     def close(self, *, now: float | None = None) -> float | None:
         """Close the breaker; return when the outage started, or ``None`` if it was closed."""
         now = time.time() if now is None else now
+        if self.fallback:
+            raw = self._redis.hget(self._key, "since")
+            self._redis.delete(self._key)
+            return float(raw) if raw else None
         since = self._close_script(
             keys=[self._key, self._outages_key], args=[now, now - self._retention]
         )

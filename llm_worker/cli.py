@@ -71,10 +71,13 @@ def describe_llm() -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from .ops.supervisor import Child, Supervisor
+    from .ops.supervisor import Child, Supervisor, worker_command
 
-    print(f"[up] broker: {check_broker()}", flush=True)
     python = sys.executable
+    worker = worker_command(
+        python, processes=args.processes, threads=args.threads, gevent=args.gevent
+    )
+    print(f"[up] broker: {check_broker()}", flush=True)
     children = []
     if args.local_llm:
         from .local_llm import server_command
@@ -93,21 +96,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"[up] LLM: the bundled local model on 127.0.0.1:{port}", flush=True)
     else:
         print(f"[up] {describe_llm()}", flush=True)
-    children += [
-        Child(
-            "worker",
-            [
-                python,
-                "-m",
-                "dramatiq",
-                "actors",
-                "--processes",
-                str(args.processes),
-                "--threads",
-                str(args.threads),
-            ],
-        ),
-    ]
+    children.append(Child("worker", worker))
     if not args.no_scheduler:
         periodiq = "import sys; from periodiq import entrypoint; sys.exit(entrypoint())"
         children.append(Child("scheduler", [python, "-c", periodiq, "actors"]))
@@ -253,7 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
         "llm-worker up --processes 2 --threads 8",
     )
     up.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
-    up.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    up.add_argument(
+        "--threads", type=int, default=8, help="threads (greenlets with --gevent) per process"
+    )
+    up.add_argument(
+        "--gevent",
+        action="store_true",
+        help="run the workers with dramatiq-gevent (extra gevent): for hundreds of jobs in "
+        "flight per process, e.g. --processes 2 --threads 512",
+    )
     up.add_argument("--no-scheduler", action="store_true", help="do not run periodiq")
     up.add_argument("--no-dashboard", action="store_true", help="do not run the dashboard")
     up.add_argument(

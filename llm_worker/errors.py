@@ -9,8 +9,12 @@
      |    +-- LLMRequestRejected  the LLM refused the request itself (HTTP 400,
      |                            prompt over the context window)
      +-- LLMError                 the LLM could not give a usable answer
-     |    +-- LLMUnavailable      unreachable, overloaded, rate-limited or
-     |    |                       misconfigured: trips the circuit breaker
+     |    +-- LLMUnavailable      unreachable, overloaded or misconfigured:
+     |    |    |                  trips the circuit breaker
+     |    |    +-- LLMRateLimited HTTP 429: a fleet-wide cooldown, not the breaker
+     |    |    +-- FallbackUnavailable  the fallback LLM failed: its own breaker
+     |    +-- LLMAtCapacity       no fleet capacity (slot, rate, cooldown) now:
+     |    |                       re-enqueued shortly, never counted as a retry
      |    +-- InvalidLLMResponse  answered, but not with the JSON we asked for:
      |                            retried with exponential backoff and feedback
      +-- CoreAPIError             the Core API failed (no answer in time, 5xx,
@@ -90,6 +94,33 @@ class LLMUnavailable(LLMError):
         super().__init__(message)
         self.retry_after = retry_after
         self.needs_operator = needs_operator
+
+
+class LLMRateLimited(LLMUnavailable):
+    """The LLM answered HTTP 429: it is up but limited.
+
+    The fleet waits out a shared cooldown (``Retry-After``, capped by
+    ``LLM_RETRY_AFTER_MAX_SECONDS``) instead of opening the circuit breaker.
+    """
+
+
+class FallbackUnavailable(LLMUnavailable):
+    """The fallback LLM (``LLM_FALLBACK_BASE_URL``) could not be used; opens its own breaker."""
+
+
+class LLMAtCapacity(LLMError):
+    """No LLM capacity for this job now: every slot is taken, a rate limit is spent,
+    or the fleet is cooling down after a 429.
+
+    Parameters:
+      wait_seconds: when capacity is likely again, in seconds from now.
+      reason: ``slots``, ``requests``, ``tokens``, ``priority`` or ``cooldown``.
+    """
+
+    def __init__(self, wait_seconds: float, reason: str) -> None:
+        super().__init__(f"no LLM capacity ({reason}); waiting {wait_seconds:.2f}s")
+        self.wait_seconds = wait_seconds
+        self.reason = reason
 
 
 class InvalidLLMResponse(LLMError):

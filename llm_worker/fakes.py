@@ -74,21 +74,25 @@ class FakeHTTPServer:
                 }
                 with owner.lock:
                     owner.requests.append(request)
-                reply = owner.respond(request)
-                request["status"] = reply.status
-                if reply.delay:
-                    time.sleep(reply.delay)
-                payload = json.dumps(reply.body).encode()
+                owner.enter(request)
                 try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                    reply = owner.respond(request)
+                    request["status"] = reply.status
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                    payload = json.dumps(reply.body).encode()
+                    try:
+                        self.send_response(reply.status)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(payload)))
+                        for name, value in reply.headers.items():
+                            self.send_header(name, value)
+                        self.end_headers()
+                        self.wfile.write(payload)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                finally:
+                    owner.leave(request)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -105,6 +109,12 @@ class FakeHTTPServer:
 
     def respond(self, request: dict[str, Any]) -> Reply:
         raise NotImplementedError
+
+    def enter(self, request: dict[str, Any]) -> None:
+        """Called when a request arrives, before :meth:`respond`."""
+
+    def leave(self, request: dict[str, Any]) -> None:
+        """Called once its answer was sent (or the client went away)."""
 
     def clear(self) -> None:
         with self.lock:
@@ -141,12 +151,44 @@ class FakeLLM(FakeHTTPServer):
         self.fallback: Callable[[dict[str, Any]], Reply] | None = None
         #: Serve llama.cpp's ``/tokenize`` (``{"content"}`` -> ``{"tokens"}``); 404 when off.
         self.serves_tokenize = False
+        #: Completions in flight above which the server answers :attr:`busy_reply` (0: none).
+        self.concurrency_limit = 0
+        #: The answer above the limit: a 429, with whatever ``Retry-After`` a test wants.
+        self.busy_reply = Reply(status=429, body={"error": {"message": "server busy"}})
+        #: Completions in flight now, the most seen at once, and busy answers given.
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.busy_answers = 0
+        #: Seconds each tokenize request takes.
+        self.tokenize_delay = 0.0
         super().__init__()
+
+    def reset_counters(self) -> None:
+        """Forget the in-flight peak and the busy answers."""
+        with self.lock:
+            self.peak_in_flight = self.in_flight
+            self.busy_answers = 0
+
+    def enter(self, request: dict[str, Any]) -> None:
+        if request["path"] not in CHAT_PATHS or _is_probe(request["json"] or {}):
+            return
+        with self.lock:
+            self.in_flight += 1
+            request["counted"] = True
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            if self.concurrency_limit and self.in_flight > self.concurrency_limit:
+                request["over_limit"] = True
+                self.busy_answers += 1
+
+    def leave(self, request: dict[str, Any]) -> None:
+        if request.get("counted"):
+            with self.lock:
+                self.in_flight -= 1
 
     def tokenize(self, body: dict[str, Any]) -> Reply:
         if not self.serves_tokenize or "content" not in body:
-            return Reply(status=404, body={"error": "not found"})
-        return Reply(body={"tokens": whitespace_tokens(body["content"])})
+            return Reply(status=404, body={"error": "not found"}, delay=self.tokenize_delay)
+        return Reply(body={"tokens": whitespace_tokens(body["content"])}, delay=self.tokenize_delay)
 
     @property
     def base_url(self) -> str:
@@ -182,6 +224,9 @@ class FakeLLM(FakeHTTPServer):
         if path == "/v1/messages/count_tokens":
             text = json.dumps(body.get("messages")) + str(body.get("system", ""))
             return Reply(body={"input_tokens": len(text) // 4})
+        if request.get("over_limit"):
+            busy = self.busy_reply
+            return Reply(status=busy.status, body=busy.body, headers=dict(busy.headers))
         reply = self._choose(body)
         if reply.body is None:
             content = reply.content

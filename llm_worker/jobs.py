@@ -13,11 +13,17 @@ from dramatiq.middleware import CurrentMessage
 
 from . import keys, message_options, metrics, prompts
 from .arguments import P, parse_arguments
-from .errors import InvalidLLMResponse, LLMRequestRejected, LLMUnavailable
+from .cooldown import start_cooldown
+from .errors import (
+    FallbackUnavailable,
+    InvalidLLMResponse,
+    LLMRateLimited,
+    LLMRequestRejected,
+    LLMUnavailable,
+)
 from .images import StoredImage
 from .job_lease import LEASE_MARGIN_SECONDS, job_lease
 from .json_extract import parse_answer
-from .outcomes import mark_finished
 from .providers.base import LLMAnswer, Prompt, Turn
 from .schemas import Result, response_schema
 from .services import Services, services
@@ -58,6 +64,8 @@ def current_usage() -> Usage:
 
 def request_outcome(exc: Exception) -> str:
     """The metrics label of a failed LLM request."""
+    if isinstance(exc, LLMRateLimited):
+        return "rate_limited"
     if isinstance(exc, LLMUnavailable):
         return "unavailable"
     if isinstance(exc, LLMRequestRejected):
@@ -70,38 +78,57 @@ def request_outcome(exc: Exception) -> str:
 def call_llm(
     svc: Services, *, model: str, prompt: Prompt, schema_name: str, schema: dict[str, Any]
 ) -> LLMAnswer:
-    """Fit ``prompt`` into the token budget, call the model, and record the usage.
+    """Fit ``prompt`` into the token budget, wait for fleet capacity, call the model,
+    and record the usage.
 
-    The usage is added to the current message's options, so it is summed
-    over every attempt of the job.
+    While the primary LLM's breaker is open and a fallback is configured, the
+    call goes to the fallback (with its model names).  A 429 starts the fleet's
+    cooldown.  The usage is added to the current message's options, so it is
+    summed over every attempt of the job.
 
     Raises:
-      PromptTooLarge, LLMUnavailable, LLMRequestRejected, InvalidLLMResponse.
+      PromptTooLarge, LLMAtCapacity, LLMUnavailable (LLMRateLimited,
+      FallbackUnavailable), LLMRequestRejected, InvalidLLMResponse.
     """
     config = svc.settings
-    fitted, _ = fit_prompt(prompt, config.prompt_token_budget, lambda p: svc.count_tokens(model, p))
+    fallback = svc.fallback_active()
+    provider = svc.fallback_llm if fallback else svc.llm
+    assert provider is not None
+    if fallback:
+        model = svc.fallback_model(model)
+    fitted, size = fit_prompt(
+        prompt, config.prompt_token_budget, lambda p: svc.count_tokens(model, p, provider)
+    )
     message = CurrentMessage.get_current_message()
     actor = message.actor_name if message is not None else "?"
-    started = time.monotonic()
-    try:
-        answer = svc.llm.complete(
-            model=model,
-            prompt=fitted,
-            schema_name=schema_name,
-            schema=schema,
-            max_tokens=config.llm_max_output_tokens,
-        )
-    except Exception as exc:
-        metrics.observe_request(
-            provider=svc.llm.name,
-            model=model,
-            actor=actor,
-            outcome=request_outcome(exc),
-            seconds=time.monotonic() - started,
-        )
-        raise
+    with svc.capacity.request(priority=config.llm_priority(actor), tokens=size) as lease:
+        started = time.monotonic()
+        try:
+            answer = provider.complete(
+                model=model,
+                prompt=fitted,
+                schema_name=schema_name,
+                schema=schema,
+                max_tokens=config.llm_max_output_tokens,
+            )
+        except Exception as exc:
+            metrics.observe_request(
+                provider=provider.name,
+                model=model,
+                actor=actor,
+                outcome=request_outcome(exc),
+                seconds=time.monotonic() - started,
+            )
+            if isinstance(exc, LLMRateLimited):
+                start_cooldown(svc, exc)
+            elif fallback and isinstance(exc, LLMUnavailable):
+                raise FallbackUnavailable(
+                    f"fallback LLM: {exc}", retry_after=exc.retry_after
+                ) from exc
+            raise
+        lease.used = answer.prompt_tokens + answer.completion_tokens
     metrics.observe_request(
-        provider=svc.llm.name,
+        provider=provider.name,
         model=model,
         actor=actor,
         outcome="ok",
@@ -111,7 +138,10 @@ def call_llm(
     )
     if message is not None:
         usage = Usage.from_options(message.options)
-        usage.plus(answer.prompt_tokens, answer.completion_tokens).store(message.options)
+        served_by = "fallback" if fallback else "primary"
+        usage.plus(
+            answer.prompt_tokens, answer.completion_tokens, model=model, served_by=served_by
+        ).store(message.options)
     return answer
 
 
@@ -230,13 +260,14 @@ class Job(Generic[P]):
         self.services.redis.set(self._result_key(type(result)), json.dumps(stored), ex=ttl)
 
     def complete(self, result: dict[str, Any], notifications: Iterable[Notification]) -> None:
-        """Store the result in Core as completed, publish the notifications, and
-        remember that the job finished."""
+        """Store the result in Core as completed, then publish the notifications and
+        remember that the job finished, in one Redis round trip."""
         self.services.core.update_job(
             self.job_id, "completed", result=result, usage=current_usage()
         )
-        for index, notification in enumerate(notifications):
-            self.services.notifier.publish(
+        notifier = self.services.notifier
+        publications = [
+            notifier.prepare(
                 user_id=self.user_id,
                 job_id=self.job_id,
                 message_type=notification.message_type,
@@ -244,6 +275,17 @@ class Job(Generic[P]):
                 job_type=self.job_type,
                 discriminator=index,
             )
+            for index, notification in enumerate(notifications)
+        ]
         message = CurrentMessage.get_current_message()
-        if message is not None:
-            mark_finished(self.services, message.message_id, "completed")
+        if message is None:
+            for publication in publications:
+                notifier.publish_prepared(publication)
+            return
+        config = self.services.settings
+        notifier.publish_and_mark(
+            publications,
+            key=keys.finished(config.key_prefix, message.message_id),
+            value="completed",
+            ttl_seconds=config.notify_dedupe_seconds,
+        )

@@ -44,6 +44,12 @@ def job_lease(prefix: str, job_type: str, job_id: str | int) -> str:
     return f"{prefix}:lease:{job_type}:{job_id}"
 
 
+def job_results(prefix: str, message_id: str) -> str:
+    """``{p}:result:{message_id}``: hash, result model name -> a job's valid LLM result
+    (JSON), kept so that a retry caused by Core failing does not pay for the model again."""
+    return f"{prefix}:result:{message_id}"
+
+
 def finished(prefix: str, message_id: str) -> str:
     """``{p}:finished:{message_id}``: the job's terminal state, set once Core and the user
     were told of a completed job, or with the report stored in the outbox for any other end,
@@ -72,6 +78,52 @@ def outbox_dead(prefix: str) -> str:
     """``{p}:outbox:dead``: hash, message id -> a report Core refused ``JOB_MAX_RETRIES``
     times, kept for an operator."""
     return f"{prefix}:outbox:dead"
+
+
+def breaker_fallback(prefix: str) -> str:
+    """``{p}:breaker:fallback``: the fallback LLM's breaker state, like ``{p}:breaker``."""
+    return f"{prefix}:breaker:fallback"
+
+
+def breaker_fallback_probe_lock(prefix: str) -> str:
+    """``{p}:breaker:fallback:probe``: held by the one process probing the fallback LLM."""
+    return f"{prefix}:breaker:fallback:probe"
+
+
+def capacity_slots(prefix: str) -> str:
+    """``{p}:capacity:slots``: sorted set of leased LLM request slots, member a lease id,
+    score the lease's expiry (milliseconds since the epoch)."""
+    return f"{prefix}:capacity:slots"
+
+
+def capacity_waiting(prefix: str) -> str:
+    """``{p}:capacity:waiting``: sorted set of jobs waiting on a thread for capacity,
+    member a lease id, score its priority (lower runs first)."""
+    return f"{prefix}:capacity:waiting"
+
+
+def capacity_waiting_seen(prefix: str) -> str:
+    """``{p}:capacity:waiting:seen``: sorted set, lease id -> when that waiter last asked
+    (milliseconds); waiters silent for a second are forgotten."""
+    return f"{prefix}:capacity:waiting:seen"
+
+
+def capacity_bucket(prefix: str, name: str) -> str:
+    """``{p}:capacity:bucket:{requests|tokens}``: hash of a token bucket (``level``,
+    ``at`` in milliseconds) of the per-minute limits."""
+    return f"{prefix}:capacity:bucket:{name}"
+
+
+def capacity_cooldown(prefix: str) -> str:
+    """``{p}:capacity:cooldown``: hash (``until``, ``reason``) present while the fleet
+    waits out a 429; it expires with the cooldown."""
+    return f"{prefix}:capacity:cooldown"
+
+
+def capacity_usage(prefix: str, window: int) -> str:
+    """``{p}:capacity:usage:{window}``: hash (``requests``, ``tokens``) of the LLM calls
+    started in one 10-second window, kept 90 seconds, for ``llm-worker status``."""
+    return f"{prefix}:capacity:usage:{window}"
 
 
 def core_unauthorized(prefix: str) -> str:

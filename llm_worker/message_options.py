@@ -21,6 +21,8 @@ REQUEUED_AT = "llm_requeued_at"
 CHECKED = "llm_checked"
 #: Times the job waited for another message of the same job holding its LLM lease.
 LEASE_WAITS = "llm_lease_waits"
+#: Times the job was re-enqueued to wait for LLM capacity (never a retry).
+CAPACITY_WAITS = "llm_capacity_waits"
 #: Dramatiq's own counter of ordinary retries.
 RETRIES = "retries"
 
@@ -28,5 +30,13 @@ RETRIES = "retries"
 def was_requeued(options: dict[str, object]) -> bool:
     """Whether a message is a retry, a hold, a wait or an operator's requeue, not a first
     delivery."""
-    names = (HELD_SINCE, CORE_HELD_SINCE, INVALID_RETRIES, RETRIES, REQUEUED_AT, LEASE_WAITS)
+    names = (
+        HELD_SINCE,
+        CORE_HELD_SINCE,
+        INVALID_RETRIES,
+        RETRIES,
+        REQUEUED_AT,
+        CAPACITY_WAITS,
+        LEASE_WAITS,
+    )
     return any(options.get(name) for name in names)

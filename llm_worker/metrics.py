@@ -17,6 +17,25 @@ _metrics: dict[str, Any] = {}
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, float("inf"))
 
 
+#: Fleet-wide gauges read from Redis by every worker process (the same value everywhere).
+CAPACITY_GAUGES = {
+    "llm_slots_in_use": "LLM request slots leased across the fleet.",
+    "llm_slots_limit": "LLM_MAX_CONCURRENT_REQUESTS (0: no cap).",
+    "llm_requests_last_minute": "LLM requests started in the last minute, fleet-wide.",
+    "llm_requests_per_minute_limit": "LLM_REQUESTS_PER_MINUTE (0: no limit).",
+    "llm_tokens_last_minute": "LLM tokens used in the last minute, fleet-wide.",
+    "llm_tokens_per_minute_limit": "LLM_TOKENS_PER_MINUTE (0: no limit).",
+    "llm_capacity_waiting": "Jobs waiting on a worker thread for LLM capacity.",
+    "llm_cooldown_seconds": "Seconds left of the fleet's cooldown after a 429.",
+    "llm_serving_fallback": "1 while calls go to the fallback LLM.",
+}
+
+
+def enabled() -> bool:
+    """Whether :func:`enable` ran in this process."""
+    return bool(_metrics)
+
+
 def enable() -> None:
     """Create the metrics (``PROMETHEUS_MULTIPROC_DIR`` must be set already)."""
     import prometheus_client as prom
@@ -64,6 +83,21 @@ def enable() -> None:
             probes=prom.Counter(
                 "llm_probes_total", "Probes of an unavailable LLM.", ["outcome"], registry=registry
             ),
+            rate_limited=prom.Counter(
+                "llm_rate_limited_total",
+                "HTTP 429 answers (each starts or lengthens the fleet's cooldown).",
+                registry=registry,
+            ),
+            capacity_waits=prom.Counter(
+                "llm_capacity_waits_total",
+                "Jobs re-enqueued to wait for LLM capacity (never a retry).",
+                ["actor", "reason"],
+                registry=registry,
+            ),
+            **{
+                name: prom.Gauge(name, help_text, registry=registry, multiprocess_mode="max")
+                for name, help_text in CAPACITY_GAUGES.items()
+            },
             core_refusals=prom.Counter(
                 "llm_core_refusals_total",
                 "Core's refusals: permanent (refused) or of the worker's credentials "
@@ -122,6 +156,46 @@ def count_probe(outcome: str) -> None:
     """Record a probe (``ok`` or ``failed``)."""
     if _metrics:
         _metrics["probes"].labels(outcome).inc()
+
+
+def count_rate_limited() -> None:
+    """Record a 429 answer."""
+    if _metrics:
+        _metrics["rate_limited"].inc()
+
+
+def count_capacity_wait(actor: str, reason: str) -> None:
+    """Record a job re-enqueued to wait for capacity (``slots``, ``requests``,
+    ``tokens``, ``priority`` or ``cooldown``)."""
+    if _metrics:
+        _metrics["capacity_waits"].labels(actor, reason).inc()
+
+
+def set_capacity(snapshot: Any) -> None:
+    """Publish a :class:`~llm_worker.capacity.CapacitySnapshot`."""
+    if not _metrics:
+        return
+    import time
+
+    cooldown = snapshot.cooldown
+    values = {
+        "llm_slots_in_use": snapshot.slots_in_use,
+        "llm_slots_limit": snapshot.max_concurrent,
+        "llm_requests_last_minute": snapshot.requests_last_minute,
+        "llm_requests_per_minute_limit": snapshot.requests_per_minute_limit,
+        "llm_tokens_last_minute": snapshot.tokens_last_minute,
+        "llm_tokens_per_minute_limit": snapshot.tokens_per_minute_limit,
+        "llm_capacity_waiting": snapshot.waiting_on_threads,
+        "llm_cooldown_seconds": max(0.0, cooldown["until"] - time.time()) if cooldown else 0.0,
+    }
+    for name, value in values.items():
+        _metrics[name].set(value)
+
+
+def set_serving_fallback(serving: bool) -> None:
+    """Record whether calls go to the fallback LLM."""
+    if _metrics:
+        _metrics["llm_serving_fallback"].set(1 if serving else 0)
 
 
 def count_core_refusal(kind: str, status: int | None, request: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -27,6 +29,28 @@ if redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
 end
 return false
 """
+
+#: For each claim ``KEYS[2..n-1]``: claim it and ``XADD`` its body ``ARGV[i+2]`` to the
+#: stream ``KEYS[1]`` unless claimed before; then ``SET KEYS[n] ARGV[3] EX ARGV[2]``.
+_PUBLISH_ALL_AND_MARK = """
+local published = {}
+local last = #KEYS
+for i = 2, last - 1 do
+    if redis.call('set', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+        published[#published + 1] = redis.call('xadd', KEYS[1], '*', 'data', ARGV[i + 2])
+    end
+end
+redis.call('set', KEYS[last], ARGV[3], 'EX', ARGV[2])
+return published
+"""
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One notification ready to publish: its claim key and its entry's JSON."""
+
+    claim: str
+    data: str
 
 
 class Notifier:
@@ -57,6 +81,38 @@ class Notifier:
         self._prefix = prefix
         self._ttl = dedupe_seconds
         self._publish_once = client.register_script(_PUBLISH_ONCE)
+        self._publish_all_and_mark = client.register_script(_PUBLISH_ALL_AND_MARK)
+
+    def prepare(
+        self,
+        *,
+        user_id: int,
+        job_id: str | int,
+        message_type: str,
+        content: dict[str, Any],
+        job_type: str = "job",
+        discriminator: str | int = 0,
+    ) -> Publication:
+        """The notification's claim key and entry, for :meth:`publish_and_mark`."""
+        data = {
+            "user_id": user_id,
+            "job_id": job_id,
+            "message_type": message_type,
+            "content": content,
+        }
+        claim = keys.notified(self._prefix, job_type, job_id, message_type, discriminator)
+        return Publication(claim, json.dumps(data, ensure_ascii=False))
+
+    def publish_and_mark(
+        self, publications: Sequence[Publication], *, key: str, value: str, ttl_seconds: int
+    ) -> list[str]:
+        """Publish each notification not published before and set ``key`` to ``value``
+        (for ``ttl_seconds``), atomically, in one round trip; return the new entry ids."""
+        entries = self._publish_all_and_mark(
+            keys=[self.stream, *(p.claim for p in publications), key],
+            args=[self._ttl, ttl_seconds, value, *(p.data for p in publications)],
+        )
+        return [e.decode() if isinstance(e, bytes) else str(e) for e in entries or []]
 
     def publish(
         self,
@@ -70,15 +126,20 @@ class Notifier:
     ) -> str | None:
         """Publish one notification; return its stream entry id, or ``None`` if it was
         published before."""
-        data = {
-            "user_id": user_id,
-            "job_id": job_id,
-            "message_type": message_type,
-            "content": content,
-        }
-        claim = keys.notified(self._prefix, job_type, job_id, message_type, discriminator)
+        publication = self.prepare(
+            user_id=user_id,
+            job_id=job_id,
+            message_type=message_type,
+            content=content,
+            job_type=job_type,
+            discriminator=discriminator,
+        )
+        return self.publish_prepared(publication)
+
+    def publish_prepared(self, publication: Publication) -> str | None:
+        """Publish a notification made by :meth:`prepare`; ``None`` if published before."""
         entry = self._publish_once(
-            keys=[claim, self.stream], args=[self._ttl, json.dumps(data, ensure_ascii=False)]
+            keys=[publication.claim, self.stream], args=[self._ttl, publication.data]
         )
         if entry is None:
             return None

@@ -35,7 +35,7 @@ from .core_api import CoreClient, JobStatus
 from .core_refusals import note_refused, note_unauthorized
 from .errors import CoreRefused, CoreUnauthorized
 from .notify import Notifier
-from .usage import Usage
+from .usage import USAGE_OPTION, Usage
 
 logger = logging.getLogger("llm_worker.outbox")
 
@@ -63,7 +63,7 @@ class Report:
     user_id: int | None
     status: JobStatus
     error: str
-    usage: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
     notification: tuple[str, dict[str, Any]] | None = None
     attempts: int = 0
     last_error: str | None = None
@@ -212,7 +212,7 @@ class ReportOutbox:
             report.job_id,
             report.status,
             error=report.error,
-            usage=Usage(**report.usage),
+            usage=Usage.from_options({USAGE_OPTION: report.usage}),
         )
         if report.notification is not None and report.user_id is not None:
             message_type, content = report.notification

@@ -153,12 +153,6 @@ def mark_finished(svc: Services, message_id: str, status: str) -> None:
     svc.redis.set(key, status, ex=svc.settings.notify_dedupe_seconds)
 
 
-def finished_state(svc: Services, message_id: str) -> str | None:
-    """The terminal state a job already reached, or ``None``."""
-    raw = svc.redis.get(keys.finished(svc.settings.key_prefix, message_id))
-    return raw.decode() if raw else None
-
-
 def job_size(message: AnyMessage) -> int:
     """The size of a job, the one measured against ``JOB_MAX_PAYLOAD_BYTES``: its arguments
     (``{"args": [...], "kwargs": {...}}``) in bytes as Dramatiq's encoder writes them.

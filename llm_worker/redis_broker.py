@@ -7,6 +7,7 @@ import logging
 import threading
 from typing import Any
 
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import MiddlewareError, SkipMessage
 
@@ -117,6 +118,21 @@ class RecoveringRedisBroker(RedisBroker):
             heartbeat_timeout=int(config.broker_heartbeat_timeout_seconds * 1000),
             maintenance_chance=config.broker_maintenance_chance,
         )
+
+    def bound_pool(self, max_connections: int, *, wait_seconds: float = 20.0) -> None:
+        """Replace the client's unbounded connection pool with one of at most
+        ``max_connections``, where a command waits up to ``wait_seconds`` for a free
+        connection. Call it before the worker's consumers start."""
+        old = self.client.connection_pool
+        if isinstance(old, redis.BlockingConnectionPool) and old.max_connections == max_connections:
+            return
+        self.client.connection_pool = redis.BlockingConnectionPool(
+            connection_class=old.connection_class,
+            max_connections=max_connections,
+            timeout=wait_seconds,
+            **old.connection_kwargs,
+        )
+        old.disconnect()
 
     def _should_do_maintenance(self, command: str) -> int:
         if getattr(self._forced_maintenance, "active", False):

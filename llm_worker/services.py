@@ -8,13 +8,36 @@ from functools import cached_property
 
 import redis
 
+from . import keys
+from .capacity import CapacityGate, CapacityLimits, CapacityStore
 from .core_api import CoreClient
 from .notify import Notifier
 from .outbox import ReportOutbox, RetryPolicy
-from .providers import Provider, ProviderChoice, choose_provider, make_provider
+from .providers import (
+    Provider,
+    ProviderChoice,
+    choose_provider,
+    make_fallback_provider,
+    make_provider,
+)
 from .providers.base import Prompt
 from .settings import Settings, settings
 from .tokens import estimate_tokens
+
+#: Most connections a worker process's Redis pool opens for its worker threads (or
+#: greenlets), however many it runs: a job holds one only for a command or two, so
+#: more threads than this share them, waiting at most :data:`POOL_WAIT_SECONDS`.
+MAX_THREAD_CONNECTIONS = 64
+#: Connections kept on top for the process's background threads (breaker watcher,
+#: report outbox, dead worker recovery).
+BACKGROUND_CONNECTIONS = 4
+#: Seconds a command waits for a free pooled connection before it fails (as a Redis error).
+POOL_WAIT_SECONDS = 20.0
+
+
+def pool_size_for(threads: int) -> int:
+    """The bound of a Redis connection pool used by ``threads`` worker threads."""
+    return min(max(1, threads), MAX_THREAD_CONNECTIONS) + BACKGROUND_CONNECTIONS
 
 
 @dataclass
@@ -22,14 +45,34 @@ class Services:
     """Lazily built clients over one :class:`Settings`.
 
     Nothing connects until a client is first used, so building this is cheap.
+
+    Parameters:
+      settings: the settings the clients are built from.
+      redis_max_connections: bound of the Redis connection pool (see :meth:`size_for`).
     """
 
     settings: Settings
+    redis_max_connections: int = pool_size_for(8)
+
+    def size_for(self, threads: int) -> None:
+        """Bound the Redis pool for a process of ``threads`` worker threads (or greenlets);
+        has no effect once the Redis client was built."""
+        self.redis_max_connections = pool_size_for(threads)
 
     @cached_property
     def redis(self) -> redis.Redis:
-        """Redis at ``REDIS_URL``: notifications, breaker state, expiry claims."""
-        return redis.Redis.from_url(self.settings.redis_url, health_check_interval=30)
+        """Redis at ``REDIS_URL``: notifications, breaker state, expiry claims.
+
+        Its pool is bounded (``redis_max_connections``): a command waits for a free
+        connection instead of opening one per thread or greenlet.
+        """
+        pool = redis.BlockingConnectionPool.from_url(
+            self.settings.redis_url,
+            max_connections=self.redis_max_connections,
+            timeout=POOL_WAIT_SECONDS,
+            health_check_interval=30,
+        )
+        return redis.Redis(connection_pool=pool)
 
     @cached_property
     def llm(self) -> Provider:
@@ -41,9 +84,47 @@ class Services:
         """Which provider was chosen and why."""
         return choose_provider(self.settings)
 
-    def count_tokens(self, model: str, prompt: Prompt) -> int:
-        """The prompt's size: the provider's own count, else the conservative estimate."""
-        counted = self.llm.count_tokens(model, prompt)
+    @cached_property
+    def fallback_llm(self) -> Provider | None:
+        """The fallback provider (``LLM_FALLBACK_BASE_URL``), or ``None`` when unset."""
+        return make_fallback_provider(self.settings)
+
+    def fallback_active(self) -> bool:
+        """Whether calls go to the fallback now: the primary's breaker is open and the
+        fallback's is not (one Redis round trip; none without a fallback)."""
+        if not self.settings.llm_fallback_base_url:
+            return False
+        prefix = self.settings.key_prefix
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(keys.breaker(prefix))
+        pipe.exists(keys.breaker_fallback(prefix))
+        primary_open, fallback_open = pipe.execute()
+        return bool(primary_open) and not fallback_open
+
+    def fallback_model(self, model: str) -> str:
+        """The fallback's name for the primary's ``model`` (text or vision)."""
+        config = self.settings
+        if model == config.llm_text_model:
+            return config.llm_fallback_text_model or model
+        return config.llm_fallback_vision_model or model
+
+    @cached_property
+    def capacity(self) -> CapacityGate:
+        """The fleet-wide capacity gate every LLM call goes through."""
+        config = self.settings
+        limits = CapacityLimits(
+            max_concurrent=config.llm_max_concurrent_requests,
+            requests_per_minute=config.llm_requests_per_minute,
+            tokens_per_minute=config.llm_tokens_per_minute,
+            lease_seconds=config.llm_slot_lease_seconds,
+        )
+        store = CapacityStore(self.redis, config.key_prefix, limits)
+        return CapacityGate(store, wait_seconds=config.llm_capacity_wait_seconds)
+
+    def count_tokens(self, model: str, prompt: Prompt, provider: Provider | None = None) -> int:
+        """The prompt's size: the provider's own count (``provider``, default the
+        primary), else the conservative estimate."""
+        counted = (provider or self.llm).count_tokens(model, prompt)
         return counted if counted is not None else estimate_tokens(prompt)
 
     @cached_property

@@ -25,6 +25,7 @@ _SECRETS = {
     "openai_api_key",
     "anthropic_api_key",
     "dashboard_password",
+    "llm_fallback_api_key",
 }
 
 
@@ -139,6 +140,34 @@ class Settings(BrokerSettings, SendCheckSettings):
     llm_unavailable_expiry_seconds: float = Field(1_209_600.0, gt=0)
     #: A job older than this when first picked up is skipped as stale, in seconds (0 disables).
     message_max_age_seconds: float = Field(300.0, ge=0)
+    #: Most LLM requests in flight across the fleet (0: no cap).
+    llm_max_concurrent_requests: int = Field(0, ge=0)
+    #: Fleet-wide LLM requests and tokens per minute (0: no limit).
+    llm_requests_per_minute: int = Field(0, ge=0)
+    llm_tokens_per_minute: int = Field(0, ge=0)
+    #: Lease of a concurrency slot, renewed during a call: a killed holder's slot
+    #: returns within this, in seconds.
+    llm_slot_lease_seconds: float = Field(30.0, gt=0)
+    #: How long a job waits on its thread for capacity before it is re-enqueued, in seconds.
+    llm_capacity_wait_seconds: float = Field(5.0, ge=0)
+    #: Longest wait a ``Retry-After`` can impose (cooldown or next probe), in seconds.
+    llm_retry_after_max_seconds: float = Field(300.0, gt=0)
+    #: Fleet-wide cooldown after a 429 that gives no usable ``Retry-After``, in seconds.
+    llm_cooldown_seconds: float = Field(5.0, gt=0)
+    #: Priority of each actor's LLM calls when capacity is short (lower runs first).
+    llm_priority_intent_classify: int = Field(0, ge=0, le=1000)
+    llm_priority_followup: int = Field(0, ge=0, le=1000)
+    llm_priority_image_tag: int = Field(10, ge=0, le=1000)
+    llm_priority_email_extract: int = Field(10, ge=0, le=1000)
+    llm_priority_task_match: int = Field(10, ge=0, le=1000)
+    llm_priority_review_chunk: int = Field(10, ge=0, le=1000)
+    #: A second LLM used while the primary's breaker is open (unset: none).
+    llm_fallback_base_url: str | None = None
+    llm_fallback_provider: Literal["openai", "anthropic", "ollama"] = "openai"
+    llm_fallback_api_key: SecretStr = SecretStr("not-needed")
+    #: The fallback's models; unset: the primary's names.
+    llm_fallback_text_model: str | None = None
+    llm_fallback_vision_model: str | None = None
     #: Ordinary retries for other errors (Core failing, bugs), and of reports Core refused.
     job_max_retries: int = Field(20, ge=0)
     #: Bounds of the ordinary retries' exponential backoff, in seconds.
@@ -180,7 +209,9 @@ class Settings(BrokerSettings, SendCheckSettings):
     #: Prefix of this service's own Redis keys (breaker state, expiry claims).
     key_prefix: str = Field("llmw", min_length=1)
 
-    @field_validator("llm_base_url", "core_api_url", "anthropic_base_url", "ollama_host")
+    @field_validator(
+        "llm_base_url", "core_api_url", "anthropic_base_url", "ollama_host", "llm_fallback_base_url"
+    )
     @classmethod
     def _http_scheme(cls, value: str | None) -> str | None:
         if value in (None, ""):
@@ -192,6 +223,20 @@ class Settings(BrokerSettings, SendCheckSettings):
         if self.llm_max_output_tokens >= self.llm_context_tokens // 2:
             raise ValueError("LLM_MAX_OUTPUT_TOKENS must be under half of LLM_CONTEXT_TOKENS")
         return self
+
+    @property
+    def capacity_limited(self) -> bool:
+        """Whether any fleet-wide capacity limit (slots, requests or tokens) is set."""
+        return bool(
+            self.llm_max_concurrent_requests
+            or self.llm_requests_per_minute
+            or self.llm_tokens_per_minute
+        )
+
+    def llm_priority(self, actor_name: str) -> int:
+        """``LLM_PRIORITY_<ACTOR>`` of an actor (lower runs first); 0 for unknown actors."""
+        value = getattr(self, f"llm_priority_{actor_name}", 0)
+        return int(value) if isinstance(value, int) else 0
 
     @property
     def prompt_token_budget(self) -> int:

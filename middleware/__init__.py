@@ -5,7 +5,7 @@ first, then expiry, staleness and the breaker's gate.
 """
 
 from .age_check import MessageAgeCheck
-from .circuit_breaker import CircuitBreaker, breaker_status
+from .circuit_breaker import CircuitBreaker, breaker_status, fallback_breaker_status
 from .dead_worker_recovery import DeadWorkerRecovery
 from .expiry_check import ExpiryCheck
 from .finished_check import FinishedJobCheck
@@ -13,6 +13,7 @@ from .invalid_backoff import InvalidResponseBackoff
 from .job_arguments import JobArgumentsCheck
 from .job_log import JobOutcomeLog
 from .job_retries import JobRetries
+from .llm_capacity import LLMCapacity
 from .redacted_logs import RedactedLogs
 from .report_outbox import ReportOutboxDrain
 from .worker_setup import WorkerSetup
@@ -32,6 +33,8 @@ __all__ = [
     "CircuitBreaker",
     "InvalidResponseBackoff",
     "breaker_status",
+    "fallback_breaker_status",
+    "LLMCapacity",
     # Everything else
     "JobRetries",
     "DeadWorkerRecovery",

@@ -13,9 +13,11 @@ from dramatiq.middleware import SkipMessage
 
 from llm_worker import message_options, metrics
 from llm_worker.breaker import BreakerStatus, BreakerStore
-from llm_worker.errors import LLMUnavailable
+from llm_worker.cooldown import capped_retry_after, start_cooldown
+from llm_worker.errors import FallbackUnavailable, LLMRateLimited, LLMUnavailable
 from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import job_kind_of
+from llm_worker.providers import Provider
 from llm_worker.services import Services, services
 
 from .periodic import PeriodicPass
@@ -23,17 +25,40 @@ from .periodic import PeriodicPass
 logger = logging.getLogger(__name__)
 
 
-def breaker_store(svc: Services) -> BreakerStore:
-    """The breaker state store for the given services."""
+def breaker_store(svc: Services, *, fallback: bool = False) -> BreakerStore:
+    """The breaker state store for the given services (the fallback LLM's with ``fallback``)."""
     config = svc.settings
     return BreakerStore(
-        svc.redis, config.key_prefix, outage_retention=config.llm_unavailable_expiry_seconds * 2
+        svc.redis,
+        config.key_prefix,
+        outage_retention=config.llm_unavailable_expiry_seconds * 2,
+        fallback=fallback,
     )
 
 
 def breaker_status() -> BreakerStatus:
     """The breaker's state for operators: closed or open, since, last error, next probe."""
     return breaker_store(services()).status()
+
+
+def fallback_breaker_status() -> BreakerStatus | None:
+    """The fallback LLM's breaker state, or ``None`` when no fallback is configured."""
+    svc = services()
+    if not svc.settings.llm_fallback_base_url:
+        return None
+    return breaker_store(svc, fallback=True).status()
+
+
+def hold_until(primary: BreakerStatus, fallback: BreakerStatus | None) -> float | None:
+    """When held jobs may run again, or ``None`` when jobs run (the primary's breaker is
+    closed, or it is open and the fallback's is closed)."""
+    if not primary.is_open:
+        return None
+    if fallback is None:
+        return primary.next_probe_at or time.time()
+    if not fallback.is_open:
+        return None
+    return min(primary.next_probe_at or time.time(), fallback.next_probe_at or time.time())
 
 
 def llm_queues(broker: dramatiq.Broker) -> set[str]:
@@ -47,15 +72,21 @@ class CircuitBreaker(PeriodicPass):
 
     - The first :class:`~llm_worker.errors.LLMUnavailable` opens the breaker
       for every process on every machine; the job goes back to the broker
-      (delayed until the next probe), counting as no retry.
+      (delayed until the next probe), counting as no retry.  A 429
+      (:class:`~llm_worker.errors.LLMRateLimited`) is not an outage: it starts
+      the fleet's cooldown instead (see :class:`~middleware.LLMCapacity`).
+    - With a fallback LLM (``LLM_FALLBACK_BASE_URL``), jobs go to the fallback
+      while the primary's breaker is open; the fallback has its own breaker,
+      and only with both open are jobs held back.
     - Each worker process runs a watcher thread that reads the state every
-      ``poll_interval`` seconds and, while it is open, pauses the consumers of
-      every LLM queue: messages stay in the broker, no thread takes LLM jobs.
-      A job already fetched when the breaker opens is held back the same way.
-    - While open, one process in the fleet probes the LLM each
+      ``poll_interval`` seconds and, while jobs are held back, pauses the
+      consumers of every LLM queue: messages stay in the broker, no thread takes
+      LLM jobs.  A job already fetched then is held back the same way.
+    - While a breaker is open, one process in the fleet probes that LLM each
       ``LLM_PROBE_INTERVAL_SECONDS`` (or later, when the server asked for a
-      longer ``Retry-After``).  A successful probe closes the breaker and the
-      consumers resume.
+      longer ``Retry-After``, at most ``LLM_RETRY_AFTER_MAX_SECONDS``).  A
+      successful probe closes it: the consumers resume, and jobs go back to
+      the primary.
 
     Parameters:
       poll_interval: seconds between the watcher's reads of the state.
@@ -84,9 +115,9 @@ class CircuitBreaker(PeriodicPass):
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if job_kind_of(broker, message) is None:
             return
-        status = self._current(broker)
-        if status is not None:
-            self._hold(broker, message, status.next_probe_at or time.time())
+        until = self._current(broker)
+        if until is not None:
+            self._hold(broker, message, until)
             raise SkipMessage("LLM unavailable: held back until it recovers")
 
     def after_process_message(
@@ -97,28 +128,39 @@ class CircuitBreaker(PeriodicPass):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        if not isinstance(exception, LLMUnavailable):
+        if not isinstance(exception, LLMUnavailable) or isinstance(exception, LLMRateLimited):
             return
         svc = services()
         now = time.time()
-        wait = max(svc.settings.llm_probe_interval_seconds, exception.retry_after or 0.0)
-        store = breaker_store(svc)
+        config = svc.settings
+        retry_after = capped_retry_after(config, exception.retry_after) or 0.0
+        wait = max(config.llm_probe_interval_seconds, retry_after)
+        failed_fallback = isinstance(exception, FallbackUnavailable)
+        store = breaker_store(svc, fallback=failed_fallback)
         if store.open(str(exception), next_probe_at=now + wait, now=now):
             log = logger.critical if exception.needs_operator else logger.warning
-            log("LLM unavailable, breaker opened for all workers: %s", exception)
-        self._open = True
-        self._set_paused(broker, paused=True)
-        status = store.status()
-        self._hold(broker, message, status.next_probe_at or now + wait)
+            which = "fallback LLM" if failed_fallback else "LLM"
+            log("%s unavailable, breaker opened for all workers: %s", which, exception)
+        until = self._states(svc)
+        self._open = until is not None
+        self._set_paused(broker, paused=self._open)
+        self._hold(broker, message, until or now)
 
     # -- internals -------------------------------------------------------------------
 
-    def _current(self, broker: dramatiq.Broker) -> BreakerStatus | None:
-        """The open status if the breaker is open, else ``None``."""
+    def _states(self, svc: Services) -> float | None:
+        """:func:`hold_until` of the current states in Redis."""
+        primary = breaker_store(svc).status()
+        fallback = None
+        if svc.settings.llm_fallback_base_url:
+            fallback = breaker_store(svc, fallback=True).status()
+        return hold_until(primary, fallback)
+
+    def _current(self, broker: dramatiq.Broker) -> float | None:
+        """When held jobs may run again if jobs are held back now, else ``None``."""
         if self.running and not self._open:
             return None
-        status = breaker_store(services()).status()
-        return status if status.is_open else None
+        return self._states(services())
 
     def _hold(self, broker: dramatiq.Broker, message: MessageProxy, until: float) -> None:
         note_outcome("held")
@@ -138,36 +180,58 @@ class CircuitBreaker(PeriodicPass):
                 consumer.pause() if paused else consumer.resume()
 
     def run_pass(self, broker: dramatiq.Broker) -> None:
-        """Follow the shared state (pause or resume the LLM queues) and, while the
-        breaker is open, probe the LLM when this process wins the probe."""
+        """Follow the shared state (pause or resume the LLM queues) and, while a
+        breaker is open, probe its LLM when this process wins the probe."""
         svc = services()
-        store = breaker_store(svc)
-        status = store.status()
-        if status.is_open != self._open:
-            logger.info(
-                "breaker %s: %s LLM queues",
-                status.state,
-                "pausing" if status.is_open else "resuming",
-            )
-        self._open = status.is_open
-        metrics.set_breaker_open(status.is_open)
-        self._set_paused(broker, paused=status.is_open)
+        primary_store = breaker_store(svc)
+        primary = primary_store.status()
+        fallback_store = fallback = None
+        if svc.settings.llm_fallback_base_url:
+            fallback_store = breaker_store(svc, fallback=True)
+            fallback = fallback_store.status()
+        holding = hold_until(primary, fallback) is not None
+        if holding != self._open:
+            logger.info("LLM jobs %s", "held back: pausing LLM queues" if holding else "resuming")
+        self._open = holding
+        metrics.set_breaker_open(primary.is_open)
+        metrics.set_serving_fallback(primary.is_open and fallback is not None and not holding)
+        self._set_paused(broker, paused=holding)
+        self._probe_if_due(svc, primary_store, primary, svc.llm, svc.settings.llm_text_model)
+        if fallback_store is not None and fallback is not None and svc.fallback_llm is not None:
+            model = svc.fallback_model(svc.settings.llm_text_model)
+            self._probe_if_due(svc, fallback_store, fallback, svc.fallback_llm, model)
+        if holding and hold_until(primary_store.status(), fallback) is None:
+            self._open = False
+            self._set_paused(broker, paused=False)
+
+    def _probe_if_due(
+        self,
+        svc: Services,
+        store: BreakerStore,
+        status: BreakerStatus,
+        provider: Provider,
+        model: str,
+    ) -> None:
+        """Probe one LLM whose breaker is open, once per interval for the whole fleet;
+        close the breaker when it answers (a 429 counts as answering: it is up)."""
         if not status.is_open or time.time() < (status.next_probe_at or 0):
             return
         interval = svc.settings.llm_probe_interval_seconds
         if not store.claim_probe(interval):
             return
+        which = "fallback LLM" if store.fallback else "LLM"
         try:
-            latency = svc.llm.probe(svc.settings.llm_text_model)
+            latency = provider.probe(model)
+        except LLMRateLimited as exc:
+            start_cooldown(svc, exc)
+            latency = 0.0
         except LLMUnavailable as exc:
             metrics.count_probe("failed")
-            wait = max(interval, exc.retry_after or 0.0)
+            wait = max(interval, capped_retry_after(svc.settings, exc.retry_after) or 0.0)
             store.probe_failed(str(exc), next_probe_at=time.time() + wait)
-            logger.warning("LLM probe failed, next in %.1fs: %s", wait, exc)
+            logger.warning("%s probe failed, next in %.1fs: %s", which, wait, exc)
             return
         metrics.count_probe("ok")
         since = store.close()
-        self._open = False
-        self._set_paused(broker, paused=False)
         outage = time.time() - since if since else 0.0
-        logger.warning("LLM back (probe %.2fs); breaker closed after %.0fs", latency, outage)
+        logger.warning("%s back (probe %.2fs); breaker closed after %.0fs", which, latency, outage)

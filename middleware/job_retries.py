@@ -18,6 +18,7 @@ from llm_worker.errors import (
     InvalidLLMResponse,
     JobInProgress,
     JobRejected,
+    LLMAtCapacity,
     LLMUnavailable,
 )
 from llm_worker.job_outcome import note_outcome
@@ -28,17 +29,20 @@ from llm_worker.usage import Usage
 logger = logging.getLogger(__name__)
 
 
-#: Errors another middleware retries or fails: the circuit breaker, the invalid-answer backoff.
-OWNED_ELSEWHERE = (LLMUnavailable, InvalidLLMResponse)
+#: Errors another middleware owns: the circuit breaker, the capacity limits, the invalid-answer
+#: backoff.
+OWNED_ELSEWHERE = (LLMUnavailable, LLMAtCapacity, InvalidLLMResponse)
 
 
 class JobRetries(Retries):
     """Retries that leave LLM errors to their own middleware and never end silently.
 
-    - :class:`~llm_worker.errors.LLMUnavailable` and
+    - :class:`~llm_worker.errors.LLMUnavailable` (rate-limited included),
+      :class:`~llm_worker.errors.LLMAtCapacity` and
       :class:`~llm_worker.errors.InvalidLLMResponse` are left alone: the
-      circuit breaker and the invalid-response backoff own them.  Any other
-      :class:`~llm_worker.errors.LLMError` is retried here like any error.
+      circuit breaker, the capacity middleware and the invalid-response
+      backoff own them.  Any other :class:`~llm_worker.errors.LLMError` is
+      retried here like any error.
     - :class:`~llm_worker.errors.JobRejected` fails the job at once; that
       includes :class:`~llm_worker.errors.CoreRefused` (Core refused the result
       for good: logged at ERROR and counted).

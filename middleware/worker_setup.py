@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import sys
 
 import dramatiq
@@ -11,7 +12,8 @@ from dramatiq.middleware import Middleware
 from llm_worker import metrics
 from llm_worker.errors import SettingsError
 from llm_worker.logs import configure_logging
-from llm_worker.services import services
+from llm_worker.redis_broker import RecoveringRedisBroker
+from llm_worker.services import POOL_WAIT_SECONDS, pool_size_for, services
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,12 @@ class WorkerSetup(Middleware):
     - Applies ``LOG_FORMAT`` and ``LOG_CONTENT`` to the process's logging.
     - Creates this service's metrics when ``METRICS_ENABLED``.
     - Logs the provider, endpoints and models chosen, and why (never keys).
+    - Bounds the process's Redis connection pools for its number of worker
+      threads (or greenlets, under gevent): the service's own pool, and the
+      Redis broker's, which also serves one consumer per queue and delay queue.
+    - Raises the process's soft limit of open files, up to its hard limit, to
+      what that many threads need (``2 x threads + 100``: a connection each to
+      the LLM and to Core, plus Redis and the rest), warning when it cannot.
 
     Put it first in the stack: its ``after_process_boot`` then runs after
     Dramatiq's ``Prometheus`` middleware has set up the metrics registry.
@@ -49,3 +57,28 @@ class WorkerSetup(Middleware):
             config.llm_vision_model,
             config.core_api_url,
         )
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        threads = worker.worker_threads
+        allow_open_files(2 * threads + 100)
+        services().size_for(threads)
+        if isinstance(broker, RecoveringRedisBroker):
+            consumers = len(broker.get_declared_queues()) + len(broker.get_declared_delay_queues())
+            broker.bound_pool(consumers + pool_size_for(threads), wait_seconds=POOL_WAIT_SECONDS)
+
+
+def allow_open_files(wanted: int) -> int:
+    """Raise the soft limit of open files to ``wanted`` (at most the hard limit);
+    return the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        logger.warning(
+            "only %d open files allowed (the hard limit): the worker threads may need %d",
+            soft,
+            wanted,
+        )
+    return soft

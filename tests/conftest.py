@@ -40,7 +40,7 @@ os.environ.pop("BROKER_URL", None)
 from dramatiq import Worker  # noqa: E402
 
 import actors  # noqa: E402
-from llm_worker.fakes import FakeCore, FakeLLM  # noqa: E402
+from llm_worker.fakes import FakeCore, FakeLLM, Reply  # noqa: E402
 from llm_worker.services import Services, reset_services, services  # noqa: E402
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -93,6 +93,10 @@ def env(
     fake_llm.answers.clear()
     fake_llm.fallback = None
     fake_llm.serves_tokenize = False
+    fake_llm.concurrency_limit = 0
+    fake_llm.busy_reply = Reply(status=429, body={"error": {"message": "server busy"}})
+    fake_llm.reset_counters()
+    fake_llm.tokenize_delay = 0.0
     fake_core.clear()
     fake_core.tasks.clear()
     fake_core.failures.clear()
@@ -124,9 +128,11 @@ def worker(env: Callable[..., Services]) -> Iterator[Worker]:
     ]
 
 
-def usage(calls: int) -> dict[str, int]:
-    """The usage Core gets after ``calls`` answers of the fake LLM (11 + 7 tokens each)."""
-    return {"prompt_tokens": 11 * calls, "completion_tokens": 7 * calls, "attempts": calls}
+def usage(calls: int, model: str = "mistral") -> dict[str, Any]:
+    """The usage Core gets after ``calls`` answers of the fake LLM (11 + 7 tokens each),
+    the last from the primary's ``model``."""
+    counts = {"prompt_tokens": 11 * calls, "completion_tokens": 7 * calls, "attempts": calls}
+    return {**counts, "model": model, "served_by": "primary"} if calls else counts
 
 
 def send_unchecked(actor: Any, *args: Any, **kwargs: Any) -> Any:
@@ -258,19 +264,30 @@ def cli_env(env, fake_llm, fake_core, image_dir) -> dict[str, str]:
 @pytest.fixture
 def start_worker(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start `dramatiq MODULE` subprocesses (default `actors`; extra CLI arguments, extra
-    env); stopped after the test."""
+    env), with `gevent=True` through Dramatiq's `dramatiq-gevent`; stopped after the test."""
+    from llm_worker.ops.supervisor import worker_command
+
     started: list[subprocess.Popen[bytes]] = []
     logs = []
 
-    def start(*args: str, module: str = "actors", **env: str) -> subprocess.Popen[bytes]:
+    def start(
+        *args: str,
+        module: str = "actors",
+        gevent: bool = False,
+        preexec: Callable[[], None] | None = None,
+        **env: str,
+    ) -> subprocess.Popen[bytes]:
         log = (tmp_path / f"worker{len(started)}.log").open("wb")
         logs.append(log)
+        command = worker_command(sys.executable, processes=1, threads=1, gevent=gevent)
+        launcher = command[: command.index("actors")]
         process = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", module, *args],
+            [*launcher, module, *args],
             cwd=ROOT,
             env={**cli_env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=preexec,
         )
         started.append(process)
         return process

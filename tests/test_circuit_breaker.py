@@ -84,22 +84,6 @@ def test_timeout_opens_breaker(env, worker, fake_llm, fake_core):
     wait_for(lambda: _completed(fake_core, [41]))
 
 
-def test_rate_limit_honours_retry_after(env, worker, fake_llm, fake_core):
-    env(LLM_PROBE_INTERVAL_SECONDS=0.2)
-    fake_llm.push(
-        Reply(status=429, body={"error": {"message": "slow down"}}, headers={"Retry-After": "2"})
-    )
-
-    intent_classify.send(42, 42, {"text": "x"})
-    status = wait_for(lambda: breaker_status() if breaker_status().is_open else None)
-    assert status.next_probe_at - status.since >= 1.9
-    fake_llm.answers["IntentResult"] = GOOD
-    time.sleep(1.0)
-    assert _probes(fake_llm) == []  # no probe before Retry-After has passed
-    wait_for(lambda: _completed(fake_core, [42]))
-    assert _probes(fake_llm)[0]["at"] >= status.since + 1.9
-
-
 def test_context_window_400_fails_job_and_keeps_breaker_closed(
     worker, fake_llm, fake_core, redis_client
 ):

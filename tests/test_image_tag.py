@@ -29,7 +29,7 @@ def test_success_sends_image_and_stores_tags_first(worker, fake_llm, fake_core, 
     assert patch == (
         "PATCH",
         "/jobs/10",
-        {"status": "completed", "result": result, "error": None, "usage": usage(1)},
+        {"status": "completed", "result": result, "error": None, "usage": usage(1, model="llava")},
     )
     assert [n["message_type"] for n in notifications(redis_client)] == ["llm_image_tag_result"]
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
-from llm_worker.errors import InvalidLLMResponse, LLMRequestRejected, LLMUnavailable
+from llm_worker.errors import (
+    InvalidLLMResponse,
+    LLMRateLimited,
+    LLMRequestRejected,
+    LLMUnavailable,
+)
 from llm_worker.fakes import Reply
 from llm_worker.images import StoredImage
 from llm_worker.providers import (
@@ -96,7 +104,16 @@ def test_unavailable_statuses(env, fake_llm, kind, reply):
         ask(make(kind, fake_llm))
     assert str(reply.status) in str(raised.value)
     assert raised.value.retry_after == (42 if reply.status == 429 else None)
+    assert isinstance(raised.value, LLMRateLimited) == (reply.status == 429)
     assert not raised.value.needs_operator
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_garbage_retry_after_is_still_a_429(env, fake_llm, kind):
+    fake_llm.push(Reply(status=429, body={"error": "slow"}, headers={"Retry-After": "soon-ish"}))
+    with pytest.raises(LLMRateLimited) as raised:
+        ask(make(kind, fake_llm))
+    assert raised.value.retry_after is None
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -149,6 +166,30 @@ def test_server_tokenizer_is_used_when_present(env, fake_llm):
     fake_llm.serves_tokenize = False
     other = make("openai", fake_llm)
     assert other.count_tokens("m", prompt) is None  # falls back to the estimate
+
+
+@pytest.mark.parametrize("serves", [False, True])
+def test_tokenizer_is_decided_once_per_process(env, fake_llm, serves):
+    fake_llm.serves_tokenize = serves
+    fake_llm.tokenize_delay = 0.2  # the first decision is still going when the others ask
+    provider = make("openai", fake_llm)
+    prompt = Prompt("one two three", (Turn("user", "four five"),))
+    start = threading.Barrier(16)
+
+    def count() -> int | None:
+        start.wait()
+        return provider.count_tokens("m", prompt)
+
+    with ThreadPoolExecutor(16) as pool:
+        first_round = list(pool.map(lambda _: count(), range(16)))
+    probes = [r for r in fake_llm.requests if "tokenize" in r["path"]]
+    # One thread decided (llama.cpp's endpoint is the second style tried; with no
+    # tokenizer all three are tried once); the others used the estimate meanwhile.
+    assert len(probes) == (2 + 1 if serves else 3)
+    assert first_round.count(None) >= 15
+    fake_llm.clear()
+    assert provider.count_tokens("m", prompt) == (3 + 4 + 2 + 4 if serves else None)
+    assert len([r for r in fake_llm.requests if "tokenize" in r["path"]]) == (2 if serves else 0)
 
 
 def test_anthropic_counts_with_its_endpoint(env, fake_llm):

@@ -13,7 +13,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name, xq_name
 
 from .. import message_options
-from ..breaker import BreakerStatus
+from ..breaker import BreakerStatus, BreakerStore
 from ..core_refusals import unauthorized_alarm
 from ..redis_consumer import unreadable_key
 from ..services import Services
@@ -35,6 +35,8 @@ class QueueStatus:
     held_back: int = 0
     #: Messages that could not be parsed, moved aside to ``{ns}:{queue}.unreadable``.
     unreadable: int = 0
+    #: Delayed messages re-enqueued to wait for LLM capacity.
+    waiting_for_capacity: int = 0
     held_for_core: int = 0
 
 
@@ -55,6 +57,13 @@ class Status:
     core_unauthorized: dict[str, Any] | None = None
     #: Jobs held because Core refused the worker's credentials.
     held_for_core: int = 0
+    #: Fleet-wide LLM capacity: slots, the last minute's requests and tokens against
+    #: the limits, jobs waiting (on threads and delayed in queues), the cooldown.
+    capacity: dict[str, Any] = field(default_factory=dict)
+    #: Which LLM takes jobs now: ``primary``, ``fallback`` or ``none`` (held back).
+    serving: str = "primary"
+    #: The fallback LLM's breaker, when a fallback is configured.
+    fallback_breaker: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -100,7 +109,17 @@ def redis_queue_status(
     held = [m.message_timestamp / 1000 for m in every if m.options.get(message_options.HELD_SINCE)]
     status.held_back = len(held)
     status.held_for_core = sum(1 for m in every if m.options.get(message_options.CORE_HELD_SINCE))
+    status.waiting_for_capacity = sum(
+        1 for m in delayed if m.options.get(message_options.CAPACITY_WAITS)
+    )
     return status, held
+
+
+def serving(primary: BreakerStatus, fallback: BreakerStatus | None) -> str:
+    """Which LLM takes jobs: ``primary``, ``fallback`` or ``none`` (jobs held back)."""
+    if not primary.is_open:
+        return "primary"
+    return "fallback" if fallback is not None and not fallback.is_open else "none"
 
 
 def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatus) -> Status:
@@ -113,6 +132,14 @@ def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatu
         reports=svc.outbox.counts(),
         core_unauthorized=unauthorized_alarm(svc.redis, svc.settings.key_prefix),
     )
+    fallback = None
+    if svc.settings.llm_fallback_base_url:
+        fallback = BreakerStore(
+            svc.redis, svc.settings.key_prefix, outage_retention=0, fallback=True
+        )
+        status.fallback_breaker = fallback.status().as_dict()
+    status.serving = serving(breaker, fallback.status() if fallback else None)
+    status.capacity = asdict(svc.capacity.store.snapshot(now=now))
     if isinstance(broker, RedisBroker):
         held: list[float] = []
         for queue in queues:
@@ -120,6 +147,7 @@ def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatu
             status.queues.append(queue_status)
             status.held_for_core += queue_status.held_for_core
             held.extend(queue_held)
+        status.capacity["waiting_in_queues"] = sum(q.waiting_for_capacity for q in status.queues)
         status.held_back = len(held)
         if held:
             expiry = svc.settings.llm_unavailable_expiry_seconds
@@ -160,6 +188,14 @@ def render(status: Status) -> str:
         ]
     else:
         lines = ["breaker: closed"]
+    if status.fallback_breaker is not None:
+        fallback = status.fallback_breaker
+        if fallback["state"] == "open":
+            lines.append(f"fallback LLM breaker: OPEN, last error: {fallback['last_error']}")
+        else:
+            lines.append("fallback LLM breaker: closed")
+    lines.append(f"serving: {status.serving}")
+    lines += render_capacity(status.capacity)
     lines.append(f"broker: {status.broker}")
     header = (
         f"{'queue':<20} {'ready':>7} {'delayed':>8} {'in flight':>9} {'dead':>6} "
@@ -197,6 +233,36 @@ def render(status: Status) -> str:
             "(producers that sent within the heartbeat timeout count too)"
         )
     return "\n".join(lines)
+
+
+def _limit(value: int) -> str:
+    return str(value) if value else "no limit"
+
+
+def render_capacity(capacity: dict[str, Any]) -> list[str]:
+    """The capacity lines of the text status."""
+    if not capacity:
+        return []
+    cap = capacity["max_concurrent"]
+    rpm, tpm = capacity["requests_per_minute_limit"], capacity["tokens_per_minute_limit"]
+    if cap or rpm or tpm:
+        lines = [
+            f"LLM slots in use: {capacity['slots_in_use']} of {cap if cap else 'no cap'}",
+            f"LLM requests last minute: {capacity['requests_last_minute']} "
+            f"(limit {_limit(rpm)}/min), tokens: {capacity['tokens_last_minute']} "
+            f"(limit {_limit(tpm)}/min)",
+            f"waiting for LLM capacity: {capacity['waiting_on_threads']} on threads, "
+            f"{capacity.get('waiting_in_queues', 0)} delayed in queues",
+        ]
+    else:
+        lines = ["LLM capacity: no cap and no per-minute limits set"]
+    cooldown = capacity.get("cooldown")
+    if cooldown:
+        left = max(0.0, cooldown["until"] - time.time())
+        lines.append(f"cooldown after a 429: {left:.1f}s left ({cooldown['reason']})")
+    else:
+        lines.append("cooldown after a 429: none")
+    return lines
 
 
 def to_json(status: Status) -> str:

@@ -2,17 +2,47 @@
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from ..errors import CommandError
+
 #: Seconds children get to stop (in-flight jobs finish or go back to the broker).
 STOP_TIMEOUT_SECONDS = 90
+
+
+#: What Dramatiq's ``dramatiq-gevent`` script runs, for an environment that lacks the
+#: script next to its interpreter (a virtualenv over system site-packages).
+GEVENT_MAIN = (
+    "from gevent import monkey; monkey.patch_all()\n"
+    "import sys; from dramatiq.cli import main; sys.exit(main())"
+)
+
+
+def worker_command(python: str, *, processes: int, threads: int, gevent: bool) -> list[str]:
+    """The worker child's command: ``dramatiq actors``, or with ``gevent`` Dramatiq's
+    ``dramatiq-gevent actors`` (``threads`` greenlets per process).
+
+    Raises:
+      CommandError: ``gevent`` without the ``gevent`` extra installed.
+    """
+    arguments = ["actors", "--processes", str(processes), "--threads", str(threads)]
+    if not gevent:
+        return [python, "-m", "dramatiq", *arguments]
+    if importlib.util.find_spec("gevent") is None:
+        raise CommandError("--gevent needs the gevent extra: pip install -e '.[gevent]'")
+    script = Path(python).parent / "dramatiq-gevent"
+    if script.is_file():
+        return [python, str(script), *arguments]
+    return [python, "-c", GEVENT_MAIN, *arguments]
 
 
 @dataclass

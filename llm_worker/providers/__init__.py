@@ -52,6 +52,26 @@ def choose_provider(settings: Settings) -> ProviderChoice:
     return ProviderChoice("openai", OPENAI_URL if use_openai else settings.llm_base_url, reason)
 
 
+def make_fallback_provider(settings: Settings) -> Provider | None:
+    """The fallback provider of ``LLM_FALLBACK_*``, or ``None`` when no URL is set."""
+    url = settings.llm_fallback_base_url
+    if not url:
+        return None
+    key = settings.llm_fallback_api_key.get_secret_value()
+    timeout = settings.llm_timeout_seconds
+    if settings.llm_fallback_provider == "anthropic":
+        return AnthropicProvider(api_key=key, base_url=url, timeout=timeout)
+    if settings.llm_fallback_provider == "ollama":
+        return OllamaProvider(host=url, timeout=timeout)
+    return OpenAICompatibleProvider(
+        base_url=url,
+        api_key=key,
+        timeout=timeout,
+        response_format=settings.llm_response_format,
+        tokenizer=settings.llm_tokenizer,
+    )
+
+
 def make_provider(settings: Settings) -> Provider:
     """Build the chosen provider from the settings."""
     choice = choose_provider(settings)
@@ -83,5 +103,6 @@ __all__ = [
     "ProviderChoice",
     "Turn",
     "choose_provider",
+    "make_fallback_provider",
     "make_provider",
 ]

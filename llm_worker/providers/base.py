@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from ..errors import LLMRequestRejected, LLMUnavailable
+from ..errors import LLMRateLimited, LLMRequestRejected, LLMUnavailable
 from ..images import StoredImage
 
 #: Statuses that mean "the service cannot be used now", beyond 5xx.
@@ -93,32 +93,55 @@ class Provider(Protocol):
         ...
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Read ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+def _seconds(value: str, scale: float = 1.0) -> float | None:
+    """A finite, non-negative number of seconds, or ``None`` for anything else."""
+    try:
+        seconds = float(value.strip()) * scale
+    except ValueError:
+        return None
+    if seconds != seconds or seconds < 0:  # NaN or negative: not a delay
+        return None
+    return seconds
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Read ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date).
+
+    Returns the delay in seconds (``inf`` for an absurdly large number), ``0``
+    for a date already past, and ``None`` when the header is absent or not a
+    valid value (negative, NaN, garbage): the caller then uses its own default.
+    Callers cap the result with ``LLM_RETRY_AFTER_MAX_SECONDS``.
+    """
     millis = headers.get("retry-after-ms")
     if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
+        parsed_ms = _seconds(millis, 0.001)
+        if parsed_ms is not None:
+            return parsed_ms
+    value = (headers.get("retry-after") or "").strip()
     if not value:
         return None
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        date = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, date.timestamp() - now)
 
 
 def status_error(status: int, message: str, headers: Mapping[str, str]) -> Exception:
     """The error class for an HTTP error answer from any provider.
 
-    5xx, 408, 429 and 529 are :class:`LLMUnavailable` (honouring
-    ``Retry-After``); 401, 403 and 404 are too, flagged as needing an
-    operator; any other status is :class:`LLMRequestRejected`.
+    429 is :class:`LLMRateLimited` (a cooldown, honouring ``Retry-After``);
+    5xx, 408 and 529 are :class:`LLMUnavailable` (honouring ``Retry-After``);
+    401, 403 and 404 are too, flagged as needing an operator; any other status
+    is :class:`LLMRequestRejected`.
     """
     text = f"LLM answered HTTP {status}: {message[:500]}"
+    if status == 429:
+        return LLMRateLimited(text, retry_after=retry_after_seconds(headers))
     if status >= 500 or status in UNAVAILABLE_STATUSES:
         return LLMUnavailable(text, retry_after=retry_after_seconds(headers))
     if status in OPERATOR_STATUSES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -97,6 +98,8 @@ class OpenAICompatibleProvider:
         self._server_root = base_url.removesuffix("/v1")
         self._tokenizer = tokenizer
         self._tokenize_style: str | None = None if tokenizer != "estimate" else "none"
+        # One thread at a time decides the tokenizer; the others estimate meanwhile.
+        self._tokenizer_decision = threading.Lock()
 
     def _format(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
         """The request's ``response_format`` field, if any."""
@@ -170,11 +173,28 @@ class OpenAICompatibleProvider:
         return None
 
     def count_tokens(self, model: str, prompt: Prompt) -> int | None:
-        """See :meth:`Provider.count_tokens`; per-message overhead of 4 tokens."""
-        if self._tokenize_style == "none":
-            return None
+        """See :meth:`Provider.count_tokens`; per-message overhead of 4 tokens.
+
+        Which tokenizer the server has is decided by one thread of the process
+        at a time: calls made meanwhile by other threads use the conservative
+        estimate (``None``) instead of probing the tokenize endpoints too.
+        """
         texts = [prompt.system, *(turn.text for turn in prompt.turns)]
         total = 0
+        if self._tokenize_style is None:
+            if not self._tokenizer_decision.acquire(blocking=False):
+                return None
+            try:
+                if self._tokenize_style is None:
+                    first = self._tokenize(model, texts[0])
+                    if first is None:
+                        return None
+                    total += first + 4
+                    texts = texts[1:]
+            finally:
+                self._tokenizer_decision.release()
+        if self._tokenize_style == "none":
+            return None
         for text in texts:
             count = self._tokenize(model, text)
             if count is None:

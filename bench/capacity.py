@@ -1,0 +1,298 @@
+"""Fleet-wide LLM capacity scenarios: the concurrency cap, the rate limit, priority, leases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from functools import partial
+from typing import Any
+
+from llm_worker.capacity import CapacityLimits, CapacityStore
+from llm_worker.fakes import Reply
+
+from .harness import bench_redis, median, pending, run_workers, wait_until
+from .scenarios import GOOD, Bench, Row
+
+NO_MATCH = {"task_id": None, "confidence": 0.1, "reason": "-"}
+#: The fake LLM's limit: it answers 429 (``Retry-After: 1``) above this many requests.
+SERVER_SLOTS = 8
+
+
+def _job_calls(bench: Bench) -> list[dict[str, Any]]:
+    return [r for r in bench.llm.chat_requests() if r["json"].get("max_tokens") != 1]
+
+
+def _completions(bench: Bench) -> list[float]:
+    return sorted(r["at"] for r in bench.core.requests if r["method"] == "PATCH")
+
+
+def _limited_llm(bench: Bench, latency: float) -> None:
+    bench.reset()
+    bench.llm.concurrency_limit = SERVER_SLOTS
+    bench.llm.busy_reply = Reply(
+        status=429, body={"error": {"message": "server busy"}}, headers={"Retry-After": "1"}
+    )
+    bench.llm.reset_counters()
+    bench.llm.fallback = lambda request: Reply(content=GOOD, delay=latency)
+
+
+def _cap_run(bench: Bench, name: str, jobs: int, latency: float, **env: str) -> dict[str, Any]:
+    from actors import intent_classify
+
+    _limited_llm(bench, latency)
+    log = bench.logs / f"capacity-{name}.log"
+    settings = bench.env(LLM_TOKENIZER="estimate", LLM_PROBE_INTERVAL_SECONDS="2", **env)
+    client = bench_redis()
+    with run_workers("actors", processes=2, threads=32, env=settings, log=log) as workers:
+        cpu_before = workers.cpu()
+        started = time.time()
+        for n in range(jobs):
+            intent_classify.send(n, 42, {"text": "x"})
+        wait_until(lambda: pending(client, "llm.intent") == 0, 600, "llm.intent to drain")
+        cpu = workers.cpu() - cpu_before
+    done = _completions(bench)
+    text = log.read_text(errors="replace")
+    completed = {r["path"] for r in bench.core.requests if r["json"]["status"] == "completed"}
+    return {
+        "jobs": jobs,
+        "latency_s": latency,
+        "completed": len(completed),
+        "jobs_per_second": len(done) / (done[-1] - started),
+        "ideal_jobs_per_second": SERVER_SLOTS / latency,
+        "peak_in_flight": bench.llm.peak_in_flight,
+        "http_429": bench.llm.busy_answers,
+        "breaker_openings": text.count("breaker opened"),
+        "cooldowns": text.count("cools down"),
+        "cpu_ms_per_job": cpu * 1000 / jobs,
+    }
+
+
+def concurrency_cap(bench: Bench) -> None:
+    """A fake LLM that answers 429 above 8 concurrent requests, 2 processes x 32 threads:
+    with ``LLM_MAX_CONCURRENT_REQUESTS=8`` (waiting on the thread, the default, and by
+    re-enqueueing only), and without the cap."""
+    jobs, latency = (200, 0.25) if bench.quick else (500, 0.5)
+    runs = {
+        "cap 8, wait on thread": _cap_run(
+            bench, "cap-wait", jobs, latency, LLM_MAX_CONCURRENT_REQUESTS="8"
+        ),
+        "cap 8, re-enqueue only": _cap_run(
+            bench,
+            "cap-requeue",
+            jobs,
+            latency,
+            LLM_MAX_CONCURRENT_REQUESTS="8",
+            LLM_CAPACITY_WAIT_SECONDS="0",
+        ),
+        "no cap": _cap_run(bench, "no-cap", jobs // 2, latency),
+    }
+    bench.raw["concurrency_cap"] = runs
+    scenario = f"7. cap: LLM 429s above 8, {latency:g} s latency, 2x32 threads"
+    for name, run in runs.items():
+        ideal = run["ideal_jobs_per_second"]
+        capped = name.startswith("cap")
+        bench.rows += [
+            Row(
+                scenario,
+                f"{name}: jobs/s vs 8 / latency ({run['completed']}/{run['jobs']} completed)",
+                run["jobs_per_second"],
+                ideal,
+                "jobs/s",
+                ">= 0.90" if capped else "",
+            ),
+            Row(
+                scenario,
+                f"{name}: peak in flight at the LLM, 429s, breaker openings",
+                float(run["peak_in_flight"]),
+                None,
+                f"in flight, {run['http_429']} 429s, {run['breaker_openings']} openings",
+                "<= 8, 0 429s" if capped else "",
+            ),
+            Row(scenario, f"{name}: worker CPU per job", run["cpu_ms_per_job"], None, "ms"),
+        ]
+    bench.llm.concurrency_limit = 0
+
+
+def _max_in_window(times: list[float], window: float) -> int:
+    best, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def rate_limit(bench: Bench) -> None:
+    """``LLM_REQUESTS_PER_MINUTE=600`` over 300 jobs (instant LLM, 2 processes x 8 threads):
+    the achieved rate and the most requests in any 1 s window."""
+    from actors import intent_classify
+
+    limit, jobs = 600, (150 if bench.quick else 300)
+    bench.reset()
+    bench.llm.answers["IntentResult"] = GOOD
+    client = bench_redis()
+    env = bench.env(LLM_TOKENIZER="estimate", LLM_REQUESTS_PER_MINUTE=str(limit))
+    log = bench.logs / "rate-limit.log"
+    with run_workers("actors", processes=2, threads=8, env=env, log=log):
+        for n in range(jobs):
+            intent_classify.send(n, 42, {"text": "x"})
+        wait_until(lambda: pending(client, "llm.intent") == 0, 300, "llm.intent to drain")
+    calls = sorted(r["at"] for r in _job_calls(bench))
+    burst = limit // 60
+    # The bucket starts full: the first `burst` calls go at once, then one per 1/rate s.
+    steady = (len(calls) - burst) / (calls[-1] - calls[0]) * 60
+    overall = (len(calls) - 1) / (calls[-1] - calls[0]) * 60
+    window_max = _max_in_window(calls, 1.0)
+    later_max = _max_in_window([t for t in calls if t >= calls[0] + 1.0], 1.0)
+    bench.raw["rate_limit"] = {
+        "limit_per_minute": limit,
+        "jobs": jobs,
+        "calls": len(calls),
+        "steady_rate_per_minute": steady,
+        "overall_rate_per_minute": overall,
+        "max_in_1s_window": window_max,
+        "max_in_1s_window_after_first_second": later_max,
+    }
+    scenario = f"8. rate limit: {limit} requests/min, {jobs} jobs"
+    bench.rows += [
+        Row(scenario, "achieved rate after the burst", steady, float(limit), "/min", "+-5%"),
+        Row(scenario, "achieved rate, first to last call", overall, float(limit), "/min", ""),
+        Row(
+            scenario,
+            "most calls in any 1 s window (the bucket starts full)",
+            float(window_max),
+            float(2 * burst),
+            "calls",
+            f"<= burst {burst} + {burst} refilled",
+        ),
+        Row(
+            scenario,
+            "most calls in any 1 s window after the first second",
+            float(later_max),
+            float(burst),
+            "calls",
+            f"<= {burst} (+1 at a window's edge)",
+        ),
+    ]
+
+
+def _reported(bench: Bench, path: str) -> bool:
+    return any(r["path"] == path for r in bench.core.requests)
+
+
+def _priority_run(
+    bench: Bench, name: str, batch: int, latency: float, samples: int, **env: str
+) -> dict[str, list[float]]:
+    """Queue ``batch`` batch jobs, then send ``samples`` intent jobs one after another;
+    each one's send -> LLM call and send -> Core times."""
+    from actors import intent_classify, task_match
+
+    bench.reset()
+    bench.core.tasks[42] = []
+
+    def answer(request: dict[str, Any]) -> Reply:
+        intent = "IntentResult" in str(request["json"])
+        return Reply(content=GOOD if intent else NO_MATCH, delay=latency)
+
+    bench.llm.fallback = answer
+    settings = bench.env(LLM_TOKENIZER="estimate", LLM_MAX_CONCURRENT_REQUESTS="8", **env)
+    log = bench.logs / f"priority-{name}.log"
+    to_call, to_core = [], []
+    with run_workers("actors", processes=2, threads=32, env=settings, log=log):
+        for n in range(batch):
+            task_match.send(n, 42, {"content": "note"})
+        wait_until(lambda: len(bench.core.requests) >= 24, 120, "the backlog to run")
+        for sample in range(samples):
+            job_id = 900_000 + sample
+            path = f"/jobs/{job_id}"
+            sent = time.time()
+            intent_classify.send(job_id, 42, {"text": "x"})
+            wait_until(partial(_reported, bench, path), 600, path)
+            done = next(r["at"] for r in bench.core.requests if r["path"] == path)
+            called = max(r["at"] for r in _job_calls(bench) if "IntentResult" in str(r["json"]))
+            to_call.append(called - sent)
+            to_core.append(done - sent)
+    return {"send_to_llm_call_s": to_call, "send_to_core_s": to_core}
+
+
+def priority(bench: Bench) -> None:
+    """500 batch jobs (``task_match``) queued with the cap of 8 saturated, then intent
+    jobs one at a time: their send -> Core latency (median) against the LLM's, with
+    the default priorities and with every actor at the same priority."""
+    batch, latency, samples = (200, 0.25, 3) if bench.quick else (500, 0.5, 5)
+    runs = {
+        "default priorities": _priority_run(bench, "default", batch, latency, samples),
+        "every actor at one priority": _priority_run(
+            bench, "same", batch, latency, samples, LLM_PRIORITY_INTENT_CLASSIFY="10"
+        ),
+    }
+    bench.raw["priority"] = {"batch_jobs": batch, "llm_latency_s": latency, "runs": runs}
+    scenario = f"9. priority: {batch} batch jobs queued, cap 8 saturated"
+    for name, run in runs.items():
+        bench.rows += [
+            Row(
+                scenario,
+                f"intent send -> Core, median of {samples}, {name}",
+                median(run["send_to_core_s"]),
+                latency,
+                "s",
+                "about one LLM latency" if name.startswith("default") else "",
+            ),
+            Row(
+                scenario,
+                f"intent send -> its LLM call, median, {name}",
+                median(run["send_to_llm_call_s"]),
+                None,
+                "s",
+            ),
+        ]
+
+
+def slot_lease(bench: Bench) -> None:
+    """A worker SIGKILLed while holding all 8 slots (LLM hanging): how long until the
+    cap's slots are all free again, against ``LLM_SLOT_LEASE_SECONDS``."""
+    from actors import intent_classify
+
+    lease = 5.0
+    bench.reset()
+    bench.llm.fallback = lambda request: Reply(content=GOOD, delay=120)
+    limits = CapacityLimits(max_concurrent=8, lease_seconds=lease)
+    store = CapacityStore(bench_redis(), "llmw", limits)
+    env = bench.env(
+        LLM_TOKENIZER="estimate",
+        LLM_MAX_CONCURRENT_REQUESTS="8",
+        LLM_SLOT_LEASE_SECONDS=str(lease),
+    )
+    log = bench.logs / "slot-lease.log"
+    with run_workers("actors", processes=1, threads=8, env=env, log=log) as workers:
+        for n in range(8):
+            intent_classify.send(n, 42, {"text": "x"})
+        wait_until(lambda: store.snapshot().slots_in_use == 8, 60, "8 slots to be held")
+        time.sleep(lease * 1.5)
+        held_past_lease = store.snapshot().slots_in_use
+        for pid in workers.pids:
+            os.kill(pid, signal.SIGKILL)
+        killed = time.time()
+        wait_until(lambda: store.snapshot().slots_in_use == 0, lease * 4, "the slots to free")
+        freed_after = time.time() - killed
+    bench.llm.fallback = None
+    bench.raw["slot_lease"] = {
+        "lease_s": lease,
+        "held_after_1_5_leases": held_past_lease,
+        "freed_after_s": freed_after,
+    }
+    scenario = f"10. killed holder: 8 slots, lease {lease:g} s"
+    bench.rows += [
+        Row(scenario, "slots held by the live worker after 1.5 leases", held_past_lease, 8, ""),
+        Row(scenario, "all slots free after the SIGKILL", freed_after, lease, "s", "<= lease"),
+    ]
+
+
+#: The capacity scenarios, run by ``python -m bench`` after the others.
+CAPACITY_SCENARIOS = {
+    "capacity-cap": concurrency_cap,
+    "rate-limit": rate_limit,
+    "priority": priority,
+    "slot-lease": slot_lease,
+}

@@ -1,0 +1,102 @@
+"""Jobs that found no LLM capacity wait in the broker, and actors run by priority."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+
+from llm_worker import message_options, metrics
+from llm_worker.errors import LLMAtCapacity, LLMRateLimited
+from llm_worker.job_outcome import note_outcome
+from llm_worker.outcomes import job_kind_of
+from llm_worker.services import services
+
+from .periodic import PeriodicPass
+
+logger = logging.getLogger(__name__)
+
+#: Shortest re-enqueue delay of a job waiting for capacity, in seconds.
+MIN_WAIT_SECONDS = 0.1
+
+
+def wait_delay(seconds: float) -> float:
+    """The re-enqueue delay for a capacity wait of ``seconds``: at least
+    :data:`MIN_WAIT_SECONDS`, spread by up to a quarter so waiters do not all
+    come back in the same instant."""
+    base = max(MIN_WAIT_SECONDS, seconds)
+    return base * random.uniform(1.0, 1.25)
+
+
+class LLMCapacity(PeriodicPass):
+    """Fleet-wide LLM capacity: re-enqueue jobs that must wait, set actor priorities.
+
+    - A job whose call found no capacity on its thread within
+      ``LLM_CAPACITY_WAIT_SECONDS`` (:class:`~llm_worker.errors.LLMAtCapacity`),
+      or whose call got a 429 (:class:`~llm_worker.errors.LLMRateLimited`, which
+      started the fleet's cooldown), goes back to the broker with a short delay
+      (when the slot, bucket or cooldown says).  This is never a retry: no
+      retry counter moves, the job is never skipped as stale afterwards, and
+      the circuit breaker stays closed.
+    - At worker boot every LLM actor's Dramatiq priority is set from
+      ``LLM_PRIORITY_<ACTOR>``, so a process runs interactive jobs it has
+      fetched before batch ones; the capacity gate gives free slots to the
+      best priority waiting anywhere in the fleet.
+    - With metrics on, a thread of each process publishes the fleet's capacity
+      (slots in use, the last minute's requests and tokens, waiters, cooldown)
+      every ``interval`` seconds.
+
+    Parameters:
+      interval: seconds between two metric updates.
+    """
+
+    thread_name = "llm-capacity-metrics"
+
+    def __init__(self, *, interval: float = 2.0) -> None:
+        super().__init__(interval=interval)
+
+    def runs_on(self, broker: dramatiq.Broker) -> bool:
+        return metrics.enabled()
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        config = services().settings
+        for actor in broker.actors.values():
+            if actor.options.get("job_kind") is not None:
+                actor.priority = config.llm_priority(actor.actor_name)
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if isinstance(exception, LLMAtCapacity):
+            wait, reason = exception.wait_seconds, exception.reason
+        elif isinstance(exception, LLMRateLimited):
+            wait, reason = services().capacity.store.cooldown_seconds(), "cooldown"
+        else:
+            return
+        if job_kind_of(broker, message) is None:
+            return
+        delay = wait_delay(wait)
+        waits = int(message.options.get(message_options.CAPACITY_WAITS) or 0) + 1
+        message.options[message_options.CAPACITY_WAITS] = waits
+        note_outcome("waiting", f"no LLM capacity ({reason})")
+        metrics.count_capacity_wait(message.actor_name, reason)
+        broker.enqueue(message, delay=max(1, int(delay * 1000)))
+        logger.info(
+            "%s waits %.2fs for LLM capacity (%s), wait %d",
+            message.message_id,
+            delay,
+            reason,
+            waits,
+        )
+
+    def run_pass(self, broker: dramatiq.Broker) -> None:
+        """Publish the fleet's capacity to the metrics."""
+        metrics.set_capacity(services().capacity.store.snapshot())
