@@ -7,7 +7,7 @@ from typing import Any
 
 import dramatiq
 
-from llm_worker.errors import JobRejected, LLMError
+from llm_worker.errors import JobInProgress, JobRejected, LLMError
 from llm_worker.outcomes import CoreJob
 from llm_worker.schemas import Payload
 
@@ -31,7 +31,7 @@ def job_actor(
             actor_name=name,
             queue_name=queue,
             job_kind=CoreJob(payload_model),
-            throws=(JobRejected, LLMError),
+            throws=(JobRejected, LLMError, JobInProgress),
             **options,
         )
         return declare(fn)

@@ -44,8 +44,9 @@ def sweep_expired() -> None:
         return
     report = sweep_redis_queues(services(), broker, job_queues())
     logger.info(
-        "sweep done: scanned=%d expired=%d already_expired=%d",
+        "sweep done: scanned=%d expired=%d already_expired=%d unreadable=%d",
         report.scanned,
         report.expired,
         report.already_expired,
+        report.unreadable,
     )

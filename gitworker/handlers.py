@@ -33,19 +33,44 @@ def git_tools() -> GitTools:
     return GitTools(root, max_chars=int(os.environ.get("GIT_CONTEXT_MAX_CHARS") or 20_000))
 
 
-def fetch_context(
-    review_request_id: str | int, chunk_id: str | int, tool_call: dict[str, Any]
-) -> None:
-    """Answer a tool call and send ``review_chunk(..., "CONTEXT_READY", ...)`` back."""
-    content, error = "", None
+def answer_tool_call(tool_call: Any) -> tuple[str, str | None]:
+    """Run one tool call; return ``(content, error)``, never raise.
+
+    Bad arguments (of the wrong type, unknown, missing) and refused paths
+    give the tool's own error; a bug gives ``internal error: ...`` and is
+    logged with the tool's name and argument names only, never their values.
+    """
+    if not isinstance(tool_call, dict):
+        return "", "tool_call must be an object"
+    tool = tool_call.get("tool")
+    arguments = tool_call.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        return "", "arguments must be an object"
     try:
-        arguments = tool_call.get("arguments") or {}
-        if not isinstance(arguments, dict):
-            raise ToolError("arguments must be an object")
-        content = git_tools().run(str(tool_call.get("tool")), arguments)
+        return git_tools().run(str(tool), arguments), None
     except ToolError as exc:
-        error = str(exc)
-    payload = {"tool_call_id": str(tool_call.get("id")), "content": content, "error": error}
+        return "", str(exc)
+    except Exception as exc:
+        logger.error(
+            "tool call %s(%s) failed: %s",
+            str(tool)[:40],
+            ", ".join(str(name)[:40] for name in list(arguments)[:10]),
+            type(exc).__name__,
+            exc_info=True,
+        )
+        return "", f"internal error: {type(exc).__name__}"
+
+
+def fetch_context(review_request_id: str | int, chunk_id: str | int, tool_call: Any) -> None:
+    """Answer a tool call and send ``review_chunk(..., "CONTEXT_READY", ...)`` back.
+
+    Every call ends in exactly one ``CONTEXT_READY``: the tool's answer, or an
+    ``error`` for a malformed call, bad arguments or a bug.  Only sending it
+    can fail (the broker unreachable); Dramatiq then retries the whole call.
+    """
+    content, error = answer_tool_call(tool_call)
+    call_id = tool_call.get("id") if isinstance(tool_call, dict) else None
+    payload = {"tool_call_id": str(call_id), "content": content, "error": error}
     send_message(
         "llm.review", "review_chunk", (review_request_id, chunk_id, "CONTEXT_READY", payload), {}
     )

@@ -25,6 +25,15 @@ class ToolError(Exception):
     """The tool call cannot be answered; the message goes back to the model."""
 
 
+def _line_number(name: str, value: Any, default: int) -> int:
+    """A 1-based line number argument, ``default`` when absent."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ToolError(f"{name} must be an integer")
+    return value
+
+
 @dataclass(frozen=True)
 class GitTools:
     """Answers tool calls from the checkout at ``root``.
@@ -86,8 +95,8 @@ class GitTools:
         if b"\x00" in raw[:8000]:
             raise ToolError(f"{path} is a binary file")
         lines = raw.decode("utf-8", errors="replace").splitlines()
-        first = max(1, int(start_line or 1))
-        last = min(len(lines), int(end_line or len(lines)))
+        first = max(1, _line_number("start_line", start_line, 1))
+        last = min(len(lines), _line_number("end_line", end_line, len(lines)))
         numbered = [f"{n}: {lines[n - 1]}" for n in range(first, last + 1)]
         return f"{path} lines {first}-{last}:\n" + "\n".join(numbered)
 

@@ -218,9 +218,8 @@ def cmd_requeue_dead(args: argparse.Namespace) -> int:
     counts = requeue_dead(broker, svc, queues, dry_run=args.dry_run)
     verb = "would requeue" if args.dry_run else "requeued"
     for queue, count in counts.items():
-        if count.requeued or count.malformed:
-            kept = f", kept {count.malformed} malformed (they would fail again)"
-            print(f"{queue}: {verb} {count.requeued}{kept if count.malformed else ''}")
+        if count.requeued:
+            print(f"{queue}: {verb} {count.requeued}")
     total = sum(c.requeued for c in counts.values())
     print(f"{verb} {plural(total, 'dead-lettered message')}")
     if not args.queue:

@@ -23,6 +23,8 @@
           |                       4xx): the job fails at once (also a JobRejected)
           +-- CoreUnauthorized    Core refused our credentials (401, 403): jobs
                                   are held, not failed, until an operator fixes it
+     +-- JobInProgress            another message of the same job is calling the LLM:
+                                  the message waits, counting as no retry
 
 :class:`SettingsError` and :class:`CommandError` are not job errors: they stop a
 process or a command with one line.
@@ -146,6 +148,18 @@ class InvalidLLMResponse(LLMError):
         super().__init__(problem)
         self.problem = problem
         self.answer = answer
+
+
+class JobInProgress(JobError):
+    """Another message of the same job (job type and ``job_id``) holds its LLM lease.
+
+    Parameters:
+      holder: the message id holding it.
+    """
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(f"another message ({holder}) of this job is calling the LLM")
+        self.holder = holder
 
 
 class CoreAPIError(JobError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -10,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from dramatiq.middleware import CurrentMessage
 
-from . import job_records, keys, message_options, metrics, prompts
+from . import keys, message_options, metrics, prompts
 from .arguments import P, parse_arguments
 from .cooldown import start_cooldown
 from .errors import (
@@ -21,12 +22,13 @@ from .errors import (
     LLMUnavailable,
 )
 from .images import StoredImage
+from .job_lease import LEASE_MARGIN_SECONDS, job_lease
 from .json_extract import parse_answer
 from .providers.base import LLMAnswer, Prompt, Turn
 from .schemas import Result, response_schema
 from .services import Services, services
 from .tokens import fit_prompt
-from .usage import Usage
+from .usage import USAGE_OPTION, Usage
 
 logger = logging.getLogger("llm_worker.jobs")
 
@@ -238,36 +240,66 @@ class Job(Generic[P]):
     ) -> R:
         """Ask the model for one ``result_model`` object about ``data`` (see :meth:`request`).
 
+        A valid result stored by an earlier attempt or another message of the same
+        job (job type and ``job_id``, for ``JOB_RESULT_TTL_SECONDS``) is reused; the
+        call itself is made under the job's lease (:mod:`llm_worker.job_lease`).
+
         Raises:
-          PromptTooLarge, LLMUnavailable, LLMRequestRejected, InvalidLLMResponse.
+          PromptTooLarge, LLMUnavailable, LLMRequestRejected, InvalidLLMResponse,
+          JobInProgress.
         """
         cached = self._cached_result(result_model)
         if cached is not None:
             return cached
+        message = CurrentMessage.get_current_message()
+        if message is None:
+            return self._call(result_model, data, image)
+        config = self.services.settings
+        with job_lease(
+            self.services.redis,
+            config.key_prefix,
+            self.job_type,
+            self.job_id,
+            message.message_id,
+            ttl_seconds=config.llm_timeout_seconds + LEASE_MARGIN_SECONDS,
+        ):
+            cached = self._cached_result(result_model)  # the lease's last holder stored it
+            if cached is not None:
+                return cached
+            parsed = self._call(result_model, data, image)
+            self._cache_result(parsed)
+            return parsed
+
+    def _call(self, result_model: type[R], data: dict[str, Any], image: StoredImage | None) -> R:
         answer = self.request(result_model, data, image).call(self.services)
         parsed = parse_answer(answer.text, result_model)
         assert isinstance(parsed, result_model)
-        self._cache_result(parsed)
         return parsed
 
+    def _result_key(self, result_model: type[Result]) -> str:
+        prefix = self.services.settings.key_prefix
+        return keys.job_result(prefix, self.job_type, result_model.__name__, self.job_id)
+
     def _cached_result(self, result_model: type[R]) -> R | None:
-        """The valid result of an earlier attempt of this job (a retry after Core failed)."""
-        message = CurrentMessage.get_current_message()
-        if message is None:
-            return None
-        raw = job_records.stored_result(self.services, message.message_id, result_model.__name__)
+        """The valid result an earlier attempt or message of this job stored, if any.
+
+        The usage it cost becomes this message's, when this message has none yet,
+        so Core gets the same final state from every message of the job.
+        """
+        raw = self.services.redis.get(self._result_key(result_model))
         if raw is None:
             return None
-        logger.info("reusing the LLM result of an earlier attempt of job %s", self.job_id)
-        return result_model.model_validate_json(raw)
+        stored = json.loads(raw)
+        logger.info("reusing the stored LLM result of job %s", self.job_id)
+        message = CurrentMessage.get_current_message()
+        if message is not None and Usage.from_options(message.options).attempts == 0:
+            Usage.from_options({USAGE_OPTION: stored.get("usage")}).store(message.options)
+        return result_model.model_validate(stored["result"])
 
     def _cache_result(self, result: Result) -> None:
-        message = CurrentMessage.get_current_message()
-        if message is not None:
-            name = type(result).__name__
-            job_records.store_result(
-                self.services, message.message_id, name, result.model_dump_json()
-            )
+        ttl = self.services.settings.job_result_ttl_seconds
+        stored = {"result": result.model_dump(mode="json"), "usage": current_usage().as_dict()}
+        self.services.redis.set(self._result_key(type(result)), json.dumps(stored), ex=ttl)
 
     def complete(self, result: dict[str, Any], notifications: Iterable[Notification]) -> None:
         """Store the result in Core as completed, then publish the notifications and

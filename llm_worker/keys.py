@@ -31,6 +31,19 @@ def notified(
     return f"{prefix}:notified:{job_type}:{job_id}:{message_type}:{discriminator}"
 
 
+def job_result(prefix: str, job_type: str, result_name: str, job_id: str | int) -> str:
+    """``{p}:result:{job_type}:{result}:{job_id}``: a job's valid LLM result and the usage
+    it cost (JSON), kept so that a retry (Core failing) or a second message for the same
+    job (Core resending it) reuses it instead of asking the model again."""
+    return f"{prefix}:result:{job_type}:{result_name}:{job_id}"
+
+
+def job_lease(prefix: str, job_type: str, job_id: str | int) -> str:
+    """``{p}:lease:{job_type}:{job_id}``: held (value: the message id) by the one message of a
+    job that is calling the LLM, so a second message for it waits instead of calling too."""
+    return f"{prefix}:lease:{job_type}:{job_id}"
+
+
 def job_results(prefix: str, message_id: str) -> str:
     """``{p}:result:{message_id}``: hash, result model name -> a job's valid LLM result
     (JSON), kept so that a retry caused by Core failing does not pay for the model again."""

@@ -18,8 +18,11 @@ FIRST_ATTEMPT_AT = "llm_first_attempt_at"
 FEEDBACK = "llm_feedback"
 #: Seconds since the epoch when an operator requeued the dead-lettered message.
 REQUEUED_AT = "llm_requeued_at"
-#: Set once the job passed the send-time check (kept by every re-enqueued copy).
+#: Set once the job passed the send-time check (kept by every re-enqueued copy), or when an
+#: operator requeued it (it is checked at pick-up either way).
 CHECKED = "llm_checked"
+#: Times the job waited for another message of the same job holding its LLM lease.
+LEASE_WAITS = "llm_lease_waits"
 #: Times the job was re-enqueued to wait for LLM capacity (never a retry).
 CAPACITY_WAITS = "llm_capacity_waits"
 #: Dramatiq's own counter of ordinary retries.
@@ -27,7 +30,8 @@ RETRIES = "retries"
 
 
 def was_requeued(options: dict[str, object]) -> bool:
-    """Whether a message is a retry, a hold or an operator's requeue, not a first delivery."""
+    """Whether a message is a retry, a hold, a wait or an operator's requeue, not a first
+    delivery."""
     names = (
         HELD_SINCE,
         CORE_HELD_SINCE,
@@ -35,5 +39,6 @@ def was_requeued(options: dict[str, object]) -> bool:
         RETRIES,
         REQUEUED_AT,
         CAPACITY_WAITS,
+        LEASE_WAITS,
     )
     return any(options.get(name) for name in names)

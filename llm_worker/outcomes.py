@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import dramatiq
+from dramatiq import get_encoder
 from dramatiq.broker import MessageProxy
 
 from . import keys
@@ -158,15 +159,26 @@ def mark_finished(svc: Services, message_id: str, status: str) -> None:
     svc.redis.set(key, status, ex=svc.settings.notify_dedupe_seconds)
 
 
+def job_size(message: AnyMessage) -> int:
+    """The size of a job, the one measured against ``JOB_MAX_PAYLOAD_BYTES``: its arguments
+    (``{"args": [...], "kwargs": {...}}``) in bytes as Dramatiq's encoder writes them.
+
+    Nothing the broker or the middleware add (ids, timestamps, options) counts, so a
+    job measures the same at send time, at every pick-up and after any re-enqueue.
+    """
+    return len(get_encoder().encode({"args": list(message.args), "kwargs": message.kwargs}))
+
+
 def check_job(config: SendCheckSettings, kind: JobKind, message: AnyMessage) -> None:
-    """Validate a job message's arguments and size (``JOB_MAX_PAYLOAD_BYTES`` of
-    ``config``: a producer's :class:`SendCheckSettings` or a worker's settings).
+    """Validate a job message's arguments and size (:func:`job_size` against
+    ``JOB_MAX_PAYLOAD_BYTES`` of ``config``: a producer's :class:`SendCheckSettings`
+    or a worker's settings).
 
     Raises:
       InvalidPayload: naming the offending argument or field, or the size.
     """
     limit = config.job_max_payload_bytes
-    size = len(message.encode())
+    size = job_size(message)
     if size > limit:
         raise InvalidPayload("payload", f"the job is {size} bytes, over the limit of {limit}")
     kind.validate(message.args, message.kwargs)

@@ -1,20 +1,41 @@
-"""A Redis broker whose recovery of dead worker processes' messages can be run on demand."""
+"""A Redis broker that never acknowledges a message it has not replaced, and whose
+recovery of dead worker processes' messages can be run on demand."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import MiddlewareError, SkipMessage
 
+from .redis_consumer import HeldMessages, SafeRedisConsumer
 from .settings import BrokerSettings
+
+logger = logging.getLogger("llm_worker.redis_broker")
+
+#: Signals around a message's processing whose failed hooks leave the message for redelivery.
+PROCESSING_SIGNALS = {"process_message", "skip_message"}
 
 
 class RecoveringRedisBroker(RedisBroker):
-    """Dramatiq's :class:`RedisBroker` plus :meth:`recover_dead_workers`.
+    """Dramatiq's :class:`RedisBroker`, failing safe, plus :meth:`recover_dead_workers`.
 
-    Dramatiq moves the fetched but unacknowledged messages of a dead worker
+    **Fail safe.** A middleware hook that fails while a message is processed
+    (typically a write that replaces the message: a retry's or a hold's
+    re-enqueue, a report stored in the outbox, while Redis is away) does not
+    let the message be acknowledged or dead-lettered: it goes back on its
+    queue for redelivery once Redis answers, as if its worker had died.
+    Dramatiq itself logs and ignores such failures, so the message was acked
+    while nothing replaced it.  A failing ``before_process_message`` hook also
+    stops the message from running (Dramatiq would run the actor anyway).  Its
+    consumer (:class:`~llm_worker.redis_consumer.SafeRedisConsumer`) moves
+    unparseable messages aside and requeues messages a restarted consumer
+    dropped.
+
+    **Recovery.** Dramatiq moves the fetched but unacknowledged messages of a dead worker
     process (no heartbeat for ``heartbeat_timeout`` ms) back to their queue only
     during "maintenance", which runs by chance (``maintenance_chance`` per
     million commands) and for the one queue the command was about. On a quiet
@@ -25,6 +46,65 @@ class RecoveringRedisBroker(RedisBroker):
     def __init__(self, **options: object) -> None:
         super().__init__(**options)
         self._forced_maintenance = threading.local()
+        #: Messages worker threads hold, and those to redeliver instead of acknowledging.
+        self.held_messages = HeldMessages()
+
+    @property
+    def consumer_class(self) -> type[SafeRedisConsumer]:
+        """This broker's consumer."""
+        return SafeRedisConsumer
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> SafeRedisConsumer:
+        """A :class:`~llm_worker.redis_consumer.SafeRedisConsumer` of ``queue_name``."""
+        return SafeRedisConsumer(self, queue_name, prefetch, timeout)
+
+    def redeliver(self, message: Any) -> None:
+        """Put ``message`` back on its queue when its worker is done, instead of
+        acknowledging or dead-lettering it."""
+        redis_id = message.options.get("redis_message_id")
+        if redis_id:
+            self.held_messages.redeliver(redis_id)
+
+    def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
+        """Dramatiq's, except that a ``before_process_message`` hook that fails skips
+        the message and leaves it for redelivery, instead of letting the actor run."""
+        if signal != "process_message":
+            super().emit_before(signal, *args, **kwargs)
+            return
+        message = args[0]
+        for middleware in self.middleware:
+            try:
+                middleware.before_process_message(self, *args, **kwargs)
+            except MiddlewareError:
+                raise
+            except Exception:
+                logger.critical(
+                    "%s failed before %s ran; it goes back on its queue for redelivery",
+                    type(middleware).__name__,
+                    message.message_id,
+                    exc_info=True,
+                )
+                self.redeliver(message)
+                raise SkipMessage("a middleware failed: redelivered") from None
+
+    def emit_after(self, signal: str, *args: Any, **kwargs: Any) -> None:
+        """Dramatiq's, except that a hook that fails after a message was processed or
+        skipped leaves the message for redelivery instead of acknowledging it."""
+        if signal not in PROCESSING_SIGNALS:
+            super().emit_after(signal, *args, **kwargs)
+            return
+        message = args[0]
+        for middleware in reversed(self.middleware):
+            try:
+                getattr(middleware, "after_" + signal)(self, *args, **kwargs)
+            except Exception:
+                logger.critical(
+                    "%s failed after %s; it goes back on its queue for redelivery",
+                    type(middleware).__name__,
+                    message.message_id,
+                    exc_info=True,
+                )
+                self.redeliver(message)
 
     @classmethod
     def from_settings(

@@ -98,7 +98,7 @@ class SendCheckSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
-    #: Largest job message accepted, as JSON, in bytes (checked at send and at pick-up).
+    #: Largest job accepted: its arguments as JSON, in bytes (checked at send and at pick-up).
     job_max_payload_bytes: int = Field(1_048_576, gt=0)
 
 

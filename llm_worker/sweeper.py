@@ -12,6 +12,7 @@ from dramatiq.common import dq_name
 
 from .expiry import claim_and_expire, is_expired
 from .outcomes import job_kind_of
+from .redis_consumer import move_unreadable, unreadable_key
 from .services import Services
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class SweepReport:
     scanned: int = 0
     expired: int = 0
     already_expired: int = 0
+    unreadable: int = 0
 
 
 def sweep_redis_queues(svc: Services, broker: RedisBroker, queues: Iterable[str]) -> SweepReport:
@@ -38,7 +40,8 @@ def sweep_redis_queues(svc: Services, broker: RedisBroker, queues: Iterable[str]
     ``{ns}:{queue}.DQ.msgs``), so jobs no worker ever picked up, delayed
     retries and held-back jobs are all seen.  An expired job's message is
     removed from the broker; one expired earlier by another sweeper or
-    worker is removed without telling anyone again.
+    worker is removed without telling anyone again.  A message that cannot be
+    parsed is moved aside to ``{ns}:{queue}.unreadable``.
     """
     report = SweepReport()
     client, namespace = broker.client, broker.namespace
@@ -51,7 +54,14 @@ def sweep_redis_queues(svc: Services, broker: RedisBroker, queues: Iterable[str]
                 try:
                     message = Message.decode(data)
                 except Exception:
-                    logger.warning("undecodable message %r in %s", redis_id, msgs_key)
+                    move_unreadable(client, namespace, name, redis_id)
+                    logger.error(
+                        "unreadable message %s in %s moved aside to %s",
+                        redis_id.decode(errors="replace"),
+                        msgs_key,
+                        unreadable_key(namespace, name),
+                    )
+                    report.unreadable += 1
                     continue
                 kind = job_kind_of(broker, message)
                 if kind is None or not is_expired(svc, message):

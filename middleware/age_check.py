@@ -53,8 +53,5 @@ class MessageAgeCheck(Middleware):
             return
         error = f"stale: job was {waited:.0f}s old when picked up (limit {max_age:.0f}s)"
         note_outcome("skipped", error)
-        try:
-            kind.skipped(svc, message, error)
-        except Exception:
-            logger.exception("could not report skipped job %s", message.message_id)
+        kind.skipped(svc, message, error)  # if the report cannot be stored, the message stays
         raise SkipMessage(error)

@@ -10,7 +10,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from llm_worker.expiry import claim_and_expire, is_expired
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import as_message, job_kind_of
+from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
 
 logger = logging.getLogger(__name__)
@@ -32,9 +32,5 @@ class ExpiryCheck(Middleware):
         if not is_expired(svc, message):
             return
         note_outcome("expired")
-        try:
-            claim_and_expire(svc, message, kind)
-        except Exception:
-            logger.exception("could not expire %s; it stays queued", message.message_id)
-            broker.enqueue(as_message(message), delay=60_000)
+        claim_and_expire(svc, message, kind)  # if it cannot be told, the message stays queued
         raise SkipMessage("expired")

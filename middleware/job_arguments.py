@@ -75,10 +75,7 @@ class JobArgumentsCheck(Middleware):
         try:
             check_job(services().settings, kind, message)
         except InvalidPayload as exc:
-            message.fail()
             note_outcome("failed", str(exc))
-            try:
-                kind.failed(services(), message, str(exc), 0)
-            except Exception:
-                logger.exception("could not report the invalid job %s", message.message_id)
+            kind.failed(services(), message, str(exc), 0)  # not stored: the message stays
+            message.fail()
             raise SkipMessage(str(exc)) from None

@@ -12,7 +12,15 @@ from dramatiq.middleware import Retries
 
 from llm_worker import message_options
 from llm_worker.core_refusals import note_refused, note_unauthorized
-from llm_worker.errors import CoreRefused, CoreUnauthorized, JobRejected, LLMError
+from llm_worker.errors import (
+    CoreRefused,
+    CoreUnauthorized,
+    InvalidLLMResponse,
+    JobInProgress,
+    JobRejected,
+    LLMAtCapacity,
+    LLMUnavailable,
+)
 from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import JobRef, as_message, job_kind_of
 from llm_worker.services import services
@@ -21,18 +29,29 @@ from llm_worker.usage import Usage
 logger = logging.getLogger(__name__)
 
 
+#: Errors another middleware owns: the circuit breaker, the capacity limits, the invalid-answer
+#: backoff.
+OWNED_ELSEWHERE = (LLMUnavailable, LLMAtCapacity, InvalidLLMResponse)
+
+
 class JobRetries(Retries):
     """Retries that leave LLM errors to their own middleware and never end silently.
 
-    - :class:`~llm_worker.errors.LLMError` (unavailable, rate-limited, no
-      capacity, invalid answer) is left alone: the circuit breaker, the capacity
-      middleware and the invalid-response backoff own it.
+    - :class:`~llm_worker.errors.LLMUnavailable` (rate-limited included),
+      :class:`~llm_worker.errors.LLMAtCapacity` and
+      :class:`~llm_worker.errors.InvalidLLMResponse` are left alone: the
+      circuit breaker, the capacity middleware and the invalid-response
+      backoff own them.  Any other :class:`~llm_worker.errors.LLMError` is
+      retried here like any error.
     - :class:`~llm_worker.errors.JobRejected` fails the job at once; that
       includes :class:`~llm_worker.errors.CoreRefused` (Core refused the result
       for good: logged at ERROR and counted).
     - :class:`~llm_worker.errors.CoreUnauthorized` holds the job: it is sent
       again after ``CORE_UNAUTHORIZED_HOLD_SECONDS`` without spending a retry
       (logged at CRITICAL, shown by ``llm-worker status``).
+    - :class:`~llm_worker.errors.JobInProgress` (another message of the same
+      job is calling the LLM) re-enqueues the message after
+      ``JOB_RETRY_MIN_BACKOFF_SECONDS``, counting as no retry.
     - Anything else (Core failing, a bug) gets Dramatiq's ordinary retries,
       bounded by ``JOB_MAX_RETRIES`` with exponential backoff between
       ``JOB_RETRY_MIN_BACKOFF_SECONDS`` and ``JOB_RETRY_MAX_BACKOFF_SECONDS``.
@@ -56,7 +75,10 @@ class JobRetries(Retries):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        if exception is None or isinstance(exception, LLMError):
+        if exception is None or isinstance(exception, OWNED_ELSEWHERE):
+            return
+        if isinstance(exception, JobInProgress):
+            self._wait(broker, message)
             return
         if isinstance(exception, CoreUnauthorized) and job_kind_of(broker, message):
             self._hold(broker, message, exception)
@@ -90,3 +112,17 @@ class JobRetries(Retries):
         note_outcome("held", str(error))
         message.options.setdefault(message_options.CORE_HELD_SINCE, time.time())
         broker.enqueue(as_message(message), delay=int(hold * 1000))
+
+    def _wait(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        """Send the job again shortly: another message of it holds its LLM lease."""
+        note_outcome("waiting", "another message of the same job is calling the LLM")
+        waits = int(message.options.get(message_options.LEASE_WAITS, 0)) + 1
+        message.options[message_options.LEASE_WAITS] = waits
+        delay_ms = max(1, int(services().settings.job_retry_min_backoff_seconds * 1000))
+        logger.info(
+            "job %s waits %d ms for another message of the same job (wait %d)",
+            message.message_id,
+            delay_ms,
+            waits,
+        )
+        broker.enqueue(as_message(message), delay=delay_ms)

@@ -328,43 +328,65 @@ def produce(cli_env: dict[str, str], code: str) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env, check=True, timeout=60)
 
 
-@pytest.fixture
-def own_redis(tmp_path):
-    """A redis-server of the test's own on a free port, with AOF in a temporary folder."""
-    from llm_worker.local_llm import free_port
+class RedisServer:
+    """A redis-server of a test's own on a free port, AOF on, data in ``folder``."""
 
-    port = free_port()
-    command = [
-        shutil.which("redis-server") or "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--dir",
-        str(tmp_path),
-    ]
+    def __init__(self, folder: Path) -> None:
+        from llm_worker.local_llm import free_port
 
-    def start():
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=port)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.command = [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--dir",
+            str(folder),
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start it (again, with its data) and wait until it answers."""
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis(port=self.port)
         wait_for(lambda: _pings(client), timeout=30)
-        return process
+        client.close()
 
-    state = {"process": start()}
+    def stop(self) -> None:
+        """Stop it (SIGTERM: the AOF is written); connections are refused until :meth:`start`."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+            self.process = None
 
-    def restart():
-        state["process"].send_signal(signal.SIGTERM)
-        state["process"].wait(timeout=30)
+    def restart(self) -> None:
+        """Stop, wait a second, start."""
+        self.stop()
         time.sleep(1)
-        state["process"] = start()
+        self.start()
 
-    yield f"redis://127.0.0.1:{port}/0", restart
-    state["process"].terminate()
-    state["process"].wait(timeout=30)
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A :class:`RedisServer` of the test's own, stopped after the test."""
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(redis_server):
+    """``(url, restart)`` of a redis-server of the test's own."""
+    return redis_server.url, redis_server.restart
 
 
 def _pings(client: redis.Redis) -> bool:

@@ -46,6 +46,25 @@ def test_oversized_job_from_a_bypassing_producer_fails_cleanly(worker, fake_llm,
     assert fake_llm.chat_requests() == []
 
 
+def test_the_largest_job_send_accepts_runs(env, worker, fake_llm, fake_core):
+    env(JOB_MAX_PAYLOAD_BYTES=3000)
+    fake_llm.answers["IntentResult"] = GOOD
+    length = 3000
+    while True:  # the longest text the send-time check lets through
+        try:
+            intent_classify.send(5, 42, {"text": "é" + "x" * length})
+            break
+        except InvalidJob:
+            length -= 1
+    with pytest.raises(InvalidJob, match="over the limit of 3000"):
+        intent_classify.send(5, 42, {"text": "é" + "x" * (length + 1)})
+    drain(worker, "llm.intent")
+
+    [update] = fake_core.job_updates(5)
+    assert (update["status"], update["result"]) == ("completed", GOOD)
+    assert len(fake_llm.chat_requests()) == 1
+
+
 def test_redelivered_job_notifies_once_and_does_not_pay_twice(
     worker, fake_llm, fake_core, redis_client
 ):

@@ -19,7 +19,7 @@ from actors import broker, intent_classify
 from llm_worker.breaker import BreakerStore
 from llm_worker.fakes import Reply
 from llm_worker.message_options import HELD_SINCE
-from tests.conftest import ROOT, drain, run_cli, send_unchecked, wait_for
+from tests.conftest import ROOT, drain, notifications, run_cli, send_unchecked, wait_for
 
 pytestmark = pytest.mark.cli
 GOOD = {"intent": "reminder", "confidence": 0.9}
@@ -137,6 +137,32 @@ def test_requeue_dead_runs_failed_jobs_again(
     assert redis_client.zcard("dramatiq:llm.intent.XQ") == 0
     assert {u["status"] for u in fake_core.job_updates()} == {"completed"}
     assert len(fake_core.job_updates()) == 60
+
+
+def test_requeue_dead_runs_invalid_payload_jobs_again(
+    env, worker, cli_env, fake_llm, fake_core, redis_client
+):
+    env(JOB_MAX_PAYLOAD_BYTES=200)
+    fake_llm.answers["IntentResult"] = GOOD
+    send_unchecked(intent_classify, 81, 42, {"text": "x" * 300})  # over the limit
+    send_unchecked(intent_classify, 82, 42, {"text": 82})  # never valid
+    drain(worker, "llm.intent")
+    assert [u["status"] for u in fake_core.job_updates()] == ["failed", "failed"]
+    assert redis_client.zcard("dramatiq:llm.intent.XQ") == 2
+
+    env(JOB_MAX_PAYLOAD_BYTES=4096)  # the operator raises the limit
+    done = run_cli(cli_env, "requeue-dead", "--queue", "llm.intent", JOB_MAX_PAYLOAD_BYTES="4096")
+    assert done.returncode == 0, done.stderr
+    assert "llm.intent: requeued 2" in done.stdout
+    drain(worker, "llm.intent")
+
+    assert [u["status"] for u in fake_core.job_updates(81)] == ["failed", "completed"]
+    again = fake_core.job_updates(82)  # a fresh attempt: a new state reaches Core
+    assert [u["status"] for u in again] == ["failed", "failed"]
+    assert "payload.text" in again[-1]["error"]
+    assert redis_client.zcard("dramatiq:llm.intent.XQ") == 1
+    types = [(n["job_id"], n["message_type"]) for n in notifications(redis_client)]
+    assert sorted(types) == [(81, "llm_failure"), (81, "llm_intent_result"), (82, "llm_failure")]
 
 
 def test_probe(cli_env, fake_llm):

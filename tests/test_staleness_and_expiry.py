@@ -85,6 +85,24 @@ def test_job_picked_up_after_expiry_is_expired_not_run(
     assert (note["message_type"], note["job_id"]) == ("llm_expiry", 74)
 
 
+def test_job_queued_during_an_outage_and_never_held_expires_at_pick_up(
+    env, worker, fake_llm, fake_core, redis_client
+):
+    svc = env(LLM_UNAVAILABLE_EXPIRY_SECONDS=1, LLM_PROBE_INTERVAL_SECONDS=0.2)
+    fake_llm.answers["IntentResult"] = GOOD
+    BreakerStore(svc.redis, "llmw", outage_retention=60).open("down", next_probe_at=time.time() + 2)
+    wait_for(lambda: worker.consumers["llm.intent"].paused)  # nothing picks it up meanwhile
+    intent_classify.send(75, 42, {"text": "x"})  # queued while the LLM is down
+    wait_for(lambda: not redis_client.exists("llmw:breaker"), timeout=10)  # LLM back, no sweep
+    drain(worker, "llm.intent")
+
+    [update] = fake_core.job_updates(75)
+    assert update["status"] == "failed"
+    assert update["error"].startswith("expired: waited")
+    assert [r for r in fake_llm.chat_requests() if r["json"].get("max_tokens") != 1] == []
+    assert [n["message_type"] for n in notifications(redis_client)] == ["llm_expiry"]
+
+
 def test_sweeper_expires_queued_and_held_jobs_once(env, worker, fake_llm, fake_core, redis_client):
     env(LLM_UNAVAILABLE_EXPIRY_SECONDS=2, LLM_PROBE_INTERVAL_SECONDS=60)
     fake_llm.down()

@@ -13,8 +13,6 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import xq_name
 
 from .. import message_options
-from ..errors import InvalidPayload
-from ..outcomes import check_job, job_kind_of
 from ..services import Services
 from ..usage import USAGE_OPTION
 
@@ -39,9 +37,15 @@ return redis.call('hdel', KEYS[2], ARGV[1])
 
 
 def fresh_copy(message: Message[Any]) -> Message[Any]:
-    """A dead message ready to run again: retry state dropped, marked as requeued."""
+    """A dead message ready to run again: retry state dropped, marked as requeued.
+
+    It skips the send-time check (a job dead-lettered as invalid would be
+    refused there and never run again): the worker checks it at pick-up, so
+    it either runs or ends again with a new state in Core.
+    """
     options = {k: v for k, v in message.options.items() if k not in RESET_OPTIONS}
     options[message_options.REQUEUED_AT] = time.time()
+    options[message_options.CHECKED] = True
     return message.copy(options=options)
 
 
@@ -68,8 +72,6 @@ class QueueRequeue:
     """What requeueing one queue's dead letters did."""
 
     requeued: int = 0
-    #: Jobs whose arguments fail the checks: they would only fail again, so they stay.
-    malformed: int = 0
 
 
 class Requeuer:
@@ -84,22 +86,18 @@ class Requeuer:
         self.broker = broker
         self.svc = svc
 
-    def requeue(self, message: Message[Any]) -> bool:
-        """Enqueue a fresh copy of a dead message; ``False`` (nothing done) if it is malformed.
+    def requeue(self, message: Message[Any]) -> None:
+        """Enqueue a fresh copy of a dead message, whatever it was dead-lettered for.
 
         The message keeps its id, so a valid LLM result stored by its last
         attempt is reused; a failure report of it not yet delivered is dropped,
-        so Core never gets the old state after the new one.
+        so Core never gets the old state after the new one.  A job with an
+        invalid payload runs its checks again at pick-up: it runs if they now
+        pass (a raised ``JOB_MAX_PAYLOAD_BYTES``), else fails again and Core
+        gets that new state.
         """
-        kind = job_kind_of(self.broker, message)
-        if kind is not None:
-            try:
-                check_job(self.svc.settings, kind, message)
-            except InvalidPayload:
-                return False
         self.svc.outbox.reopen(message.message_id)
         self.broker.enqueue(fresh_copy(message))
-        return True
 
     def requeue_redis(self, queue: str, dry_run: bool) -> QueueRequeue:
         """Requeue a Redis queue's dead letters."""
@@ -115,11 +113,10 @@ class Requeuer:
         progress = Progress(len(dead_ids), queue)
         for redis_id in dead_ids:
             data = client.hget(msgs_key, redis_id)
-            if data is not None and not self.requeue(Message.decode(data)):
-                result.malformed += 1
-            else:
-                result.requeued += 1
-                remove(keys=[ids_key, msgs_key], args=[redis_id])
+            if data is not None:
+                self.requeue(Message.decode(data))
+            result.requeued += 1
+            remove(keys=[ids_key, msgs_key], args=[redis_id])
             progress.step()
         return result
 
@@ -133,20 +130,14 @@ class Requeuer:
             return result
         channel = broker.channel
         progress = Progress(int(dead), queue)
-        kept = []
         while True:
             method, _, body = channel.basic_get(xq_name(queue))
             if method is None:
                 break
-            if self.requeue(Message.decode(body)):
-                channel.basic_ack(method.delivery_tag)
-                result.requeued += 1
-            else:
-                kept.append(method.delivery_tag)
-                result.malformed += 1
+            self.requeue(Message.decode(body))
+            channel.basic_ack(method.delivery_tag)
+            result.requeued += 1
             progress.step()
-        for tag in kept:  # back to the dead-letter queue, once this pass is over
-            channel.basic_nack(tag, requeue=True)
         return result
 
 

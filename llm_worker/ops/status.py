@@ -15,6 +15,7 @@ from dramatiq.common import dq_name, xq_name
 from .. import message_options
 from ..breaker import BreakerStatus, BreakerStore
 from ..core_refusals import unauthorized_alarm
+from ..redis_consumer import unreadable_key
 from ..services import Services
 from ..text import plural
 
@@ -34,6 +35,8 @@ class QueueStatus:
     dead: int = 0
     oldest_age_seconds: float | None = None
     held_back: int = 0
+    #: Messages that could not be parsed, moved aside to ``{ns}:{queue}.unreadable``.
+    unreadable: int = 0
     #: Delayed messages re-enqueued to wait for LLM capacity.
     waiting_for_capacity: int = 0
     held_for_core: int = 0
@@ -102,6 +105,7 @@ def redis_queue_status(
     status = QueueStatus(queue)
     status.ready = int(client.llen(f"{ns}:{queue}"))
     status.dead = int(client.zcard(f"{ns}:{xq_name(queue)}"))
+    status.unreadable = int(client.hlen(unreadable_key(ns, queue)))
     in_flight = 0
     for key in client.scan_iter(f"{ns}:__acks__.*.{queue}", count=1000):
         in_flight += int(client.scard(key))
@@ -221,12 +225,15 @@ def render(status: Status) -> str:
     lines.append(f"serving: {status.serving}")
     lines += render_capacity(status.capacity)
     lines.append(f"broker: {status.broker}")
-    header = f"{'queue':<20} {'ready':>7} {'delayed':>8} {'in flight':>9} {'dead':>6} {'oldest':>7}"
+    header = (
+        f"{'queue':<20} {'ready':>7} {'delayed':>8} {'in flight':>9} {'dead':>6} "
+        f"{'unreadable':>10} {'oldest':>7}"
+    )
     lines += ["", header]
     for q in status.queues:
         lines.append(
             f"{q.name:<20} {q.ready:>7} {q.delayed:>8} {q.in_flight:>9} {q.dead:>6} "
-            f"{_age(q.oldest_age_seconds):>7}"
+            f"{q.unreadable:>10} {_age(q.oldest_age_seconds):>7}"
         )
     lines.append("")
     if status.held_back:

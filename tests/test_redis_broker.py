@@ -1,0 +1,191 @@
+"""The Redis broker: unreadable messages moved aside, and no message acknowledged
+while the write that replaces it failed (Redis stopped at the worst moment)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+import pytest
+import redis
+from dramatiq import Worker
+
+import actors
+from actors import intent_classify
+from llm_worker.fakes import FakeCore, FakeLLM, Reply
+from tests.conftest import run_cli, wait_for
+
+GOOD = {"intent": "reminder", "confidence": 0.9}
+GARBAGE = [b"not json at all", b'{"queue_name": "llm.intent"}', b"[1, 2, 3]"]
+
+
+def _push_raw(redis_client, queue: str, data: bytes) -> str:
+    redis_id = str(uuid.uuid4())
+    redis_client.hset(f"dramatiq:{queue}.msgs", redis_id, data)
+    redis_client.rpush(f"dramatiq:{queue}", redis_id)
+    return redis_id
+
+
+def _push_message(client, redis_id: str, data: bytes) -> None:
+    client.hset("dramatiq:llm.intent.msgs", redis_id, data)
+    client.rpush("dramatiq:llm.intent", redis_id)
+
+
+def test_unreadable_messages_are_moved_aside_logged_and_counted(
+    env, fake_llm, fake_core, redis_client, cli_env, caplog
+):
+    fake_llm.answers["IntentResult"] = GOOD
+    garbage_ids = []
+    for n, data in enumerate(GARBAGE):  # garbage between good jobs, fetched together
+        intent_classify.send(n, 42, {"text": "x"})
+        garbage_ids.append(_push_raw(redis_client, "llm.intent", data))
+    intent_classify.send(3, 42, {"text": "x"})
+
+    worker = Worker(actors.broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        wait_for(lambda: len(fake_core.job_updates()) == 4, timeout=20)
+        wait_for(lambda: redis_client.hlen("dramatiq:llm.intent.msgs") == 0, timeout=10)
+    finally:
+        worker.stop()
+        actors.broker.middleware[:] = [
+            m for m in actors.broker.middleware if getattr(m, "worker", None) is not worker
+        ]
+
+    assert {u["status"] for u in fake_core.job_updates()} == {"completed"}
+    aside = redis_client.hgetall("dramatiq:llm.intent.unreadable")
+    assert {k.decode(): v for k, v in aside.items()} == dict(zip(garbage_ids, GARBAGE, strict=True))
+    logged = " ".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert all(redis_id in logged for redis_id in garbage_ids)
+    status = json.loads(run_cli(cli_env, "status", "--json").stdout)
+    [intent] = [q for q in status["queues"] if q["name"] == "llm.intent"]
+    assert intent["unreadable"] == 3
+    assert "unreadable" in run_cli(cli_env, "status").stdout
+
+
+def test_the_sweeper_moves_unreadable_messages_aside(env, redis_client):
+    from llm_worker.services import services
+    from llm_worker.sweeper import sweep_redis_queues
+
+    redis_id = _push_raw(redis_client, "llm.followup.DQ", b"\xff\xfe garbage")
+    report = sweep_redis_queues(services(), actors.broker, ["llm.followup"])
+
+    assert report.unreadable == 1
+    assert redis_client.hget("dramatiq:llm.followup.unreadable", redis_id) == b"\xff\xfe garbage"
+    assert redis_client.hlen("dramatiq:llm.followup.DQ.msgs") == 0
+
+
+class RedisStoppingServer:
+    """Stops the test's Redis while answering one request (the hostile moment), and starts
+    it again a few seconds later."""
+
+    def __init__(self, redis_server, outage_seconds: float = 3.0) -> None:
+        self.redis_server = redis_server
+        self.outage_seconds = outage_seconds
+        self.fired = threading.Event()
+        self.restarted = threading.Event()
+
+    def fire(self) -> None:
+        if self.fired.is_set():
+            return
+        self.fired.set()
+        self.redis_server.stop()
+        timer = threading.Timer(self.outage_seconds, self._restart)
+        timer.daemon = True
+        timer.start()
+
+    def _restart(self) -> None:
+        self.redis_server.start()
+        self.restarted.set()
+
+
+class CoreFailingWithRedis(FakeCore):
+    """A Core whose first job update stops Redis and answers 503: the job's retry
+    re-enqueue then meets a Redis that refuses connections."""
+
+    def __init__(self, saboteur: RedisStoppingServer) -> None:
+        self.saboteur = saboteur
+        super().__init__()
+
+    def respond(self, request):
+        if request["method"] == "PATCH" and not self.saboteur.fired.is_set():
+            self.saboteur.fire()
+            return Reply(status=503, body={"detail": "down"})
+        return super().respond(request)
+
+
+class LLMFailingWithRedis(FakeLLM):
+    """An LLM whose first chat answer stops Redis and is ``reply``: the invalid-answer
+    retry or the breaker's hold then meets a Redis that refuses connections."""
+
+    def __init__(self, saboteur: RedisStoppingServer, reply: Reply) -> None:
+        self.saboteur = saboteur
+        self.first_reply = reply
+        super().__init__()
+        self.answers["IntentResult"] = GOOD
+
+    def respond(self, request):
+        if request["path"].endswith("/chat/completions") and not self.saboteur.fired.is_set():
+            body = request["json"] or {}
+            if body.get("max_tokens") != 1:  # not a probe
+                self.saboteur.fire()
+                return self.first_reply
+        return super().respond(request)
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize(
+    "where",
+    ["core 503 (retry)", "invalid LLM answer (backoff)", "LLM 503 (breaker hold)"],
+)
+def test_a_job_survives_redis_stopping_when_its_replacement_is_written(
+    where, start_worker, redis_server, fake_llm, fake_core
+):
+    saboteur = RedisStoppingServer(redis_server)
+    core, llm = fake_core, fake_llm
+    if where.startswith("core"):
+        core = CoreFailingWithRedis(saboteur)
+        fake_llm.answers["IntentResult"] = GOOD
+    elif where.startswith("invalid"):
+        llm = LLMFailingWithRedis(saboteur, Reply(content="no JSON here"))
+    else:
+        llm = LLMFailingWithRedis(
+            saboteur, Reply(status=503, body={"error": {"message": "overloaded"}})
+        )
+    try:
+        start_worker(
+            "--processes",
+            "1",
+            "--threads",
+            "2",
+            REDIS_URL=redis_server.url,
+            CORE_API_URL=core.url,
+            LLM_BASE_URL=llm.base_url,
+            LLM_PROBE_INTERVAL_SECONDS="0.5",
+            JOB_MAX_RETRIES="10",
+        )
+        message = intent_classify.message(51, 42, {"text": "x"})
+        message.options.update(redis_message_id="m-51", llm_checked=True)
+        client = redis.Redis.from_url(redis_server.url)
+        _push_message(client, "m-51", message.encode())
+        client.close()
+
+        assert saboteur.restarted.wait(60)
+        wait_for(lambda: _accepted(core, 51), timeout=60)
+    finally:
+        if core is not fake_core:
+            core.down()
+        if llm is not fake_llm:
+            llm.down()
+    assert _accepted(core, 51) == ["completed"]
+
+
+def _accepted(core, job_id):
+    """The job states Core accepted (answered 2xx)."""
+    with core.lock:
+        return [
+            r["json"]["status"]
+            for r in core.requests
+            if r["method"] == "PATCH" and r["path"] == f"/jobs/{job_id}" and r["status"] < 300
+        ]
