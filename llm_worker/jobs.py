@@ -248,26 +248,23 @@ class Job(Generic[P]):
           PromptTooLarge, LLMUnavailable, LLMRequestRejected, InvalidLLMResponse,
           JobInProgress.
         """
-        cached = self._cached_result(result_model)
-        if cached is not None:
-            return cached
         message = CurrentMessage.get_current_message()
-        if message is None:
+        if message is None:  # outside a worker (the eval command): nothing stored
             return self._call(result_model, data, image)
         config = self.services.settings
+        prefix = config.key_prefix
         with job_lease(
             self.services.redis,
-            config.key_prefix,
-            self.job_type,
-            self.job_id,
+            keys.job_lease(prefix, self.job_type, self.job_id),
+            keys.job_result(prefix, self.job_type, result_model.__name__, self.job_id),
             message.message_id,
             ttl_seconds=config.llm_timeout_seconds + LEASE_MARGIN_SECONDS,
-        ):
-            cached = self._cached_result(result_model)  # the lease's last holder stored it
-            if cached is not None:
-                return cached
+        ) as lease:
+            if lease.stored is not None:
+                return self._reuse(result_model, lease.stored, message.options)
             parsed = self._call(result_model, data, image)
-            self._cache_result(parsed)
+            stored = {"result": parsed.model_dump(mode="json"), "usage": current_usage().as_dict()}
+            lease.store(json.dumps(stored), config.job_result_ttl_seconds)
             return parsed
 
     def _call(self, result_model: type[R], data: dict[str, Any], image: StoredImage | None) -> R:
@@ -276,30 +273,17 @@ class Job(Generic[P]):
         assert isinstance(parsed, result_model)
         return parsed
 
-    def _result_key(self, result_model: type[Result]) -> str:
-        prefix = self.services.settings.key_prefix
-        return keys.job_result(prefix, self.job_type, result_model.__name__, self.job_id)
-
-    def _cached_result(self, result_model: type[R]) -> R | None:
-        """The valid result an earlier attempt or message of this job stored, if any.
+    def _reuse(self, result_model: type[R], raw: bytes, options: dict[str, Any]) -> R:
+        """The valid result an earlier attempt or message of this job stored.
 
         The usage it cost becomes this message's, when this message has none yet,
         so Core gets the same final state from every message of the job.
         """
-        raw = self.services.redis.get(self._result_key(result_model))
-        if raw is None:
-            return None
         stored = json.loads(raw)
         logger.info("reusing the stored LLM result of job %s", self.job_id)
-        message = CurrentMessage.get_current_message()
-        if message is not None and Usage.from_options(message.options).attempts == 0:
-            Usage.from_options({USAGE_OPTION: stored.get("usage")}).store(message.options)
+        if Usage.from_options(options).attempts == 0:
+            Usage.from_options({USAGE_OPTION: stored.get("usage")}).store(options)
         return result_model.model_validate(stored["result"])
-
-    def _cache_result(self, result: Result) -> None:
-        ttl = self.services.settings.job_result_ttl_seconds
-        stored = {"result": result.model_dump(mode="json"), "usage": current_usage().as_dict()}
-        self.services.redis.set(self._result_key(type(result)), json.dumps(stored), ex=ttl)
 
     def complete(self, result: dict[str, Any], notifications: Iterable[Notification]) -> None:
         """Store the result in Core as completed, then publish the notifications and

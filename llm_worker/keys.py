@@ -44,12 +44,6 @@ def job_lease(prefix: str, job_type: str, job_id: str | int) -> str:
     return f"{prefix}:lease:{job_type}:{job_id}"
 
 
-def job_results(prefix: str, message_id: str) -> str:
-    """``{p}:result:{message_id}``: hash, result model name -> a job's valid LLM result
-    (JSON), kept so that a retry caused by Core failing does not pay for the model again."""
-    return f"{prefix}:result:{message_id}"
-
-
 def finished(prefix: str, message_id: str) -> str:
     """``{p}:finished:{message_id}``: the job's terminal state, set once Core and the user
     were told of a completed job, or with the report stored in the outbox for any other end,

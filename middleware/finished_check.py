@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
-from llm_worker import job_records
+from llm_worker import keys
 from llm_worker.job_outcome import note_outcome
 from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
@@ -30,24 +29,11 @@ class FinishedJobCheck(Middleware):
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         if job_kind_of(broker, message) is None:
             return
-        record = job_records.load_record(services(), message.message_id)
-        state = record.finished
-        if state is None:
-            job_records.remember(message.message_id, record)
+        svc = services()
+        raw = svc.redis.get(keys.finished(svc.settings.key_prefix, message.message_id))
+        if raw is None:
             return
+        state = raw.decode()
         logger.info("job %s already %s: redelivery ignored", message.message_id, state)
         note_outcome("duplicate")
         raise SkipMessage(f"already {state}")
-
-    def after_process_message(
-        self,
-        broker: dramatiq.Broker,
-        message: MessageProxy,
-        *,
-        result: Any = None,
-        exception: BaseException | None = None,
-    ) -> None:
-        job_records.forget()
-
-    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        job_records.forget()

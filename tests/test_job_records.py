@@ -14,8 +14,9 @@ from llm_worker.services import pool_size_for, services
 from tests.conftest import TEST_REDIS_URL, drain, notifications
 
 GOOD = {"intent": "reminder", "confidence": 0.9}
-#: Keys only the worker's background threads touch (breaker watcher, report outbox).
-BACKGROUND_KEYS = (b"llmw:breaker", b"llmw:outbox")
+#: Keys of the process, not of one job: the breaker watcher, the report outbox and the
+#: 429 cooldown (read at most every 0.1 s per process).
+BACKGROUND_KEYS = (b"llmw:breaker", b"llmw:outbox", b"llmw:capacity:cooldown")
 
 
 class RoundTripCounter:
@@ -92,7 +93,7 @@ def counted_redis(env) -> Iterator[RoundTripCounter]:
     counter.close()
 
 
-def test_a_completed_job_makes_three_redis_round_trips(
+def test_a_completed_job_makes_four_redis_round_trips(
     counted_redis, fake_llm, fake_core, redis_client, worker
 ):
     fake_llm.answers["IntentResult"] = GOOD
@@ -109,10 +110,10 @@ def test_a_completed_job_makes_three_redis_round_trips(
     assert len(fake_core.job_updates()) == jobs + 1
     assert len(notifications(redis_client)) == jobs + 1
     trips = counted_redis.job_round_trips()
-    # Finished check and stored results; the valid result stored; notification and
-    # finished mark.
-    assert len(trips) == 3 * jobs, [t[:80] for t in trips]
-    assert sum(b"llmw:finished:" in t and b"llmw:result:" in t for t in trips) == jobs
+    # Finished check; the job's stored result read or its lease taken; the valid result
+    # stored and the lease released; notification and finished mark.
+    assert len(trips) == 4 * jobs, [t[:80] for t in trips]
+    assert sum(b"llmw:lease:" in t and b"llmw:result:" in t for t in trips) == 2 * jobs
     assert sum(b"llmw:notified:" in t and b"llmw:finished:" in t for t in trips) == jobs
 
 
