@@ -65,7 +65,7 @@ def in_process_worker_setup(broker: Any) -> None:
     - Removes Dramatiq's ``Prometheus`` middleware: its metrics exist only in
       processes the ``dramatiq`` command boots, and this command serves none.
     """
-    from dramatiq.middleware import Prometheus
+    from dramatiq.middleware.prometheus import Prometheus
 
     from .logs import configure_logging
     from .services import services
