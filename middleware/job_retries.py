@@ -93,7 +93,9 @@ class JobRetries(Retries):
         kind = job_kind_of(broker, message)
         if message.failed and kind is not None:
             attempts = Usage.from_options(message.options).attempts
-            kind.failed(services(), message, str(exception), attempts)
+            # An exception without a message (Dramatiq's TimeLimitExceeded) says its name.
+            reason = str(exception) or type(exception).__name__
+            kind.failed(services(), message, reason, attempts)
 
     def _hold(
         self, broker: dramatiq.Broker, message: MessageProxy, error: CoreUnauthorized

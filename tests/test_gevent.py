@@ -110,6 +110,7 @@ def test_time_limit_interrupts_a_hung_llm_call_and_the_job_fails(
     )
     [update] = wait_for(lambda: fake_core.job_updates(7), timeout=20)
     assert update["status"] == "failed"
+    assert update["error"] == "TimeLimitExceeded"
     assert not redis_client.exists("llmw:breaker")  # a time limit is not an LLM outage
     [note] = wait_for(lambda: notifications(redis_client), timeout=10)
     assert note["message_type"] == "llm_failure"
