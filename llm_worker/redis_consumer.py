@@ -8,12 +8,19 @@ keeps its heartbeat, which is all Dramatiq's own recovery looks at):
 - an unparseable payload raises inside the consumer, which restarts and
   drops the other payloads it had fetched;
 - a lost connection (Redis stopping) restarts the consumer too, dropping its
-  fetched payloads and, for a delay queue, the delayed messages it held.
+  fetched payloads and, for a delay queue, the delayed messages it held;
+- a delay queue's consumer thread whose moving of a due message to its queue
+  fails (Redis stopping) closes its consumer, requeueing the delayed messages
+  it held; Dramatiq's consumer let that requeue's connection error escape and
+  kill the thread, so the delay queue's fetched messages stayed in its acks set.
 
 This consumer moves an unparseable payload aside, to the hash
 ``{ns}:{queue}.unreadable`` (message id -> raw payload), logging its id, and
 every new consumer (the first, and each after a restart) puts back on its
-queue every id of its acks set that no worker thread holds.
+queue every id of its acks set that no worker thread holds.  A requeue that
+meets a lost connection raises Dramatiq's ``ConnectionClosed``, which the
+consumer thread survives: it restarts, and its next consumer puts the delayed
+messages back.
 """
 
 from __future__ import annotations
@@ -218,7 +225,13 @@ class SafeRedisConsumer(_RedisConsumer):
         )
 
     def requeue(self, messages: Any) -> None:
+        # Dramatiq's consumer thread, closing after a lost connection, requeues the delayed
+        # messages it held and ignores only BrokerConnectionError: a bare redis error here
+        # killed the thread, stranding the delay queue's fetched messages for good.
         messages = list(messages)
-        super().requeue(messages)
+        try:
+            super().requeue(messages)
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None
         for message in messages:
             self.broker.held_messages.release(self.queue_name, message.options["redis_message_id"])

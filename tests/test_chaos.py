@@ -262,10 +262,6 @@ def _final(fake_core):
 STOPS = int(os.environ.get("LLMW_REDIS_STOPS", "8"))
 
 
-@pytest.mark.skipif(
-    "LLMW_REDIS_STOPS" not in os.environ,
-    reason="opt-in (LLMW_REDIS_STOPS=8): jobs still go missing after some Redis stops",
-)
 @pytest.mark.timeout(300)
 def test_redis_stopped_and_started_under_load(
     start_worker, cli_env, fake_llm, fake_core, redis_server

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 
 import pytest
@@ -189,3 +190,52 @@ def _accepted(core, job_id):
             for r in core.requests
             if r["method"] == "PATCH" and r["path"] == f"/jobs/{job_id}" and r["status"] < 300
         ]
+
+
+def test_a_delay_queue_consumer_survives_redis_stopping_and_puts_its_messages_back(
+    redis_server,
+):
+    """A delay queue's consumer thread whose due message cannot be moved to its queue (Redis
+    refusing connections) closes its consumer, whose requeue of the delayed messages it
+    held fails too: the thread must live on, and its next consumer put them back."""
+    from queue import PriorityQueue
+
+    from dramatiq import Message
+    from dramatiq.worker import ConsumerThread
+
+    from llm_worker.redis_broker import RecoveringRedisBroker
+
+    broker = RecoveringRedisBroker(url=redis_server.url)
+    queue = "delay-test"
+    broker.declare_queue(queue)
+    for n in range(2):  # one due at once, one later
+        message = Message(queue_name=queue, actor_name="a", args=(n,), kwargs={}, options={})
+        broker.enqueue(message, delay=1 if n == 0 else 60_000)
+    client = redis.Redis.from_url(redis_server.url)
+    time.sleep(0.05)
+    thread = ConsumerThread(
+        broker=broker,
+        queue_name=f"{queue}.DQ",
+        prefetch=2,
+        work_queue=PriorityQueue(),
+        worker_timeout=100,
+    )
+    consumer = broker.consume(f"{queue}.DQ", prefetch=2, timeout=100)
+    thread.consumer = consumer
+    for _ in range(2):
+        thread.handle_message(wait_for(lambda: next(consumer), timeout=5))
+    redis_server.stop()
+    try:
+        with pytest.raises(redis.ConnectionError):
+            thread.handle_delayed_messages()  # the due one cannot be moved to its queue
+        thread.close()  # nor can the held ones be put back: no error escapes
+    finally:
+        redis_server.start()
+    assert thread.delay_queue.empty()
+    acks = f"dramatiq:__acks__.{broker.broker_id}.{queue}.DQ"
+    assert client.scard(acks) == 2  # fetched, neither acknowledged nor requeued
+
+    again = broker.consume(f"{queue}.DQ", prefetch=2, timeout=100)  # the thread's next one
+    redelivered = [wait_for(lambda: next(again), timeout=5) for _ in range(2)]
+    assert sorted(m.args[0] for m in redelivered) == [0, 1]
+    client.close()
