@@ -8,6 +8,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from periodiq import cron
 
+from llm_worker.outcomes import actor_job_kind
 from llm_worker.services import services
 from llm_worker.settings import broker_settings
 from llm_worker.sweeper import sweep_redis_queues
@@ -22,9 +23,7 @@ SWEEP_QUEUE = "llm.sweep"
 
 def job_queues() -> list[str]:
     """The queues of the job actors."""
-    return sorted(
-        {actor.queue_name for actor in broker.actors.values() if actor.options.get("job_kind")}
-    )
+    return sorted({actor.queue_name for actor in broker.actors.values() if actor_job_kind(actor)})
 
 
 @dramatiq.actor(

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 
 from . import keys
+
+if TYPE_CHECKING:
+    from .services import Services
 
 _OPEN = """
 local opened = redis.call('hsetnx', KEYS[1], 'since', ARGV[1])
@@ -137,3 +140,15 @@ class BreakerStore:
         for began, ended in intervals:
             total += max(0.0, min(ended, now) - max(began, start))
         return total
+
+
+def breaker_store(svc: Services, *, fallback: bool = False) -> BreakerStore:
+    """The breaker state store of ``svc``'s Redis and settings (the fallback LLM's with
+    ``fallback``); past outages are kept twice ``LLM_UNAVAILABLE_EXPIRY_SECONDS``."""
+    config = svc.settings
+    return BreakerStore(
+        svc.redis,
+        config.key_prefix,
+        outage_retention=config.llm_unavailable_expiry_seconds * 2,
+        fallback=fallback,
+    )

@@ -37,8 +37,12 @@ def expiry_error(age_seconds: float) -> str:
     )
 
 
-def claim_and_expire(svc: Services, message: AnyMessage, kind: JobKind) -> bool:
+def claim_and_expire(
+    svc: Services, message: AnyMessage, kind: JobKind, error: str | None = None
+) -> bool:
     """Expire the job once: return ``True`` if this call did it, ``False`` if already done.
+
+    ``error`` is what Core gets (by default :func:`expiry_error` of the job's age).
 
     The claim is taken before Core and the user are told, so two sweepers
     never both notify; if telling them fails, the claim is released so the
@@ -48,7 +52,7 @@ def claim_and_expire(svc: Services, message: AnyMessage, kind: JobKind) -> bool:
     if not svc.redis.set(claim, "1", nx=True, ex=CLAIM_TTL_SECONDS):
         return False
     try:
-        kind.expired(svc, message, expiry_error(message_age(message)))
+        kind.expired(svc, message, error or expiry_error(message_age(message)))
     except Exception:
         svc.redis.delete(claim)
         raise

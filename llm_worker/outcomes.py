@@ -28,6 +28,9 @@ from .usage import Usage
 
 logger = logging.getLogger("llm_worker.outcomes")
 
+#: The actor option that holds an LLM job actor's :class:`JobKind`.
+JOB_KIND_OPTION = "job_kind"
+
 #: A message as actors see it, or as middleware hooks receive it.
 AnyMessage = dramatiq.Message[Any] | MessageProxy
 
@@ -186,6 +189,10 @@ def check_job(config: SendCheckSettings, kind: JobKind, message: AnyMessage) -> 
 
 def job_kind_of(broker: dramatiq.Broker, message: AnyMessage) -> JobKind | None:
     """The actor's ``job_kind`` option, or ``None`` for actors that are not LLM jobs."""
-    actor = broker.get_actor(message.actor_name)
-    kind: JobKind | None = actor.options.get("job_kind")
+    return actor_job_kind(broker.get_actor(message.actor_name))
+
+
+def actor_job_kind(actor: dramatiq.Actor[Any, Any]) -> JobKind | None:
+    """``actor``'s :data:`JOB_KIND_OPTION`, or ``None`` for an actor that is not an LLM job."""
+    kind: JobKind | None = actor.options.get(JOB_KIND_OPTION)
     return kind

@@ -1,10 +1,12 @@
 """Dramatiq middleware of the LLM job worker; registered in :mod:`actors.broker`.
 
-Order matters for the ``before_process_message`` hooks: arguments are checked
-first, then expiry, staleness and the breaker's gate.
+Every middleware that acts on LLM jobs is a :class:`JobMiddleware`.  Order
+matters for the ``before_process_message`` hooks: arguments are checked first,
+then expiry, staleness and the breaker's gate.
 """
 
 from .age_check import MessageAgeCheck
+from .base import JobMiddleware
 from .circuit_breaker import CircuitBreaker, breaker_status, fallback_breaker_status
 from .dead_worker_recovery import DeadWorkerRecovery
 from .expiry_check import ExpiryCheck
@@ -19,6 +21,8 @@ from .report_outbox import ReportOutboxDrain
 from .worker_setup import WorkerSetup
 
 __all__ = [
+    # The base of the job middleware
+    "JobMiddleware",
     # Process and observability
     "JobOutcomeLog",
     "LivenessBeat",

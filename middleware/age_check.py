@@ -7,20 +7,18 @@ import time
 
 import dramatiq
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware, SkipMessage
 
 from llm_worker import message_options
+from llm_worker.breaker import breaker_store
 from llm_worker.expiry import message_age
-from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
 
-from .circuit_breaker import breaker_store
+from .base import JobMiddleware
 
 logger = logging.getLogger(__name__)
 
 
-class MessageAgeCheck(Middleware):
+class MessageAgeCheck(JobMiddleware):
     """Skip a job older than ``MESSAGE_MAX_AGE_SECONDS`` at its first pick-up.
 
     The age is the time since enqueue minus the time the circuit breaker was
@@ -30,20 +28,30 @@ class MessageAgeCheck(Middleware):
     reason and no notification; no LLM call is made.
 
     Actor and message option:
-      max_age_seconds: overrides ``MESSAGE_MAX_AGE_SECONDS`` for one actor, or
-        for one message sent with ``send_with_options`` (``0`` disables the check).
+      max_age_seconds: overrides the default for one actor, or for one message
+        sent with ``send_with_options`` (``0`` disables the check).
+
+    Parameters:
+      max_age_seconds: the default limit in seconds; ``None`` (the default) reads
+        ``MESSAGE_MAX_AGE_SECONDS`` from the worker's settings.
     """
 
-    actor_options = {"max_age_seconds"}
+    def __init__(self, *, max_age_seconds: float | None = None) -> None:
+        self.max_age_seconds = max_age_seconds
+
+    @property
+    def actor_options(self) -> set[str]:
+        """``job_kind`` and ``max_age_seconds``."""
+        return super().actor_options | {"max_age_seconds"}
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        kind = job_kind_of(broker, message)
-        if kind is None or message_options.was_requeued(message.options):
+        if self.kind_of(broker, message) is None or message_options.was_requeued(message.options):
             return
         svc = services()
-        actor = broker.get_actor(message.actor_name)
-        default = actor.options.get("max_age_seconds", svc.settings.message_max_age_seconds)
-        max_age = float(message.options.get("max_age_seconds", default))
+        default = self.max_age_seconds
+        if default is None:
+            default = svc.settings.message_max_age_seconds
+        max_age = float(self.option(broker, message, "max_age_seconds", default))
         now = time.time()
         age = message_age(message, now=now)
         if not max_age or age <= max_age:
@@ -52,6 +60,4 @@ class MessageAgeCheck(Middleware):
         if waited <= max_age:
             return
         error = f"stale: job was {waited:.0f}s old when picked up (limit {max_age:.0f}s)"
-        note_outcome("skipped", error)
-        kind.skipped(svc, message, error)  # if the report cannot be stored, the message stays
-        raise SkipMessage(error)
+        self.skip_job(svc, broker, message, "skipped", error)

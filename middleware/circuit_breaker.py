@@ -12,29 +12,19 @@ from dramatiq.common import dq_name
 from dramatiq.middleware import SkipMessage
 
 from llm_worker import message_options, metrics
-from llm_worker.breaker import BreakerStatus, BreakerStore
+from llm_worker.breaker import BreakerStatus, BreakerStore, breaker_store
 from llm_worker.cooldown import capped_retry_after, start_cooldown
 from llm_worker.errors import FallbackUnavailable, LLMRateLimited, LLMUnavailable
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import as_message, job_kind_of
+from llm_worker.outcomes import actor_job_kind, as_message
 from llm_worker.providers import Provider
 from llm_worker.services import Services, services
 from llm_worker.usage import Usage
 
+from .base import JobMiddleware
 from .periodic import PeriodicPass
 
 logger = logging.getLogger(__name__)
-
-
-def breaker_store(svc: Services, *, fallback: bool = False) -> BreakerStore:
-    """The breaker state store for the given services (the fallback LLM's with ``fallback``)."""
-    config = svc.settings
-    return BreakerStore(
-        svc.redis,
-        config.key_prefix,
-        outage_retention=config.llm_unavailable_expiry_seconds * 2,
-        fallback=fallback,
-    )
 
 
 def breaker_status() -> BreakerStatus:
@@ -64,11 +54,11 @@ def hold_until(primary: BreakerStatus, fallback: BreakerStatus | None) -> float 
 
 def llm_queues(broker: dramatiq.Broker) -> set[str]:
     """Queues (and their delay queues) of the actors that call the LLM."""
-    names = {actor.queue_name for actor in broker.actors.values() if actor.options.get("job_kind")}
+    names = {actor.queue_name for actor in broker.actors.values() if actor_job_kind(actor)}
     return names | {dq_name(name) for name in names}
 
 
-class CircuitBreaker(PeriodicPass):
+class CircuitBreaker(JobMiddleware, PeriodicPass):
     """A fleet-wide circuit breaker for the LLM, with its state in Redis.
 
     - The first :class:`~llm_worker.errors.LLMUnavailable` opens the breaker
@@ -120,7 +110,7 @@ class CircuitBreaker(PeriodicPass):
     # -- message hooks -------------------------------------------------------------
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        if job_kind_of(broker, message) is None:
+        if self.kind_of(broker, message) is None:
             return
         until = self._current(broker)
         if until is not None:
@@ -211,17 +201,14 @@ class CircuitBreaker(PeriodicPass):
             f"the LLM failed this request {errors} times, answering probes in between: {exception}"
         )
         message.fail()
-        note_outcome("failed", error)
         metrics.count_failing_request(message.actor_name)
         logger.error(
             "LLM keeps failing the request of %s (breaker left closed): %s",
             message.message_id,
             exception,
         )
-        kind = job_kind_of(broker, message)
-        if kind is not None:
-            attempts = Usage.from_options(message.options).attempts
-            kind.failed(svc, message, error, attempts)
+        attempts = Usage.from_options(message.options).attempts
+        self.end_job(svc, broker, message, "failed", error, attempts=attempts)
 
     # -- internals -------------------------------------------------------------------
 

@@ -6,17 +6,16 @@ import logging
 
 import dramatiq
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware, SkipMessage
 
-from llm_worker.expiry import claim_and_expire, is_expired
-from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import job_kind_of
+from llm_worker.expiry import expiry_error, is_expired, message_age
 from llm_worker.services import services
+
+from .base import JobMiddleware
 
 logger = logging.getLogger(__name__)
 
 
-class ExpiryCheck(Middleware):
+class ExpiryCheck(JobMiddleware):
     """Expire LLM jobs older than ``LLM_UNAVAILABLE_EXPIRY_SECONDS`` when picked up.
 
     Covers an LLM that comes back after a job's expiry but before the sweeper
@@ -25,12 +24,9 @@ class ExpiryCheck(Middleware):
     """
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        kind = job_kind_of(broker, message)
-        if kind is None:
+        if self.kind_of(broker, message) is None:
             return
         svc = services()
         if not is_expired(svc, message):
             return
-        note_outcome("expired")
-        claim_and_expire(svc, message, kind)  # if it cannot be told, the message stays queued
-        raise SkipMessage("expired")
+        self.skip_job(svc, broker, message, "expired", expiry_error(message_age(message)))

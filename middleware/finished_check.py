@@ -6,17 +6,18 @@ import logging
 
 import dramatiq
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware, SkipMessage
+from dramatiq.middleware import SkipMessage
 
 from llm_worker import keys
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import job_kind_of
 from llm_worker.services import services
+
+from .base import JobMiddleware
 
 logger = logging.getLogger(__name__)
 
 
-class FinishedJobCheck(Middleware):
+class FinishedJobCheck(JobMiddleware):
     """Acknowledge, without running it, a job that already reached a terminal state.
 
     Dramatiq delivers at least once: a worker killed after telling Core and
@@ -27,7 +28,7 @@ class FinishedJobCheck(Middleware):
     """
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        if job_kind_of(broker, message) is None:
+        if self.kind_of(broker, message) is None:
             return
         svc = services()
         raw = svc.redis.get(keys.finished(svc.settings.key_prefix, message.message_id))

@@ -8,14 +8,15 @@ from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware
 
 from llm_worker import message_options, metrics
 from llm_worker.errors import InvalidLLMResponse
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import as_message, job_kind_of
+from llm_worker.outcomes import as_message
 from llm_worker.services import services
 from llm_worker.usage import Usage
+
+from .base import JobMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def backoff_delay(retry: int, base_seconds: float) -> float:
     return base_seconds * (2**retry)
 
 
-class InvalidResponseBackoff(Middleware):
+class InvalidResponseBackoff(JobMiddleware):
     """Re-ask the model after an invalid answer, up to ``LLM_MAX_RETRIES`` times.
 
     Each retry is a delayed re-enqueue (``LLM_RETRY_BACKOFF_SECONDS`` doubling:
@@ -47,7 +48,8 @@ class InvalidResponseBackoff(Middleware):
     ) -> None:
         if not isinstance(exception, InvalidLLMResponse):
             return
-        config = services().settings
+        svc = services()
+        config = svc.settings
         retries = int(message.options.get(message_options.INVALID_RETRIES, 0))
         started = float(message.options.setdefault(message_options.FIRST_ATTEMPT_AT, time.time()))
         delay = backoff_delay(retries, config.llm_retry_backoff_seconds)
@@ -56,10 +58,7 @@ class InvalidResponseBackoff(Middleware):
             message.fail()
             attempts = max(retries + 1, Usage.from_options(message.options).attempts)
             error = f"invalid LLM response after {attempts} attempts: {exception.problem}"
-            note_outcome("failed", error)
-            kind = job_kind_of(broker, message)
-            if kind is not None:
-                kind.failed(services(), message, error, attempts)
+            self.end_job(svc, broker, message, "failed", error, attempts=attempts)
             return
         note_outcome("retrying", exception.problem)
         metrics.count_invalid(message.actor_name)

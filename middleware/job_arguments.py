@@ -7,14 +7,15 @@ from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
+from dramatiq.middleware import MiddlewareError
 
 from llm_worker import message_options
 from llm_worker.errors import InvalidPayload, SettingsError
-from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import check_job, job_kind_of
+from llm_worker.outcomes import check_job
 from llm_worker.services import services
 from llm_worker.settings import send_check_settings
+
+from .base import JobMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class SendCheckFailed(MiddlewareError, RuntimeError):
     ``JOB_MAX_PAYLOAD_BYTES``, arguments that are not JSON): nothing is enqueued."""
 
 
-class JobArgumentsCheck(Middleware):
+class JobArgumentsCheck(JobMiddleware):
     """Validate a job's arguments (and size, ``JOB_MAX_PAYLOAD_BYTES``) twice.
 
     - At send time, in the producer: ``actor.send`` raises :class:`InvalidJob`
@@ -39,18 +40,12 @@ class JobArgumentsCheck(Middleware):
       through its job kind (for Core jobs: ``status: failed`` with an error
       naming the field and an ``llm_failure`` notification) and the message goes
       to the dead-letter queue.  Nothing is retried and no LLM call is made.
-
-    Actor option:
-      job_kind: the actor's :class:`~llm_worker.outcomes.JobKind`; it marks
-        the LLM job actors every middleware of this service acts on.
     """
-
-    actor_options = {"job_kind"}
 
     def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
         if message.options.get(message_options.CHECKED):
             return  # a retry, a hold or a delayed message moving on: checked when first sent
-        kind = job_kind_of(broker, message)
+        kind = self.kind_of(broker, message)
         if kind is None:
             return
         try:
@@ -69,13 +64,14 @@ class JobArgumentsCheck(Middleware):
         message.options[message_options.CHECKED] = True
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        kind = job_kind_of(broker, message)
+        kind = self.kind_of(broker, message)
         if kind is None:
             return
+        svc = services()
         try:
-            check_job(services().settings, kind, message)
+            check_job(svc.settings, kind, message)
         except InvalidPayload as exc:
-            note_outcome("failed", str(exc))
-            kind.failed(services(), message, str(exc), 0)  # not stored: the message stays
-            message.fail()
-            raise SkipMessage(str(exc)) from None
+            error = str(exc)
+        else:
+            return
+        self.skip_job(svc, broker, message, "failed", error)

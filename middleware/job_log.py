@@ -8,13 +8,14 @@ from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware
 
 from llm_worker import message_options, metrics
 from llm_worker.arguments import is_job_id
 from llm_worker.job_outcome import take_outcome
-from llm_worker.outcomes import JobRef, job_kind_of
+from llm_worker.outcomes import JobRef
 from llm_worker.usage import Usage
+
+from .base import JobMiddleware
 
 logger = logging.getLogger("llm_worker.jobs")
 
@@ -25,7 +26,7 @@ def _review_ids(message: MessageProxy) -> str | None:
     return ":".join(map(str, ids)) if len(ids) == 2 and all(map(is_job_id, ids)) else None
 
 
-class JobOutcomeLog(Middleware):
+class JobOutcomeLog(JobMiddleware):
     """Log each LLM job's outcome once, with its actor, ids, attempt, duration and tokens.
 
     Outcomes: ``completed``, ``failed``, ``skipped`` (stale), ``expired``,
@@ -65,7 +66,7 @@ class JobOutcomeLog(Middleware):
         self, broker: dramatiq.Broker, message: MessageProxy, outcome: str, error: str | None
     ) -> None:
         started = self._started.pop(message.message_id, time.monotonic())
-        if job_kind_of(broker, message) is None:
+        if self.kind_of(broker, message) is None:
             return
         job = JobRef.from_message(message)
         usage = Usage.from_options(message.options)

@@ -22,9 +22,12 @@ from llm_worker.errors import (
     LLMUnavailable,
 )
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import JobRef, as_message, job_kind_of
-from llm_worker.services import services
+from llm_worker.outcomes import JobRef, as_message
+from llm_worker.services import Services, services
+from llm_worker.settings import Settings
 from llm_worker.usage import Usage
+
+from .base import JobMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ logger = logging.getLogger(__name__)
 OWNED_ELSEWHERE = (LLMUnavailable, LLMAtCapacity, InvalidLLMResponse)
 
 
-class JobRetries(Retries):
+class JobRetries(JobMiddleware, Retries):
     """Retries that leave LLM errors to their own middleware and never end silently.
 
     - :class:`~llm_worker.errors.LLMUnavailable` (rate-limited included),
@@ -60,9 +63,8 @@ class JobRetries(Retries):
     the error and the user an ``llm_failure`` notification.
     """
 
-    def configure(self) -> None:
-        """Read the retry bounds from the process's settings."""
-        config = services().settings
+    def configure(self, config: Settings) -> None:
+        """Take the retry bounds from ``config``, the process's settings."""
         self.max_retries = config.job_max_retries
         self.min_backoff = int(config.job_retry_min_backoff_seconds * 1000)
         self.max_backoff = int(config.job_retry_max_backoff_seconds * 1000)
@@ -77,31 +79,34 @@ class JobRetries(Retries):
     ) -> None:
         if exception is None or isinstance(exception, OWNED_ELSEWHERE):
             return
+        svc = services()
         if isinstance(exception, JobInProgress):
-            self._wait(broker, message)
+            self._wait(svc, broker, message)
             return
-        if isinstance(exception, CoreUnauthorized) and job_kind_of(broker, message):
-            self._hold(broker, message, exception)
+        if isinstance(exception, CoreUnauthorized) and self.kind_of(broker, message):
+            self._hold(svc, broker, message, exception)
             return
         if isinstance(exception, CoreRefused):
             note_refused(exception, job_id=JobRef.from_message(message).job_id, request="result")
         if isinstance(exception, JobRejected):
             message.fail()
         else:
-            self.configure()
+            self.configure(svc.settings)
             super().after_process_message(broker, message, result=result, exception=exception)
-        kind = job_kind_of(broker, message)
-        if message.failed and kind is not None:
+        if message.failed:
             attempts = Usage.from_options(message.options).attempts
             # An exception without a message (Dramatiq's TimeLimitExceeded) says its name.
             reason = str(exception) or type(exception).__name__
-            kind.failed(services(), message, reason, attempts)
+            self.end_job(svc, broker, message, "failed", reason, attempts=attempts)
 
     def _hold(
-        self, broker: dramatiq.Broker, message: MessageProxy, error: CoreUnauthorized
+        self,
+        svc: Services,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        error: CoreUnauthorized,
     ) -> None:
         """Send the job again after the hold interval, its retries untouched."""
-        svc = services()
         hold = svc.settings.core_unauthorized_hold_seconds
         note_unauthorized(
             svc.redis,
@@ -115,12 +120,12 @@ class JobRetries(Retries):
         message.options.setdefault(message_options.CORE_HELD_SINCE, time.time())
         broker.enqueue(as_message(message), delay=int(hold * 1000))
 
-    def _wait(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+    def _wait(self, svc: Services, broker: dramatiq.Broker, message: MessageProxy) -> None:
         """Send the job again shortly: another message of it holds its LLM lease."""
         note_outcome("waiting", "another message of the same job is calling the LLM")
         waits = int(message.options.get(message_options.LEASE_WAITS, 0)) + 1
         message.options[message_options.LEASE_WAITS] = waits
-        delay_ms = max(1, int(services().settings.job_retry_min_backoff_seconds * 1000))
+        delay_ms = max(1, int(svc.settings.job_retry_min_backoff_seconds * 1000))
         logger.info(
             "job %s waits %d ms for another message of the same job (wait %d)",
             message.message_id,

@@ -12,9 +12,10 @@ from dramatiq.broker import MessageProxy
 from llm_worker import message_options, metrics
 from llm_worker.errors import LLMAtCapacity, LLMRateLimited
 from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import as_message, job_kind_of
+from llm_worker.outcomes import actor_job_kind, as_message
 from llm_worker.services import services
 
+from .base import JobMiddleware
 from .periodic import PeriodicPass
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def wait_delay(seconds: float) -> float:
     return base * random.uniform(1.0, 1.25)
 
 
-class LLMCapacity(PeriodicPass):
+class LLMCapacity(JobMiddleware, PeriodicPass):
     """Fleet-wide LLM capacity: re-enqueue jobs that must wait, set actor priorities.
 
     - A job whose call found no capacity on its thread within
@@ -64,7 +65,7 @@ class LLMCapacity(PeriodicPass):
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         config = services().settings
         for actor in broker.actors.values():
-            if actor.options.get("job_kind") is not None:
+            if actor_job_kind(actor) is not None:
                 actor.priority = config.llm_priority(actor.actor_name)
 
     def after_process_message(
@@ -81,7 +82,7 @@ class LLMCapacity(PeriodicPass):
             wait, reason = services().capacity.store.cooldown_seconds(), "cooldown"
         else:
             return
-        if job_kind_of(broker, message) is None:
+        if self.kind_of(broker, message) is None:
             return
         delay = wait_delay(wait)
         waits = int(message.options.get(message_options.CAPACITY_WAITS) or 0) + 1
