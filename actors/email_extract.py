@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from llm_worker.jobs import Job, Notification
 from llm_worker.schemas import EmailExtractPayload, EmailExtractResult
 
@@ -14,12 +12,11 @@ EVENT_THRESHOLD = 0.7
 
 
 @job_actor("email_extract", queue="llm.email_extract", payload_model=EmailExtractPayload)
-def email_extract(job_id: str | int, user_id: int, payload: dict[str, Any]) -> None:
+def email_extract(job: Job[EmailExtractPayload]) -> None:
     """Extract events from the email; keep those with confidence over 0.7.
 
     One ``event_confirmation`` notification is published per kept event.
     """
-    job = Job.start("email_extract", EmailExtractPayload, (job_id, user_id, payload), {})
     data = job.payload.model_dump()
     answer = job.ask(EmailExtractResult, data=data)
     events = [event.model_dump() for event in answer.events if event.confidence > EVENT_THRESHOLD]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from llm_worker.jobs import Job, Notification
 from llm_worker.schemas import FollowupPayload, FollowupResult
 
@@ -11,9 +9,8 @@ from .job_actor import job_actor
 
 
 @job_actor("followup", queue="llm.followup", payload_model=FollowupPayload)
-def followup(job_id: str | int, user_id: int, payload: dict[str, Any]) -> None:
+def followup(job: Job[FollowupPayload]) -> None:
     """Write one follow-up question about ``payload["text"]`` (and its optional context)."""
-    job = Job.start("followup", FollowupPayload, (job_id, user_id, payload), {})
     data = {"text": job.payload.text, "context": job.payload.context}
     result = job.ask(FollowupResult, data=data).model_dump()
     job.complete(result, [Notification("llm_followup_result", result)])

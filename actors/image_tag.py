@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from llm_worker.errors import LLMRequestRejected
 from llm_worker.images import load_image
 from llm_worker.jobs import Job, Notification
@@ -13,13 +11,12 @@ from .job_actor import job_actor
 
 
 @job_actor("image_tag", queue="llm.image_tag", payload_model=ImageTagPayload)
-def image_tag(job_id: str | int, user_id: int, payload: dict[str, Any]) -> None:
+def image_tag(job: Job[ImageTagPayload]) -> None:
     """Tag the image at ``payload["path"]`` (relative to ``IMAGE_STORAGE_PATH``).
 
     The tags are stored with ``PUT /images/{image_id}/tags`` before the job is
     completed.
     """
-    job = Job.start("image_tag", ImageTagPayload, (job_id, user_id, payload), {})
     config = job.services.settings
     if not config.llm_vision_model:
         raise LLMRequestRejected("image tagging needs a vision model: LLM_VISION_MODEL is empty")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from llm_worker.jobs import Job, Notification
 from llm_worker.schemas import IntentPayload, IntentResult
 
@@ -11,8 +9,7 @@ from .job_actor import job_actor
 
 
 @job_actor("intent_classify", queue="llm.intent", payload_model=IntentPayload)
-def intent_classify(job_id: str | int, user_id: int, payload: dict[str, Any]) -> None:
+def intent_classify(job: Job[IntentPayload]) -> None:
     """Classify ``payload["text"]`` as reminder, task, search, general_note or ambiguous."""
-    job = Job.start("intent_classify", IntentPayload, (job_id, user_id, payload), {})
     result = job.ask(IntentResult, data={"text": job.payload.text}).model_dump()
     job.complete(result, [Notification("llm_intent_result", result)])

@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from llm_worker.errors import JobRejected, LLMError
 from llm_worker.outbound import send_message
 from llm_worker.review.kind import ReviewJob, parse_review_arguments
-from llm_worker.review.loop import GIT_QUEUE, ReviewTurn
+from llm_worker.review.loop import ReviewTurn
+from llm_worker.review.protocol import GIT_QUEUE, REVIEW_ACTOR, REVIEW_QUEUE
 from llm_worker.services import services
-
-#: The review loop's queue.
-REVIEW_QUEUE = "llm.review"
 
 
 @dramatiq.actor(
-    actor_name="review_chunk",
+    actor_name=REVIEW_ACTOR,
     queue_name=REVIEW_QUEUE,
     job_kind=ReviewJob(),
     throws=(JobRejected, LLMError),
@@ -41,4 +40,5 @@ def review_chunk(
     def send_review(sub_chunk_id: str, sub_event: str, sub_payload: dict[str, Any]) -> None:
         review_chunk.send(review_request_id, sub_chunk_id, sub_event, sub_payload)
 
-    ReviewTurn(services(), args, send_git, send_review).run()
+    message = CurrentMessage.get_current_message()
+    ReviewTurn(services(), args, send_git, send_review, message).run()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from llm_worker.jobs import Job, Notification
 from llm_worker.schemas import CoreTask, TaskMatchPayload, TaskMatchResult
 
@@ -27,9 +25,8 @@ def accepted_match(result: TaskMatchResult, tasks: list[CoreTask]) -> TaskMatchR
 
 
 @job_actor("task_match", queue="llm.task_match", payload_model=TaskMatchPayload)
-def task_match(job_id: str | int, user_id: int, payload: dict[str, Any]) -> None:
+def task_match(job: Job[TaskMatchPayload]) -> None:
     """Match ``payload["content"]`` against the user's open tasks read from Core."""
-    job = Job.start("task_match", TaskMatchPayload, (job_id, user_id, payload), {})
     tasks = job.services.core.open_tasks(job.user_id)
     data = {
         "note": job.payload.content,

@@ -10,20 +10,21 @@ from typing import Any
 
 import dramatiq
 
+from llm_worker import keys
 from llm_worker.outbound import send_message
+from llm_worker.review.protocol import (
+    CONTEXT_READY,
+    FETCH_CONTEXT,
+    GIT_QUEUE,
+    POST_COMMENT,
+    REVIEW_ACTOR,
+    REVIEW_QUEUE,
+)
 from llm_worker.services import services
 
 from .tools import GitTools, ToolError
 
 logger = logging.getLogger("gitworker")
-
-#: The queue the review loop sends to.
-GIT_QUEUE = "git_queue"
-
-
-def comments_key(review_request_id: str | int) -> str:
-    """``review:{review_request_id}:comments``: list of posted results (JSON)."""
-    return f"review:{review_request_id}:comments"
 
 
 def git_tools() -> GitTools:
@@ -72,7 +73,7 @@ def fetch_context(review_request_id: str | int, chunk_id: str | int, tool_call: 
     call_id = tool_call.get("id") if isinstance(tool_call, dict) else None
     payload = {"tool_call_id": str(call_id), "content": content, "error": error}
     send_message(
-        "llm.review", "review_chunk", (review_request_id, chunk_id, "CONTEXT_READY", payload), {}
+        REVIEW_QUEUE, REVIEW_ACTOR, (review_request_id, chunk_id, CONTEXT_READY, payload), {}
     )
 
 
@@ -89,10 +90,13 @@ def post_comment(
     comment is logged too (``llm-worker review`` prints them itself).
     """
     record = {"chunk_id": chunk_id, "comments": comments, "summary": summary, "error": error}
-    services().redis.rpush(comments_key(review_request_id), json.dumps(record))
+    svc = services()
+    svc.redis.rpush(
+        keys.review_comments(svc.settings.key_prefix, review_request_id), json.dumps(record)
+    )
     outcome = "failed" if error else f"{len(comments)} comments"
     logger.info("review %s:%s posted: %s", review_request_id, chunk_id, outcome)
-    if services().settings.log_content:
+    if svc.settings.log_content:
         for comment in comments:
             where = f"{comment.get('path')}:{comment.get('line')}"
             logger.info(
@@ -103,6 +107,6 @@ def post_comment(
 def declare(broker: dramatiq.Broker) -> list[dramatiq.Actor[Any, Any]]:
     """Declare ``fetch_context`` and ``post_comment`` on ``broker`` (queue ``git_queue``)."""
     return [
-        dramatiq.actor(broker=broker, queue_name=GIT_QUEUE, max_retries=3)(fn)
-        for fn in (fetch_context, post_comment)
+        dramatiq.actor(broker=broker, actor_name=name, queue_name=GIT_QUEUE, max_retries=3)(fn)
+        for name, fn in ((FETCH_CONTEXT, fetch_context), (POST_COMMENT, post_comment))
     ]

@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from dramatiq.middleware import CurrentMessage
-
-from . import keys, message_options, metrics, prompts
+from . import keys, prompts
 from .arguments import P, parse_arguments
-from .cooldown import start_cooldown
-from .errors import (
-    FallbackUnavailable,
-    InvalidLLMResponse,
-    LLMRateLimited,
-    LLMRequestRejected,
-    LLMUnavailable,
-)
 from .images import StoredImage
 from .job_lease import LEASE_MARGIN_SECONDS, job_lease
 from .json_extract import parse_answer
-from .providers.base import LLMAnswer, Prompt, Turn
+from .llm_call import JobMessage, LLMRequest, message_usage, retry_feedback
+from .providers.base import Prompt, Turn
 from .schemas import Result, response_schema
 from .services import Services, services
-from .tokens import fit_prompt
 from .usage import USAGE_OPTION, Usage
 
 logger = logging.getLogger("llm_worker.jobs")
@@ -43,152 +32,31 @@ class Notification:
     content: dict[str, Any]
 
 
-def retry_feedback() -> list[Turn]:
-    """The turns that tell the model what was wrong with its last answer, on a retry."""
-    message = CurrentMessage.get_current_message()
-    feedback = message.options.get(message_options.FEEDBACK) if message is not None else None
-    if not isinstance(feedback, dict):
-        return []
-    problem = prompts.RETRY_FEEDBACK.format(problem=feedback.get("problem", ""))
-    return [
-        Turn("assistant", str(feedback.get("answer", "")), kind="feedback"),
-        Turn("user", problem, kind="feedback"),
-    ]
-
-
-def current_usage() -> Usage:
-    """The token usage recorded so far on the message being processed."""
-    message = CurrentMessage.get_current_message()
-    return Usage.from_options(message.options) if message is not None else Usage()
-
-
-def request_outcome(exc: Exception) -> str:
-    """The metrics label of a failed LLM request."""
-    if isinstance(exc, LLMRateLimited):
-        return "rate_limited"
-    if isinstance(exc, LLMUnavailable):
-        return "unavailable"
-    if isinstance(exc, LLMRequestRejected):
-        return "rejected"
-    if isinstance(exc, InvalidLLMResponse):
-        return "invalid"
-    return "error"
-
-
-def call_llm(
-    svc: Services,
-    *,
-    model: str,
-    prompt: Prompt,
-    schema_name: str,
-    schema: dict[str, Any],
-    max_tokens: int | None = None,
-) -> LLMAnswer:
-    """Fit ``prompt`` into the token budget, wait for fleet capacity, call the model,
-    and record the usage.
-
-    ``max_tokens`` is the answer's budget, capped by ``LLM_MAX_OUTPUT_TOKENS``.
-
-    While the primary LLM's breaker is open and a fallback is configured, the
-    call goes to the fallback (with its model names).  A 429 starts the fleet's
-    cooldown.  The usage is added to the current message's options, so it is
-    summed over every attempt of the job.
-
-    Raises:
-      PromptTooLarge, LLMAtCapacity, LLMUnavailable (LLMRateLimited,
-      FallbackUnavailable), LLMRequestRejected, InvalidLLMResponse.
-    """
-    config = svc.settings
-    answer_tokens = min(max_tokens or config.llm_max_output_tokens, config.llm_max_output_tokens)
-    fallback = svc.fallback_active()
-    provider = svc.fallback_llm if fallback else svc.llm
-    assert provider is not None
-    if fallback:
-        model = svc.fallback_model(model)
-    fitted, size = fit_prompt(
-        prompt, config.prompt_token_budget, lambda p: svc.count_tokens(model, p, provider)
-    )
-    message = CurrentMessage.get_current_message()
-    actor = message.actor_name if message is not None else "?"
-    with svc.capacity.request(priority=config.llm_priority(actor), tokens=size) as lease:
-        started = time.monotonic()
-        try:
-            answer = provider.complete(
-                model=model,
-                prompt=fitted,
-                schema_name=schema_name,
-                schema=schema,
-                max_tokens=answer_tokens,
-            )
-        except Exception as exc:
-            metrics.observe_request(
-                provider=provider.name,
-                model=model,
-                actor=actor,
-                outcome=request_outcome(exc),
-                seconds=time.monotonic() - started,
-            )
-            if isinstance(exc, LLMRateLimited):
-                start_cooldown(svc, exc)
-            elif fallback and isinstance(exc, LLMUnavailable):
-                raise FallbackUnavailable(
-                    f"fallback LLM: {exc}", retry_after=exc.retry_after, status=exc.status
-                ) from exc
-            raise
-        lease.used = answer.prompt_tokens + answer.completion_tokens
-    metrics.observe_request(
-        provider=provider.name,
-        model=model,
-        actor=actor,
-        outcome="ok",
-        seconds=time.monotonic() - started,
-        prompt_tokens=answer.prompt_tokens,
-        completion_tokens=answer.completion_tokens,
-    )
-    if message is not None:
-        usage = Usage.from_options(message.options)
-        served_by = "fallback" if fallback else "primary"
-        usage.plus(
-            answer.prompt_tokens, answer.completion_tokens, model=model, served_by=served_by
-        ).store(message.options)
-    return answer
-
-
-@dataclass(frozen=True)
-class LLMRequest:
-    """One call to the model: what :func:`call_llm` is given."""
-
-    model: str
-    prompt: Prompt
-    schema_name: str
-    schema: dict[str, Any]
-    max_tokens: int | None = None
-
-    def call(self, svc: Services) -> LLMAnswer:
-        """Make the call (see :func:`call_llm`)."""
-        return call_llm(
-            svc,
-            model=self.model,
-            prompt=self.prompt,
-            schema_name=self.schema_name,
-            schema=self.schema,
-            max_tokens=self.max_tokens,
-        )
-
-
 @dataclass
 class Job(Generic[P]):
-    """One running life-organiser job: its validated arguments and the clients it uses."""
+    """One running life-organiser job: its validated arguments, its message and the
+    clients it uses.
+
+    ``message`` is the Dramatiq message being processed (its options carry the
+    job's usage and an invalid answer's feedback); ``None`` outside a worker (the
+    eval command), where nothing is stored.
+    """
 
     job_type: str
     job_id: str | int
     user_id: int
     payload: P
     services: Services
+    message: JobMessage = None
 
     @classmethod
     def start(
-        cls, job_type: str, payload_model: type[P], args: Sequence[Any], kwargs: dict[str, Any]
+        cls,
+        job_type: str,
+        payload_model: type[P],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        message: JobMessage = None,
     ) -> Job[P]:
         """Validate the actor's arguments and bind the process's clients.
 
@@ -196,7 +64,7 @@ class Job(Generic[P]):
           InvalidPayload: naming the offending argument or field.
         """
         parsed = parse_arguments(args, kwargs, payload_model)
-        return cls(job_type, parsed.job_id, parsed.user_id, parsed.payload, services())
+        return cls(job_type, parsed.job_id, parsed.user_id, parsed.payload, services(), message)
 
     def request(
         self, result_model: type[Result], data: dict[str, Any], image: StoredImage | None = None
@@ -220,7 +88,7 @@ class Job(Generic[P]):
             turns=(
                 *(prompts.example_turns(spec.examples) if in_turns else ()),
                 Turn("user", prompts.data_block(data), image=image),
-                *retry_feedback(),
+                *retry_feedback(self.message),
             ),
         )
         return LLMRequest(
@@ -248,7 +116,7 @@ class Job(Generic[P]):
           PromptTooLarge, LLMUnavailable, LLMRequestRejected, InvalidLLMResponse,
           JobInProgress.
         """
-        message = CurrentMessage.get_current_message()
+        message = self.message
         if message is None:  # outside a worker (the eval command): nothing stored
             return self._call(result_model, data, image)
         config = self.services.settings
@@ -263,12 +131,13 @@ class Job(Generic[P]):
             if lease.stored is not None:
                 return self._reuse(result_model, lease.stored, message.options)
             parsed = self._call(result_model, data, image)
-            stored = {"result": parsed.model_dump(mode="json"), "usage": current_usage().as_dict()}
+            usage = message_usage(message).as_dict()
+            stored = {"result": parsed.model_dump(mode="json"), "usage": usage}
             lease.store(json.dumps(stored), config.job_result_ttl_seconds)
             return parsed
 
     def _call(self, result_model: type[R], data: dict[str, Any], image: StoredImage | None) -> R:
-        answer = self.request(result_model, data, image).call(self.services)
+        answer = self.request(result_model, data, image).call(self.services, self.message)
         parsed = parse_answer(answer.text, result_model)
         assert isinstance(parsed, result_model)
         return parsed
@@ -289,7 +158,7 @@ class Job(Generic[P]):
         """Store the result in Core as completed, then publish the notifications and
         remember that the job finished, in one Redis round trip."""
         self.services.core.update_job(
-            self.job_id, "completed", result=result, usage=current_usage()
+            self.job_id, "completed", result=result, usage=message_usage(self.message)
         )
         notifier = self.services.notifier
         publications = [
@@ -303,7 +172,7 @@ class Job(Generic[P]):
             )
             for index, notification in enumerate(notifications)
         ]
-        message = CurrentMessage.get_current_message()
+        message = self.message
         if message is None:
             for publication in publications:
                 notifier.publish_prepared(publication)

@@ -1,6 +1,7 @@
 """Names of this service's own Redis keys (the broker's keys are Dramatiq's).
 
-Every name starts with ``KEY_PREFIX`` (default ``llmw``), written ``{p}`` here.
+Every name starts with ``KEY_PREFIX`` (default ``llmw``), written ``{p}`` here, but
+:func:`legacy_review_conversation`, only ever read.
 """
 
 from __future__ import annotations
@@ -131,3 +132,30 @@ def core_unauthorized(prefix: str) -> str:
     refuses the worker's credentials (401, 403); it expires a few hold intervals after the
     last refusal."""
     return f"{prefix}:core:unauthorized"
+
+
+def review_conversation(prefix: str, review_request_id: str | int, chunk_id: str | int) -> str:
+    """``{p}:review:conversation:{review_request_id}:{chunk_id}``: one chunk's review
+    conversation, a JSON list of messages (see :mod:`llm_worker.review.conversation`); it
+    lives ``REVIEW_CONVERSATION_TTL_SECONDS`` after its last turn."""
+    return f"{prefix}:review:conversation:{review_request_id}:{chunk_id}"
+
+
+def legacy_review_conversation(review_request_id: str | int, chunk_id: str | int) -> str:
+    """``conversation:{review_request_id}:{chunk_id}``: where a conversation was kept before
+    its key had the prefix; read when the prefixed key is missing, so a review in flight
+    across an upgrade carries on, and deleted once the conversation is saved again."""
+    return f"conversation:{review_request_id}:{chunk_id}"
+
+
+def review_conversation_lock(prefix: str, review_request_id: str | int, chunk_id: str | int) -> str:
+    """``{p}:review:lock:{review_request_id}:{chunk_id}``: held by the one turn of a chunk's
+    conversation under way, so a duplicate message waits and then sees its result."""
+    return f"{prefix}:review:lock:{review_request_id}:{chunk_id}"
+
+
+def review_comments(prefix: str, review_request_id: str | int) -> str:
+    """``{p}:review:comments:{review_request_id}``: list of what the reference git worker
+    received for a review, one JSON record per chunk (``chunk_id``, ``comments``,
+    ``summary``, ``error``)."""
+    return f"{prefix}:review:comments:{review_request_id}"

@@ -193,18 +193,22 @@ def review_local_diff(*, repo: str, base: str, timeout: float, threads: int) -> 
     import dramatiq
 
     from actors import broker, review_chunk
-    from gitworker.handlers import GIT_QUEUE, comments_key, declare
+    from gitworker.handlers import declare
 
+    from . import keys
+    from .review.protocol import GIT_QUEUE, REVIEW_QUEUE, REVIEW_REQUEST
     from .services import services
 
     in_process_worker_setup(broker)
     svc = services()
     declare(broker)
-    queues = ["llm.review", GIT_QUEUE]
+    queues = [REVIEW_QUEUE, GIT_QUEUE]
     worker = dramatiq.Worker(broker, queues=set(queues), worker_threads=threads)
     worker.start()
     review_id = f"local-{uuid.uuid4().hex[:12]}"
-    progress = ReviewProgress(svc.redis, comments_key(review_id), [])
+    progress = ReviewProgress(
+        svc.redis, keys.review_comments(svc.settings.key_prefix, review_id), []
+    )
     chunk_ids = [str(n) for n in range(1, len(chunks) + 1)]
     try:
         for n, chunk in enumerate(chunks, start=1):
@@ -217,7 +221,7 @@ def review_local_diff(*, repo: str, base: str, timeout: float, threads: int) -> 
                     "language": _language(chunk.path),
                 },
             }
-            review_chunk.send(review_id, str(n), "REVIEW_REQUEST", payload)
+            review_chunk.send(review_id, str(n), REVIEW_REQUEST, payload)
         finished = wait_for_review(broker, worker, queues, progress, chunk_ids, deadline)
     finally:
         worker.stop(timeout=int(STOP_GRACE_SECONDS * 1000))

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from llm_worker import keys
 from llm_worker.local_llm import local_llm_env, start_local_llm, stop_local_llm
 from llm_worker.schemas import (
     EmailExtractResult,
@@ -88,7 +89,9 @@ def test_every_job_against_the_real_model(
         {"repo": "demo", "chunk": {"path": "app.py", "diff": app_diff(git_repo)}},
     )
     wait_for(lambda: set(_final(fake_core)) >= set(range(1, 8)), timeout=600)
-    wait_for(lambda: redis_client.lrange("review:rr-real:comments", 0, -1), timeout=600)
+    wait_for(
+        lambda: redis_client.lrange(keys.review_comments("llmw", "rr-real"), 0, -1), timeout=600
+    )
 
     final = _final(fake_core)
     assert final[1]["status"] == "failed"
@@ -101,7 +104,9 @@ def test_every_job_against_the_real_model(
         model.model_validate(update["result"])
         assert update["usage"]["attempts"] == 1, update  # no invalid-answer retry
         assert update["usage"]["completion_tokens"] > 0
-    [review] = [json.loads(r) for r in redis_client.lrange("review:rr-real:comments", 0, -1)]
+    [review] = [
+        json.loads(r) for r in redis_client.lrange(keys.review_comments("llmw", "rr-real"), 0, -1)
+    ]
     assert not review.get("error"), review
     assert review["comments"] or review["summary"]
     assert not redis_client.exists("llmw:breaker")

@@ -7,12 +7,14 @@ import json
 import pytest
 
 from actors import review_chunk
+from llm_worker import keys
 from llm_worker.fakes import Reply
 from llm_worker.tokens import estimate_text_tokens
 from tests.conftest import app_diff, drain, git, send_unchecked
 
 pytestmark = pytest.mark.usefixtures("git_actors")
 QUEUES = ("llm.review", "git_queue")
+PREFIX = "llmw"
 
 
 def _request(repo, chunk_id="1", **chunk):
@@ -25,11 +27,13 @@ def _request(repo, chunk_id="1", **chunk):
 
 
 def _results(redis_client, review_id="rr-1"):
-    return [json.loads(r) for r in redis_client.lrange(f"review:{review_id}:comments", 0, -1)]
+    return [
+        json.loads(r) for r in redis_client.lrange(keys.review_comments(PREFIX, review_id), 0, -1)
+    ]
 
 
 def _conversation(redis_client, chunk_id="1"):
-    raw = redis_client.get(f"conversation:rr-1:{chunk_id}")
+    raw = redis_client.get(keys.review_conversation(PREFIX, "rr-1", chunk_id))
     return json.loads(raw) if raw else None
 
 
@@ -99,7 +103,47 @@ def test_two_tool_calls_then_three_comments(worker, git_repo, fake_llm, redis_cl
         "tool_result",
         "answer",
     ]
-    assert 0 < redis_client.ttl("conversation:rr-1:1") <= 604_800
+    assert 0 < redis_client.ttl(keys.review_conversation(PREFIX, "rr-1", "1")) <= 604_800
+
+
+def test_a_conversation_under_its_unprefixed_key_carries_on(
+    worker, git_repo, fake_llm, redis_client
+):
+    """A conversation saved before its key had the prefix, waiting for a tool call's result,
+    goes on from where it was, and moves to the prefixed key."""
+    diff = app_diff(git_repo)
+    tool_call = {"action": "tool_call", "tool": "read_file", "arguments": {"path": "app.py"}}
+    legacy = [
+        {
+            "role": "user",
+            "kind": "data",
+            "content": "legacy first turn: review app.py",
+            "chunk": {"path": "app.py", "diff": diff, "language": "python"},
+        },
+        {
+            "role": "assistant",
+            "kind": "tool_call",
+            "content": json.dumps({**tool_call, "reason": "see the whole file"}),
+            "tool_call_id": "legacy-call",
+            "delivered": True,
+        },
+    ]
+    old_key = keys.legacy_review_conversation("rr-1", "1")
+    redis_client.set(old_key, json.dumps(legacy), ex=600)
+    fake_llm.push({"action": "comment", "comments": COMMENTS})
+
+    ready = {"tool_call_id": "legacy-call", "content": "def total(items): ...", "error": None}
+    review_chunk.send("rr-1", "1", "CONTEXT_READY", ready)
+    drain(worker, *QUEUES)
+
+    [call] = fake_llm.chat_requests()
+    sent = [m["content"] for m in call["json"]["messages"]]
+    assert any("legacy first turn" in text for text in sent)
+    assert any("Result of tool call" in text and "def total(items)" in text for text in sent)
+    assert [r["comments"] for r in _results(redis_client)] == [COMMENTS]
+    conversation = _conversation(redis_client)
+    assert [m["kind"] for m in conversation] == ["data", "tool_call", "tool_result", "answer"]
+    assert not redis_client.exists(old_key)
 
 
 def test_no_issues_posts_summary(worker, git_repo, fake_llm, redis_client):

@@ -11,6 +11,7 @@ import time
 import pika
 import pytest
 
+from llm_worker import keys
 from llm_worker.fakes import Reply
 from tests.conftest import ROOT, app_diff, produce, run_cli, wait_for
 from tests.test_review import COMMENTS
@@ -99,12 +100,14 @@ def test_review_loop_on_rabbitmq(start_worker, cli_env, git_repo, fake_llm, redi
         "from actors import review_chunk\n"
         f"review_chunk.send('rr-mq', '1', 'REVIEW_REQUEST', {payload!r})",
     )
-    raw = wait_for(lambda: redis_client.lrange("review:rr-mq:comments", 0, -1), timeout=60)
+    raw = wait_for(
+        lambda: redis_client.lrange(keys.review_comments("llmw", "rr-mq"), 0, -1), timeout=60
+    )
 
     [result] = [json.loads(r) for r in raw]
     assert result["comments"] == COMMENTS[:2]
     assert len(fake_llm.chat_requests()) == 2
-    conversation = json.loads(redis_client.get("conversation:rr-mq:1"))
+    conversation = json.loads(redis_client.get(keys.review_conversation("llmw", "rr-mq", "1")))
     assert "1: import os" in conversation[2]["content"]
 
 
@@ -225,7 +228,7 @@ def test_git_worker_logs_hold_no_user_content(
         f"send('git_queue', 'fetch_context', ('rr-log', '1'), {{'tool_call': {tool_call!r}}})\n"
         f"send('git_queue', 'post_comment', ('rr-log', '1'), {{'comments': [{comment!r}]}})\n",
     )
-    wait_for(lambda: redis_client.lrange("review:rr-log:comments", 0, -1), timeout=60)
+    wait_for(lambda: redis_client.lrange(keys.review_comments("llmw", "rr-log"), 0, -1), timeout=60)
     [answer] = wait_for(lambda: redis_client.hvals("dramatiq:llm.review.msgs"), timeout=60)
     worker.terminate()
     worker.wait(timeout=30)
@@ -294,7 +297,9 @@ def test_review_workers_log_no_user_content(
         "from actors import review_chunk\n"
         f"review_chunk.send('rr-logs', '1', 'REVIEW_REQUEST', {payload!r})",
     )
-    [raw] = wait_for(lambda: redis_client.lrange("review:rr-logs:comments", 0, -1), timeout=60)
+    [raw] = wait_for(
+        lambda: redis_client.lrange(keys.review_comments("llmw", "rr-logs"), 0, -1), timeout=60
+    )
 
     assert json.loads(raw)["comments"][0]["body"] == f"{MARKER}!"
     assert len(fake_llm.chat_requests()) == 3

@@ -1,4 +1,5 @@
-"""Review conversations in Redis: ``conversation:{review_request_id}:{chunk_id}``.
+"""Review conversations in Redis: ``{p}:review:conversation:{review_request_id}:{chunk_id}``
+(:func:`~llm_worker.keys.review_conversation`).
 
 The value is a JSON list of messages, each ``{"role", "kind", "content"}``
 plus ``tool_call_id`` on tool calls and their results and ``chunk`` on the
@@ -17,10 +18,7 @@ from typing import Any
 
 import redis
 
-
-def conversation_key(review_request_id: str | int, chunk_id: str | int) -> str:
-    """The Redis key of one chunk's conversation."""
-    return f"conversation:{review_request_id}:{chunk_id}"
+from .. import keys
 
 
 @dataclass(frozen=True)
@@ -60,20 +58,30 @@ class Conversation:
 class ConversationStore:
     """Loads and saves conversations, one turn at a time under a lock.
 
+    A conversation kept under its unprefixed key
+    (:func:`~llm_worker.keys.legacy_review_conversation`) is read when the
+    prefixed one is missing, and moves to the prefixed key at its next save.
+
     Parameters:
       client: Redis at ``REDIS_URL``.
+      prefix: ``KEY_PREFIX``.
       ttl_seconds: lifetime of a conversation, refreshed on each save.
       lock_seconds: how long one turn may hold the conversation's lock.
     """
 
-    def __init__(self, client: redis.Redis, *, ttl_seconds: int, lock_seconds: float) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str, *, ttl_seconds: int, lock_seconds: float
+    ) -> None:
         self._redis = client
+        self._prefix = prefix
         self._ttl = ttl_seconds
         self._lock_seconds = lock_seconds
 
     def load(self, review_request_id: str | int, chunk_id: str | int) -> Conversation:
         """The conversation, empty if it does not exist (or expired)."""
-        raw = self._redis.get(conversation_key(review_request_id, chunk_id))
+        raw = self._redis.get(keys.review_conversation(self._prefix, review_request_id, chunk_id))
+        if raw is None:
+            raw = self._redis.get(keys.legacy_review_conversation(review_request_id, chunk_id))
         return Conversation(tuple(json.loads(raw)) if raw else ())
 
     def save(
@@ -82,14 +90,17 @@ class ConversationStore:
         chunk_id: str | int,
         messages: list[dict[str, Any]],
     ) -> None:
-        """Replace the conversation and refresh its TTL."""
-        key = conversation_key(review_request_id, chunk_id)
-        self._redis.set(key, json.dumps(messages, ensure_ascii=False), ex=self._ttl)
+        """Replace the conversation and refresh its TTL (an unprefixed copy is deleted)."""
+        key = keys.review_conversation(self._prefix, review_request_id, chunk_id)
+        pipe = self._redis.pipeline()
+        pipe.set(key, json.dumps(messages, ensure_ascii=False), ex=self._ttl)
+        pipe.delete(keys.legacy_review_conversation(review_request_id, chunk_id))
+        pipe.execute()
 
     @contextmanager
     def turn(self, review_request_id: str | int, chunk_id: str | int) -> Iterator[None]:
         """Hold the conversation's lock for one turn (duplicates wait, then see its result)."""
-        key = "lock:" + conversation_key(review_request_id, chunk_id)
+        key = keys.review_conversation_lock(self._prefix, review_request_id, chunk_id)
         lock = self._redis.lock(
             key, timeout=self._lock_seconds, blocking_timeout=self._lock_seconds
         )

@@ -14,15 +14,15 @@ from ..identifiers import id_problem
 from ..outbound import send_message
 from ..outcomes import AnyMessage
 from ..services import Services
-from .loop import GIT_QUEUE, POST_COMMENT
+from .protocol import CONTEXT_READY, GIT_QUEUE, POST_COMMENT, REVIEW_REQUEST
 from .schemas import ContextReadyPayload, ReviewArguments, ReviewRequestPayload
 
 logger = logging.getLogger("llm_worker.review")
 
 REVIEW_ARGUMENT_NAMES = ("review_request_id", "chunk_id", "event", "payload")
 _PAYLOADS: dict[str, type[ReviewRequestPayload] | type[ContextReadyPayload]] = {
-    "REVIEW_REQUEST": ReviewRequestPayload,
-    "CONTEXT_READY": ContextReadyPayload,
+    REVIEW_REQUEST: ReviewRequestPayload,
+    CONTEXT_READY: ContextReadyPayload,
 }
 
 

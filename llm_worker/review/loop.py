@@ -13,14 +13,15 @@ from pydantic import ValidationError
 
 from .. import prompts as common_prompts
 from ..errors import InvalidLLMResponse, InvalidPayload
-from ..jobs import LLMRequest, call_llm, current_usage, retry_feedback
 from ..json_extract import ANSWER_EXCERPT_CHARS, extract_json_object
+from ..llm_call import JobMessage, LLMRequest, call_llm, message_usage, retry_feedback
 from ..providers.base import Prompt, Turn
 from ..services import Services
 from ..tokens import BYTES_PER_TOKEN, SHORTENED_MARKER, PromptTooLarge
 from . import prompts
 from .conversation import Conversation, ConversationStore
 from .diff import FileDiff, parse_file_diff, split_diff
+from .protocol import FETCH_CONTEXT, POST_COMMENT, REVIEW_REQUEST
 from .schemas import (
     CommentAnswer,
     ContextReadyPayload,
@@ -33,11 +34,6 @@ from .schemas import (
 )
 
 logger = logging.getLogger("llm_worker.review")
-
-#: Queue and actor names of the git worker.
-GIT_QUEUE = "git_queue"
-FETCH_CONTEXT = "fetch_context"
-POST_COMMENT = "post_comment"
 
 #: Share of the prompt budget the first prompt (system and diff) may take; the rest
 #: is left for tool results.  A larger diff is split by hunks into sub-chunks.
@@ -85,12 +81,15 @@ class ReviewTurn:
       args: the validated message arguments.
       send_git: sends ``(actor_name, args, kwargs)`` to the git worker.
       send_review: sends ``(chunk_id, event, payload)`` to ``review_chunk`` (sub-chunks).
+      message: the message being handled (its options carry the usage and an invalid
+        answer's feedback); ``None`` outside a worker (the eval command).
     """
 
     svc: Services
     args: ReviewArguments
     send_git: Send
     send_review: Callable[[str, str, dict[str, Any]], None]
+    message: JobMessage = None
 
     @property
     def _max_tool_calls(self) -> int:
@@ -103,6 +102,7 @@ class ReviewTurn:
         config = self.svc.settings
         store = ConversationStore(
             self.svc.redis,
+            config.key_prefix,
             ttl_seconds=config.review_conversation_ttl_seconds,
             lock_seconds=config.llm_timeout_seconds * 2 + 60,
         )
@@ -232,7 +232,9 @@ class ReviewTurn:
         if not tools_allowed:
             text = prompts.TOOLS_EXHAUSTED.format(max_tool_calls=self._max_tool_calls)
             turns.append(Turn("user", text, kind="feedback"))
-        return Prompt(common_prompts.system_prompt(task, schema), (*turns, *retry_feedback()))
+        return Prompt(
+            common_prompts.system_prompt(task, schema), (*turns, *retry_feedback(self.message))
+        )
 
     def _prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
         model = self.svc.settings.llm_text_model
@@ -252,7 +254,7 @@ class ReviewTurn:
         for n, part in enumerate(parts, start=1):
             chunk = {**payload.chunk.model_dump(), "diff": part.text()}
             sub_payload = {**payload.model_dump(), "chunk": chunk}
-            self.send_review(f"{self.args.chunk_id}#{n}", "REVIEW_REQUEST", sub_payload)
+            self.send_review(f"{self.args.chunk_id}#{n}", REVIEW_REQUEST, sub_payload)
 
     def _take_turn(self, store: ConversationStore, messages: list[dict[str, Any]]) -> None:
         tool_calls = Conversation(tuple(messages)).tool_calls
@@ -272,6 +274,7 @@ class ReviewTurn:
             schema_name="ReviewAnswer",
             schema=schema,
             max_tokens=self.svc.prompt_profile.job("review").max_tokens,
+            message=self.message,
         )
         parsed = self._parse(answer.text, messages, tools_allowed)
         reply: dict[str, Any] = {
@@ -285,7 +288,7 @@ class ReviewTurn:
         messages = [*messages, reply]
         store.save(self.args.review_request_id, self.args.chunk_id, messages)
         self._deliver(store, messages)
-        usage = current_usage()
+        usage = message_usage(self.message)
         logger.info(
             "review turn done: chunk=%s action=%s attempts=%d tokens=%d+%d",
             self._name,

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, TypeAdapter
 
 from ..schemas import JobId, Payload, Result
+from .protocol import Event
 
-Event = Literal["REVIEW_REQUEST", "CONTEXT_READY"]
 Tool = Literal["read_file", "find_definition", "search_code"]
 
 
