@@ -18,15 +18,16 @@ WORKDIR /app
 # description: an empty stand-in here keeps README edits out of this layer.
 COPY pyproject.toml setup.cfg ./
 COPY scripts/install-dashboard.sh ./scripts/
-RUN mkdir actors middleware llm_worker gitworker \
-    && touch README.md actors/__init__.py middleware/__init__.py llm_worker/__init__.py \
-        gitworker/__init__.py \
+RUN mkdir console actors middleware llm_worker gitworker \
+    && touch README.md console/__init__.py actors/__init__.py middleware/__init__.py \
+        llm_worker/__init__.py gitworker/__init__.py \
     && pip install . \
     && scripts/install-dashboard.sh python \
     && pip uninstall -y llm-worker \
-    && rm -rf actors middleware llm_worker gitworker build README.md
+    && rm -rf console actors middleware llm_worker gitworker build README.md
 
 COPY README.md ./
+COPY console ./console
 COPY actors ./actors
 COPY middleware ./middleware
 COPY llm_worker ./llm_worker

@@ -55,7 +55,7 @@ def commands(bench: Bench) -> None:
     env = {**os.environ, **bench.env(METRICS_ENABLED="false")}
     runs = 3 if bench.quick else 7
     python = sys.executable
-    cli = [python, "-m", "llm_worker.cli"]
+    cli = [python, "-m", "console.cli"]
     send = [
         *cli,
         "send",

@@ -105,7 +105,7 @@ def run_workers(
 ) -> Iterator[Workers]:
     """Start ``dramatiq MODULE`` (``dramatiq-gevent`` with ``gevent``; on ``queues``
     only, if given) and wait until every worker process is ready."""
-    from llm_worker.ops.supervisor import worker_command
+    from console.ops.supervisor import worker_command
 
     client = bench_redis()
     before = client.zcard("dramatiq:__heartbeats__")

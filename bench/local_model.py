@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from console.local_llm import start_local_llm
 from llm_worker import prompts
 from llm_worker.errors import CommandError, InvalidLLMResponse
 from llm_worker.json_extract import parse_answer
-from llm_worker.local_llm import start_local_llm
 from llm_worker.providers import OpenAICompatibleProvider, Prompt, Turn
 from llm_worker.schemas import IntentResult, response_schema
 

@@ -265,7 +265,7 @@ def cli_env(env, fake_llm, fake_core, image_dir) -> dict[str, str]:
 def start_worker(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start `dramatiq MODULE` subprocesses (default `actors`; extra CLI arguments, extra
     env), with `gevent=True` through Dramatiq's `dramatiq-gevent`; stopped after the test."""
-    from llm_worker.ops.supervisor import worker_command
+    from console.ops.supervisor import worker_command
 
     started: list[subprocess.Popen[bytes]] = []
     logs = []
@@ -314,7 +314,7 @@ def app_diff(repo: Path) -> str:
 def run_cli(cli_env: dict[str, str], *args: str, timeout: float = 120, **env: str) -> Any:
     """Run ``llm-worker ARGS`` in its own process; return the completed process (text)."""
     return subprocess.run(
-        [sys.executable, "-m", "llm_worker.cli", *args],
+        [sys.executable, "-m", "console.cli", *args],
         cwd=ROOT,
         env={**cli_env, **env},
         capture_output=True,
@@ -332,7 +332,7 @@ class RedisServer:
     """A redis-server of a test's own on a free port, AOF on, data in ``folder``."""
 
     def __init__(self, folder: Path) -> None:
-        from llm_worker.local_llm import free_port
+        from console.local_llm import free_port
 
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"

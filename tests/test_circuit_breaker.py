@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 
 from actors import intent_classify, task_match
+from console.local_llm import free_port
 from llm_worker.fakes import Reply
-from llm_worker.local_llm import free_port
 from middleware import breaker_status
 from tests.conftest import dead_letters, drain, notifications, wait_for
 

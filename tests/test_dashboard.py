@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from llm_worker.local_llm import free_port
+from console.local_llm import free_port
 from tests.conftest import ROOT, wait_for
 
 
@@ -22,7 +22,7 @@ def dashboard(cli_env):
     def start(**env: str) -> int:
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "llm_worker.cli", "dashboard", "--port", str(port)],
+            [sys.executable, "-m", "console.cli", "dashboard", "--port", str(port)],
             cwd=ROOT,
             env={**cli_env, "DASHBOARD_USER": "", "DASHBOARD_PASSWORD": "", **env},
             stdout=subprocess.DEVNULL,

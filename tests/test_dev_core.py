@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from actors import image_tag, intent_classify, task_match
-from llm_worker.dev_core import DevCoreStore, make_server
+from console.dev_core import DevCoreStore, make_server
 from tests.conftest import drain, run_cli, wait_for
 
 

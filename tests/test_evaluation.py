@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from llm_worker.evaluation.run import run_eval
+from console.evaluation.run import run_eval
 from llm_worker.fakes import Reply
 from tests.conftest import run_cli
 

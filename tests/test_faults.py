@@ -159,7 +159,7 @@ def test_worker_survives_a_redis_restart(start_worker, cli_env, fake_llm, fake_c
 @pytest.fixture
 def own_rabbitmq(tmp_path):
     """A RabbitMQ node of the test's own on free ports, its data in a temporary folder."""
-    from llm_worker.local_llm import free_port
+    from console.local_llm import free_port
 
     port, dist_port = free_port(), free_port()
     home = tmp_path / "rabbitmq"

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from actors import intent_classify, task_match
+from console.local_llm import free_port
 from llm_worker.capacity import CapacityLimits, CapacityStore
 from llm_worker.fakes import FakeLLM, Reply
-from llm_worker.local_llm import free_port
 from middleware import breaker_status
 from tests.conftest import run_cli, wait_for
 

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
+from console.local_llm import local_llm_env, start_local_llm, stop_local_llm
 from llm_worker import keys
-from llm_worker.local_llm import local_llm_env, start_local_llm, stop_local_llm
 from llm_worker.schemas import (
     EmailExtractResult,
     FollowupResult,

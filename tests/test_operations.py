@@ -184,7 +184,7 @@ def test_every_command_has_help_with_an_example(cli_env):
 def _up(cli_env, tmp_path, *args, **env):
     log = (tmp_path / "up.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "llm_worker.cli", "up", *args],
+        [sys.executable, "-m", "console.cli", "up", *args],
         cwd=ROOT,
         env={**cli_env, **env},
         stdout=log,
@@ -348,7 +348,7 @@ def test_dashboard_in_a_browser(env, worker, cli_env, tmp_path, redis_client):
         intent_classify.send(n, 42, {"text": "x"})
     port = free_port()
     dashboard = subprocess.Popen(
-        [sys.executable, "-m", "llm_worker.cli", "dashboard", "--port", str(port)],
+        [sys.executable, "-m", "console.cli", "dashboard", "--port", str(port)],
         cwd=ROOT,
         env={**cli_env, "DASHBOARD_USER": "ops", "DASHBOARD_PASSWORD": "s3cret"},
         stdout=subprocess.DEVNULL,
@@ -622,8 +622,8 @@ def test_send_wait_says_core_refuses_the_report(
 
 
 def test_job_state_sentences_for_ends_without_a_notification():
+    from console.ops.job_state import JobState, explain
     from llm_worker.breaker import BreakerStatus
-    from llm_worker.ops.job_state import JobState, explain
 
     closed = BreakerStatus("closed")
     dead = explain(JobState("report_dead", "failed", "Core answered HTTP 503"), closed, "followup")

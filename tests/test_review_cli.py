@@ -171,7 +171,7 @@ MARKER = "zqxmarker"
 VERBOSE_REVIEW = (
     "import logging, sys\n"
     "logging.basicConfig(level=logging.DEBUG)\n"
-    "from llm_worker.cli import main\n"
+    "from console.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import CommandError, LLMUnavailable, SettingsError
-from .text import plural
+from llm_worker.errors import CommandError, LLMUnavailable, SettingsError
+from llm_worker.text import plural
 
 #: Dramatiq's own (lower-case) variables of the metrics exposition server's address.
 PROM_HOST_VARIABLE, PROM_PORT_VARIABLE = "dramatiq_prom_host", "dramatiq_prom_port"
@@ -34,7 +34,7 @@ def check_broker() -> str:
     Raises:
       CommandError: saying what to do when it does not.
     """
-    from .settings import broker_settings
+    from llm_worker.settings import broker_settings
 
     config = broker_settings()
     url = config.effective_broker_url
@@ -63,7 +63,7 @@ def check_broker() -> str:
 
 def describe_llm() -> str:
     """One line on whether the LLM answers (a down LLM is not an error)."""
-    from .services import services
+    from llm_worker.services import services
 
     svc = services()
     choice = svc.provider_choice
@@ -77,8 +77,9 @@ def describe_llm() -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from llm_worker.settings import broker_settings
+
     from .ops.supervisor import Child, Supervisor, worker_command
-    from .settings import broker_settings
 
     python = sys.executable
     worker = worker_command(
@@ -111,7 +112,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         from .dev_core import DEFAULT_PORT
 
         core_url = f"http://127.0.0.1:{DEFAULT_PORT}"
-        children.append(Child("dev-core", [python, "-m", "llm_worker.cli", "dev-core"]))
+        children.append(Child("dev-core", [python, "-m", "console.cli", "dev-core"]))
         os.environ["CORE_API_URL"] = core_url
         print(f"[up] Core: the dev Core at {core_url} (jobs listed there)", flush=True)
     if args.local_llm and args.dev_core:
@@ -132,15 +133,15 @@ def cmd_up(args: argparse.Namespace) -> int:
             flush=True,
         )
     elif not args.no_dashboard:
-        children.append(Child("dashboard", [python, "-m", "llm_worker.cli", "dashboard"]))
+        children.append(Child("dashboard", [python, "-m", "console.cli", "dashboard"]))
     return Supervisor(children).run()
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from actors import broker
+    from llm_worker.services import services
 
     from .ops.dashboard import serve_dashboard
-    from .services import services
 
     config = services().settings
     password = config.dashboard_password.get_secret_value() if config.dashboard_password else None
@@ -159,10 +160,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     import redis
 
     from actors import broker
+    from llm_worker.services import services
     from middleware import breaker_status
 
     from .ops.status import EXIT_BROKER_DOWN, collect_status, render, to_json
-    from .services import services
 
     try:
         check_broker()
@@ -178,8 +179,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from .liveness import read_liveness
-    from .settings import settings
+    from llm_worker.liveness import read_liveness
+    from llm_worker.settings import settings
 
     folder = settings().liveness_dir
     found = read_liveness(folder)
@@ -196,8 +197,9 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from llm_worker.services import services
+
     from .ops.send import parse_job_id, send_job
-    from .services import services
 
     return send_job(
         services(), args.actor, parse_job_id(args.job_id), args.user_id, args.payload, args.wait
@@ -206,9 +208,9 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_requeue_dead(args: argparse.Namespace) -> int:
     from actors import broker
+    from llm_worker.services import services
 
     from .ops.dead_letters import requeue_dead
-    from .services import services
 
     check_broker()
     queues = [args.queue] if args.queue else sorted(broker.get_declared_queues())
@@ -229,7 +231,7 @@ def cmd_requeue_dead(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from .services import services
+    from llm_worker.services import services
 
     svc = services()
     model = args.model or svc.settings.llm_text_model
@@ -282,8 +284,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from llm_worker.services import services
+
     from .evaluation.run import JOBS, run_eval
-    from .services import services
 
     jobs = args.jobs.split(",") if args.jobs else list(JOBS)
     unknown = sorted(set(jobs) - set(JOBS))
@@ -308,8 +311,9 @@ def local_llm_for(args: argparse.Namespace) -> Iterator[None]:
         return
     from pathlib import Path
 
+    from llm_worker.services import reset_services
+
     from .local_llm import start_local_llm, stop_local_llm, use_local_llm
-    from .services import reset_services
 
     log = Path(args.local_llm_log).resolve()
     print(f"starting the bundled local model {args.local_model} (its log: {log})", flush=True)

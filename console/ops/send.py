@@ -10,8 +10,9 @@ from typing import Any
 
 from dramatiq import Message
 
-from ..errors import CommandError
-from ..services import Services
+from llm_worker.errors import CommandError
+from llm_worker.services import Services
+
 from .job_state import JobState, explain, finished_job, job_state
 
 #: Notification types that mean the job did not succeed.

@@ -16,10 +16,10 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name, xq_name
 
-from .. import keys, message_options
-from ..breaker import BreakerStatus
-from ..services import Services
-from ..settings import Settings
+from llm_worker import keys, message_options
+from llm_worker.breaker import BreakerStatus
+from llm_worker.services import Services
+from llm_worker.settings import Settings
 
 Place = Literal[
     "finished",

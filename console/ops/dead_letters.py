@@ -12,9 +12,9 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import xq_name
 
-from .. import message_options
-from ..services import Services
-from ..usage import USAGE_OPTION
+from llm_worker import message_options
+from llm_worker.services import Services
+from llm_worker.usage import USAGE_OPTION
 
 #: Options dropped on requeue: the message starts over as a fresh attempt.
 RESET_OPTIONS = (

@@ -24,18 +24,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import InvalidLLMResponse, LLMUnavailable
-from ..jobs import Job, LLMRequest
-from ..json_extract import extract_json_object, parse_answer
-from ..review.diff import parse_file_diff
-from ..review.loop import invalid_comments
-from ..review.schemas import (
+from llm_worker.errors import InvalidLLMResponse, LLMUnavailable
+from llm_worker.jobs import Job, LLMRequest
+from llm_worker.json_extract import extract_json_object, parse_answer
+from llm_worker.review.diff import parse_file_diff
+from llm_worker.review.loop import invalid_comments
+from llm_worker.review.schemas import (
     CommentAnswer,
     ReviewArguments,
     ReviewRequestPayload,
     parse_review_answer,
 )
-from ..schemas import (
+from llm_worker.schemas import (
     CoreTask,
     EmailExtractPayload,
     EmailExtractResult,
@@ -48,7 +48,8 @@ from ..schemas import (
     TaskMatchPayload,
     TaskMatchResult,
 )
-from ..services import Services
+from llm_worker.services import Services
+
 from . import cases
 
 #: Job types the eval covers, in the order printed.
@@ -218,7 +219,7 @@ def all_cases() -> dict[str, list[Case]]:
 
 def _review_request(svc: Services, case: Case) -> LLMRequest:
     """A review chunk's first turn, tools off: the model must comment (or say no issues)."""
-    from ..review.loop import ReviewTurn
+    from llm_worker.review.loop import ReviewTurn
 
     assert isinstance(case.payload, ReviewRequestPayload)
     args = ReviewArguments(

@@ -12,12 +12,12 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name, xq_name
 
-from .. import message_options
-from ..breaker import BreakerStatus, BreakerStore
-from ..core_refusals import unauthorized_alarm
-from ..redis_consumer import unreadable_key
-from ..services import Services
-from ..text import plural
+from llm_worker import message_options
+from llm_worker.breaker import BreakerStatus, BreakerStore
+from llm_worker.core_refusals import unauthorized_alarm
+from llm_worker.redis_consumer import unreadable_key
+from llm_worker.services import Services
+from llm_worker.text import plural
 
 #: Exit codes: 1 while the LLM is down (breaker open or server not answering) or Core
 #: refuses the worker's credentials.

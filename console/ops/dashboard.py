@@ -10,7 +10,7 @@ from typing import Any
 
 import dramatiq
 
-from ..errors import CommandError
+from llm_worker.errors import CommandError
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

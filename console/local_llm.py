@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from .errors import CommandError
+from llm_worker.errors import CommandError
 
 #: Context window of the server, in tokens (shared by its slots).
 LOCAL_CONTEXT_TOKENS = 8192
@@ -189,7 +189,7 @@ def server_command(
     host: str, port: int, *, alias: str = DEFAULT_MODEL, log_file: str | None = None
 ) -> list[str]:
     """The command line that serves the model on ``host:port`` (``llm-worker local-llm``)."""
-    command = [sys.executable, "-m", "llm_worker.cli", "local-llm", "--host", host]
+    command = [sys.executable, "-m", "console.cli", "local-llm", "--host", host]
     command += ["--port", str(port), "--model", alias]
     return command + (["--log-file", log_file] if log_file else [])
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from ..errors import CommandError
+from llm_worker.errors import CommandError
 
 #: Seconds children get to stop (in-flight jobs finish or go back to the broker).
 STOP_TIMEOUT_SECONDS = 90

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CommandError
+from llm_worker.errors import CommandError
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ def in_process_worker_setup(broker: Any) -> None:
     """
     from dramatiq.middleware.prometheus import Prometheus
 
-    from .logs import configure_logging
-    from .services import services
+    from llm_worker.logs import configure_logging
+    from llm_worker.services import services
 
     config = services().settings
     if not logging.getLogger().handlers:
@@ -194,10 +194,9 @@ def review_local_diff(*, repo: str, base: str, timeout: float, threads: int) -> 
 
     from actors import broker, review_chunk
     from gitworker.handlers import declare
-
-    from . import keys
-    from .review.protocol import GIT_QUEUE, REVIEW_QUEUE, REVIEW_REQUEST
-    from .services import services
+    from llm_worker import keys
+    from llm_worker.review.protocol import GIT_QUEUE, REVIEW_QUEUE, REVIEW_REQUEST
+    from llm_worker.services import services
 
     in_process_worker_setup(broker)
     svc = services()

@@ -17,8 +17,8 @@ from typing import Any
 
 import requests
 
-from .. import keys
-from ..services import Services
+from llm_worker import keys
+from llm_worker.services import Services
 
 #: Seconds to connect, and then to get the answer's headers (at most ``LLM_TIMEOUT_SECONDS``):
 #: a server slower than this to list its models counts as not answering.
