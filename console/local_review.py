@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dramatiq
+from dramatiq.middleware.prometheus import Prometheus
+
+from actors import broker, review_chunk
+from gitworker.handlers import declare
+from llm_worker import keys
 from llm_worker.errors import CommandError
+from llm_worker.logs import configure_logging
+from llm_worker.review.protocol import GIT_QUEUE, REVIEW_QUEUE, REVIEW_REQUEST
+from llm_worker.services import services
+from middleware.circuit_breaker import breaker_status
 
 
 @dataclass(frozen=True)
@@ -65,11 +75,6 @@ def in_process_worker_setup(broker: Any) -> None:
     - Removes Dramatiq's ``Prometheus`` middleware: its metrics exist only in
       processes the ``dramatiq`` command boots, and this command serves none.
     """
-    from dramatiq.middleware.prometheus import Prometheus
-
-    from llm_worker.logs import configure_logging
-    from llm_worker.services import services
-
     config = services().settings
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -163,8 +168,6 @@ def wait_for_review(
 
 def timeout_reason() -> str:
     """Why a review may not have finished: the breaker's state, when it is open."""
-    from middleware.circuit_breaker import breaker_status
-
     status = breaker_status()
     if status.is_open:
         return f"the LLM is unavailable (breaker open: {status.last_error})"
@@ -189,14 +192,6 @@ def review_local_diff(*, repo: str, base: str, timeout: float, threads: int) -> 
         print(f"no changes against {base}")
         return 0
     os.environ["GIT_REPO_PATH"] = str(root)
-
-    import dramatiq
-
-    from actors import broker, review_chunk
-    from gitworker.handlers import declare
-    from llm_worker import keys
-    from llm_worker.review.protocol import GIT_QUEUE, REVIEW_QUEUE, REVIEW_REQUEST
-    from llm_worker.services import services
 
     in_process_worker_setup(broker)
     svc = services()

@@ -24,11 +24,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from actors.email_extract import EVENT_THRESHOLD
+from actors.task_match import accepted_match
 from llm_worker.errors import InvalidLLMResponse, LLMUnavailable
 from llm_worker.jobs import Job, LLMRequest
 from llm_worker.json_extract import extract_json_object, parse_answer
 from llm_worker.review.diff import parse_file_diff
-from llm_worker.review.loop import invalid_comments
+from llm_worker.review.loop import ReviewTurn, invalid_comments
 from llm_worker.review.schemas import (
     CommentAnswer,
     ReviewArguments,
@@ -118,8 +120,6 @@ def _intent_cases() -> list[Case]:
 
 
 def _kept_events(result: EmailExtractResult) -> list[Any]:
-    from actors.email_extract import EVENT_THRESHOLD
-
     return [event for event in result.events if event.confidence > EVENT_THRESHOLD]
 
 
@@ -146,8 +146,6 @@ def _email_cases() -> list[Case]:
 
 
 def _task_right(result: TaskMatchResult, expected: int | None) -> bool:
-    from actors.task_match import accepted_match
-
     tasks = [CoreTask.model_validate(task) for task in cases.OPEN_TASKS]
     return accepted_match(result, tasks).task_id == expected
 
@@ -219,8 +217,6 @@ def all_cases() -> dict[str, list[Case]]:
 
 def _review_request(svc: Services, case: Case) -> LLMRequest:
     """A review chunk's first turn, tools off: the model must comment (or say no issues)."""
-    from llm_worker.review.loop import ReviewTurn
-
     assert isinstance(case.payload, ReviewRequestPayload)
     args = ReviewArguments(
         review_request_id="eval", chunk_id="1", event="REVIEW_REQUEST", payload=case.payload

@@ -10,8 +10,11 @@ from typing import Any
 
 from dramatiq import Message
 
+from actors import JOB_ACTORS, broker
 from llm_worker.errors import CommandError
 from llm_worker.services import Services
+from middleware import breaker_status
+from middleware.job_arguments import InvalidJob, SendCheckFailed
 
 from .job_state import JobState, explain, finished_job, job_state
 
@@ -33,8 +36,6 @@ def send_job(
     wait: float | None,
 ) -> int:
     """Enqueue a job; with ``wait``, print its first notification (exit 1 for a failure)."""
-    from actors import JOB_ACTORS
-
     actor = JOB_ACTORS.get(actor_name)
     if actor is None:
         raise CommandError(f"unknown actor {actor_name!r}; one of {', '.join(sorted(JOB_ACTORS))}")
@@ -45,8 +46,6 @@ def send_job(
     stream = svc.settings.notify_stream
     last = svc.redis.xrevrange(stream, count=1)
     cursor = last[0][0] if last else b"0-0"
-    from middleware.job_arguments import InvalidJob, SendCheckFailed
-
     try:
         message = actor.send(job_id, user_id, payload)
     except (InvalidJob, SendCheckFailed) as exc:
@@ -72,9 +71,6 @@ class JobEnd:
 
 def situation(svc: Services, message: Message[Any]) -> tuple[JobState, str]:
     """Where the job of ``message`` is, and a sentence saying so to an operator."""
-    from actors import broker
-    from middleware import breaker_status
-
     state = job_state(broker, svc, message)
     return state, explain(state, breaker_status(), message.actor_name, svc.settings)
 
@@ -85,8 +81,6 @@ def ended_silently(svc: Services, message: Message[Any]) -> JobEnd | None:
     state = finished_job(svc, message.message_id)
     if state is None or state.place != "finished" or state.status not in ("completed", "skipped"):
         return None
-    from middleware import breaker_status
-
     return JobEnd(
         state.status or "", explain(state, breaker_status(), message.actor_name, svc.settings)
     )
