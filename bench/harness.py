@@ -14,6 +14,8 @@ from pathlib import Path
 
 import redis
 
+from llm_worker.redis_layout import RedisLayout
+
 ROOT = Path(__file__).resolve().parent.parent
 #: The benchmarks' own Redis database; it is flushed.
 BENCH_REDIS_URL = os.environ.get("LLMW_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -107,8 +109,8 @@ def run_workers(
     only, if given) and wait until every worker process is ready."""
     from console.ops.supervisor import worker_command
 
-    client = bench_redis()
-    before = client.zcard("dramatiq:__heartbeats__")
+    layout = RedisLayout(bench_redis())  # the actors' broker keeps Dramatiq's namespace
+    before = layout.worker_count()
     command = worker_command(sys.executable, processes=1, threads=1, gevent=gevent)
     launcher = command[: command.index("actors")]
     queue_args = ["--queues", *queues] if queues else []
@@ -130,7 +132,7 @@ def run_workers(
         )
         try:
             wait_until(
-                lambda: client.zcard("dramatiq:__heartbeats__") >= before + processes,
+                lambda: layout.worker_count() >= before + processes,
                 180,  # a loaded machine can take a minute to import and boot them
                 f"{module} workers to start (see {log})",
             )
@@ -142,14 +144,12 @@ def run_workers(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            client.delete("dramatiq:__heartbeats__")
+            layout.client.delete(layout.heartbeats_key)
 
 
 def pending(client: redis.Redis, queue: str) -> int:
     """Messages of ``queue`` not yet acknowledged (queued, delayed or in flight)."""
-    return int(client.hlen(f"dramatiq:{queue}.msgs")) + int(
-        client.hlen(f"dramatiq:{queue}.DQ.msgs")
-    )
+    return RedisLayout(client).unacknowledged_count(queue)
 
 
 def median(values: list[float]) -> float:

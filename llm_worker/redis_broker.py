@@ -12,6 +12,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import MiddlewareError, SkipMessage
 
 from .redis_consumer import HeldMessages, SafeRedisConsumer
+from .redis_layout import RedisLayout
 from .settings import BrokerSettings
 
 logger = logging.getLogger("llm_worker.redis_broker")
@@ -48,6 +49,12 @@ class RecoveringRedisBroker(RedisBroker):
         self._forced_maintenance = threading.local()
         #: Messages worker threads hold, and those to redeliver instead of acknowledging.
         self.held_messages = HeldMessages()
+
+    @property
+    def layout(self) -> RedisLayout:
+        """Where this broker keeps its messages in Redis: its keys under its namespace,
+        and reads of them (:class:`~llm_worker.redis_layout.RedisLayout`)."""
+        return RedisLayout.of(self)
 
     @property
     def consumer_class(self) -> type[SafeRedisConsumer]:

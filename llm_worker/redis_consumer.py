@@ -33,6 +33,8 @@ import redis
 from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
+from .redis_layout import RedisKeys
+
 if TYPE_CHECKING:
     from .redis_broker import RecoveringRedisBroker
 
@@ -82,21 +84,21 @@ return redis.call('hset', KEYS[3], ARGV[1], ARGV[2])
 def unreadable_key(namespace: str, queue_name: str) -> str:
     """``{ns}:{queue}.unreadable``: hash of the queue's (and its delay queue's) messages
     that could not be parsed, message id -> raw payload."""
-    canonical = queue_name[:-3] if queue_name.endswith(".DQ") else queue_name
-    return f"{namespace}:{canonical}.unreadable"
+    return RedisKeys(namespace).unreadable_key(queue_name)
 
 
 def move_unreadable(client: redis.Redis, namespace: str, queue_name: str, redis_id: Any) -> None:
     """Move a queued message that cannot be parsed aside (for the sweeper)."""
-    data = client.hget(f"{namespace}:{queue_name}.msgs", redis_id)
+    layout = RedisKeys(namespace)
+    data = client.hget(layout.messages_key(queue_name), redis_id)
     if data is None:
         return
     client.eval(
         _SWEEP_ASIDE,
         3,
-        f"{namespace}:{queue_name}",
-        f"{namespace}:{queue_name}.msgs",
-        unreadable_key(namespace, queue_name),
+        layout.ids_key(queue_name),
+        layout.messages_key(queue_name),
+        layout.unreadable_key(queue_name),
         redis_id,
         data,
     )
@@ -147,11 +149,11 @@ class SafeRedisConsumer(_RedisConsumer):
     def __init__(self, broker: RecoveringRedisBroker, queue_name: str, prefetch: int, timeout: int):
         super().__init__(broker, queue_name, prefetch, timeout)
         self._orphans_checked = False
-        ns = broker.namespace
-        self._acks_key = f"{ns}:__acks__.{broker.broker_id}.{queue_name}"
-        self._queue_key = f"{ns}:{queue_name}"
-        self._msgs_key = f"{ns}:{queue_name}.msgs"
-        self._delay_queue = queue_name.endswith(".DQ")
+        self._layout = broker.layout
+        self._acks_key = self._layout.acks_key(broker.broker_id, queue_name)
+        self._queue_key = self._layout.ids_key(queue_name)
+        self._msgs_key = self._layout.messages_key(queue_name)
+        self._delay_queue = self._layout.is_delay_queue(queue_name)
 
     def _requeue_orphans(self) -> None:
         held = [] if self._delay_queue else self.broker.held_messages.held(self.queue_name)
@@ -164,7 +166,7 @@ class SafeRedisConsumer(_RedisConsumer):
             )
 
     def _move_aside(self, data: Any) -> None:
-        target = unreadable_key(self.broker.namespace, self.queue_name)
+        target = self._layout.unreadable_key(self.queue_name)
         redis_id = self.broker.client.eval(
             _MOVE_ASIDE, 3, self._acks_key, self._msgs_key, target, data
         )

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import dq_name
 
 from .expiry import claim_and_expire, is_expired
 from .outcomes import job_kind_of
-from .redis_consumer import move_unreadable, unreadable_key
+from .redis_consumer import move_unreadable
+from .redis_layout import RedisLayout
 from .services import Services
 
 logger = logging.getLogger(__name__)
@@ -36,30 +36,30 @@ class SweepReport:
 def sweep_redis_queues(svc: Services, broker: RedisBroker, queues: Iterable[str]) -> SweepReport:
     """Expire every job in ``queues`` (and their delay queues) past its expiry age.
 
-    Reads the broker's message hashes directly (``{ns}:{queue}.msgs`` and
-    ``{ns}:{queue}.DQ.msgs``), so jobs no worker ever picked up, delayed
+    Reads the broker's message hashes directly (a queue's and its delay queue's,
+    see :mod:`~llm_worker.redis_layout`), so jobs no worker ever picked up, delayed
     retries and held-back jobs are all seen.  An expired job's message is
     removed from the broker; one expired earlier by another sweeper or
     worker is removed without telling anyone again.  A message that cannot be
     parsed is moved aside to ``{ns}:{queue}.unreadable``.
     """
     report = SweepReport()
-    client, namespace = broker.client, broker.namespace
-    remove = client.register_script(_REMOVE)
+    layout = RedisLayout.of(broker)
+    remove = broker.client.register_script(_REMOVE)
     for queue in queues:
-        for name in (queue, dq_name(queue)):
-            ids_key, msgs_key = f"{namespace}:{name}", f"{namespace}:{name}.msgs"
-            for redis_id, data in client.hscan_iter(msgs_key, count=500):
+        for name in (queue, layout.delay_queue(queue)):
+            ids_key, msgs_key = layout.ids_key(name), layout.messages_key(name)
+            for redis_id, data in layout.payloads(name):
                 report.scanned += 1
                 try:
                     message = Message.decode(data)
                 except Exception:
-                    move_unreadable(client, namespace, name, redis_id)
+                    move_unreadable(broker.client, broker.namespace, name, redis_id)
                     logger.error(
                         "unreadable message %s in %s moved aside to %s",
                         redis_id.decode(errors="replace"),
                         msgs_key,
-                        unreadable_key(namespace, name),
+                        layout.unreadable_key(name),
                     )
                     report.unreadable += 1
                     continue

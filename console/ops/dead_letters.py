@@ -13,6 +13,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import xq_name
 
 from llm_worker import message_options
+from llm_worker.redis_layout import RedisLayout
 from llm_worker.services import Services
 from llm_worker.usage import USAGE_OPTION
 
@@ -102,9 +103,10 @@ class Requeuer:
     def requeue_redis(self, queue: str, dry_run: bool) -> QueueRequeue:
         """Requeue a Redis queue's dead letters."""
         assert isinstance(self.broker, RedisBroker)
-        client, ns = self.broker.client, self.broker.namespace
-        ids_key, msgs_key = f"{ns}:{xq_name(queue)}", f"{ns}:{xq_name(queue)}.msgs"
-        dead_ids = client.zrange(ids_key, 0, -1)
+        layout = RedisLayout.of(self.broker)
+        client, dead = layout.client, layout.dead_letter_queue(queue)
+        ids_key, msgs_key = layout.ids_key(dead), layout.messages_key(dead)
+        dead_ids = layout.dead_letter_ids(queue)
         result = QueueRequeue()
         if dry_run or not dead_ids:
             result.requeued = len(dead_ids)

@@ -14,10 +14,10 @@ from typing import Any, Literal
 import dramatiq
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import dq_name, xq_name
 
 from llm_worker import keys, message_options
 from llm_worker.breaker import BreakerStatus
+from llm_worker.redis_layout import RedisLayout
 from llm_worker.services import Services
 from llm_worker.settings import Settings
 
@@ -61,42 +61,23 @@ class JobState:
         return self.place in ("finished", "report_dead", "dead_letter")
 
 
-def _lookup(client: Any, key: str, message: Message[Any]) -> bytes | None:
-    """The stored copy of ``message`` in the hash ``key``. Dramatiq keys a message by the
-    ``redis_message_id`` of its latest enqueue (a hold or a retry makes a new one), so
-    this tries that, then scans for the ``message_id``."""
-    redis_id = message.options.get("redis_message_id")
-    raw: bytes | None = client.hget(key, redis_id) if redis_id else None
-    if raw:
-        return raw
-    for _, data in client.hscan_iter(key, count=1000):
-        try:
-            if Message.decode(data).message_id == message.message_id:
-                return bytes(data)
-        except Exception:  # an undecodable entry is someone else's problem
-            continue
-    return None
-
-
 def _find(broker: RedisBroker, message: Message[Any]) -> tuple[Place, Message[Any]] | None:
-    client, ns, queue = broker.client, broker.namespace, message.queue_name
+    """Where the broker keeps ``message``'s latest copy, and that copy. Dramatiq keys a
+    message by the ``redis_message_id`` of its latest enqueue (a hold or a retry makes a
+    new one), so this may scan the queue's hashes for its ``message_id``."""
+    layout, queue = RedisLayout.of(broker), message.queue_name
     places: tuple[tuple[Place, str], ...] = (
-        ("dead_letter", f"{ns}:{xq_name(queue)}.msgs"),
-        ("delayed", f"{ns}:{dq_name(queue)}.msgs"),
-        ("queued", f"{ns}:{queue}.msgs"),
+        ("dead_letter", layout.dead_letter_queue(queue)),
+        ("delayed", layout.delay_queue(queue)),
+        ("queued", queue),
     )
-    for place, key in places:
-        raw = _lookup(client, key, message)
-        if raw:
-            found = place
-            stored = Message.decode(raw)
+    for place, queue_name in places:
+        stored = layout.find(queue_name, message)
+        if stored is not None:
             redis_id = stored.options.get("redis_message_id")
-            if found == "queued" and any(
-                client.sismember(ack, redis_id)
-                for ack in client.scan_iter(f"{ns}:__acks__.*.{queue}", count=1000)
-            ):
-                found = "in_flight"
-            return found, stored
+            if place == "queued" and layout.is_in_flight(queue, redis_id):
+                return "in_flight", stored
+            return place, stored
     return None
 
 

@@ -8,14 +8,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import dramatiq
-from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import dq_name, xq_name
 
 from llm_worker import message_options
 from llm_worker.breaker import BreakerStatus, BreakerStore
 from llm_worker.core_refusals import unauthorized_alarm
-from llm_worker.redis_consumer import unreadable_key
+from llm_worker.redis_layout import RedisLayout
 from llm_worker.services import Services
 from llm_worker.text import plural
 
@@ -87,31 +85,18 @@ class Status:
         return asdict(self)
 
 
-def _scan_messages(client: Any, key: str) -> list[Message[Any]]:
-    messages = []
-    for _, data in client.hscan_iter(key, count=1000):
-        try:
-            messages.append(Message.decode(data))
-        except Exception:  # an undecodable entry is not worth failing the status for
-            continue
-    return messages
-
-
 def redis_queue_status(
     broker: RedisBroker, queue: str, now: float
 ) -> tuple[QueueStatus, list[float]]:
     """One queue's counts from Redis, and the enqueue times of its held-back jobs."""
-    client, ns = broker.client, broker.namespace
+    layout = RedisLayout.of(broker)
     status = QueueStatus(queue)
-    status.ready = int(client.llen(f"{ns}:{queue}"))
-    status.dead = int(client.zcard(f"{ns}:{xq_name(queue)}"))
-    status.unreadable = int(client.hlen(unreadable_key(ns, queue)))
-    in_flight = 0
-    for key in client.scan_iter(f"{ns}:__acks__.*.{queue}", count=1000):
-        in_flight += int(client.scard(key))
-    status.in_flight = in_flight
-    pending = _scan_messages(client, f"{ns}:{queue}.msgs")
-    delayed = _scan_messages(client, f"{ns}:{dq_name(queue)}.msgs")
+    status.ready = layout.ready_count(queue)
+    status.dead = layout.dead_letter_count(queue)
+    status.unreadable = layout.unreadable_count(queue)
+    status.in_flight = layout.in_flight_count(queue)
+    pending = list(layout.queued_messages(queue))
+    delayed = list(layout.delayed_messages(queue))
     status.delayed = len(delayed)
     every = pending + delayed
     if every:
@@ -168,9 +153,7 @@ def collect_status(broker: dramatiq.Broker, svc: Services, breaker: BreakerStatu
             status.first_expiry_in_seconds = round(min(held) + expiry - now, 1)
         # Alive: a heartbeat younger than the broker's timeout (BROKER_HEARTBEAT_TIMEOUT_SECONDS).
         cutoff = int(now * 1000) - int(broker.heartbeat_timeout)
-        status.live_workers = int(
-            broker.client.zcount(f"{broker.namespace}:__heartbeats__", cutoff, "+inf")
-        )
+        status.live_workers = RedisLayout.of(broker).live_workers(cutoff)
     else:
         for queue in queues:
             ready, delayed, dead = broker.get_queue_message_counts(queue)  # type: ignore[attr-defined]
