@@ -114,13 +114,14 @@ class RedisLayout(RedisKeys):
         return cls(broker.client, broker.namespace)
 
     def acks_keys(self, queue_name: str) -> Iterator[bytes]:
-        """Every broker's acks set of exactly ``queue_name`` (one ``SCAN``)."""
+        """Every broker's acks set of ``queue_name`` (found by ``SCAN``), not those of
+        another queue whose name ends in ``.{queue_name}``."""
         prefix = f"{self.namespace}:__acks__."
         suffix = f".{queue_name}"
         pattern = f"{_glob_escape(prefix)}*{_glob_escape(suffix)}"
         for key in self.client.scan_iter(pattern, count=SCAN_COUNT):
-            broker_id = key.decode()[len(prefix) : -len(suffix)]
-            if "." not in broker_id:  # not another queue ending in ``.{queue_name}``
+            broker_id = key.decode(errors="replace")[len(prefix) : -len(suffix)]
+            if "." not in broker_id:  # Dramatiq's broker ids are UUIDs
                 yield key
 
     def in_flight_count(self, queue_name: str) -> int:
