@@ -20,6 +20,7 @@ from gitworker.handlers import declare
 from llm_worker import keys
 from llm_worker.errors import CommandError
 from llm_worker.logs import configure_logging
+from llm_worker.review.loop import cancel_review
 from llm_worker.review.protocol import GIT_QUEUE, REVIEW_QUEUE, REVIEW_REQUEST
 from llm_worker.services import services
 from middleware.circuit_breaker import breaker_status
@@ -183,7 +184,8 @@ def review_local_diff(*, repo: str, base: str, timeout: float, threads: int) -> 
 
     ``timeout`` bounds the whole command: when it passes, the comments received so
     far are printed with a line saying the review timed out (exit 1); calls still
-    running are abandoned and their messages stay in the broker.
+    running are abandoned and the review is cancelled: its messages left in the
+    broker are dropped by whichever worker picks them up, with no LLM call.
     """
     deadline = time.monotonic() + timeout
     root = Path(repo).resolve()
@@ -222,6 +224,7 @@ def review_local_diff(*, repo: str, base: str, timeout: float, threads: int) -> 
     progress.poll()
     summary = f"{progress.comments} comments on {len(chunks)} files"
     if not finished:
+        cancel_review(svc, review_id)  # what is left in the shared queues is dropped
         print(
             f"review {review_id}: timed out after {timeout:g}s with {summary} "
             f"({len(progress.results)} chunk results): {timeout_reason()}",

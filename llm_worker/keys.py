@@ -159,3 +159,10 @@ def review_comments(prefix: str, review_request_id: str | int) -> str:
     received for a review, one JSON record per chunk (``chunk_id``, ``comments``,
     ``summary``, ``error``)."""
     return f"{prefix}:review:comments:{review_request_id}"
+
+
+def review_cancelled(prefix: str, review_request_id: str | int) -> str:
+    """``{p}:review:cancelled:{review_request_id}``: present once a review was given up (the
+    ``llm-worker review`` command timed out); its messages still queued are dropped
+    instead of calling the LLM.  It lives ``REVIEW_CONVERSATION_TTL_SECONDS``."""
+    return f"{prefix}:review:cancelled:{review_request_id}"

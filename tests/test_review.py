@@ -339,3 +339,14 @@ def test_invalid_review_messages_are_reported_to_the_git_worker(
     assert result["chunk_id"] == "9"
     assert field in result["error"]
     assert fake_llm.chat_requests() == []
+
+
+def test_a_cancelled_review_drops_its_queued_messages(worker, git_repo, fake_llm, redis_client):
+    redis_client.set(keys.review_cancelled(PREFIX, "rr-1"), "1")
+
+    _request(git_repo)
+    drain(worker, *QUEUES)
+
+    assert fake_llm.chat_requests() == []
+    assert _conversation(redis_client) is None
+    assert _results(redis_client) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -130,7 +131,7 @@ def test_review_with_default_settings_reports_every_comment(cli_env, git_repo, f
     assert "AttributeError" not in done.stderr and "Unexpected failure" not in done.stderr
 
 
-def test_review_timeout_bounds_the_whole_command(cli_env, git_repo, fake_llm):
+def test_review_timeout_bounds_the_whole_command(cli_env, git_repo, fake_llm, redis_client):
     fake_llm.push(Reply(content={"action": "no_issues", "summary": "late"}, delay=60))
     env = {**_default_env(cli_env), "LLM_TIMEOUT_SECONDS": "120"}
     started = time.monotonic()
@@ -144,6 +145,8 @@ def test_review_timeout_bounds_the_whole_command(cli_env, git_repo, fake_llm):
     assert "timed out after 3s with 0 comments on 1 files" in done.stdout
     assert "the LLM is slow or not answering" in done.stdout
     assert elapsed < 30  # the LLM would have answered after 60 s
+    [review_id] = re.findall(r"review (local-\w+): timed out", done.stdout)
+    assert redis_client.exists(keys.review_cancelled("llmw", review_id))  # leftovers dropped
 
 
 def test_review_timeout_says_the_breaker_is_open(cli_env, git_repo, fake_llm):

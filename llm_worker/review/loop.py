@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .. import keys
 from .. import prompts as common_prompts
 from ..errors import InvalidLLMResponse, InvalidPayload
 from ..json_extract import ANSWER_EXCERPT_CHARS, extract_json_object
@@ -72,6 +73,14 @@ def line_ranges(lines: set[int]) -> str:
     return ", ".join(ranges)
 
 
+def cancel_review(svc: Services, review_request_id: str | int) -> None:
+    """Give up a review: whatever of it is still queued (a chunk's request, a tool call's
+    answer) is dropped by the worker that picks it up instead of calling the LLM."""
+    config = svc.settings
+    key = keys.review_cancelled(config.key_prefix, review_request_id)
+    svc.redis.set(key, "1", ex=config.review_conversation_ttl_seconds)
+
+
 @dataclass
 class ReviewTurn:
     """Handles one ``review_chunk`` message.
@@ -107,6 +116,9 @@ class ReviewTurn:
             lock_seconds=config.llm_timeout_seconds * 2 + 60,
         )
         rr, chunk_id = self.args.review_request_id, self.args.chunk_id
+        if self.svc.redis.exists(keys.review_cancelled(config.key_prefix, rr)):
+            logger.info("review %s was cancelled: %s of %s dropped", rr, self.args.event, chunk_id)
+            return
         with store.turn(rr, chunk_id):
             conversation = store.load(rr, chunk_id)
             if self._redeliver(store, conversation):
