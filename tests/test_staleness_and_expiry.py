@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from actors import broker, intent_classify, sweep_expired
 from llm_worker.breaker import BreakerStore
 from llm_worker.services import services
@@ -149,3 +151,58 @@ def test_two_sweepers_expire_each_job_once(env, fake_core, redis_client):
     assert sorted(n["job_id"] for n in notifications(redis_client)) == list(range(90, 100))
     assert redis_client.llen("dramatiq:llm.intent") == 0
     assert services() is svc
+
+
+def _llm_chats(fake_llm):
+    """The LLM's chat requests that were not probes (a probe asks for one token)."""
+    return [r for r in fake_llm.chat_requests() if r["json"].get("max_tokens") != 1]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(
+    "processes, attempt",
+    [(1, 0), (1, 1), (1, 2), (2, 0)],
+    ids=["one-process-1", "one-process-2", "one-process-3", "two-processes"],
+)
+def test_cli_worker_expires_jobs_queued_during_an_outage_that_outlived_them(
+    start_worker, cli_env, fake_llm, fake_core, redis_client, tmp_path, processes, attempt
+):
+    """The reported scenario, with the real `dramatiq` CLI: a short expiry, the LLM down when
+    the jobs are sent, no sweep (the worker schedules none), the LLM back after their expiry
+    age. Job 1 meets the outage (it opens the breaker and is held); job 2 is sent while the
+    consumers are paused and never meets it. Both are expired at pick-up, neither runs."""
+    fake_llm.answers["IntentResult"] = GOOD
+    settings = {"LLM_UNAVAILABLE_EXPIRY_SECONDS": "3", "LLM_PROBE_INTERVAL_SECONDS": "0.5"}
+    start_worker("--processes", str(processes), "--threads", "2", **settings)
+    log = tmp_path / "worker0.log"
+    wait_for(lambda: log.read_text().count("Worker process is ready") == processes, 60)
+    fake_llm.down()
+    intent_classify.send(1, 42, {"text": "x"})
+    wait_for(lambda: redis_client.exists("llmw:breaker"), timeout=30)
+    intent_classify.send(2, 42, {"text": "x"})
+    time.sleep(4)  # both older than the expiry age
+    fake_llm.up()
+
+    wait_for(lambda: len(fake_core.job_updates()) == 2, timeout=60, interval=0.1)
+    for job_id in (1, 2):
+        [update] = fake_core.job_updates(job_id)
+        assert update["status"] == "failed", update
+        assert update["error"].startswith("expired: waited"), update
+    assert _llm_chats(fake_llm) == []
+
+
+@pytest.mark.timeout(180)
+def test_worker_started_after_an_outage_expires_the_jobs_it_outlived(
+    start_worker, fake_llm, fake_core, redis_client, tmp_path
+):
+    """Jobs sent while the LLM was down and no worker ran (so no breaker was ever opened),
+    picked up after their expiry age by a worker started once the LLM is back."""
+    fake_llm.answers["IntentResult"] = GOOD
+    for job_id in (3, 4):
+        intent_classify.send(job_id, 42, {"text": "x"})
+    time.sleep(3.5)
+    start_worker("--processes", "1", "--threads", "2", LLM_UNAVAILABLE_EXPIRY_SECONDS="3")
+
+    wait_for(lambda: len(fake_core.job_updates()) == 2, timeout=60, interval=0.1)
+    assert {u["status"] for u in fake_core.job_updates()} == {"failed"}
+    assert _llm_chats(fake_llm) == []
