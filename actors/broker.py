@@ -80,9 +80,9 @@ def build_broker(config: BrokerSettings) -> dramatiq.Broker:
     """A Redis or RabbitMQ broker for ``config``; nothing connects yet."""
     middleware = service_middleware(config)
     if config.uses_rabbitmq:
-        from dramatiq.brokers.rabbitmq import RabbitmqBroker  # imports pika: only when used
+        from llm_worker.rabbitmq_broker import RecoveringRabbitmqBroker  # imports pika
 
-        return RabbitmqBroker(url=config.effective_broker_url, middleware=middleware)
+        return RecoveringRabbitmqBroker(url=config.effective_broker_url, middleware=middleware)
     return RecoveringRedisBroker.from_settings(config, middleware=middleware)
 
 

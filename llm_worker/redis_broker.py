@@ -3,25 +3,19 @@ recovery of dead worker processes' messages can be run on demand."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any
 
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import MiddlewareError, SkipMessage
 
+from .fail_safe import FailSafeHooks
 from .redis_consumer import HeldMessages, SafeRedisConsumer
 from .redis_layout import RedisLayout
 from .settings import BrokerSettings
 
-logger = logging.getLogger("llm_worker.redis_broker")
 
-#: Signals around a message's processing whose failed hooks leave the message for redelivery.
-PROCESSING_SIGNALS = {"process_message", "skip_message"}
-
-
-class RecoveringRedisBroker(RedisBroker):
+class RecoveringRedisBroker(FailSafeHooks, RedisBroker):
     """Dramatiq's :class:`RedisBroker`, failing safe, plus :meth:`recover_dead_workers`.
 
     **Fail safe.** A middleware hook that fails while a message is processed
@@ -31,7 +25,8 @@ class RecoveringRedisBroker(RedisBroker):
     queue for redelivery once Redis answers, as if its worker had died.
     Dramatiq itself logs and ignores such failures, so the message was acked
     while nothing replaced it.  A failing ``before_process_message`` hook also
-    stops the message from running (Dramatiq would run the actor anyway).  Its
+    stops the message from running (Dramatiq would run the actor anyway); see
+    :class:`~llm_worker.fail_safe.FailSafeHooks`.  Its
     consumer (:class:`~llm_worker.redis_consumer.SafeRedisConsumer`) moves
     unparseable messages aside and requeues messages a restarted consumer
     dropped.
@@ -71,47 +66,6 @@ class RecoveringRedisBroker(RedisBroker):
         redis_id = message.options.get("redis_message_id")
         if redis_id:
             self.held_messages.redeliver(redis_id)
-
-    def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
-        """Dramatiq's, except that a ``before_process_message`` hook that fails skips
-        the message and leaves it for redelivery, instead of letting the actor run."""
-        if signal != "process_message":
-            super().emit_before(signal, *args, **kwargs)
-            return
-        message = args[0]
-        for middleware in self.middleware:
-            try:
-                middleware.before_process_message(self, *args, **kwargs)
-            except MiddlewareError:
-                raise
-            except Exception:
-                logger.critical(
-                    "%s failed before %s ran; it goes back on its queue for redelivery",
-                    type(middleware).__name__,
-                    message.message_id,
-                    exc_info=True,
-                )
-                self.redeliver(message)
-                raise SkipMessage("a middleware failed: redelivered") from None
-
-    def emit_after(self, signal: str, *args: Any, **kwargs: Any) -> None:
-        """Dramatiq's, except that a hook that fails after a message was processed or
-        skipped leaves the message for redelivery instead of acknowledging it."""
-        if signal not in PROCESSING_SIGNALS:
-            super().emit_after(signal, *args, **kwargs)
-            return
-        message = args[0]
-        for middleware in reversed(self.middleware):
-            try:
-                getattr(middleware, "after_" + signal)(self, *args, **kwargs)
-            except Exception:
-                logger.critical(
-                    "%s failed after %s; it goes back on its queue for redelivery",
-                    type(middleware).__name__,
-                    message.message_id,
-                    exc_info=True,
-                )
-                self.redeliver(message)
 
     @classmethod
     def from_settings(
