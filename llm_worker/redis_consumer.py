@@ -20,7 +20,10 @@ every new consumer (the first, and each after a restart) puts back on its
 queue every id of its acks set that no worker thread holds.  A requeue that
 meets a lost connection raises Dramatiq's ``ConnectionClosed``, which the
 consumer thread survives: it restarts, and its next consumer puts the delayed
-messages back.
+messages back.  A Redis that stops answering (``redis.TimeoutError``, with a
+``socket_timeout`` in the broker's URL) counts as a lost connection everywhere
+here: Dramatiq's consumer converted only ``ConnectionError``, so an ack that timed
+out escaped its retry loop and left the message fetched, held by no one, for good.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ if TYPE_CHECKING:
     from .redis_broker import RecoveringRedisBroker
 
 logger = logging.getLogger("llm_worker.redis_consumer")
+
+#: Redis errors that mean the connection is lost (refused, broken, or no answer within the
+#: URL's ``socket_timeout``): the consumer raises Dramatiq's ``ConnectionClosed`` for them,
+#: so an ack is retried until Redis answers and a fetch restarts the consumer.
+CONNECTION_LOST = (redis.ConnectionError, redis.TimeoutError)
 
 #: Requeue the ids of KEYS[1] (acks) not listed in ARGV onto KEYS[2] (queue) when
 #: KEYS[3] (payloads) still has them; return how many.
@@ -195,7 +203,7 @@ class SafeRedisConsumer(_RedisConsumer):
                         self.queue_name, message.options["redis_message_id"]
                     )
                 return message
-        except redis.ConnectionError as exc:
+        except CONNECTION_LOST as exc:
             raise ConnectionClosed(exc) from None
 
     def ack(self, message: Any) -> None:
@@ -203,7 +211,10 @@ class SafeRedisConsumer(_RedisConsumer):
         if self.broker.held_messages.must_redeliver(redis_id):
             self._put_back(message, redis_id)
             return
-        super().ack(message)
+        try:
+            super().ack(message)
+        except redis.TimeoutError as exc:  # Dramatiq's consumer converts only ConnectionError
+            raise ConnectionClosed(exc) from None
         self.broker.held_messages.release(self.queue_name, redis_id)
 
     def nack(self, message: Any) -> None:
@@ -211,13 +222,16 @@ class SafeRedisConsumer(_RedisConsumer):
         if self.broker.held_messages.must_redeliver(redis_id):
             self._put_back(message, redis_id)
             return
-        super().nack(message)
+        try:
+            super().nack(message)
+        except redis.TimeoutError as exc:
+            raise ConnectionClosed(exc) from None
         self.broker.held_messages.release(self.queue_name, redis_id)
 
     def _put_back(self, message: Any, redis_id: str) -> None:
         try:
             self.broker.do_requeue(self.queue_name, redis_id)
-        except redis.ConnectionError as exc:
+        except CONNECTION_LOST as exc:
             raise ConnectionClosed(exc) from None
         finally:
             self.queued_message_ids.discard(message.message_id)
@@ -233,7 +247,7 @@ class SafeRedisConsumer(_RedisConsumer):
         messages = list(messages)
         try:
             super().requeue(messages)
-        except redis.ConnectionError as exc:
+        except CONNECTION_LOST as exc:
             raise ConnectionClosed(exc) from None
         for message in messages:
             self.broker.held_messages.release(self.queue_name, message.options["redis_message_id"])

@@ -239,3 +239,36 @@ def test_a_delay_queue_consumer_survives_redis_stopping_and_puts_its_messages_ba
     redelivered = [wait_for(lambda: next(again), timeout=5) for _ in range(2)]
     assert sorted(m.args[0] for m in redelivered) == [0, 1]
     client.close()
+
+
+def test_an_ack_redis_does_not_answer_in_time_is_retried_until_it_does(redis_server):
+    """The broker's Redis stops answering (``CLIENT PAUSE``, longer than the URL's
+    ``socket_timeout``) just as a worker acknowledges a message: the ack times out
+    (``redis.TimeoutError``, not a ConnectionError) and must be retried like one after a
+    lost connection, not dropped, which left the message fetched and held for good."""
+    from queue import PriorityQueue
+
+    from dramatiq import Message
+    from dramatiq.worker import ConsumerThread
+
+    from llm_worker.redis_broker import RecoveringRedisBroker
+
+    broker = RecoveringRedisBroker(url=f"{redis_server.url}?socket_timeout=0.3")
+    queue = "ack-timeout-test"
+    broker.declare_queue(queue)
+    broker.enqueue(Message(queue_name=queue, actor_name="a", args=(), kwargs={}, options={}))
+    thread = ConsumerThread(
+        broker=broker, queue_name=queue, prefetch=1, work_queue=PriorityQueue(), worker_timeout=100
+    )
+    thread.consumer = broker.consume(queue, prefetch=1, timeout=100)
+    message = wait_for(lambda: next(thread.consumer), timeout=5)
+    acks = f"dramatiq:__acks__.{broker.broker_id}.{queue}"
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.scard(acks) == 1
+
+    client.execute_command("CLIENT", "PAUSE", "1500", "ALL")  # Redis stops answering
+    thread.post_process_message(message)  # the worker thread acknowledges it
+    assert client.scard(acks) == 0
+    assert client.hlen(f"dramatiq:{queue}.msgs") == 0
+    assert broker.held_messages.held(queue) == []
+    client.close()
