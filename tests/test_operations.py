@@ -657,3 +657,34 @@ def test_send_wait_says_no_worker_took_the_job(cli_env, redis_client):
         "llm-worker: no notification for job 35 within 2s: the job is still queued: "
         "no worker has taken it"
     )
+
+
+def test_status_exits_0_while_the_fallback_llm_serves_jobs(env, cli_env, fake_llm, redis_client):
+    """The primary LLM down (its breaker open, its server refusing connections) with a
+    fallback whose breaker is closed: jobs are served, so status says so and exits 0; with
+    the fallback's breaker open too, nothing serves jobs: exit 1."""
+    from llm_worker.fakes import FakeLLM
+
+    svc = env()
+    fallback = FakeLLM()
+    try:
+        fallback_env = {"LLM_FALLBACK_BASE_URL": fallback.base_url}
+        BreakerStore(svc.redis, "llmw", outage_retention=60).open(
+            "connection refused", next_probe_at=time.time() + 30
+        )
+        fake_llm.down()
+        served = run_cli(cli_env, "status", LLM_PROBE_INTERVAL_SECONDS="0.05", **fallback_env)
+        assert served.returncode == 0, served.stdout + served.stderr
+        assert "breaker: OPEN" in served.stdout and "serving: fallback" in served.stdout
+        assert "primary LLM down: jobs are served by the fallback LLM" in served.stdout
+        assert "jobs go to the fallback LLM until it answers" in served.stdout
+
+        BreakerStore(svc.redis, "llmw", outage_retention=60, fallback=True).open(
+            "connection refused", next_probe_at=time.time() + 30
+        )
+        none = run_cli(cli_env, "status", "--json", **fallback_env)
+        assert none.returncode == 1
+        assert json.loads(none.stdout)["serving"] == "none"
+    finally:
+        fallback.down()
+        fake_llm.up()

@@ -17,8 +17,9 @@ from llm_worker.redis_layout import RedisLayout
 from llm_worker.services import Services
 from llm_worker.text import plural
 
-#: Exit codes: 1 while the LLM is down (breaker open or server not answering) or Core
-#: refuses the worker's credentials.
+#: Exit codes: 1 while no LLM serves jobs (the primary down, its breaker open or its server
+#: not answering, and no fallback whose breaker is closed) or Core refuses the worker's
+#: credentials.
 EXIT_HEALTHY, EXIT_NOT_READY, EXIT_BROKER_DOWN = 0, 1, 2
 
 
@@ -74,9 +75,22 @@ class Status:
         return self.breaker["state"] == "open" or unreachable
 
     @property
+    def fallback_serves(self) -> bool:
+        """Whether jobs go to the fallback LLM: the primary is down, and a fallback is
+        configured whose breaker is closed."""
+        fallback = self.fallback_breaker
+        return self.llm_down and fallback is not None and fallback["state"] != "open"
+
+    @property
+    def jobs_served(self) -> bool:
+        """Whether an LLM serves jobs now: the primary, or else the fallback."""
+        return not self.llm_down or self.fallback_serves
+
+    @property
     def exit_code(self) -> int:
-        """0 healthy, 1 the LLM is down or Core refuses the worker's credentials."""
-        if self.llm_down or self.core_unauthorized is not None:
+        """0 healthy (jobs are served, by the primary or the fallback LLM), 1 no LLM serves
+        jobs or Core refuses the worker's credentials."""
+        if not self.jobs_served or self.core_unauthorized is not None:
             return EXIT_NOT_READY
         return EXIT_HEALTHY
 
@@ -173,20 +187,21 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-def _llm_line(llm: dict[str, Any], breaker_open: bool) -> str:
+def _llm_line(llm: dict[str, Any], breaker_open: bool, fallback_serves: bool) -> str:
     checked = _age(max(0.0, time.time() - llm["checked_at"]))
     if llm["reachable"]:
         return f"LLM: {llm['url']} answers ({llm['detail']}, checked {checked} ago)"
-    held = (
-        "jobs are held until it answers"
-        if breaker_open
-        else "the first job to call it will open the breaker, and jobs wait until it answers"
-    )
+    if fallback_serves:
+        held = "jobs go to the fallback LLM until it answers"
+    elif breaker_open:
+        held = "jobs are held until it answers"
+    else:
+        held = "the first job to call it will open the breaker, and jobs wait until it answers"
     return f"LLM: {llm['url']} NOT REACHABLE ({llm['detail']}, checked {checked} ago); {held}"
 
 
-def render(status: Status) -> str:
-    """The status as text for a terminal."""
+def _llm_lines(status: Status) -> list[str]:
+    """The breakers, the LLM's reachability and which LLM serves jobs."""
     breaker = status.breaker
     if breaker["state"] == "open":
         since = time.time() - breaker["since"]
@@ -198,7 +213,7 @@ def render(status: Status) -> str:
     else:
         lines = ["breaker: closed"]
     if status.llm is not None:
-        lines.append(_llm_line(status.llm, breaker["state"] == "open"))
+        lines.append(_llm_line(status.llm, breaker["state"] == "open", status.fallback_serves))
     if status.fallback_breaker is not None:
         fallback = status.fallback_breaker
         if fallback["state"] == "open":
@@ -206,6 +221,14 @@ def render(status: Status) -> str:
         else:
             lines.append("fallback LLM breaker: closed")
     lines.append(f"serving: {status.serving}")
+    if status.fallback_serves:
+        lines.append("primary LLM down: jobs are served by the fallback LLM")
+    return lines
+
+
+def render(status: Status) -> str:
+    """The status as text for a terminal."""
+    lines = _llm_lines(status)
     lines += render_capacity(status.capacity)
     lines.append(f"broker: {status.broker}")
     header = (
