@@ -39,6 +39,18 @@ return since
 """
 
 
+def covered_seconds(intervals: list[tuple[float, float]], start: float, end: float) -> float:
+    """Seconds of ``[start, end]`` covered by at least one of ``intervals`` (overlaps
+    counted once)."""
+    total, reached = 0.0, start
+    for began, ended in sorted(intervals):
+        began, ended = max(began, reached), min(ended, end)
+        if ended > began:
+            total += ended - began
+            reached = ended
+    return total
+
+
 @dataclass(frozen=True)
 class BreakerStatus:
     """What operators see of the breaker.  Times are seconds since the epoch."""
@@ -126,20 +138,20 @@ class BreakerStore:
         """Become the one process that probes in this interval; ``False`` if another is."""
         return bool(self._redis.set(self._probe_key, "1", nx=True, px=max(1, int(interval * 1000))))
 
-    def outage_seconds(self, start: float, *, now: float | None = None) -> float:
-        """Seconds between ``start`` and ``now`` during which the breaker was open."""
+    def outage_intervals(
+        self, start: float, *, now: float | None = None
+    ) -> list[tuple[float, float]]:
+        """The outages (``(began, ended)``) that ended after ``start``, the current one
+        (if the breaker is open) ending ``now``."""
         now = time.time() if now is None else now
-        total = 0.0
-        intervals = [
-            tuple(float(part) for part in member.decode().split(":"))
-            for member in self._redis.zrangebyscore(self._outages_key, start, "+inf")
-        ]
+        intervals: list[tuple[float, float]] = []
+        for member in self._redis.zrangebyscore(self._outages_key, start, "+inf"):
+            began, ended = member.decode().split(":")
+            intervals.append((float(began), float(ended)))
         current = self.status()
         if current.since is not None:
             intervals.append((current.since, now))
-        for began, ended in intervals:
-            total += max(0.0, min(ended, now) - max(began, start))
-        return total
+        return intervals
 
 
 def breaker_store(svc: Services, *, fallback: bool = False) -> BreakerStore:

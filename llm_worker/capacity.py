@@ -127,6 +127,8 @@ local ms = tonumber(ARGV[1])
 if redis.call('pttl', KEYS[1]) >= ms then return 0 end
 redis.call('hset', KEYS[1], 'until', ARGV[2], 'reason', ARGV[3])
 redis.call('pexpire', KEYS[1], ms)
+redis.call('zadd', KEYS[2], ARGV[2], ARGV[4] .. ':' .. ARGV[2])
+redis.call('zremrangebyscore', KEYS[2], '-inf', ARGV[5])
 return 1
 """
 
@@ -203,8 +205,17 @@ class CapacityStore:
       limits: the fleet's limits.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, limits: CapacityLimits) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        limits: CapacityLimits,
+        *,
+        history_seconds: float = 2 * 1_209_600,
+    ) -> None:
         self._redis = client
+        self._history = history_seconds
+        self._cooldowns = keys.capacity_cooldowns(prefix)
         self._prefix = prefix
         self.limits = limits
         self._slots = keys.capacity_slots(prefix)
@@ -281,7 +292,23 @@ class CapacityStore:
         """Start (or lengthen) the fleet's cooldown; ``True`` if this call set it."""
         now = time.time() if now is None else now
         ms = max(1, int(seconds * 1000))
-        return bool(self._cool_down(keys=[self._cooldown], args=[ms, now + seconds, reason[:500]]))
+        return bool(
+            self._cool_down(
+                keys=[self._cooldown, self._cooldowns],
+                args=[ms, now + seconds, reason[:500], now, now - self._history],
+            )
+        )
+
+    def cooldown_intervals(self, start: float) -> list[tuple[float, float]]:
+        """The cooldowns (``(began, until)``, seconds since the epoch) that ended after
+        ``start`` or go on; kept ``history_seconds``."""
+        return [
+            (float(began), float(until))
+            for began, until in (
+                member.decode().split(":")
+                for member in self._redis.zrangebyscore(self._cooldowns, start, "+inf")
+            )
+        ]
 
     def cooldown(self) -> Cooldown | None:
         """The current cooldown, or ``None``."""

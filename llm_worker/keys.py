@@ -121,6 +121,13 @@ def capacity_cooldown(prefix: str) -> str:
     return f"{prefix}:capacity:cooldown"
 
 
+def capacity_cooldowns(prefix: str) -> str:
+    """``{p}:capacity:cooldowns``: sorted set of past and current cooldowns, member
+    ``{start}:{until}`` (seconds since the epoch), score ``until``; the stale check
+    discounts them like outages."""
+    return f"{prefix}:capacity:cooldowns"
+
+
 def capacity_usage(prefix: str, window: int) -> str:
     """``{p}:capacity:usage:{window}``: hash (``requests``, ``tokens``) of the LLM calls
     started in one 10-second window, kept 90 seconds, for ``llm-worker status``."""

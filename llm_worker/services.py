@@ -119,7 +119,12 @@ class Services:
             tokens_per_minute=config.llm_tokens_per_minute,
             lease_seconds=config.llm_slot_lease_seconds,
         )
-        store = CapacityStore(self.redis, config.key_prefix, limits)
+        store = CapacityStore(
+            self.redis,
+            config.key_prefix,
+            limits,
+            history_seconds=config.llm_unavailable_expiry_seconds * 2,
+        )
         return CapacityGate(store, wait_seconds=config.llm_capacity_wait_seconds)
 
     def count_tokens(self, model: str, prompt: Prompt, provider: Provider | None = None) -> int:

@@ -9,9 +9,9 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker import message_options
-from llm_worker.breaker import breaker_store
 from llm_worker.expiry import message_age
 from llm_worker.services import services
+from llm_worker.staleness import unavailable_seconds
 
 from .base import JobMiddleware
 
@@ -21,8 +21,9 @@ logger = logging.getLogger(__name__)
 class MessageAgeCheck(JobMiddleware):
     """Skip a job older than ``MESSAGE_MAX_AGE_SECONDS`` at its first pick-up.
 
-    The age is the time since enqueue minus the time the circuit breaker was
-    open meanwhile: waiting for an unavailable LLM never makes a job stale.
+    The age is the time since enqueue minus the time the LLM could not take jobs
+    meanwhile (the circuit breaker open, or the fleet waiting out a 429's cooldown):
+    waiting for an unavailable LLM never makes a job stale.
     Retries and held-back jobs re-enqueued by this service's middleware are
     never checked.  A skipped job gets ``status: skipped`` in Core with the
     reason and no notification; no LLM call is made.
@@ -56,7 +57,7 @@ class MessageAgeCheck(JobMiddleware):
         age = message_age(message, now=now)
         if not max_age or age <= max_age:
             return
-        waited = age - breaker_store(svc).outage_seconds(now - age, now=now)
+        waited = age - unavailable_seconds(svc, now - age, now=now)
         if waited <= max_age:
             return
         error = f"stale: job was {waited:.0f}s old when picked up (limit {max_age:.0f}s)"

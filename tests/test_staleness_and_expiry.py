@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from dramatiq import Worker
 
 from actors import broker, intent_classify, sweep_expired
 from llm_worker.breaker import BreakerStore
@@ -206,3 +207,31 @@ def test_worker_started_after_an_outage_expires_the_jobs_it_outlived(
     wait_for(lambda: len(fake_core.job_updates()) == 2, timeout=60, interval=0.1)
     assert {u["status"] for u in fake_core.job_updates()} == {"failed"}
     assert _llm_chats(fake_llm) == []
+
+
+def test_time_waiting_out_a_429_cooldown_does_not_count_towards_staleness(env, fake_llm, fake_core):
+    """One worker thread: job 20's call gets a 429 (a 3 s cooldown for the fleet), job 21
+    waits the cooldown out on the thread, so job 22, queued behind it, is first picked up
+    about 3 s old, over its 1 s limit. The cooldown is discounted like an outage: it runs."""
+    from llm_worker.fakes import Reply
+
+    env(MESSAGE_MAX_AGE_SECONDS=1, LLM_CAPACITY_WAIT_SECONDS=10)
+    fake_llm.answers["IntentResult"] = GOOD
+    busy = {"error": {"message": "slow down"}}
+    fake_llm.push(Reply(status=429, body=busy, headers={"Retry-After": "3"}))
+    worker = Worker(broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        intent_classify.send(20, 42, {"text": "x"})
+        wait_for(lambda: fake_llm.chat_requests(), timeout=10)
+        for job_id in (21, 22):
+            intent_classify.send(job_id, 42, {"text": "x"})
+        wait_for(lambda: len(fake_core.job_updates()) == 3, timeout=30)
+        drain(worker, "llm.intent")
+    finally:
+        worker.stop()
+        broker.middleware[:] = [
+            m for m in broker.middleware if getattr(m, "worker", None) is not worker
+        ]
+    for job_id in (20, 21, 22):
+        assert [u["status"] for u in fake_core.job_updates(job_id)] == ["completed"], job_id
