@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 
@@ -154,65 +153,6 @@ def test_worker_survives_a_redis_restart(start_worker, cli_env, fake_llm, fake_c
 
     wait_for(lambda: fake_core.job_updates(7), timeout=60)
     assert fake_core.job_updates(7)[0]["status"] == "completed"
-
-
-@pytest.fixture
-def own_rabbitmq(tmp_path):
-    """A RabbitMQ node of the test's own on free ports, its data in a temporary folder."""
-    from console.local_llm import free_port
-
-    port, dist_port = free_port(), free_port()
-    home = tmp_path / "rabbitmq"
-    (home / "mnesia").mkdir(parents=True)
-    (home / "log").mkdir()
-    (home / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{port}\n")
-    (home / "env.conf").write_text("")
-    (home / "enabled_plugins").write_text("[].\n")
-    env = {
-        **os.environ,
-        "RABBITMQ_NODENAME": f"llmwtest{port}@localhost",
-        "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(dist_port),
-        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq.conf"),
-        "RABBITMQ_CONF_ENV_FILE": str(home / "env.conf"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
-        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(home / "log"),
-        "RABBITMQ_PID_FILE": str(home / "pid"),
-    }
-    # The server script itself (not Debian's wrapper, which switches to the rabbitmq user).
-    command = ["/usr/lib/rabbitmq/bin/rabbitmq-server"]
-    url = f"amqp://guest:guest@127.0.0.1:{port}/%2F"
-
-    def start():
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_for(lambda: _amqp_answers(url), timeout=90, interval=0.5)
-        return process
-
-    def stop(process):
-        process.send_signal(signal.SIGTERM)  # the script stops the node cleanly
-        process.wait(timeout=60)
-
-    state = {"process": start()}
-
-    def restart():
-        stop(state["process"])
-        state["process"] = start()
-
-    yield url, restart
-    stop(state["process"])
-
-
-def _amqp_answers(url):
-    import pika
-
-    try:
-        pika.BlockingConnection(pika.URLParameters(url)).close()
-    except Exception:
-        return False
-    return True
 
 
 @pytest.mark.skipif(

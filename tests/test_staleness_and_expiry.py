@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -13,7 +14,7 @@ from llm_worker.breaker import BreakerStore
 from llm_worker.services import services
 from llm_worker.settings import Settings
 from llm_worker.sweeper import sweep_redis_queues
-from tests.conftest import drain, notifications, wait_for
+from tests.conftest import drain, notifications, produce, wait_for
 
 GOOD = {"intent": "task", "confidence": 0.9}
 
@@ -235,3 +236,33 @@ def test_time_waiting_out_a_429_cooldown_does_not_count_towards_staleness(env, f
         ]
     for job_id in (20, 21, 22):
         assert [u["status"] for u in fake_core.job_updates(job_id)] == ["completed"], job_id
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(
+    not os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server"), reason="needs rabbitmq-server"
+)
+def test_cli_worker_on_rabbitmq_expires_jobs_that_outlived_an_outage(
+    start_worker, cli_env, fake_llm, fake_core, redis_client, tmp_path, own_rabbitmq
+):
+    """The same scenario with RabbitMQ, where nothing sweeps: expiry at pick-up is all."""
+    url, _ = own_rabbitmq
+    fake_llm.answers["IntentResult"] = GOOD
+    settings = {"LLM_UNAVAILABLE_EXPIRY_SECONDS": "3", "LLM_PROBE_INTERVAL_SECONDS": "0.5"}
+    start_worker("--processes", "1", "--threads", "2", BROKER_URL=url, **settings)
+    log = tmp_path / "worker0.log"
+    wait_for(lambda: "Worker process is ready" in log.read_text(), 60)
+    fake_llm.down()
+    producer = {**cli_env, "BROKER_URL": url}
+    produce(producer, "from actors import intent_classify as a; a.send(1, 42, {'text': 'x'})")
+    wait_for(lambda: redis_client.exists("llmw:breaker"), timeout=30)
+    produce(producer, "from actors import intent_classify as a; a.send(2, 42, {'text': 'x'})")
+    time.sleep(4)  # both older than the expiry age
+    fake_llm.up()
+
+    wait_for(lambda: len(fake_core.job_updates()) == 2, timeout=60, interval=0.1)
+    for job_id in (1, 2):
+        [update] = fake_core.job_updates(job_id)
+        assert update["status"] == "failed", update
+        assert update["error"].startswith("expired: waited"), update
+    assert _llm_chats(fake_llm) == []
