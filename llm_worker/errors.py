@@ -136,6 +136,12 @@ class LLMAtCapacity(LLMError):
         self.reason = reason
 
 
+class JobExpired(LLMError):
+    """The job reached its expiry age (``LLM_UNAVAILABLE_EXPIRY_SECONDS``) while it waited
+    on its worker thread (for LLM capacity, a cooldown): it is expired instead of calling
+    the LLM, as if it had been picked up that late."""
+
+
 class InvalidLLMResponse(LLMError):
     """The LLM answered with something that is not the requested JSON object.
 

@@ -14,10 +14,12 @@ from .cooldown import start_cooldown
 from .errors import (
     FallbackUnavailable,
     InvalidLLMResponse,
+    JobExpired,
     LLMRateLimited,
     LLMRequestRejected,
     LLMUnavailable,
 )
+from .expiry import is_expired, message_age
 from .providers.base import LLMAnswer, Prompt, Turn
 from .services import Services
 from .tokens import fit_prompt
@@ -79,9 +81,12 @@ def call_llm(
     its actor's priority and metrics labels come from it), so it is summed over
     every attempt of the job.
 
+    A job that reached its expiry age while it waited for capacity on its thread is not
+    sent to the model: :class:`~llm_worker.errors.JobExpired` (``ExpiryCheck`` expires it).
+
     Raises:
       PromptTooLarge, LLMAtCapacity, LLMUnavailable (LLMRateLimited,
-      FallbackUnavailable), LLMRequestRejected, InvalidLLMResponse.
+      FallbackUnavailable), LLMRequestRejected, InvalidLLMResponse, JobExpired.
     """
     config = svc.settings
     answer_tokens = min(max_tokens or config.llm_max_output_tokens, config.llm_max_output_tokens)
@@ -95,6 +100,9 @@ def call_llm(
     )
     actor = message.actor_name if message is not None else "?"
     with svc.capacity.request(priority=config.llm_priority(actor), tokens=size) as lease:
+        if message is not None and is_expired(svc, message):
+            age = message_age(message)
+            raise JobExpired(f"expired while it waited for LLM capacity ({age:.0f}s old)")
         started = time.monotonic()
         try:
             answer = provider.complete(

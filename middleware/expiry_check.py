@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 
+from llm_worker.errors import JobExpired
 from llm_worker.expiry import expiry_error, is_expired, message_age
 from llm_worker.services import services
 
@@ -20,7 +22,10 @@ class ExpiryCheck(JobMiddleware):
 
     Covers an LLM that comes back after a job's expiry but before the sweeper
     ran: the job is expired exactly as the sweeper would (once, with an
-    ``llm_expiry`` notification) and acknowledged, so it never runs.
+    ``llm_expiry`` notification) and acknowledged, so it never runs.  A job that
+    reaches its expiry age while it waits on its thread for LLM capacity raises
+    :class:`~llm_worker.errors.JobExpired` instead of calling the LLM, and is expired
+    the same way after the actor.
     """
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
@@ -30,3 +35,15 @@ class ExpiryCheck(JobMiddleware):
         if not is_expired(svc, message):
             return
         self.skip_job(svc, broker, message, "expired", expiry_error(message_age(message)))
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if isinstance(exception, JobExpired):  # if it cannot be told, the message stays
+            svc = services()
+            self.end_job(svc, broker, message, "expired", expiry_error(message_age(message)))

@@ -16,6 +16,7 @@ from llm_worker.errors import (
     CoreRefused,
     CoreUnauthorized,
     InvalidLLMResponse,
+    JobExpired,
     JobInProgress,
     JobRejected,
     LLMAtCapacity,
@@ -33,8 +34,8 @@ logger = logging.getLogger(__name__)
 
 
 #: Errors another middleware owns: the circuit breaker, the capacity limits, the invalid-answer
-#: backoff.
-OWNED_ELSEWHERE = (LLMUnavailable, LLMAtCapacity, InvalidLLMResponse)
+#: backoff, the expiry check.
+OWNED_ELSEWHERE = (LLMUnavailable, LLMAtCapacity, InvalidLLMResponse, JobExpired)
 
 
 class JobRetries(JobMiddleware, Retries):

@@ -266,3 +266,41 @@ def test_cli_worker_on_rabbitmq_expires_jobs_that_outlived_an_outage(
         assert update["status"] == "failed", update
         assert update["error"].startswith("expired: waited"), update
     assert _llm_chats(fake_llm) == []
+
+
+def test_a_job_that_expires_waiting_for_llm_capacity_is_expired_not_sent(
+    env, fake_llm, fake_core, redis_client
+):
+    """One LLM slot for the fleet: job 24 holds it for 3 s; job 25, picked up at once and
+    so not expired then, waits for the slot on its thread past its 2 s expiry age. It is
+    expired instead of being sent to the LLM."""
+    from llm_worker.fakes import Reply
+
+    env(
+        LLM_UNAVAILABLE_EXPIRY_SECONDS=2,
+        LLM_MAX_CONCURRENT_REQUESTS=1,
+        LLM_CAPACITY_WAIT_SECONDS=10,
+    )
+    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.push(Reply(content=GOOD, delay=3))
+    worker = Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        intent_classify.send(24, 42, {"text": "x"})
+        wait_for(lambda: fake_llm.chat_requests(), timeout=10)
+        intent_classify.send(25, 42, {"text": "x"})
+        wait_for(lambda: len(fake_core.job_updates()) == 2, timeout=30)
+        drain(worker, "llm.intent")
+    finally:
+        worker.stop()
+        broker.middleware[:] = [
+            m for m in broker.middleware if getattr(m, "worker", None) is not worker
+        ]
+    assert [u["status"] for u in fake_core.job_updates(24)] == ["completed"]
+    [update] = fake_core.job_updates(25)
+    assert update["status"] == "failed" and update["error"].startswith("expired: waited")
+    assert len(_llm_chats(fake_llm)) == 1
+    assert [(n["message_type"], n["job_id"]) for n in notifications(redis_client)][-1] == (
+        "llm_expiry",
+        25,
+    )
