@@ -160,28 +160,18 @@ def _llm_chats(fake_llm):
     return [r for r in fake_llm.chat_requests() if r["json"].get("max_tokens") != 1]
 
 
-@pytest.mark.timeout(180)
-@pytest.mark.parametrize(
-    "processes, attempt",
-    [(1, 0), (1, 1), (1, 2), (2, 0)],
-    ids=["one-process-1", "one-process-2", "one-process-3", "two-processes"],
-)
-def test_cli_worker_expires_jobs_queued_during_an_outage_that_outlived_them(
-    start_worker, cli_env, fake_llm, fake_core, redis_client, tmp_path, processes, attempt
-):
-    """The reported scenario, with the real `dramatiq` CLI: a short expiry, the LLM down when
-    the jobs are sent, no sweep (the worker schedules none), the LLM back after their expiry
-    age. Job 1 meets the outage (it opens the breaker and is held); job 2 is sent while the
-    consumers are paused and never meets it. Both are expired at pick-up, neither runs."""
-    fake_llm.answers["IntentResult"] = GOOD
-    settings = {"LLM_UNAVAILABLE_EXPIRY_SECONDS": "3", "LLM_PROBE_INTERVAL_SECONDS": "0.5"}
-    start_worker("--processes", str(processes), "--threads", "2", **settings)
-    log = tmp_path / "worker0.log"
-    wait_for(lambda: log.read_text().count("Worker process is ready") == processes, 60)
+#: The expiry scenario's worker settings: a short expiry, frequent probes.
+OUTAGE_SETTINGS = {"LLM_UNAVAILABLE_EXPIRY_SECONDS": "3", "LLM_PROBE_INTERVAL_SECONDS": "0.5"}
+
+
+def _outage_outlives_two_jobs(send, fake_llm, fake_core, redis_client):
+    """With a worker running: the LLM goes down, job 1 is sent (it opens the breaker and is
+    held), then job 2 (the consumers paused: it never meets the outage); the LLM comes back
+    after their expiry age, before any sweep. Both must be expired, neither sent to the LLM."""
     fake_llm.down()
-    intent_classify.send(1, 42, {"text": "x"})
+    send(1)
     wait_for(lambda: redis_client.exists("llmw:breaker"), timeout=30)
-    intent_classify.send(2, 42, {"text": "x"})
+    send(2)
     time.sleep(4)  # both older than the expiry age
     fake_llm.up()
 
@@ -191,6 +181,28 @@ def test_cli_worker_expires_jobs_queued_during_an_outage_that_outlived_them(
         assert update["status"] == "failed", update
         assert update["error"].startswith("expired: waited"), update
     assert _llm_chats(fake_llm) == []
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(
+    "processes, attempt",
+    [(1, 0), (1, 1), (1, 2), (2, 0)],
+    ids=["one-process-1", "one-process-2", "one-process-3", "two-processes"],
+)
+def test_cli_worker_expires_jobs_queued_during_an_outage_that_outlived_them(
+    start_worker, fake_llm, fake_core, redis_client, tmp_path, processes, attempt
+):
+    """The reported scenario, with the real `dramatiq` CLI, run several times and with two
+    processes (no sweep: the worker schedules none)."""
+    fake_llm.answers["IntentResult"] = GOOD
+    start_worker("--processes", str(processes), "--threads", "2", **OUTAGE_SETTINGS)
+    log = tmp_path / "worker0.log"
+    wait_for(lambda: log.read_text().count("Worker process is ready") == processes, 60)
+
+    def send(job_id):
+        intent_classify.send(job_id, 42, {"text": "x"})
+
+    _outage_outlives_two_jobs(send, fake_llm, fake_core, redis_client)
 
 
 @pytest.mark.timeout(180)
@@ -248,24 +260,15 @@ def test_cli_worker_on_rabbitmq_expires_jobs_that_outlived_an_outage(
     """The same scenario with RabbitMQ, where nothing sweeps: expiry at pick-up is all."""
     url, _ = own_rabbitmq
     fake_llm.answers["IntentResult"] = GOOD
-    settings = {"LLM_UNAVAILABLE_EXPIRY_SECONDS": "3", "LLM_PROBE_INTERVAL_SECONDS": "0.5"}
-    start_worker("--processes", "1", "--threads", "2", BROKER_URL=url, **settings)
-    log = tmp_path / "worker0.log"
-    wait_for(lambda: "Worker process is ready" in log.read_text(), 60)
-    fake_llm.down()
+    start_worker("--processes", "1", "--threads", "2", BROKER_URL=url, **OUTAGE_SETTINGS)
+    wait_for(lambda: "Worker process is ready" in (tmp_path / "worker0.log").read_text(), 60)
     producer = {**cli_env, "BROKER_URL": url}
-    produce(producer, "from actors import intent_classify as a; a.send(1, 42, {'text': 'x'})")
-    wait_for(lambda: redis_client.exists("llmw:breaker"), timeout=30)
-    produce(producer, "from actors import intent_classify as a; a.send(2, 42, {'text': 'x'})")
-    time.sleep(4)  # both older than the expiry age
-    fake_llm.up()
 
-    wait_for(lambda: len(fake_core.job_updates()) == 2, timeout=60, interval=0.1)
-    for job_id in (1, 2):
-        [update] = fake_core.job_updates(job_id)
-        assert update["status"] == "failed", update
-        assert update["error"].startswith("expired: waited"), update
-    assert _llm_chats(fake_llm) == []
+    def send(job_id):
+        code = f"from actors import intent_classify as a; a.send({job_id}, 42, {{'text': 'x'}})"
+        produce(producer, code)
+
+    _outage_outlives_two_jobs(send, fake_llm, fake_core, redis_client)
 
 
 def test_a_job_that_expires_waiting_for_llm_capacity_is_expired_not_sent(
