@@ -73,8 +73,11 @@ class RecoveringRedisBroker(FailSafeHooks, RedisBroker):
     ) -> RecoveringRedisBroker:
         """A broker on ``config``'s URL with its heartbeat timeout and maintenance
         chance; ``middleware`` ``None`` means Dramatiq's default stack."""
+        pool = redis.ConnectionPool.from_url(
+            config.effective_broker_url, **config.redis_socket_options
+        )
         return cls(
-            url=config.effective_broker_url,
+            connection_pool=pool,
             middleware=middleware,
             heartbeat_timeout=int(config.broker_heartbeat_timeout_seconds * 1000),
             maintenance_chance=config.broker_maintenance_chance,

@@ -72,6 +72,7 @@ class Services:
             max_connections=self.redis_max_connections,
             timeout=POOL_WAIT_SECONDS,
             health_check_interval=30,
+            **self.settings.redis_socket_options,
         )
         return redis.Redis(connection_pool=pool)
 

@@ -55,6 +55,10 @@ class BrokerSettings(BaseSettings):
     #: Seconds between each worker process's recovery passes over every queue, which
     #: requeue dead workers' messages whatever the chance above draws.
     broker_recovery_interval_seconds: float = Field(10.0, gt=0)
+    #: Seconds a Redis command (broker and shared state) may wait for its answer, and a
+    #: connection to be made, unless the URL sets ``socket_timeout``; a Redis that stops
+    #: answering then counts as gone, as one that closed its connections.  0 waits forever.
+    redis_socket_timeout_seconds: float = Field(30.0, ge=0)
     #: Prometheus metrics (Dramatiq's and this service's); port and host are
     #: Dramatiq's own ``dramatiq_prom_port`` (9191) and ``dramatiq_prom_host``.
     metrics_enabled: bool = True
@@ -81,6 +85,14 @@ class BrokerSettings(BaseSettings):
         except Exception as exc:  # periodiq raises plain exceptions for bad specs
             raise ValueError(f"not a cron expression: {exc}") from None
         return value
+
+    @property
+    def redis_socket_options(self) -> dict[str, float]:
+        """The socket timeouts for a Redis connection pool; a URL's own win."""
+        timeout = self.redis_socket_timeout_seconds
+        if not timeout:
+            return {}
+        return {"socket_timeout": timeout, "socket_connect_timeout": timeout}
 
     @property
     def effective_broker_url(self) -> str:

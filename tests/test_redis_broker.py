@@ -241,19 +241,29 @@ def test_a_delay_queue_consumer_survives_redis_stopping_and_puts_its_messages_ba
     client.close()
 
 
-def test_an_ack_redis_does_not_answer_in_time_is_retried_until_it_does(redis_server):
+@pytest.mark.parametrize("timeout_from", ["url", "setting"])
+def test_an_ack_redis_does_not_answer_in_time_is_retried_until_it_does(redis_server, timeout_from):
     """The broker's Redis stops answering (``CLIENT PAUSE``, longer than the URL's
-    ``socket_timeout``) just as a worker acknowledges a message: the ack times out
-    (``redis.TimeoutError``, not a ConnectionError) and must be retried like one after a
-    lost connection, not dropped, which left the message fetched and held for good."""
+    ``socket_timeout`` or ``REDIS_SOCKET_TIMEOUT_SECONDS``) just as a worker acknowledges a
+    message: the ack times out (``redis.TimeoutError``, not a ConnectionError) and must be
+    retried like one after a lost connection, not dropped, which left the message fetched
+    and held for good."""
     from queue import PriorityQueue
 
     from dramatiq import Message
     from dramatiq.worker import ConsumerThread
 
     from llm_worker.redis_broker import RecoveringRedisBroker
+    from llm_worker.settings import BrokerSettings
 
-    broker = RecoveringRedisBroker(url=f"{redis_server.url}?socket_timeout=0.3")
+    if timeout_from == "url":  # the URL's own timeout wins over the setting
+        config = BrokerSettings(
+            redis_url=f"{redis_server.url}?socket_timeout=0.3", redis_socket_timeout_seconds=60
+        )
+    else:
+        config = BrokerSettings(redis_url=redis_server.url, redis_socket_timeout_seconds=0.3)
+    broker = RecoveringRedisBroker.from_settings(config, middleware=[])
+    assert broker.client.connection_pool.connection_kwargs["socket_timeout"] == 0.3
     queue = "ack-timeout-test"
     broker.declare_queue(queue)
     broker.enqueue(Message(queue_name=queue, actor_name="a", args=(), kwargs={}, options={}))
