@@ -9,10 +9,9 @@ import urllib.request
 import pytest
 
 from actors import intent_classify, task_match
-from console.local_llm import free_port
 from llm_worker.fakes import Reply
 from middleware import breaker_status
-from tests.conftest import dead_letters, drain, notifications, wait_for
+from tests.support import dead_letters, drain, free_port, notifications, wait_for
 
 GOOD = {"intent": "task", "confidence": 0.9}
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from llm_worker.fakes import Reply
-from tests.conftest import notifications, produce, usage, wait_for
+from tests.support import notifications, produce, usage, wait_for
 
 pytestmark = pytest.mark.cli
 GOOD = {"intent": "reminder", "confidence": 0.9}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from llm_worker.fakes import Reply
-from tests.conftest import notifications, produce, usage, wait_for
+from tests.support import notifications, produce, usage, wait_for
 
 pytestmark = [pytest.mark.cli, pytest.mark.gevent]
 pytest.importorskip("gevent")

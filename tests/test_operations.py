@@ -19,7 +19,7 @@ from actors import broker, intent_classify
 from llm_worker.breaker import BreakerStore
 from llm_worker.fakes import Reply
 from llm_worker.message_options import HELD_SINCE
-from tests.conftest import ROOT, drain, notifications, run_cli, send_unchecked, wait_for
+from tests.support import ROOT, drain, notifications, run_cli, send_unchecked, wait_for
 
 pytestmark = pytest.mark.cli
 GOOD = {"intent": "reminder", "confidence": 0.9}

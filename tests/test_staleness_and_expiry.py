@@ -14,7 +14,7 @@ from llm_worker.breaker import BreakerStore
 from llm_worker.services import services
 from llm_worker.settings import Settings
 from llm_worker.sweeper import sweep_redis_queues
-from tests.conftest import drain, notifications, produce, wait_for
+from tests.support import drain, notifications, produce, wait_for
 
 GOOD = {"intent": "task", "confidence": 0.9}
 

@@ -45,9 +45,10 @@ def test_the_type_is_sniffed_from_the_first_bytes(head, mime_type):
 
 def test_paths_inside_the_storage_resolve(storage):
     assert resolve_inside(storage, "cat.png") == (storage / "cat.png").resolve()
-    assert resolve_inside(storage, "albums/../albums/dog.png") == (
-        storage / "albums" / "dog.png"
-    ).resolve()
+    assert (
+        resolve_inside(storage, "albums/../albums/dog.png")
+        == (storage / "albums" / "dog.png").resolve()
+    )
 
 
 @pytest.mark.parametrize(

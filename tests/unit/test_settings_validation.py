@@ -46,7 +46,11 @@ def _error(read, environ, **variables: str) -> str:
         ("LLM_TIMEOUT_SECONDS", "0", "LLM_TIMEOUT_SECONDS: Input should be greater than 0"),
         ("LLM_MAX_RETRIES", "21", "LLM_MAX_RETRIES: Input should be less than or equal to 20"),
         ("LLM_PROVIDER", "gemini", "LLM_PROVIDER: Input should be 'openai', 'anthropic'"),
-        ("LLM_BASE_URL", "localhost:8080", "LLM_BASE_URL: must start with one of http://, https://"),
+        (
+            "LLM_BASE_URL",
+            "localhost:8080",
+            "LLM_BASE_URL: must start with one of http://, https://",
+        ),
         ("LLM_TEXT_MODEL", "", "LLM_TEXT_MODEL: String should have at least 1 character"),
         ("DASHBOARD_PORT", "70000", "DASHBOARD_PORT: Input should be less than or equal to 65535"),
     ],

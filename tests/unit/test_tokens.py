@@ -73,7 +73,7 @@ def test_the_system_prompt_the_data_and_the_latest_turn_are_never_touched():
     prompt = _conversation("x" * 3000)
     budget = estimate_tokens(Prompt(prompt.system, (prompt.turns[0], prompt.turns[-1]))) + 5
 
-    with pytest.raises(PromptTooLarge, match=f"does not fit the budget of {budget} tokens") as caught:
+    with pytest.raises(PromptTooLarge, match=f"does not fit the budget of {budget} ") as caught:
         fit_prompt(prompt, budget, estimate_tokens)
     assert isinstance(caught.value, LLMRequestRejected)  # the job fails, no retry
 
