@@ -3,8 +3,9 @@
 Tests use the Redis database ``LLMW_TEST_REDIS_URL`` (default
 ``redis://127.0.0.1:6379/13``), which they own and flush; never database 0.
 The environment they run with (:func:`tests.support.suite_environment`) is set in
-``pytest_configure``, before any test module imports :mod:`actors` (which reads
-``REDIS_URL`` for its broker), and put back in ``pytest_unconfigure``. Helpers
+``pytest_configure``, before any test module imports Dramatiq (which reads its own
+settings at import) or :mod:`actors` (which reads ``REDIS_URL`` for its broker), and
+put back in ``pytest_unconfigure``; this module imports neither at its top. Helpers
 live in :mod:`tests.support`.
 """
 
@@ -16,13 +17,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
 
 from llm_worker.fakes import FakeCore, FakeLLM, Reply
-from llm_worker.services import Services, reset_services, services
 from tests.support import (
     PNG_BYTES,
     ROOT,
@@ -36,6 +36,9 @@ from tests.support import (
     suite_environment,
     wait_for,
 )
+
+if TYPE_CHECKING:  # importing them imports Dramatiq, which reads its settings then
+    from llm_worker.services import Services
 
 _saved_environment: dict[str, str | None] = {}
 
@@ -100,6 +103,8 @@ def env(
     image_dir: Path,
 ) -> Iterator[Callable[..., Services]]:
     """Point the settings at the fakes; call it with overrides (``NAME=value``)."""
+    from llm_worker.services import reset_services, services
+
     if fake_llm._server is None:
         fake_llm.up()
     fake_llm.clear()

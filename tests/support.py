@@ -33,8 +33,11 @@ PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 def suite_environment() -> dict[str, str]:
     """The variables every test process and subprocess runs with: the test Redis, short
-    timeouts and retry backoffs, metrics off (tests that need them turn them on)."""
+    timeouts and retry backoffs, metrics off (tests that need them turn them on), and
+    Dramatiq's wait before a paused or disconnected consumer starts again (3 s by
+    default: every breaker pause and resume, every Redis outage would wait it out)."""
     return {
+        "dramatiq_restart_delay": "100",
         "REDIS_URL": TEST_REDIS_URL,
         "LLM_TIMEOUT_SECONDS": "5",
         "CORE_TIMEOUT_SECONDS": "5",
