@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # importing them imports Dramatiq, which reads its settings t
     from llm_worker.services import Services
 
 _saved_environment: dict[str, str | None] = {}
+#: How often the in-process worker's threads look for work and for a stop, in ms.
+WORKER_TIMEOUT_MS = 20
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -142,7 +144,7 @@ def worker(env: Callable[..., Services]) -> Iterator[Any]:
 
     import actors
 
-    worker = Worker(actors.broker, worker_threads=4, worker_timeout=100)
+    worker = Worker(actors.broker, worker_threads=4, worker_timeout=WORKER_TIMEOUT_MS)
     worker.start()
     yield worker
     worker.stop()

@@ -75,10 +75,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
 
 def drain(worker: Any, *queues: str, timeout: float = 20.0) -> None:
     """Wait until ``queues`` (default: every declared queue) and their delay queues are
-    empty and the in-process ``worker`` is idle."""
+    empty and the in-process ``worker`` (on a Redis broker) is idle."""
     broker = worker.broker
     for queue in queues or tuple(broker.get_declared_queues()):
-        broker.join(queue, timeout=int(timeout * 1000))
+        broker.join(queue, interval=20, timeout=int(timeout * 1000))
     worker.join()
 
 
