@@ -124,7 +124,10 @@ def test_an_unavailable_llm_opens_the_breaker_and_holds_the_job_until_the_next_p
     assert breaker.is_open and str(status) in (breaker.last_error or "")
     assert breaker.next_probe_at is not None and breaker.since is not None
     assert 29.9 <= breaker.next_probe_at - breaker.since <= 30.0
-    assert 29_000 < held.delay_ms <= 30_000  # until the next probe, LLM_PROBE_INTERVAL_SECONDS
+    # Held until the next probe, LLM_PROBE_INTERVAL_SECONDS after the breaker opened (less
+    # the time the failed call's own probe took, for a server error).
+    assert held.options["eta"] / 1000 == pytest.approx(breaker.next_probe_at, abs=0.01)
+    assert held.delay_ms <= 30_000
     assert held.message_id == message.message_id and "retries" not in held.options
     assert fake_core.job_updates(2) == []  # held, not failed
 
@@ -178,7 +181,7 @@ def test_a_job_without_a_free_slot_waits_in_the_broker_not_as_a_retry(
     assert fake_llm.chat_requests() == []
 
 
-def test_a_429_makes_the_job_wait_out_the_fleets_cooldown(stub, fake_llm, fake_core):
+def test_a_429_makes_the_job_wait_out_the_fleets_cooldown(stub, fake_llm, fake_core, redis_client):
     stub.configure(LLM_RETRY_AFTER_MAX_SECONDS=300)
     fake_llm.push(
         Reply(status=429, body={"error": {"message": "slow"}}, headers={"Retry-After": "2"})
@@ -188,6 +191,12 @@ def test_a_429_makes_the_job_wait_out_the_fleets_cooldown(stub, fake_llm, fake_c
     stub.actor.send(6, 42, {"text": "x"})
     [waited] = wait_for(lambda: stub.recorder.delayed)
 
-    assert 1_800 <= waited.delay_ms <= 2_500  # the Retry-After, spread by up to a quarter
+    cooldown = CapacityStore(redis_client, "llmw", CapacityLimits()).cooldown()
+    assert cooldown is not None
+    [refused] = fake_llm.chat_requests()
+    assert 2.0 - 0.01 <= cooldown.until - refused["at"] < 2.0 + 1.0  # the Retry-After, from then
+    # Back once the cooldown is over, spread by up to a quarter of what was left of it.
+    assert cooldown.until - 0.01 <= waited.options["eta"] / 1000 <= cooldown.until + 0.5 + 0.01
+    assert waited.delay_ms <= 2_500
     assert "retries" not in waited.options
     assert not breaker_status().is_open  # a 429 is not an outage
