@@ -109,6 +109,10 @@ def env(
 
     if fake_llm._server is None:
         fake_llm.up()
+    with fake_llm.lock:  # an answer a past test left sleeping is not in flight for this one
+        for request in fake_llm.requests:
+            request.pop("counted", None)
+        fake_llm.in_flight = 0
     fake_llm.clear()
     fake_llm.script.clear()
     fake_llm.answers.clear()

@@ -75,11 +75,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
 
 def drain(worker: Any, *queues: str, timeout: float = 20.0) -> None:
     """Wait until ``queues`` (default: every declared queue) and their delay queues are
-    empty and the in-process ``worker`` (on a Redis broker) is idle."""
+    empty and the in-process ``worker`` (on a Redis broker) is idle, again and again
+    while the messages it finished sent new ones there (a review's turns between its
+    queues); fail after ``timeout`` seconds."""
     broker = worker.broker
-    for queue in queues or tuple(broker.get_declared_queues()):
-        broker.join(queue, interval=20, timeout=int(timeout * 1000))
-    worker.join()
+    names = queues or tuple(broker.get_declared_queues())
+    deadline = time.monotonic() + timeout
+    while True:
+        for queue in names:
+            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            broker.join(queue, interval=20, timeout=left_ms)
+        worker.join()
+        if all(broker.do_qsize(queue) == 0 for queue in names):  # Dramatiq's join reads it
+            return
 
 
 def log_says(path: Path, text: str, count: int = 1) -> bool:
