@@ -287,4 +287,3 @@ def own_rabbitmq(tmp_path):
 
     yield url, restart
     stop(state["process"])
-

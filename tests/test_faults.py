@@ -15,7 +15,6 @@ from middleware.job_arguments import InvalidJob
 from tests.support import (
     TEST_REDIS_URL,
     drain,
-    free_port,
     log_says,
     notifications,
     produce,
