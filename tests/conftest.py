@@ -2,48 +2,67 @@
 
 Tests use the Redis database ``LLMW_TEST_REDIS_URL`` (default
 ``redis://127.0.0.1:6379/13``), which they own and flush; never database 0.
+The environment they run with (:func:`tests.support.suite_environment`) is set in
+``pytest_configure``, before any test module imports Dramatiq (which reads its own
+settings at import) or :mod:`actors` (which reads ``REDIS_URL`` for its broker), and
+put back in ``pytest_unconfigure``; this module imports neither at its top. Helpers
+live in :mod:`tests.support`.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
 
-TEST_REDIS_URL = os.environ.get("LLMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-if TEST_REDIS_URL.rstrip("/").endswith("/0"):
-    raise RuntimeError("LLMW_TEST_REDIS_URL must not point at Redis database 0")
-
-os.environ.update(
-    {
-        "REDIS_URL": TEST_REDIS_URL,
-        "LLM_TIMEOUT_SECONDS": "5",
-        "CORE_TIMEOUT_SECONDS": "5",
-        "JOB_MAX_RETRIES": "2",
-        "JOB_RETRY_MIN_BACKOFF_SECONDS": "0.05",
-        "JOB_RETRY_MAX_BACKOFF_SECONDS": "0.1",
-        "LLM_RETRY_BACKOFF_SECONDS": "0.05",
-        "METRICS_ENABLED": "false",
-    }
+from llm_worker.fakes import FakeCore, FakeLLM, Reply
+from tests.support import (
+    PNG_BYTES,
+    ROOT,
+    TEST_REDIS_URL,
+    RedisServer,
+    amqp_answers,
+    check_test_redis_url,
+    free_port,
+    make_git_repo,
+    stop_processes,
+    suite_environment,
+    wait_for,
 )
-os.environ.pop("BROKER_URL", None)
 
-from dramatiq import Worker  # noqa: E402
+if TYPE_CHECKING:  # importing them imports Dramatiq, which reads its settings then
+    from llm_worker.services import Services
 
-import actors  # noqa: E402
-from llm_worker.fakes import FakeCore, FakeLLM, Reply  # noqa: E402
-from llm_worker.services import Services, reset_services, services  # noqa: E402
+_saved_environment: dict[str, str | None] = {}
+#: How often the in-process worker's threads look for work and for a stop, in ms.
+WORKER_TIMEOUT_MS = 20
 
-PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+def pytest_configure(config: pytest.Config) -> None:
+    check_test_redis_url()
+    variables: dict[str, str | None] = {**suite_environment(), "BROKER_URL": None}
+    for name, value in variables.items():
+        _saved_environment[name] = os.environ.get(name)
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for name, value in _saved_environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _saved_environment.clear()
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +105,14 @@ def env(
     image_dir: Path,
 ) -> Iterator[Callable[..., Services]]:
     """Point the settings at the fakes; call it with overrides (``NAME=value``)."""
+    from llm_worker.services import reset_services, services
+
     if fake_llm._server is None:
         fake_llm.up()
+    with fake_llm.lock:  # an answer a past test left sleeping is not in flight for this one
+        for request in fake_llm.requests:
+            request.pop("counted", None)
+        fake_llm.in_flight = 0
     fake_llm.clear()
     fake_llm.script.clear()
     fake_llm.answers.clear()
@@ -117,9 +142,13 @@ def env(
 
 
 @pytest.fixture
-def worker(env: Callable[..., Services]) -> Iterator[Worker]:
+def worker(env: Callable[..., Services]) -> Iterator[Any]:
     """A real Dramatiq worker on the actors' broker, in this process."""
-    worker = Worker(actors.broker, worker_threads=4, worker_timeout=100)
+    from dramatiq import Worker
+
+    import actors
+
+    worker = Worker(actors.broker, worker_threads=4, worker_timeout=WORKER_TIMEOUT_MS)
     worker.start()
     yield worker
     worker.stop()
@@ -128,110 +157,10 @@ def worker(env: Callable[..., Services]) -> Iterator[Worker]:
     ]
 
 
-def usage(calls: int, model: str = "mistral") -> dict[str, Any]:
-    """The usage Core gets after ``calls`` answers of the fake LLM (11 + 7 tokens each),
-    the last from the primary's ``model``."""
-    counts = {"prompt_tokens": 11 * calls, "completion_tokens": 7 * calls, "attempts": calls}
-    return {**counts, "model": model, "served_by": "primary"} if calls else counts
-
-
-def send_unchecked(actor: Any, *args: Any, **kwargs: Any) -> Any:
-    """Enqueue a job as a producer that bypasses the send-time check would."""
-    from llm_worker.outbound import send_message
-
-    return send_message(actor.queue_name, actor.actor_name, args, kwargs)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
-def drain(worker: Worker, *queues: str, timeout: float = 20.0) -> None:
-    """Wait until ``queues`` (and their delay queues) are empty and the worker is idle."""
-    for queue in queues or tuple(actors.broker.get_declared_queues()):
-        actors.broker.join(queue, timeout=int(timeout * 1000))
-    worker.join()
-
-
-def notifications(client: redis.Redis, stream: str = "notify:telegram") -> list[dict[str, Any]]:
-    """The decoded ``data`` of every entry on the notification stream."""
-    import json
-
-    return [json.loads(fields[b"data"]) for _, fields in client.xrange(stream)]
-
-
-def dead_letters(client: redis.Redis, queue: str) -> list[str]:
-    """Dramatiq message ids in a queue's dead-letter queue."""
-    import json
-
-    return [json.loads(data)["message_id"] for data in client.hvals(f"dramatiq:{queue}.XQ.msgs")]
-
-
-APP_PY = """import os
-
-
-def load_config(path):
-    with open(path) as handle:
-        return handle.read()
-
-
-def total(items):
-    result = 0
-    for item in items:
-        result += item.price
-    return result
-"""
-
-APP_PY_CHANGED = """import os
-
-
-def load_config(path):
-    handle = open(path)
-    return handle.read()
-
-
-def total(items):
-    result = 0
-    for item in items:
-        result += item.price * item.quantity
-    return result
-
-
-def discount(total, percent):
-    return total - total * percent / 100
-"""
-
-
-def git(repo: Path, *args: str) -> str:
-    """Run git in ``repo``; return its output."""
-    import subprocess
-
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-    )
-    return done.stdout
-
-
 @pytest.fixture
 def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A git repository with one commit on ``main`` and uncommitted changes to app.py."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "test@example.invalid")
-    git(repo, "config", "user.name", "Test")
-    (repo / "app.py").write_text(APP_PY)
-    (repo / "README.md").write_text("# demo\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "initial")
-    (repo / "app.py").write_text(APP_PY_CHANGED)
+    repo = make_git_repo(tmp_path / "repo")
     monkeypatch.setenv("GIT_REPO_PATH", str(repo))
     return repo
 
@@ -239,13 +168,11 @@ def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def git_actors() -> None:
     """The reference git worker's actors, declared on the actors' broker once."""
+    import actors
     from gitworker.handlers import declare
 
     if "fetch_context" not in actors.broker.actors:
         declare(actors.broker)
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -264,7 +191,9 @@ def cli_env(env, fake_llm, fake_core, image_dir) -> dict[str, str]:
 @pytest.fixture
 def start_worker(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start `dramatiq MODULE` subprocesses (default `actors`; extra CLI arguments, extra
-    env), with `gevent=True` through Dramatiq's `dramatiq-gevent`; stopped after the test."""
+    env), with `gevent=True` through Dramatiq's `dramatiq-gevent`, each in its own process
+    group; those still running after the test are killed with their children (a test that
+    proves a graceful stop sends the signal and waits itself)."""
     from console.ops.supervisor import worker_command
 
     started: list[subprocess.Popen[bytes]] = []
@@ -288,96 +217,20 @@ def start_worker(cli_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[b
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=preexec,
+            start_new_session=True,
         )
         started.append(process)
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    stop_processes(started)
     for log in logs:
         log.close()
 
 
-def app_diff(repo: Path) -> str:
-    """The unified diff of app.py in ``repo`` against ``main``, from its ``---`` line."""
-    full = git(repo, "diff", "--no-color", "main", "--", "app.py")
-    return full[full.index("--- a/") :]
-
-
-def run_cli(cli_env: dict[str, str], *args: str, timeout: float = 120, **env: str) -> Any:
-    """Run ``llm-worker ARGS`` in its own process; return the completed process (text)."""
-    return subprocess.run(
-        [sys.executable, "-m", "console.cli", *args],
-        cwd=ROOT,
-        env={**cli_env, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def produce(cli_env: dict[str, str], code: str) -> None:
-    """Run ``code`` as a producer in its own Python process."""
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env, check=True, timeout=60)
-
-
-class RedisServer:
-    """A redis-server of a test's own on a free port, AOF on, data in ``folder``."""
-
-    def __init__(self, folder: Path) -> None:
-        from console.local_llm import free_port
-
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.command = [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--dir",
-            str(folder),
-        ]
-        self.process: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        """Start it (again, with its data) and wait until it answers."""
-        self.process = subprocess.Popen(
-            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        client = redis.Redis(port=self.port)
-        wait_for(lambda: _pings(client), timeout=30)
-        client.close()
-
-    def stop(self) -> None:
-        """Stop it (SIGTERM: the AOF is written); connections are refused until :meth:`start`."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
-            self.process = None
-
-    def restart(self) -> None:
-        """Stop, wait a second, start."""
-        self.stop()
-        time.sleep(1)
-        self.start()
-
-
 @pytest.fixture
 def redis_server(tmp_path):
-    """A :class:`RedisServer` of the test's own, stopped after the test."""
+    """A :class:`~tests.support.RedisServer` of the test's own, stopped after the test."""
     server = RedisServer(tmp_path)
     yield server
     server.stop()
@@ -389,18 +242,9 @@ def own_redis(redis_server):
     return redis_server.url, redis_server.restart
 
 
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-
-
 @pytest.fixture
 def own_rabbitmq(tmp_path):
     """A RabbitMQ node of the test's own on free ports, its data in a temporary folder."""
-    from console.local_llm import free_port
-
     port, dist_port = free_port(), free_port()
     home = tmp_path / "rabbitmq"
     (home / "mnesia").mkdir(parents=True)
@@ -428,7 +272,7 @@ def own_rabbitmq(tmp_path):
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        wait_for(lambda: _amqp_answers(url), timeout=90, interval=0.5)
+        wait_for(lambda: amqp_answers(url), timeout=90, interval=0.5)
         return process
 
     def stop(process):
@@ -443,13 +287,3 @@ def own_rabbitmq(tmp_path):
 
     yield url, restart
     stop(state["process"])
-
-
-def _amqp_answers(url):
-    import pika
-
-    try:
-        pika.BlockingConnection(pika.URLParameters(url)).close()
-    except Exception:
-        return False
-    return True

@@ -18,7 +18,7 @@ from llm_worker.capacity import (
 )
 from llm_worker.errors import LLMAtCapacity
 from llm_worker.providers.base import retry_after_seconds
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 NOW = 1_800_000_000.0
 

@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from llm_worker.fakes import Reply
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = [pytest.mark.chaos, pytest.mark.cli]
 JOBS = int(os.environ.get("LLMW_CHAOS_JOBS", "200"))

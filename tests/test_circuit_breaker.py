@@ -9,10 +9,9 @@ import urllib.request
 import pytest
 
 from actors import intent_classify, task_match
-from console.local_llm import free_port
 from llm_worker.fakes import Reply
 from middleware import breaker_status
-from tests.conftest import dead_letters, drain, notifications, wait_for
+from tests.support import dead_letters, drain, free_port, notifications, wait_for
 
 GOOD = {"intent": "task", "confidence": 0.9}
 
@@ -60,12 +59,13 @@ def test_unavailable_answers_open_breaker_without_failing_the_job(
 
 
 def test_refused_connections_hold_jobs_until_llm_returns(env, worker, fake_llm, fake_core):
-    env(LLM_PROBE_INTERVAL_SECONDS=0.3, MESSAGE_MAX_AGE_SECONDS=3)
+    max_age = 2.0
+    env(LLM_PROBE_INTERVAL_SECONDS=0.3, MESSAGE_MAX_AGE_SECONDS=max_age)
     fake_llm.down()
     for job_id in range(50, 60):
         intent_classify.send(job_id, 42, {"text": "x"})
     wait_for(lambda: breaker_status().is_open)
-    time.sleep(4)  # longer than MESSAGE_MAX_AGE_SECONDS: held jobs must not go stale
+    time.sleep(max_age + 0.5)  # older than MESSAGE_MAX_AGE_SECONDS: held jobs must not go stale
     assert fake_core.requests == []
 
     fake_llm.answers["IntentResult"] = GOOD

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from llm_worker.fakes import Reply
-from tests.conftest import notifications, produce, usage, wait_for
+from tests.support import notifications, produce, usage, wait_for
 
 pytestmark = pytest.mark.cli
 GOOD = {"intent": "reminder", "confidence": 0.9}
@@ -55,8 +55,9 @@ def test_invalid_setting_stops_the_worker_with_one_line(start_worker, tmp_path):
 def test_outage_with_two_processes_probes_once_per_interval_and_loses_nothing(
     start_worker, cli_env, fake_llm, fake_core, redis_client, tmp_path
 ):
+    interval = 0.5
     fake_llm.fallback = lambda request: Reply(status=503, body={"error": {"message": "down"}})
-    start_worker("--processes", "2", "--threads", "2", LLM_PROBE_INTERVAL_SECONDS="1")
+    start_worker("--processes", "2", "--threads", "2", LLM_PROBE_INTERVAL_SECONDS=str(interval))
     log_path = tmp_path / "worker0.log"
     wait_for(lambda: log_path.read_text().count("Worker process is ready") == 2, timeout=90)
     produce(
@@ -66,13 +67,13 @@ def test_outage_with_two_processes_probes_once_per_interval_and_loses_nothing(
     )
     wait_for(lambda: redis_client.exists("llmw:breaker"), timeout=30)
     opened = time.time()
-    time.sleep(4)
+    time.sleep(4 * interval)
 
     requests = fake_llm.chat_requests()
     probes = [r for r in requests if r["json"].get("max_tokens") == 1]
     job_calls = [r for r in requests if r["json"].get("max_tokens") != 1]
     assert len(job_calls) <= 4  # at most one failing call per worker thread
-    assert 1 <= len(probes) <= int(time.time() - opened) + 1
+    assert 1 <= len(probes) <= int((time.time() - opened) / interval) + 1
     assert fake_core.requests == []
 
     fake_llm.fallback = None

@@ -9,7 +9,7 @@ from actors import image_tag, intent_classify
 from llm_worker.core_api import CoreClient
 from llm_worker.identifiers import ID_MAX_CHARS
 from middleware.job_arguments import InvalidJob
-from tests.conftest import dead_letters, drain, send_unchecked
+from tests.support import dead_letters, drain, send_unchecked
 
 #: An identifier and the exact path segment Core must receive for it.
 SEGMENTS = [

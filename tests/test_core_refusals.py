@@ -12,7 +12,7 @@ from console.ops.status import EXIT_NOT_READY, collect_status
 from llm_worker.core_refusals import unauthorized_alarm
 from llm_worker.fakes import Reply
 from middleware import breaker_status
-from tests.conftest import dead_letters, drain, notifications, send_unchecked, wait_for
+from tests.support import dead_letters, drain, notifications, send_unchecked, wait_for
 
 ANSWER = {"intent": "reminder", "confidence": 0.9}
 #: A hostile refusal: a huge body with an odd header.

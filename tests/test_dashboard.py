@@ -10,8 +10,7 @@ import sys
 
 import pytest
 
-from console.local_llm import free_port
-from tests.conftest import ROOT, wait_for
+from tests.support import ROOT, free_port, wait_for
 
 
 @pytest.fixture

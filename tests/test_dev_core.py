@@ -10,7 +10,7 @@ import requests
 
 from actors import image_tag, intent_classify, task_match
 from console.dev_core import DevCoreStore, make_server
-from tests.conftest import drain, run_cli, wait_for
+from tests.support import drain, run_cli, wait_for
 
 
 @pytest.fixture

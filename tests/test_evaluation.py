@@ -6,7 +6,7 @@ import json
 
 from console.evaluation.run import run_eval
 from llm_worker.fakes import Reply
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 
 def _answer(request):

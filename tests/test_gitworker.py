@@ -8,7 +8,7 @@ import json
 import pytest
 
 from llm_worker.outbound import send_message
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.cli
 SECRET_ARGUMENT = "ARGUMENT-VALUE-" + "z" * 4000

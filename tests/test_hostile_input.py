@@ -12,7 +12,7 @@ from actors import JOB_ACTORS, intent_classify
 from llm_worker.errors import InvalidPayload
 from llm_worker.outcomes import CoreJob
 from llm_worker.schemas import EmailExtractResult, FollowupResult, IntentResult, TaskMatchResult
-from tests.conftest import drain, notifications, send_unchecked
+from tests.support import drain, notifications, send_unchecked
 
 ODD_TEXT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",))

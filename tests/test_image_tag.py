@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from actors import image_tag
-from tests.conftest import PNG_BYTES, dead_letters, drain, notifications, send_unchecked, usage
+from tests.support import PNG_BYTES, dead_letters, drain, notifications, send_unchecked, usage
 
 
 def test_success_sends_image_and_stores_tags_first(worker, fake_llm, fake_core, redis_client):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from actors import intent_classify
-from tests.conftest import dead_letters, drain, notifications, send_unchecked, usage
+from tests.support import dead_letters, drain, notifications, send_unchecked, usage
 
 
 def test_success_updates_core_and_notifies(worker, fake_llm, fake_core, redis_client):

@@ -7,7 +7,7 @@ import itertools
 from actors import followup, intent_classify
 from llm_worker.fakes import Reply
 from middleware.invalid_backoff import backoff_delay
-from tests.conftest import dead_letters, drain, notifications, usage
+from tests.support import dead_letters, drain, notifications, usage
 
 
 def test_default_delays_double_from_one_second():

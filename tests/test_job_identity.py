@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from actors import followup, intent_classify
 from llm_worker.fakes import Reply
-from tests.conftest import dead_letters, drain, notifications, usage
+from tests.support import dead_letters, drain, notifications, usage
 
 FIRST = {"intent": "reminder", "confidence": 0.9}
 SECOND = {"intent": "task", "confidence": 0.6}

@@ -11,7 +11,7 @@ import pytest
 
 from actors import broker, intent_classify
 from llm_worker.services import pool_size_for, services
-from tests.conftest import TEST_REDIS_URL, drain, notifications
+from tests.support import TEST_REDIS_URL, drain, notifications
 
 GOOD = {"intent": "reminder", "confidence": 0.9}
 #: Keys of the process, not of one job: the breaker watcher, the report outbox and the

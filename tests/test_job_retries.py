@@ -10,7 +10,7 @@ import actors
 from llm_worker.errors import LLMError
 from llm_worker.outcomes import CoreJob
 from llm_worker.schemas import IntentPayload
-from tests.conftest import dead_letters, drain, notifications
+from tests.support import dead_letters, drain, notifications
 
 QUEUE = "test.llm_error"
 

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from actors import intent_classify, task_match
-from console.local_llm import free_port
 from llm_worker.capacity import CapacityLimits, CapacityStore
 from llm_worker.fakes import FakeLLM, Reply
 from middleware import breaker_status
-from tests.conftest import run_cli, wait_for
+from tests.support import free_port, run_cli, wait_for
 
 GOOD = {"intent": "task", "confidence": 0.9}
 NO_MATCH = {"task_id": None, "confidence": 0.1, "reason": "-"}

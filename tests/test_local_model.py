@@ -19,7 +19,7 @@ from llm_worker.schemas import (
     IntentResult,
     TaskMatchResult,
 )
-from tests.conftest import app_diff, notifications, wait_for
+from tests.support import app_diff, notifications, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cli]
 

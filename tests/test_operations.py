@@ -19,17 +19,20 @@ from actors import broker, intent_classify
 from llm_worker.breaker import BreakerStore
 from llm_worker.fakes import Reply
 from llm_worker.message_options import HELD_SINCE
-from tests.conftest import ROOT, drain, notifications, run_cli, send_unchecked, wait_for
+from tests.support import (
+    ROOT,
+    drain,
+    free_port,
+    log_says,
+    notifications,
+    run_cli,
+    send_unchecked,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cli
 GOOD = {"intent": "reminder", "confidence": 0.9}
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _dead_letter_one(worker):
@@ -329,9 +332,10 @@ def test_logs_never_show_user_content(
 
     image_tag.send(23, 42, produce_image)
     wait_for(lambda: len(fake_core.job_updates()) == 3, timeout=30)
-    time.sleep(1)
+    log = tmp_path / "worker0.log"
+    wait_for(lambda: log_says(log, '"outcome"', count=3), timeout=30)
 
-    output = (tmp_path / "worker0.log").read_text()
+    output = log.read_text()
     assert SECRET not in output
     outcomes = {}
     for line in output.splitlines():
@@ -604,17 +608,14 @@ def test_send_wait_ends_when_a_job_completes_without_a_notification(
     assert fake_core.job_updates(32)[0]["status"] == "completed"
 
 
-def test_send_wait_says_core_refuses_the_report(
-    start_worker, cli_env, fake_llm, fake_core, tmp_path
-):
+def test_send_wait_says_core_refuses_the_report(env, worker, cli_env, fake_llm, fake_core):
     # The LLM refuses the request (HTTP 400): the job fails at once, and its report
     # meets a Core answering 503, retried in a minute.
+    env(JOB_RETRY_MIN_BACKOFF_SECONDS=60, JOB_RETRY_MAX_BACKOFF_SECONDS=120)
     fake_llm.fallback = lambda request: Reply(status=400, body={"error": {"message": "no"}})
     fake_core.failures.extend([503] * 500)
-    retries = {"JOB_RETRY_MIN_BACKOFF_SECONDS": "60", "JOB_RETRY_MAX_BACKOFF_SECONDS": "120"}
-    _start_ready(start_worker, tmp_path, **retries)
 
-    done = _send(cli_env, "intent_classify", 33, {"text": "x"}, 10)
+    done = _send(cli_env, "intent_classify", 33, {"text": "x"}, 3)
 
     assert done.returncode == 2
     assert "the job failed, but Core has not accepted its report yet" in done.stderr

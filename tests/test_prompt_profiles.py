@@ -10,7 +10,7 @@ from actors import intent_classify
 from llm_worker.constrained import check_enforceable, decoding_schema, guidance_grammar
 from llm_worker.errors import SettingsError
 from llm_worker.prompt_profiles import build_profile, load_profile
-from tests.conftest import drain
+from tests.support import drain
 
 
 def test_small_profile_sends_examples_budget_and_enforced_grammar(env, worker, fake_llm):
@@ -113,7 +113,7 @@ def test_a_bad_prompts_file_stops_the_worker_at_boot(cli_env, tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     bad = tmp_path / "prompts.json"
     bad.write_text('{"intent_classify": {"max_tokens": -1}}')

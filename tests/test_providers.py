@@ -24,7 +24,7 @@ from llm_worker.providers import (
     choose_provider,
 )
 from llm_worker.settings import Settings
-from tests.conftest import PNG_BYTES
+from tests.support import PNG_BYTES
 
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
 IMAGE = StoredImage("image/png", PNG_BYTES)

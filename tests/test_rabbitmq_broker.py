@@ -14,7 +14,7 @@ import pytest
 from dramatiq import Worker
 from dramatiq.middleware import Middleware
 
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 RABBITMQ_URL = os.environ.get("LLMW_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 

@@ -15,7 +15,7 @@ from dramatiq import Worker
 import actors
 from actors import intent_classify
 from llm_worker.fakes import FakeCore, FakeLLM, Reply
-from tests.conftest import run_cli, wait_for
+from tests.support import run_cli, wait_for
 
 GOOD = {"intent": "reminder", "confidence": 0.9}
 GARBAGE = [b"not json at all", b'{"queue_name": "llm.intent"}', b"[1, 2, 3]"]

@@ -12,7 +12,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from llm_worker.redis_broker import RecoveringRedisBroker
 from llm_worker.redis_layout import DEFAULT_NAMESPACE, RedisKeys, RedisLayout
-from tests.conftest import TEST_REDIS_URL
+from tests.support import TEST_REDIS_URL
 
 QUEUE = "layout.jobs"
 #: A queue whose name ends like ``QUEUE``'s: its acks sets must not count for ``SHORT``.

@@ -7,7 +7,7 @@ import time
 
 from actors import intent_classify
 from llm_worker.outbox import Report
-from tests.conftest import drain, notifications, run_cli, send_unchecked, wait_for
+from tests.support import drain, notifications, run_cli, send_unchecked, wait_for
 
 
 def _accepted(fake_core, job_id):

@@ -10,7 +10,7 @@ from actors import review_chunk
 from llm_worker import keys
 from llm_worker.fakes import Reply
 from llm_worker.tokens import estimate_text_tokens
-from tests.conftest import app_diff, drain, git, send_unchecked
+from tests.support import app_diff, drain, git, send_unchecked
 
 pytestmark = pytest.mark.usefixtures("git_actors")
 QUEUES = ("llm.review", "git_queue")

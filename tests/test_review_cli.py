@@ -14,7 +14,7 @@ import pytest
 
 from llm_worker import keys
 from llm_worker.fakes import Reply
-from tests.conftest import ROOT, app_diff, produce, run_cli, wait_for
+from tests.support import ROOT, app_diff, produce, run_cli, wait_for
 from tests.test_review import COMMENTS
 
 pytestmark = pytest.mark.cli

@@ -11,7 +11,7 @@ import pytest
 
 from llm_worker.errors import SettingsError
 from llm_worker.settings import reload_settings, settings
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 SECRETS = {
     "OPENAI_API_KEY": "sk-live-SECRET-openai",

@@ -14,7 +14,7 @@ from llm_worker.breaker import BreakerStore
 from llm_worker.services import services
 from llm_worker.settings import Settings
 from llm_worker.sweeper import sweep_redis_queues
-from tests.conftest import drain, notifications, produce, wait_for
+from tests.support import drain, notifications, produce, wait_for
 
 GOOD = {"intent": "task", "confidence": 0.9}
 
@@ -108,13 +108,14 @@ def test_job_queued_during_an_outage_and_never_held_expires_at_pick_up(
 
 
 def test_sweeper_expires_queued_and_held_jobs_once(env, worker, fake_llm, fake_core, redis_client):
-    env(LLM_UNAVAILABLE_EXPIRY_SECONDS=2, LLM_PROBE_INTERVAL_SECONDS=60)
+    expiry = 1.0
+    env(LLM_UNAVAILABLE_EXPIRY_SECONDS=expiry, LLM_PROBE_INTERVAL_SECONDS=60)
     fake_llm.down()
     for job_id in range(80, 85):
         intent_classify.send(job_id, 42, {"text": "x"})
     wait_for(lambda: fake_llm.requests == [] and redis_client.exists("llmw:breaker"))
     worker.join()
-    time.sleep(2.5)
+    time.sleep(expiry + 0.5)  # every held job is past LLM_UNAVAILABLE_EXPIRY_SECONDS
 
     sweep_expired.send()
     wait_for(lambda: len(fake_core.job_updates()) == 5)

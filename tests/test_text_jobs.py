@@ -7,7 +7,7 @@ import json
 import pytest
 
 from actors import email_extract, followup, task_match
-from tests.conftest import dead_letters, drain, notifications, send_unchecked, usage
+from tests.support import dead_letters, drain, notifications, send_unchecked, usage
 
 
 def _data_of(request):

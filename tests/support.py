@@ -1,0 +1,292 @@
+"""Helpers the tests import: waiting on conditions, reading what jobs left in Redis,
+running the ``llm-worker`` command and producers in their own processes, git
+repositories, and a redis-server of a test's own.
+
+Importing this module changes nothing: the test environment itself is set by
+``tests/conftest.py`` (:func:`suite_environment`, applied in ``pytest_configure``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+#: The checkout the tests run from; worker and producer subprocesses run there.
+ROOT = Path(__file__).resolve().parent.parent
+#: The Redis database the tests own and flush (never database 0).
+TEST_REDIS_URL = os.environ.get("LLMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+#: The smallest file that passes for a PNG image.
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def suite_environment() -> dict[str, str]:
+    """The variables every test process and subprocess runs with: the test Redis, short
+    timeouts and retry backoffs, metrics off (tests that need them turn them on), and
+    Dramatiq's wait before a paused or disconnected consumer starts again (3 s by
+    default: every breaker pause and resume, every Redis outage would wait it out)."""
+    return {
+        "dramatiq_restart_delay": "100",
+        "REDIS_URL": TEST_REDIS_URL,
+        "LLM_TIMEOUT_SECONDS": "5",
+        "CORE_TIMEOUT_SECONDS": "5",
+        "JOB_MAX_RETRIES": "2",
+        "JOB_RETRY_MIN_BACKOFF_SECONDS": "0.05",
+        "JOB_RETRY_MAX_BACKOFF_SECONDS": "0.1",
+        "LLM_RETRY_BACKOFF_SECONDS": "0.05",
+        "METRICS_ENABLED": "false",
+    }
+
+
+def check_test_redis_url(url: str = TEST_REDIS_URL) -> None:
+    """Refuse a test Redis URL that points at database 0.
+
+    Raises:
+      RuntimeError: when it does.
+    """
+    if url.rstrip("/").endswith("/0"):
+        raise RuntimeError("LLMW_TEST_REDIS_URL must not point at Redis database 0")
+
+
+# -- waiting -----------------------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def drain(worker: Any, *queues: str, timeout: float = 20.0) -> None:
+    """Wait until ``queues`` (default: every declared queue) and their delay queues are
+    empty and the in-process ``worker`` (on a Redis broker) is idle, again and again
+    while the messages it finished sent new ones there (a review's turns between its
+    queues); fail after ``timeout`` seconds."""
+    broker = worker.broker
+    names = queues or tuple(broker.get_declared_queues())
+    deadline = time.monotonic() + timeout
+    while True:
+        for queue in names:
+            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            broker.join(queue, interval=20, timeout=left_ms)
+        worker.join()
+        if all(broker.do_qsize(queue) == 0 for queue in names):  # Dramatiq's join reads it
+            return
+
+
+def log_says(path: Path, text: str, count: int = 1) -> bool:
+    """Whether the log file at ``path`` holds ``text`` at least ``count`` times."""
+    return path.exists() and path.read_text().count(text) >= count
+
+
+# -- what jobs left behind ---------------------------------------------------------------------
+
+
+def usage(calls: int, model: str = "mistral") -> dict[str, Any]:
+    """The usage Core gets after ``calls`` answers of the fake LLM (11 + 7 tokens each),
+    the last from the primary's ``model``."""
+    counts = {"prompt_tokens": 11 * calls, "completion_tokens": 7 * calls, "attempts": calls}
+    return {**counts, "model": model, "served_by": "primary"} if calls else counts
+
+
+def send_unchecked(actor: Any, *args: Any, **kwargs: Any) -> Any:
+    """Enqueue a job as a producer that bypasses the send-time check would."""
+    from llm_worker.outbound import send_message
+
+    return send_message(actor.queue_name, actor.actor_name, args, kwargs)
+
+
+def notifications(client: redis.Redis, stream: str = "notify:telegram") -> list[dict[str, Any]]:
+    """The decoded ``data`` of every entry on the notification stream."""
+    return [json.loads(fields[b"data"]) for _, fields in client.xrange(stream)]
+
+
+def dead_letters(client: redis.Redis, queue: str) -> list[str]:
+    """Dramatiq message ids in a queue's dead-letter queue."""
+    return [json.loads(data)["message_id"] for data in client.hvals(f"dramatiq:{queue}.XQ.msgs")]
+
+
+# -- other processes -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_cli(cli_env: dict[str, str], *args: str, timeout: float = 120, **env: str) -> Any:
+    """Run ``llm-worker ARGS`` in its own process; return the completed process (text)."""
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", *args],
+        cwd=ROOT,
+        env={**cli_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def produce(cli_env: dict[str, str], code: str) -> None:
+    """Run ``code`` as a producer in its own Python process."""
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env, check=True, timeout=60)
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Kill the process groups of those ``processes`` still running (a worker CLI and its
+    children) and reap them: a test that needs a graceful stop makes it itself."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                os.killpg(process.pid, signal.SIGKILL)
+    for process in processes:
+        process.wait(timeout=30)
+
+
+# -- git ---------------------------------------------------------------------------------
+
+APP_PY = """import os
+
+
+def load_config(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def total(items):
+    result = 0
+    for item in items:
+        result += item.price
+    return result
+"""
+
+APP_PY_CHANGED = """import os
+
+
+def load_config(path):
+    handle = open(path)
+    return handle.read()
+
+
+def total(items):
+    result = 0
+    for item in items:
+        result += item.price * item.quantity
+    return result
+
+
+def discount(total, percent):
+    return total - total * percent / 100
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo``; return its output."""
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def make_git_repo(repo: Path) -> Path:
+    """A git repository at ``repo`` with one commit on ``main`` (app.py, README.md) and
+    uncommitted changes to app.py."""
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "test@example.invalid")
+    git(repo, "config", "user.name", "Test")
+    (repo / "app.py").write_text(APP_PY)
+    (repo / "README.md").write_text("# demo\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "initial")
+    (repo / "app.py").write_text(APP_PY_CHANGED)
+    return repo
+
+
+def app_diff(repo: Path) -> str:
+    """The unified diff of app.py in ``repo`` against ``main``, from its ``---`` line."""
+    full = git(repo, "diff", "--no-color", "main", "--", "app.py")
+    return full[full.index("--- a/") :]
+
+
+# -- a Redis of a test's own ---------------------------------------------------------------------
+
+
+class RedisServer:
+    """A redis-server of a test's own on a free port, AOF on, data in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.command = [
+            shutil.which("redis-server") or "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--dir",
+            str(folder),
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start it (again, with its data) and wait until it answers."""
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis(port=self.port)
+        wait_for(lambda: _pings(client), timeout=30)
+        client.close()
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM: the AOF is written); connections are refused until :meth:`start`."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+            self.process = None
+
+    def restart(self) -> None:
+        """Stop, wait a second, start."""
+        self.stop()
+        time.sleep(1)
+        self.start()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def amqp_answers(url: str) -> bool:
+    """Whether a RabbitMQ node accepts an AMQP connection at ``url`` now."""
+    import pika
+
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+    except Exception:
+        return False
+    return True
