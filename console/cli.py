@@ -497,7 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_argument("--host", default="127.0.0.1", help="address to bind")
     local.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    local.add_argument("--model", default="gemma-3-270m", help="bundled model alias")
+    from .local_llm import DEFAULT_MODEL
+
+    local.add_argument("--model", default=DEFAULT_MODEL, help="bundled model alias")
     local.add_argument("--log-file", help="write the engine's log here (default: stderr)")
     local.add_argument(
         "--threads", type=int, help="CPU threads (default LOCAL_LLM_THREADS, else 1)"

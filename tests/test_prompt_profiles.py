@@ -128,3 +128,20 @@ def test_a_bad_prompts_file_stops_the_worker_at_boot(cli_env, tmp_path):
     )
     assert done.returncode != 0
     assert "max_tokens of 'intent_classify'" in done.stderr
+
+
+def test_small_profile_examples_are_disjoint_from_the_evaluation_set():
+    from llm_worker.evaluation import cases
+    from llm_worker.prompt_data import PROFILES
+
+    evaluated = {text.strip().lower() for text, _ in cases.INTENT_CASES}
+    shown = [e["data"]["text"] for e in PROFILES["small"]["intent_classify"]["examples"]]
+    assert len(shown) == 60
+    assert {e["answer"]["intent"] for e in PROFILES["small"]["intent_classify"]["examples"]} == {
+        "reminder",
+        "task",
+        "search",
+        "general_note",
+        "ambiguous",
+    }
+    assert not evaluated & {text.strip().lower() for text in shown}
