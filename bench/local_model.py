@@ -1,4 +1,4 @@
-"""The real-model scenario: the bundled Gemma 3 270M served by llama.cpp (xllamacpp)."""
+"""The real-model scenario: the bundled default model served by llama.cpp (xllamacpp)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from console.local_llm import start_local_llm
+from console.local_llm import DEFAULT_MODEL, start_local_llm
 from llm_worker import prompts
 from llm_worker.errors import CommandError, InvalidLLMResponse
 from llm_worker.json_extract import parse_answer
@@ -37,7 +37,7 @@ def _valid_share(provider: OpenAICompatibleProvider, texts: list[str]) -> tuple[
     for text in texts:
         prompt = Prompt(system, (Turn("user", prompts.data_block({"text": text})),))
         answer = provider.complete(
-            model="gemma-3-270m",
+            model=DEFAULT_MODEL,
             prompt=prompt,
             schema_name="IntentResult",
             schema=schema,

@@ -411,23 +411,26 @@ def outage(bench: Bench) -> None:
 
 def local_model(bench: Bench) -> None:
     """Real model: schema-valid first answers with and without ``response_format``, jobs/s."""
+    from console.local_llm import DEFAULT_MODEL
+
     from .local_model import measure_local_model
 
+    scenario = f"6. real model ({DEFAULT_MODEL})"
     result = measure_local_model(bench.logs, prompts=6 if bench.quick else 8)
     bench.raw["local_model"] = result
     if "skipped" in result:
-        bench.rows.append(Row("6. real model (gemma-3 270M)", result["skipped"], 0.0, None, ""))
+        bench.rows.append(Row(scenario, result["skipped"], 0.0, None, ""))
         return
     bench.rows += [
         Row(
-            "6. real model (gemma-3 270M)",
+            scenario,
             "schema-valid first answers, schema vs none",
             result["valid_with_schema"],
             result["valid_without_schema"],
             "share",
         ),
         Row(
-            "6. real model (gemma-3 270M)",
+            scenario,
             "intent_classify jobs/s (1 process, schema)",
             result["jobs_per_second"],
             None,

@@ -17,7 +17,7 @@ from typing import Any
 from . import prompts
 
 #: Labelled intents for the ``small`` profile's few-shot examples, interleaved by label.
-#: Written for the prompt, disjoint from the evaluation set (``llm_worker/evaluation/cases.py``;
+#: Written for the prompt, disjoint from the evaluation set (``console/evaluation/cases.py``;
 #: ``tests/test_prompt_profiles.py`` checks that no text is in both).
 SMALL_INTENT_EXAMPLES: list[tuple[str, str]] = [
     ("remind me to take the pills at 8pm", "reminder"),

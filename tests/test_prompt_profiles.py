@@ -131,7 +131,7 @@ def test_a_bad_prompts_file_stops_the_worker_at_boot(cli_env, tmp_path):
 
 
 def test_small_profile_examples_are_disjoint_from_the_evaluation_set():
-    from llm_worker.evaluation import cases
+    from console.evaluation import cases
     from llm_worker.prompt_data import PROFILES
 
     evaluated = {text.strip().lower() for text, _ in cases.INTENT_CASES}
