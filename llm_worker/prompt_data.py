@@ -82,6 +82,38 @@ SMALL_INTENT_EXAMPLES: list[tuple[str, str]] = [
     ("so yeah", "ambiguous"),
 ]
 
+#: The ``small`` profile's one-shot review example (the chunk's data, its diff as the worker
+#: receives it, and the answer): a bug on neither the first nor the second line, disjoint from
+#: the evaluation set (``tests/test_prompt_profiles.py`` checks it).
+SMALL_REVIEW_EXAMPLE: tuple[dict[str, Any], dict[str, Any]] = (
+    {
+        "repo": "shop",
+        "path": "stock.py",
+        "language": "python",
+        "diff": (
+            "--- a/stock.py\n+++ b/stock.py\n@@ -1,5 +1,5 @@\n"
+            " def restock(shelf, boxes):\n"
+            "     added = 0\n"
+            "     for box in boxes:\n"
+            "-        added += box.count\n"
+            "+        added = box.count\n"
+            "     shelf.count += added\n"
+        ),
+    },
+    {
+        "action": "comment",
+        "comments": [
+            {
+                "path": "stock.py",
+                "code": "added = box.count",
+                "line": 4,
+                "severity": "error",
+                "body": "Each box replaces the total instead of adding to it: use +=.",
+            }
+        ],
+    },
+)
+
 #: Every profile: job type -> {"task", "examples", "max_tokens", ...}.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "default": {
@@ -224,14 +256,18 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "review": {
             "task": (
-                "You review one chunk of a code diff. Answer with one JSON object: "
-                '{"action": "comment", "comments": [...]} where each comment has "path", '
-                '"line" (a line number of the new side of the diff), "severity" (info, '
-                'warning or error) and "body"; or {"action": "no_issues", "summary": ...} '
-                'when the change is fine; or {"action": "tool_call", ...} to read code, at '
-                "most {max_tool_calls} times. Comment only on real bugs."
+                "You review one chunk of a code diff and point at its bug. In the diff each "
+                "line of the new side starts with its line number, then + (added) or a space "
+                "(unchanged); removed lines (-) have no number. Answer "
+                '{"action": "comment", "comments": [{"path": the path, "code": the buggy '
+                'line\'s code copied from the diff, "line": that line\'s number, "severity": '
+                '"error", "body": what is wrong}]}, or {"action": "no_issues", "summary": ...} '
+                "when the change has no bug."
             ),
-            "max_tool_calls": 1,
+            "schema_in_prompt": False,
+            "examples_as": "turns",
+            "examples": [{"data": SMALL_REVIEW_EXAMPLE[0], "answer": SMALL_REVIEW_EXAMPLE[1]}],
+            "max_tool_calls": 0,
             "max_tokens": 1000,
         },
     },

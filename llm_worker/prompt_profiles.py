@@ -35,7 +35,8 @@ class JobPrompt:
       max_tokens: the answer's budget (capped by ``LLM_MAX_OUTPUT_TOKENS``); ``None``: the cap.
       schema_in_prompt: whether the JSON Schema is also written in the system prompt
         (needless when the engine enforces it and the task describes the fields).
-      max_tool_calls: review only: tool calls per chunk (capped by ``REVIEW_MAX_TOOL_CALLS``).
+      max_tool_calls: review only: tool calls per chunk (capped by ``REVIEW_MAX_TOOL_CALLS``;
+        ``0``: the model answers at once).
       examples_as: ``system`` (written into the system prompt after the task) or ``turns``
         (earlier user/model turns).
     """
@@ -78,10 +79,11 @@ def _job_prompt(job_type: str, raw: Any) -> JobPrompt:
         for e in examples
     ):
         raise SettingsError(f"examples of {job_type!r} must be [{{'data': {{}}, 'answer': {{}}}}]")
-    for key in ("max_tokens", "max_tool_calls"):
+    for key, least in (("max_tokens", 1), ("max_tool_calls", 0)):
         value = raw.get(key)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise SettingsError(f"{key} of {job_type!r} must be a positive integer")
+        if value is not None and (not isinstance(value, int) or value < least):
+            kind = "a positive integer" if least else "a non-negative integer"
+            raise SettingsError(f"{key} of {job_type!r} must be {kind}")
     if raw.get("examples_as", "system") not in ("system", "turns"):
         raise SettingsError(f"examples_as of {job_type!r} must be 'system' or 'turns'")
     return JobPrompt(

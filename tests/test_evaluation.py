@@ -15,7 +15,7 @@ def _answer(request):
     messages = request["json"]["messages"]
     chunks = [m["content"] for m in messages if '"diff"' in m["content"]]
     if chunks:
-        path = json.loads(chunks[0].split("\n")[1])["path"]
+        path = json.loads(chunks[-1].split("\n")[1])["path"]  # the last: after the examples
         comment = {"path": path, "line": 2, "severity": "error", "body": "bug"}
         return Reply(content={"action": "comment", "comments": [comment]})
     if "later" in messages[-1]["content"]:

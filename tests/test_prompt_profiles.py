@@ -145,3 +145,24 @@ def test_small_profile_examples_are_disjoint_from_the_evaluation_set():
         "ambiguous",
     }
     assert not evaluated & {text.strip().lower() for text in shown}
+
+
+def test_small_review_example_is_apart_from_the_evaluation_set():
+    from console.evaluation import cases
+    from llm_worker.prompt_data import PROFILES
+    from llm_worker.review.diff import parse_file_diff
+
+    [example] = PROFILES["small"]["review"]["examples"]
+    diff = parse_file_diff(example["data"]["diff"])
+    [comment] = example["answer"]["comments"]
+    assert comment["path"] == example["data"]["path"]
+    assert diff.new_side_code()[comment["line"]].strip() == comment["code"]
+    assert comment["line"] > 2  # not the line most evaluation bugs sit on
+    evaluated_paths = {path for path, _, _ in cases.REVIEW_CASES}
+    evaluated_lines = {
+        code.strip()
+        for _, text, _ in cases.REVIEW_CASES
+        for code in parse_file_diff(text).new_side_code().values()
+    }
+    assert example["data"]["path"] not in evaluated_paths
+    assert not evaluated_lines & {code.strip() for code in diff.new_side_code().values()}

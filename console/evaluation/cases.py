@@ -313,4 +313,42 @@ REVIEW_CASES: list[tuple[str, str, int]] = [
         "         try:\n             return get(url)\n",
         2,
     ),
+    (
+        "pages.py",
+        "--- a/pages.py\n+++ b/pages.py\n@@ -1,3 +1,3 @@\n def page(items, number, size):\n"
+        "     start = number * size\n"
+        "-    return items[start:start + size]\n+    return items[start:start + size - 1]\n",
+        3,
+    ),
+    (
+        "permissions.py",
+        "--- a/permissions.py\n+++ b/permissions.py\n@@ -1,4 +1,4 @@\n"
+        " def can_edit(user, doc):\n     if user.is_admin:\n         return True\n"
+        "-    return doc.owner_id == user.id\n+    # owners may edit their own documents\n"
+        "+    return doc.owner_id != user.id\n",
+        5,
+    ),
+    (
+        "temperature.py",
+        "--- a/temperature.py\n+++ b/temperature.py\n@@ -1,3 +1,3 @@\n"
+        " def to_fahrenheit(celsius):\n     scale = 9 / 5\n"
+        "-    return celsius * scale + 32\n+    return celsius * scale - 32\n",
+        3,
+    ),
+    (
+        "cache.py",
+        "--- a/cache.py\n+++ b/cache.py\n@@ -1,6 +1,6 @@\n def get_or_load(cache, key, load):\n"
+        "     if key in cache:\n         return cache[key]\n"
+        "-    value = load(key)\n-    cache[key] = value\n"
+        "+    value = load(key)  # may be slow\n+    cache[key] = load\n     return value\n",
+        5,
+    ),
+    (
+        "orders.py",
+        "--- a/orders.py\n+++ b/orders.py\n@@ -1,4 +1,4 @@\n def latest(orders):\n"
+        "     if not orders:\n         return None\n"
+        "-    return max(orders, key=lambda o: o.created_at)\n"
+        "+    return min(orders, key=lambda o: o.created_at)\n",
+        4,
+    ),
 ]

@@ -29,6 +29,7 @@ from actors.task_match import accepted_match
 from llm_worker.errors import InvalidLLMResponse, LLMUnavailable
 from llm_worker.jobs import Job, LLMRequest
 from llm_worker.json_extract import extract_json_object, parse_answer
+from llm_worker.review.anchors import anchor_comments
 from llm_worker.review.diff import parse_file_diff
 from llm_worker.review.loop import ReviewTurn, invalid_comments
 from llm_worker.review.schemas import (
@@ -235,7 +236,9 @@ def _parse(case: Case, text: str) -> Any:
     assert isinstance(case.payload, ReviewRequestPayload)
     chunk = case.payload.chunk
     if isinstance(answer, CommentAnswer):
-        shown = parse_file_diff(chunk.diff).new_lines()
+        diff = parse_file_diff(chunk.diff)
+        answer = anchor_comments(answer, diff)
+        shown = diff.new_lines()
         problems = invalid_comments(answer, chunk.path, shown)
         if problems:
             raise InvalidLLMResponse("; ".join(problems))

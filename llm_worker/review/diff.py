@@ -39,6 +39,18 @@ class Hunk:
         """The hunk as diff text."""
         return "\n".join((self.header(), *self.lines))
 
+    def numbered_lines(self) -> list[tuple[int | None, str]]:
+        """Each body line with its new-side number (``None`` for removed lines)."""
+        numbered: list[tuple[int | None, str]] = []
+        line_no = self.new_start
+        for line in self.lines:
+            if line.startswith(("-", "\\")):
+                numbered.append((None, line))
+                continue
+            numbered.append((line_no, line))
+            line_no += 1
+        return numbered
+
     def new_lines(self) -> set[int]:
         """Line numbers of the new side shown in this hunk (added and context lines)."""
         numbers: set[int] = set()
@@ -65,6 +77,26 @@ class FileDiff:
     def new_lines(self) -> set[int]:
         """Every new-side line number the diff shows."""
         return set().union(*(hunk.new_lines() for hunk in self.hunks)) if self.hunks else set()
+
+    def new_side_code(self) -> dict[int, str]:
+        """Each new-side line's code (without its ``+``/space marker), by line number."""
+        return {
+            number: line[1:]
+            for hunk in self.hunks
+            for number, line in hunk.numbered_lines()
+            if number is not None
+        }
+
+    def numbered_text(self) -> str:
+        """The diff as the model is shown it: each new-side line starts with its number
+        (``12 +    total = price * qty``), removed lines with blanks of the same width."""
+        width = len(str(max(self.new_lines(), default=0)))
+        out = list(self.header)
+        for hunk in self.hunks:
+            out.append(hunk.header())
+            for number, line in hunk.numbered_lines():
+                out.append(f"{'' if number is None else number:>{width}} {line}")
+        return "\n".join(out)
 
 
 def parse_file_diff(text: str) -> FileDiff:

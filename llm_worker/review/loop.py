@@ -16,10 +16,12 @@ from .. import prompts as common_prompts
 from ..errors import InvalidLLMResponse, InvalidPayload
 from ..json_extract import ANSWER_EXCERPT_CHARS, extract_json_object
 from ..llm_call import JobMessage, LLMRequest, call_llm, message_usage, retry_feedback
+from ..prompt_profiles import Example
 from ..providers.base import Prompt, Turn
 from ..services import Services
 from ..tokens import BYTES_PER_TOKEN, SHORTENED_MARKER, PromptTooLarge
 from . import prompts
+from .anchors import anchor_comments
 from .conversation import Conversation, ConversationStore
 from .diff import FileDiff, parse_file_diff, split_diff
 from .protocol import FETCH_CONTEXT, POST_COMMENT, REVIEW_REQUEST
@@ -71,6 +73,13 @@ def line_ranges(lines: set[int]) -> str:
         else:
             ranges.append(str(line))
     return ", ".join(ranges)
+
+
+def shown_chunk_data(data: dict[str, Any]) -> dict[str, Any]:
+    """A chunk's data as the model is shown it: its ``diff`` with each new-side line's number
+    at the line's start, and ``new_side_lines``, the lines a comment may point at."""
+    diff = parse_file_diff(str(data["diff"]))
+    return {**data, "diff": diff.numbered_text(), "new_side_lines": line_ranges(diff.new_lines())}
 
 
 def cancel_review(svc: Services, review_request_id: str | int) -> None:
@@ -206,15 +215,16 @@ class ReviewTurn:
 
     def _first_message(self, payload: ReviewRequestPayload, diff: FileDiff) -> dict[str, Any]:
         chunk = payload.chunk
-        data = {
-            "repo": payload.repo,
-            "title": payload.title,
-            "description": payload.description,
-            "path": chunk.path,
-            "language": chunk.language,
-            "diff": diff.text(),
-            "new_side_lines": line_ranges(diff.new_lines()),
-        }
+        data = shown_chunk_data(
+            {
+                "repo": payload.repo,
+                "title": payload.title,
+                "description": payload.description,
+                "path": chunk.path,
+                "language": chunk.language,
+                "diff": diff.text(),
+            }
+        )
         return {
             "role": "user",
             "kind": "data",
@@ -231,17 +241,24 @@ class ReviewTurn:
             prompt=self._prompt(messages, tools_allowed),
             schema_name="ReviewAnswer",
             schema=chunk_answer_schema(
-                tools_allowed=tools_allowed, path=payload.chunk.path, lines=diff.new_lines()
+                tools_allowed=tools_allowed,
+                path=payload.chunk.path,
+                lines=diff.new_lines(),
+                code=diff.new_side_code().values(),
             ),
             max_tokens=self.svc.prompt_profile.job("review").max_tokens,
         )
 
     def _prompt(self, messages: list[dict[str, Any]], tools_allowed: bool) -> Prompt:
-        schema = answer_schema(tools_allowed=tools_allowed)
-        task = self.svc.prompt_profile.job("review").task or prompts.REVIEWER
+        spec = self.svc.prompt_profile.job("review")
+        schema = answer_schema(tools_allowed=tools_allowed) if spec.schema_in_prompt else None
+        task = spec.task or prompts.REVIEWER
         task = task.replace("{max_tool_calls}", str(self._max_tool_calls))
-        turns = [message_turn(m) for m in messages]
-        if not tools_allowed:
+        examples = [
+            Example(shown_chunk_data(e.data), e.answer) for e in spec.examples if "diff" in e.data
+        ]
+        turns = [*common_prompts.example_turns(examples), *(message_turn(m) for m in messages)]
+        if not tools_allowed and self._max_tool_calls:
             text = prompts.TOOLS_EXHAUSTED.format(max_tool_calls=self._max_tool_calls)
             turns.append(Turn("user", text, kind="feedback"))
         return Prompt(
@@ -274,10 +291,12 @@ class ReviewTurn:
         model = self.svc.settings.llm_text_model
         prompt = self._prompt(messages, tools_allowed)
         chunk = Conversation(tuple(messages)).chunk
+        diff = parse_file_diff(str(chunk.get("diff", "")))
         schema = chunk_answer_schema(
             tools_allowed=tools_allowed,
             path=str(chunk.get("path", "")),
-            lines=parse_file_diff(str(chunk.get("diff", ""))).new_lines(),
+            lines=diff.new_lines(),
+            code=diff.new_side_code().values(),
         )
         answer = call_llm(
             self.svc,
@@ -327,7 +346,9 @@ class ReviewTurn:
             ) from None
         if isinstance(parsed, CommentAnswer):
             chunk = Conversation(tuple(messages)).chunk
-            shown = parse_file_diff(chunk["diff"]).new_lines()
+            diff = parse_file_diff(chunk["diff"])
+            parsed = anchor_comments(parsed, diff)
+            shown = diff.new_lines()
             problems = invalid_comments(parsed, chunk["path"], shown)
             if problems:
                 problems.append(f"comment only on new-side lines {line_ranges(shown)}")
@@ -346,7 +367,11 @@ class ReviewTurn:
             }
             self.send_git(FETCH_CONTEXT, (rr, chunk_id), {"tool_call": tool_call})
         elif answer["action"] == "comment":
-            self.send_git(POST_COMMENT, (rr, chunk_id), {"comments": answer["comments"]})
+            comments = [
+                {key: value for key, value in comment.items() if key != "code"}
+                for comment in answer["comments"]
+            ]
+            self.send_git(POST_COMMENT, (rr, chunk_id), {"comments": comments})
         else:
             kwargs = {"comments": [], "summary": answer["summary"]}
             self.send_git(POST_COMMENT, (rr, chunk_id), kwargs)

@@ -10,9 +10,10 @@ Each turn, answer with exactly one JSON object, one of:
   * find_definition {"symbol": str}
   * search_code {"query": str}
 - {"action": "comment", "comments": [...]} with every comment worth making, all at once. Each
-  comment has "path" (the chunk's path), "line" and optionally "end_line" (lines of the NEW side
-  shown in the diff), "severity" (info, warning or error), "body" and an optional "suggestion"
-  (replacement code).
+  comment has "path" (the chunk's path), "code" (the commented line's code, copied from the
+  diff), "line" and optionally "end_line" (lines of the NEW side: in the diff each new-side
+  line starts with its number, removed lines have none), "severity" (info, warning or error),
+  "body" and an optional "suggestion" (replacement code).
 - {"action": "no_issues", "summary": str} when the change is fine.
 Ask for context only when you need it; you may make at most {max_tool_calls} tool calls.
 Comment on real problems (bugs, security, data loss, races, unclear code), not on style nits."""

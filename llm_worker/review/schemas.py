@@ -61,9 +61,13 @@ class ToolCallAnswer(Result):
 
 
 class ReviewComment(Result):
-    """One review comment on a line (or range) of the chunk's new side."""
+    """One review comment on a line (or range) of the chunk's new side, its code quoted first."""
+
+    # ``code`` comes before ``line`` so the model picks the code, then its number; it anchors
+    # the comment (llm_worker.review.loop.anchor_comments) and is not sent to the git worker.
 
     path: str
+    code: Annotated[str, Field(json_schema_extra={"maxLength": 300})] | None = None
     line: int
     end_line: int | None = None
     severity: Literal["info", "warning", "error"]
@@ -105,14 +109,23 @@ def answer_schema(*, tools_allowed: bool) -> dict[str, Any]:
     return _adapter(tools_allowed).json_schema()
 
 
-def chunk_answer_schema(*, tools_allowed: bool, path: str, lines: Iterable[int]) -> dict[str, Any]:
-    """:func:`answer_schema` narrowed to one chunk: a comment's ``path`` is the chunk's and its
+def chunk_answer_schema(
+    *, tools_allowed: bool, path: str, lines: Iterable[int], code: Iterable[str] = ()
+) -> dict[str, Any]:
+    """:func:`answer_schema` narrowed to one chunk: a comment's ``path`` is the chunk's, its
+    ``code`` (required) one of the new side's non-blank lines ``code`` (stripped), and its
     ``line`` and ``end_line`` are lines of the chunk's new side, so a schema-constrained
     engine cannot point a comment elsewhere."""
     schema = copy.deepcopy(answer_schema(tools_allowed=tools_allowed))
     shown = sorted(set(lines))
-    comment = schema["$defs"]["ReviewComment"]["properties"]
+    definition = schema["$defs"]["ReviewComment"]
+    comment = definition["properties"]
     comment["path"] = {"const": path, "type": "string"}
+    quoted = sorted({text.strip() for text in code if text.strip()})
+    if quoted:
+        comment["code"] = {"enum": quoted, "type": "string"}
+        rest = [name for name in definition.get("required", []) if name not in ("path", "code")]
+        definition["required"] = ["path", "code", *rest]
     if shown:
         comment["line"] = {"enum": shown, "type": "integer"}
         comment["end_line"] = {"anyOf": [{"enum": shown, "type": "integer"}, {"type": "null"}]}

@@ -109,3 +109,21 @@ def test_a_single_line_that_cannot_fit_forms_its_own_piece():
 
     assert [piece.hunks[0].lines for piece in pieces] == [("+" + "x" * 50,), ("+y",)]
     assert [piece.hunks[0].new_start for piece in pieces] == [1, 2]
+
+
+def test_numbered_text_writes_each_new_side_line_number_at_its_start():
+    diff = parse_file_diff(TWO_HUNKS)
+
+    assert diff.numbered_text().splitlines()[3:] == [
+        "@@ -1,3 +1,4 @@ import os",
+        " 1  a",
+        "   -b",
+        " 2 +B",
+        " 3 +c",
+        " 4  d",
+        "@@ -10,2 +11,3 @@ def total(items):",
+        "11  x",
+        "12 +y",
+        "13  z",
+    ]
+    assert diff.new_side_code() == {1: "a", 2: "B", 3: "c", 4: "d", 11: "x", 12: "y", 13: "z"}
