@@ -93,7 +93,7 @@ def worker_schemas() -> dict[str, dict[str, Any]]:
     found["ReviewAnswer"] = answer_schema(tools_allowed=True)
     found["ReviewAnswerNoTools"] = answer_schema(tools_allowed=False)
     found["ReviewAnswerOfAChunk"] = chunk_answer_schema(
-        tools_allowed=True, path="app.py", lines=[1, 2, 3]
+        tools_allowed=True, path="app.py", lines=[1, 2, 3], code=["x = 1", "print(x)"]
     )
     return found
 

@@ -258,7 +258,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "task": (
                 "You review one chunk of a code diff and point at its bug. In the diff each "
                 "line of the new side starts with its line number, then + (added) or a space "
-                "(unchanged); removed lines (-) have no number. Answer "
+                "(unchanged); removed lines (-) have no number. Bugs are on added (+) lines: "
+                "compare each added line with the removed line it replaces. Answer "
                 '{"action": "comment", "comments": [{"path": the path, "code": the buggy '
                 'line\'s code copied from the diff, "line": that line\'s number, "severity": '
                 '"error", "body": what is wrong}]}, or {"action": "no_issues", "summary": ...} '
@@ -269,6 +270,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "examples": [{"data": SMALL_REVIEW_EXAMPLE[0], "answer": SMALL_REVIEW_EXAMPLE[1]}],
             "max_tool_calls": 0,
             "max_tokens": 1000,
+            "quote_lines": "added",
         },
     },
 }

@@ -39,6 +39,8 @@ class JobPrompt:
         ``0``: the model answers at once).
       examples_as: ``system`` (written into the system prompt after the task) or ``turns``
         (earlier user/model turns).
+      quote_lines: review only: which lines' code a comment may quote (and so be anchored
+        at), ``shown`` (every new-side line of the chunk) or ``added`` (its ``+`` lines).
     """
 
     task: str = ""
@@ -47,6 +49,7 @@ class JobPrompt:
     schema_in_prompt: bool = True
     max_tool_calls: int | None = None
     examples_as: str = "system"
+    quote_lines: str = "shown"
 
     def answer_tokens(self, cap: int) -> int:
         """The ``max_tokens`` to send, never over ``cap``."""
@@ -54,7 +57,15 @@ class JobPrompt:
 
 
 #: The keys of one job's entry.
-KEYS = ("task", "examples", "max_tokens", "schema_in_prompt", "max_tool_calls", "examples_as")
+KEYS = (
+    "task",
+    "examples",
+    "max_tokens",
+    "schema_in_prompt",
+    "max_tool_calls",
+    "examples_as",
+    "quote_lines",
+)
 
 
 def _is_example(value: Any) -> bool:
@@ -86,6 +97,8 @@ def _job_prompt(job_type: str, raw: Any) -> JobPrompt:
             raise SettingsError(f"{key} of {job_type!r} must be {kind}")
     if raw.get("examples_as", "system") not in ("system", "turns"):
         raise SettingsError(f"examples_as of {job_type!r} must be 'system' or 'turns'")
+    if raw.get("quote_lines", "shown") not in ("shown", "added"):
+        raise SettingsError(f"quote_lines of {job_type!r} must be 'shown' or 'added'")
     return JobPrompt(
         task=str(raw.get("task", "")),
         examples=tuple(Example(e["data"], e["answer"]) for e in examples),
@@ -93,6 +106,7 @@ def _job_prompt(job_type: str, raw: Any) -> JobPrompt:
         schema_in_prompt=bool(raw.get("schema_in_prompt", True)),
         max_tool_calls=raw.get("max_tool_calls"),
         examples_as=str(raw.get("examples_as", "system")),
+        quote_lines=str(raw.get("quote_lines", "shown")),
     )
 
 

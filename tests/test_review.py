@@ -350,3 +350,40 @@ def test_a_cancelled_review_drops_its_queued_messages(worker, git_repo, fake_llm
     assert fake_llm.chat_requests() == []
     assert _conversation(redis_client) is None
     assert _results(redis_client) == []
+
+
+def test_small_profile_shows_numbered_lines_and_anchors_a_comment_by_its_code(
+    env, worker, git_repo, fake_llm, redis_client
+):
+    from llm_worker.review.diff import parse_file_diff
+
+    env(LLM_PROMPT_PROFILE="small", LLM_RESPONSE_FORMAT="llguidance")
+    diff = parse_file_diff(app_diff(git_repo))
+    added = diff.added_code()
+    context = sorted(set(diff.new_side_code()) - set(added))
+    target = max(added)
+    comment = {
+        "path": "app.py",
+        "code": added[target].strip(),
+        "line": context[0],  # a wrong number: the quoted code decides
+        "severity": "error",
+        "body": "bug",
+    }
+    fake_llm.push({"action": "comment", "comments": [comment]})
+
+    _request(git_repo)
+    drain(worker, *QUEUES)
+
+    [call] = fake_llm.chat_requests()
+    body = call["json"]
+    roles = [m["role"] for m in body["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]  # the one-shot example first
+    shown = json.loads(body["messages"][-1]["content"].split("\n", 1)[1].rsplit("\n", 1)[0])
+    assert f"{target} +{added[target]}" in [line.lstrip() for line in shown["diff"].splitlines()]
+    schema = json.loads(body["grammar"].split("%json ", 1)[1])
+    assert "tool_call" not in json.dumps(schema)  # the small profile answers at once
+    quoted = schema["$defs"]["ReviewComment"]["properties"]["code"]["enum"]
+    assert sorted(quoted) == sorted({code.strip() for code in added.values() if code.strip()})
+    [result] = _results(redis_client)
+    [posted] = result["comments"]
+    assert posted["line"] == target and "code" not in posted

@@ -274,7 +274,9 @@ FOLLOWUP_CASES: list[tuple[dict[str, Any], list[str]]] = [
 ]
 
 
-#: Review chunks with one known bug: (path, unified diff, new-side line of the bug).
+#: Review chunks with one known bug: (path, unified diff, new-side line of the bug), always on
+#: an added line.  Seven have more than one added line, and the bug is not always on line 2
+#: nor on the first added line: those two guesses score 4 and 5 of the 10.
 REVIEW_CASES: list[tuple[str, str, int]] = [
     (
         "cart.py",
@@ -315,9 +317,10 @@ REVIEW_CASES: list[tuple[str, str, int]] = [
     ),
     (
         "pages.py",
-        "--- a/pages.py\n+++ b/pages.py\n@@ -1,3 +1,3 @@\n def page(items, number, size):\n"
-        "     start = number * size\n"
-        "-    return items[start:start + size]\n+    return items[start:start + size - 1]\n",
+        "--- a/pages.py\n+++ b/pages.py\n@@ -1,3 +1,4 @@\n def page(items, number, size):\n"
+        "-    start = number * size\n-    return items[start:start + size]\n"
+        "+    start = number * size  # zero-based pages\n+    end = start + size - 1\n"
+        "+    return items[start:end]\n",
         3,
     ),
     (
@@ -331,8 +334,8 @@ REVIEW_CASES: list[tuple[str, str, int]] = [
     (
         "temperature.py",
         "--- a/temperature.py\n+++ b/temperature.py\n@@ -1,3 +1,3 @@\n"
-        " def to_fahrenheit(celsius):\n     scale = 9 / 5\n"
-        "-    return celsius * scale + 32\n+    return celsius * scale - 32\n",
+        " def to_fahrenheit(celsius):\n-    scale = 9 / 5\n-    return celsius * scale + 32\n"
+        "+    scale = 9 / 5  # degrees F per degree C\n+    return celsius * scale - 32\n",
         3,
     ),
     (

@@ -87,6 +87,15 @@ class FileDiff:
             if number is not None
         }
 
+    def added_code(self) -> dict[int, str]:
+        """Each added (``+``) line's code, by new-side line number."""
+        return {
+            number: line[1:]
+            for hunk in self.hunks
+            for number, line in hunk.numbered_lines()
+            if number is not None and line.startswith("+")
+        }
+
     def numbered_text(self) -> str:
         """The diff as the model is shown it: each new-side line starts with its number
         (``12 +    total = price * qty``), removed lines with blanks of the same width."""

@@ -244,10 +244,16 @@ class ReviewTurn:
                 tools_allowed=tools_allowed,
                 path=payload.chunk.path,
                 lines=diff.new_lines(),
-                code=diff.new_side_code().values(),
+                code=self._quotable(diff),
             ),
             max_tokens=self.svc.prompt_profile.job("review").max_tokens,
         )
+
+    def _quotable(self, diff: FileDiff) -> list[str]:
+        """The code a comment may quote: the profile's ``quote_lines`` of the chunk (all shown
+        lines when it has no added line)."""
+        added = self.svc.prompt_profile.job("review").quote_lines == "added"
+        return list(((added and diff.added_code()) or diff.new_side_code()).values())
 
     def _prompt(self, messages: list[dict[str, Any]], tools_allowed: bool) -> Prompt:
         spec = self.svc.prompt_profile.job("review")
@@ -296,7 +302,7 @@ class ReviewTurn:
             tools_allowed=tools_allowed,
             path=str(chunk.get("path", "")),
             lines=diff.new_lines(),
-            code=diff.new_side_code().values(),
+            code=self._quotable(diff),
         )
         answer = call_llm(
             self.svc,
