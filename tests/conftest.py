@@ -30,8 +30,8 @@ from tests.support import (
     RedisServer,
     amqp_answers,
     check_test_redis_url,
-    free_port,
     make_git_repo,
+    server_port,
     stop_processes,
     suite_environment,
     wait_for,
@@ -245,7 +245,7 @@ def own_redis(redis_server):
 @pytest.fixture
 def own_rabbitmq(tmp_path):
     """A RabbitMQ node of the test's own on free ports, its data in a temporary folder."""
-    port, dist_port = free_port(), free_port()
+    port, dist_port = server_port(), server_port()  # restarted while clients reconnect
     home = tmp_path / "rabbitmq"
     (home / "mnesia").mkdir(parents=True)
     (home / "log").mkdir()

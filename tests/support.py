@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -132,6 +133,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_port() -> int:
+    """A free TCP port on 127.0.0.1 below the kernel's ephemeral range, for a server a test
+    stops and starts again while its clients reconnect.
+
+    A port from :func:`free_port` is an ephemeral one: while the server is down, a client's
+    own outgoing connection (even one to that very port, a TCP self-connect) may take it,
+    and the server cannot listen on it again.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10_000, max(10_001, low))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 def run_cli(cli_env: dict[str, str], *args: str, timeout: float = 120, **env: str) -> Any:
     """Run ``llm-worker ARGS`` in its own process; return the completed process (text)."""
     return subprocess.run(
@@ -233,7 +258,7 @@ class RedisServer:
     """A redis-server of a test's own on a free port, AOF on, data in ``folder``."""
 
     def __init__(self, folder: Path) -> None:
-        self.port = free_port()
+        self.port = server_port()  # restarted while clients reconnect
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.command = [
             shutil.which("redis-server") or "redis-server",
