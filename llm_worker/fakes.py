@@ -39,10 +39,13 @@ class _Server(ThreadingHTTPServer):
 class FakeHTTPServer:
     """A threaded HTTP server on 127.0.0.1 that records requests and can go down."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self.port = 0
+        #: ``0`` picks a free port; a test that takes the server down and up again while
+        #: clients reconnect gives one outside the ephemeral range, which no client's own
+        #: outgoing connection can take meanwhile.
+        self.port = port
         self._server: _Server | None = None
         self.up()
 
@@ -145,7 +148,7 @@ class FakeLLM(FakeHTTPServer):
     :attr:`fallback` is set; anything else gets the fallback or a 500.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.script: deque[Reply] = deque()
         self.answers: dict[str, Any] = {}
         self.fallback: Callable[[dict[str, Any]], Reply] | None = None
@@ -161,7 +164,7 @@ class FakeLLM(FakeHTTPServer):
         self.busy_answers = 0
         #: Seconds each tokenize request takes.
         self.tokenize_delay = 0.0
-        super().__init__()
+        super().__init__(port)
 
     def reset_counters(self) -> None:
         """Forget the in-flight peak and the busy answers."""
@@ -274,13 +277,13 @@ def _wrap(path: str, model: str, text: str) -> dict[str, Any]:
 class FakeCore(FakeHTTPServer):
     """A recording Core API: job updates, image tags and open tasks."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.tasks: dict[int, list[dict[str, Any]]] = {}
         #: Scripted failures, answered first: a status (with a small JSON body) or a Reply.
         self.failures: deque[int | Reply] = deque()
         #: Seconds every answer takes (a slow Core).
         self.delay = 0.0
-        super().__init__()
+        super().__init__(port)
 
     def respond(self, request: dict[str, Any]) -> Reply:
         with self.lock:

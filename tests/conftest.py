@@ -67,14 +67,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def fake_llm() -> Iterator[FakeLLM]:
-    server = FakeLLM()
+    server = FakeLLM(server_port())  # tests take it down and up while workers reconnect
     yield server
     server.down()
 
 
 @pytest.fixture(scope="session")
 def fake_core() -> Iterator[FakeCore]:
-    server = FakeCore()
+    server = FakeCore(server_port())
     yield server
     server.down()
 
