@@ -31,6 +31,7 @@ from tests.support import (
     amqp_answers,
     check_test_redis_url,
     make_git_repo,
+    running_worker,
     server_port,
     stop_processes,
     suite_environment,
@@ -144,17 +145,10 @@ def env(
 @pytest.fixture
 def worker(env: Callable[..., Services]) -> Iterator[Any]:
     """A real Dramatiq worker on the actors' broker, in this process."""
-    from dramatiq import Worker
-
     import actors
 
-    worker = Worker(actors.broker, worker_threads=4, worker_timeout=WORKER_TIMEOUT_MS)
-    worker.start()
-    yield worker
-    worker.stop()
-    actors.broker.middleware[:] = [
-        m for m in actors.broker.middleware if getattr(m, "worker", None) is not worker
-    ]
+    with running_worker(actors.broker, threads=4, timeout_ms=WORKER_TIMEOUT_MS) as worker:
+        yield worker
 
 
 @pytest.fixture

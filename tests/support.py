@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,24 @@ def drain(worker: Any, *queues: str, timeout: float = 20.0) -> None:
         worker.join()
         if all(broker.do_qsize(queue) == 0 for queue in names):  # Dramatiq's join reads it
             return
+
+
+@contextlib.contextmanager
+def running_worker(broker: Any, *, threads: int, timeout_ms: int = 100) -> Iterator[Any]:
+    """A real Dramatiq worker on ``broker`` in this process, for the ``with`` block; once
+    stopped, the middleware it added to the broker (its own, e.g. ``CurrentMessage``'s
+    worker hooks) are taken off again so the next worker starts clean."""
+    from dramatiq import Worker
+
+    worker = Worker(broker, worker_threads=threads, worker_timeout=timeout_ms)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        broker.middleware[:] = [
+            m for m in broker.middleware if getattr(m, "worker", None) is not worker
+        ]
 
 
 def log_says(path: Path, text: str, count: int = 1) -> bool:

@@ -10,12 +10,11 @@ import uuid
 
 import pytest
 import redis
-from dramatiq import Worker
 
 import actors
 from actors import intent_classify
 from llm_worker.fakes import FakeCore, FakeLLM, Reply
-from tests.support import run_cli, wait_for
+from tests.support import run_cli, running_worker, wait_for
 
 GOOD = {"intent": "reminder", "confidence": 0.9}
 GARBAGE = [b"not json at all", b'{"queue_name": "llm.intent"}', b"[1, 2, 3]"]
@@ -43,16 +42,9 @@ def test_unreadable_messages_are_moved_aside_logged_and_counted(
         garbage_ids.append(_push_raw(redis_client, "llm.intent", data))
     intent_classify.send(3, 42, {"text": "x"})
 
-    worker = Worker(actors.broker, worker_threads=2, worker_timeout=100)
-    worker.start()
-    try:
+    with running_worker(actors.broker, threads=2):
         wait_for(lambda: len(fake_core.job_updates()) == 4, timeout=20)
         wait_for(lambda: redis_client.hlen("dramatiq:llm.intent.msgs") == 0, timeout=10)
-    finally:
-        worker.stop()
-        actors.broker.middleware[:] = [
-            m for m in actors.broker.middleware if getattr(m, "worker", None) is not worker
-        ]
 
     assert {u["status"] for u in fake_core.job_updates()} == {"completed"}
     aside = redis_client.hgetall("dramatiq:llm.intent.unreadable")

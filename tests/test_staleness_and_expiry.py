@@ -7,14 +7,13 @@ import threading
 import time
 
 import pytest
-from dramatiq import Worker
 
 from actors import broker, intent_classify, sweep_expired
 from llm_worker.breaker import BreakerStore
 from llm_worker.services import services
 from llm_worker.settings import Settings
 from llm_worker.sweeper import sweep_redis_queues
-from tests.support import drain, notifications, produce, wait_for
+from tests.support import drain, notifications, produce, running_worker, wait_for
 
 GOOD = {"intent": "task", "confidence": 0.9}
 
@@ -233,20 +232,13 @@ def test_time_waiting_out_a_429_cooldown_does_not_count_towards_staleness(env, f
     fake_llm.answers["IntentResult"] = GOOD
     busy = {"error": {"message": "slow down"}}
     fake_llm.push(Reply(status=429, body=busy, headers={"Retry-After": "3"}))
-    worker = Worker(broker, worker_threads=1, worker_timeout=100)
-    worker.start()
-    try:
+    with running_worker(broker, threads=1) as worker:
         intent_classify.send(20, 42, {"text": "x"})
         wait_for(lambda: fake_llm.chat_requests(), timeout=10)
         for job_id in (21, 22):
             intent_classify.send(job_id, 42, {"text": "x"})
         wait_for(lambda: len(fake_core.job_updates()) == 3, timeout=30)
         drain(worker, "llm.intent")
-    finally:
-        worker.stop()
-        broker.middleware[:] = [
-            m for m in broker.middleware if getattr(m, "worker", None) is not worker
-        ]
     for job_id in (20, 21, 22):
         assert [u["status"] for u in fake_core.job_updates(job_id)] == ["completed"], job_id
 
@@ -287,19 +279,12 @@ def test_a_job_that_expires_waiting_for_llm_capacity_is_expired_not_sent(
     )
     fake_llm.answers["IntentResult"] = GOOD
     fake_llm.push(Reply(content=GOOD, delay=3))
-    worker = Worker(broker, worker_threads=2, worker_timeout=100)
-    worker.start()
-    try:
+    with running_worker(broker, threads=2) as worker:
         intent_classify.send(24, 42, {"text": "x"})
         wait_for(lambda: fake_llm.chat_requests(), timeout=10)
         intent_classify.send(25, 42, {"text": "x"})
         wait_for(lambda: len(fake_core.job_updates()) == 2, timeout=30)
         drain(worker, "llm.intent")
-    finally:
-        worker.stop()
-        broker.middleware[:] = [
-            m for m in broker.middleware if getattr(m, "worker", None) is not worker
-        ]
     assert [u["status"] for u in fake_core.job_updates(24)] == ["completed"]
     [update] = fake_core.job_updates(25)
     assert update["status"] == "failed" and update["error"].startswith("expired: waited")
