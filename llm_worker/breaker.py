@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import redis
 
 from . import keys
+from .intervals import Interval, intervals_ending_after
 
 if TYPE_CHECKING:
     from .services import Services
@@ -37,18 +38,6 @@ redis.call('zadd', KEYS[2], ARGV[1], since .. ':' .. ARGV[1])
 redis.call('zremrangebyscore', KEYS[2], '-inf', ARGV[2])
 return since
 """
-
-
-def covered_seconds(intervals: list[tuple[float, float]], start: float, end: float) -> float:
-    """Seconds of ``[start, end]`` covered by at least one of ``intervals`` (overlaps
-    counted once)."""
-    total, reached = 0.0, start
-    for began, ended in sorted(intervals):
-        began, ended = max(began, reached), min(ended, end)
-        if ended > began:
-            total += ended - began
-            reached = ended
-    return total
 
 
 @dataclass(frozen=True)
@@ -138,16 +127,11 @@ class BreakerStore:
         """Become the one process that probes in this interval; ``False`` if another is."""
         return bool(self._redis.set(self._probe_key, "1", nx=True, px=max(1, int(interval * 1000))))
 
-    def outage_intervals(
-        self, start: float, *, now: float | None = None
-    ) -> list[tuple[float, float]]:
+    def outage_intervals(self, start: float, *, now: float | None = None) -> list[Interval]:
         """The outages (``(began, ended)``) that ended after ``start``, the current one
         (if the breaker is open) ending ``now``."""
         now = time.time() if now is None else now
-        intervals: list[tuple[float, float]] = []
-        for member in self._redis.zrangebyscore(self._outages_key, start, "+inf"):
-            began, ended = member.decode().split(":")
-            intervals.append((float(began), float(ended)))
+        intervals = intervals_ending_after(self._redis, self._outages_key, start)
         current = self.status()
         if current.since is not None:
             intervals.append((current.since, now))

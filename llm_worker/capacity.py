@@ -31,6 +31,7 @@ import redis
 
 from . import keys
 from .errors import LLMAtCapacity
+from .intervals import Interval, intervals_ending_after
 
 logger = logging.getLogger(__name__)
 
@@ -299,16 +300,10 @@ class CapacityStore:
             )
         )
 
-    def cooldown_intervals(self, start: float) -> list[tuple[float, float]]:
+    def cooldown_intervals(self, start: float) -> list[Interval]:
         """The cooldowns (``(began, until)``, seconds since the epoch) that ended after
         ``start`` or go on; kept ``history_seconds``."""
-        return [
-            (float(began), float(until))
-            for began, until in (
-                member.decode().split(":")
-                for member in self._redis.zrangebyscore(self._cooldowns, start, "+inf")
-            )
-        ]
+        return intervals_ending_after(self._redis, self._cooldowns, start)
 
     def cooldown(self) -> Cooldown | None:
         """The current cooldown, or ``None``."""

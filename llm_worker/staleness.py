@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from .breaker import breaker_store, covered_seconds
+from .breaker import breaker_store
+from .intervals import covered_seconds
 from .services import Services
 
 
