@@ -19,9 +19,9 @@ from dramatiq.middleware import (
 )
 from periodiq import PeriodiqMiddleware
 
+from llm_worker.broker.redis_broker import RecoveringRedisBroker
 from llm_worker.errors import SettingsError
-from llm_worker.green import prepare_for_gevent
-from llm_worker.redis_broker import RecoveringRedisBroker
+from llm_worker.llm.green import prepare_for_gevent
 from llm_worker.settings import BrokerSettings, broker_settings
 from middleware import (
     CircuitBreaker,
@@ -80,7 +80,7 @@ def build_broker(config: BrokerSettings) -> dramatiq.Broker:
     """A Redis or RabbitMQ broker for ``config``; nothing connects yet."""
     middleware = service_middleware(config)
     if config.uses_rabbitmq:
-        from llm_worker.rabbitmq_broker import RecoveringRabbitmqBroker  # imports pika
+        from llm_worker.broker.rabbitmq_broker import RecoveringRabbitmqBroker  # imports pika
 
         return RecoveringRabbitmqBroker(url=config.effective_broker_url, middleware=middleware)
     return RecoveringRedisBroker.from_settings(config, middleware=middleware)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llm_worker.jobs import Job, Notification
-from llm_worker.schemas import EmailExtractPayload, EmailExtractResult
+from llm_worker.jobs.job import Job, Notification
+from llm_worker.jobs.schemas import EmailExtractPayload, EmailExtractResult
 
 from .job_actor import job_actor
 

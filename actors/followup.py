@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llm_worker.jobs import Job, Notification
-from llm_worker.schemas import FollowupPayload, FollowupResult
+from llm_worker.jobs.job import Job, Notification
+from llm_worker.jobs.schemas import FollowupPayload, FollowupResult
 
 from .job_actor import job_actor
 

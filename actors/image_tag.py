@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from llm_worker.errors import LLMRequestRejected
-from llm_worker.images import load_image
-from llm_worker.jobs import Job, Notification
-from llm_worker.schemas import ImageTagPayload, ImageTagResult
+from llm_worker.jobs.job import Job, Notification
+from llm_worker.jobs.schemas import ImageTagPayload, ImageTagResult
+from llm_worker.llm.images import load_image
 
 from .job_actor import job_actor
 

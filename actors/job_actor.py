@@ -8,12 +8,12 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from llm_worker.arguments import P
 from llm_worker.errors import JobInProgress, JobRejected, LLMError
-from llm_worker.jobs import Job
-from llm_worker.outcomes import CoreJob
+from llm_worker.jobs.arguments import P
+from llm_worker.jobs.job import Job
+from llm_worker.jobs.kind import CoreJob
 
-#: A job actor's body: it is handed the running :class:`~llm_worker.jobs.Job`.
+#: A job actor's body: it is handed the running :class:`~llm_worker.jobs.job.Job`.
 JobBody = Callable[[Job[P]], None]
 
 
@@ -23,7 +23,7 @@ def job_actor(
     """Declare ``body`` as the job actor ``name`` on ``queue``.
 
     The actor takes ``(job_id, user_id, payload)``; ``body`` is called with the
-    :class:`~llm_worker.jobs.Job` built from them (its payload validated against
+    :class:`~llm_worker.jobs.job.Job` built from them (its payload validated against
     ``payload_model``) and from the message being processed.
 
     Parameters:

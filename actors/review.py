@@ -7,8 +7,8 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from llm_worker.broker.outbound import send_message
 from llm_worker.errors import JobRejected, LLMError
-from llm_worker.outbound import send_message
 from llm_worker.review.kind import ReviewJob, parse_review_arguments
 from llm_worker.review.loop import ReviewTurn
 from llm_worker.review.protocol import GIT_QUEUE, REVIEW_ACTOR, REVIEW_QUEUE

@@ -8,10 +8,10 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from periodiq import cron
 
-from llm_worker.outcomes import actor_job_kind
+from llm_worker.fleet.sweeper import sweep_redis_queues
+from llm_worker.jobs.kind import actor_job_kind
 from llm_worker.services import services
 from llm_worker.settings import broker_settings
-from llm_worker.sweeper import sweep_redis_queues
 
 from .broker import broker
 

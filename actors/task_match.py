@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llm_worker.jobs import Job, Notification
-from llm_worker.schemas import CoreTask, TaskMatchPayload, TaskMatchResult
+from llm_worker.jobs.job import Job, Notification
+from llm_worker.jobs.schemas import CoreTask, TaskMatchPayload, TaskMatchResult
 
 from .job_actor import job_actor
 

@@ -29,7 +29,7 @@ import requests
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import default_middleware
 
-from llm_worker.logs import CONTENT_LOGGERS
+from llm_worker.observability.logs import CONTENT_LOGGERS
 from llm_worker.services import services
 from llm_worker.settings import broker_settings
 

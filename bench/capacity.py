@@ -8,8 +8,8 @@ import time
 from functools import partial
 from typing import Any
 
-from llm_worker.capacity import CapacityLimits, CapacityStore
-from llm_worker.fakes import Reply
+from llm_worker.fleet.capacity import CapacityLimits, CapacityStore
+from llm_worker.testing.fakes import Reply
 
 from .harness import bench_redis, median, pending, run_workers, wait_until
 from .scenarios import GOOD, Bench, Row

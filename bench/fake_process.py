@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from llm_worker.fakes import FakeLLM, Reply
+from llm_worker.testing.fakes import FakeLLM, Reply
 
 GOOD = {"intent": "reminder", "confidence": 0.9}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from llm_worker.redis_layout import RedisLayout
+from llm_worker.broker.redis_layout import RedisLayout
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The benchmarks' own Redis database; it is flushed.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_worker.fakes import FakeCore, FakeLLM, Reply
+from llm_worker.testing.fakes import FakeCore, FakeLLM, Reply
 
 from .commands import commands
 from .harness import (

@@ -179,7 +179,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from llm_worker.liveness import read_liveness
+    from llm_worker.fleet.liveness import read_liveness
     from llm_worker.settings import settings
 
     folder = settings().liveness_dir

@@ -19,7 +19,7 @@ from actors import broker, review_chunk
 from gitworker.handlers import declare
 from llm_worker import keys
 from llm_worker.errors import CommandError
-from llm_worker.logs import configure_logging
+from llm_worker.observability.logs import configure_logging
 from llm_worker.review.loop import cancel_review
 from llm_worker.review.protocol import GIT_QUEUE, REVIEW_QUEUE, REVIEW_REQUEST
 from llm_worker.services import services

@@ -11,7 +11,7 @@ from typing import Any
 import dramatiq
 
 from llm_worker import keys
-from llm_worker.outbound import send_message
+from llm_worker.broker.outbound import send_message
 from llm_worker.review.protocol import (
     CONTEXT_READY,
     FETCH_CONTEXT,

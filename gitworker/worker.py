@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from llm_worker.redis_broker import RecoveringRedisBroker
+from llm_worker.broker.redis_broker import RecoveringRedisBroker
 from llm_worker.settings import broker_settings
 from middleware.dead_worker_recovery import DeadWorkerRecovery
 from middleware.log_setup import LogSetup

@@ -8,22 +8,22 @@ from functools import cached_property
 
 import redis
 
-from . import keys
-from .capacity import CapacityGate, CapacityLimits, CapacityStore
-from .core_api import CoreClient
-from .notify import Notifier
-from .outbox import ReportOutbox, RetryPolicy
-from .prompt_profiles import PromptProfile, load_profile
-from .providers import (
+from llm_worker import keys
+from llm_worker.core.client import CoreClient
+from llm_worker.core.notify import Notifier
+from llm_worker.core.outbox import ReportOutbox, RetryPolicy
+from llm_worker.fleet.capacity import CapacityGate, CapacityLimits, CapacityStore
+from llm_worker.llm.providers import (
     Provider,
     ProviderChoice,
     choose_provider,
     make_fallback_provider,
     make_provider,
 )
-from .providers.base import Prompt
-from .settings import Settings, settings
-from .tokens import estimate_tokens
+from llm_worker.llm.providers.base import Prompt
+from llm_worker.llm.tokens import estimate_tokens
+from llm_worker.prompts.profiles import PromptProfile, load_profile
+from llm_worker.settings import Settings, settings
 
 #: Most connections a worker process's Redis pool opens for its worker threads (or
 #: greenlets), however many it runs: a job holds one only for a command or two, so
@@ -191,7 +191,7 @@ def services() -> Services:
 def reset_services() -> None:
     """Drop the shared clients and cached settings (the environment is read again)."""
     global _services
-    from .settings import reload_settings
+    from llm_worker.settings import reload_settings
 
     with _lock:
         if _services is not None and "core" in _services.__dict__:

@@ -8,10 +8,10 @@ import time
 import dramatiq
 from dramatiq.broker import MessageProxy
 
-from llm_worker import message_options
-from llm_worker.expiry import message_age
+from llm_worker.fleet.expiry import message_age
+from llm_worker.fleet.staleness import unavailable_seconds
+from llm_worker.jobs import options as message_options
 from llm_worker.services import services
-from llm_worker.staleness import unavailable_seconds
 
 from .base import JobMiddleware
 

@@ -8,9 +8,9 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
-from llm_worker.expiry import claim_and_expire
-from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import JOB_KIND_OPTION, AnyMessage, JobKind, job_kind_of
+from llm_worker.fleet.expiry import claim_and_expire
+from llm_worker.jobs.kind import JOB_KIND_OPTION, AnyMessage, JobKind, job_kind_of
+from llm_worker.jobs.outcome import note_outcome
 from llm_worker.services import Services
 
 #: How a middleware may end a job for good.
@@ -26,7 +26,7 @@ class JobMiddleware(Middleware):
     one way to end a job (:meth:`end_job`, :meth:`skip_job`).
 
     Actor option:
-      job_kind: the actor's :class:`~llm_worker.outcomes.JobKind`; it marks
+      job_kind: the actor's :class:`~llm_worker.jobs.kind.JobKind`; it marks
         the LLM job actors every middleware of this service acts on.
     """
 

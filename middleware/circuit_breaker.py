@@ -11,15 +11,16 @@ from dramatiq.broker import MessageProxy
 from dramatiq.common import dq_name
 from dramatiq.middleware import SkipMessage
 
-from llm_worker import message_options, metrics
-from llm_worker.breaker import BreakerStatus, BreakerStore, breaker_store
-from llm_worker.cooldown import capped_retry_after, start_cooldown
 from llm_worker.errors import FallbackUnavailable, LLMRateLimited, LLMUnavailable
-from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import actor_job_kind, as_message
-from llm_worker.providers import Provider
+from llm_worker.fleet.breaker import BreakerStatus, BreakerStore, breaker_store
+from llm_worker.fleet.cooldown import capped_retry_after, start_cooldown
+from llm_worker.jobs import options as message_options
+from llm_worker.jobs.kind import actor_job_kind, as_message
+from llm_worker.jobs.outcome import note_outcome
+from llm_worker.llm.providers import Provider
+from llm_worker.llm.usage import Usage
+from llm_worker.observability import metrics
 from llm_worker.services import Services, services
-from llm_worker.usage import Usage
 
 from .base import JobMiddleware
 from .periodic import PeriodicPass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from llm_worker.redis_broker import RecoveringRedisBroker
+from llm_worker.broker.redis_broker import RecoveringRedisBroker
 
 from .periodic import PeriodicPass
 

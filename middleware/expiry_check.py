@@ -9,7 +9,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker.errors import JobExpired
-from llm_worker.expiry import expiry_error, is_expired, message_age
+from llm_worker.fleet.expiry import expiry_error, is_expired, message_age
 from llm_worker.services import services
 
 from .base import JobMiddleware

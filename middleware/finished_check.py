@@ -9,7 +9,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
 from llm_worker import keys
-from llm_worker.job_outcome import note_outcome
+from llm_worker.jobs.outcome import note_outcome
 from llm_worker.services import services
 
 from .base import JobMiddleware

@@ -9,12 +9,13 @@ from typing import Any
 import dramatiq
 from dramatiq.broker import MessageProxy
 
-from llm_worker import message_options, metrics
 from llm_worker.errors import InvalidLLMResponse
-from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import as_message
+from llm_worker.jobs import options as message_options
+from llm_worker.jobs.kind import as_message
+from llm_worker.jobs.outcome import note_outcome
+from llm_worker.llm.usage import Usage
+from llm_worker.observability import metrics
 from llm_worker.services import services
-from llm_worker.usage import Usage
 
 from .base import JobMiddleware
 

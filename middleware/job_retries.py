@@ -10,8 +10,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Retries
 
-from llm_worker import message_options
-from llm_worker.core_refusals import note_refused, note_unauthorized
+from llm_worker.core.refusals import note_refused, note_unauthorized
 from llm_worker.errors import (
     CoreRefused,
     CoreUnauthorized,
@@ -22,11 +21,12 @@ from llm_worker.errors import (
     LLMAtCapacity,
     LLMUnavailable,
 )
-from llm_worker.job_outcome import note_outcome
-from llm_worker.outcomes import JobRef, as_message
+from llm_worker.jobs import options as message_options
+from llm_worker.jobs.kind import JobRef, as_message
+from llm_worker.jobs.outcome import note_outcome
+from llm_worker.llm.usage import Usage
 from llm_worker.services import Services, services
 from llm_worker.settings import Settings
-from llm_worker.usage import Usage
 
 from .base import JobMiddleware
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from llm_worker import liveness
+from llm_worker.fleet import liveness
 from llm_worker.services import services
 
 from .periodic import PeriodicPass
@@ -12,7 +12,7 @@ from .periodic import PeriodicPass
 
 class LivenessBeat(PeriodicPass):
     """Touch ``LIVENESS_DIR/worker-{pid}`` at boot and every few seconds; remove it at
-    shutdown (see :mod:`llm_worker.liveness`).
+    shutdown (see :mod:`llm_worker.fleet.liveness`).
 
     Parameters:
       interval: seconds between two beats.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from llm_worker.logs import configure_logging
+from llm_worker.observability.logs import configure_logging
 from llm_worker.services import services
 
 

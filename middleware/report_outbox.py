@@ -13,7 +13,7 @@ class ReportOutboxDrain(PeriodicPass):
     """Run a thread per worker process that delivers due reports from the outbox.
 
     Failed, skipped and expired jobs are reported through
-    :class:`~llm_worker.outbox.ReportOutbox`; a report Core did not accept at
+    :class:`~llm_worker.core.outbox.ReportOutbox`; a report Core did not accept at
     once is retried here with exponential backoff (``JOB_RETRY_MIN_BACKOFF_SECONDS``
     doubling up to ``JOB_RETRY_MAX_BACKOFF_SECONDS``, ``JOB_MAX_RETRIES``
     attempts).  Reports are leased while delivered, so two processes never

@@ -9,11 +9,11 @@ import sys
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from llm_worker import metrics
-from llm_worker.constrained import check_enforceable
+from llm_worker.broker.redis_broker import RecoveringRedisBroker
 from llm_worker.errors import SettingsError
-from llm_worker.logs import configure_logging
-from llm_worker.redis_broker import RecoveringRedisBroker
+from llm_worker.llm.constrained import check_enforceable
+from llm_worker.observability import metrics
+from llm_worker.observability.logs import configure_logging
 from llm_worker.services import POOL_WAIT_SECONDS, pool_size_for, services
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import redis
 
-from llm_worker.fakes import FakeCore, FakeLLM, Reply
+from llm_worker.testing.fakes import FakeCore, FakeLLM, Reply
 from tests.support import (
     PNG_BYTES,
     ROOT,

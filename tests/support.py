@@ -126,7 +126,7 @@ def usage(calls: int, model: str = "mistral") -> dict[str, Any]:
 
 def send_unchecked(actor: Any, *args: Any, **kwargs: Any) -> Any:
     """Enqueue a job as a producer that bypasses the send-time check would."""
-    from llm_worker.outbound import send_message
+    from llm_worker.broker.outbound import send_message
 
     return send_message(actor.queue_name, actor.actor_name, args, kwargs)
 

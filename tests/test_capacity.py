@@ -9,15 +9,15 @@ import time
 
 import pytest
 
-from llm_worker.capacity import (
+from llm_worker.errors import LLMAtCapacity
+from llm_worker.fleet.capacity import (
     COOLDOWN_READ_SECONDS,
     CapacityGate,
     CapacityLimits,
     CapacityStore,
     Lease,
 )
-from llm_worker.errors import LLMAtCapacity
-from llm_worker.providers.base import retry_after_seconds
+from llm_worker.llm.providers.base import retry_after_seconds
 from tests.support import wait_for
 
 NOW = 1_800_000_000.0

@@ -21,7 +21,7 @@ import time
 import pytest
 import redis
 
-from llm_worker.fakes import Reply
+from llm_worker.testing.fakes import Reply
 from tests.support import ROOT
 
 pytestmark = [pytest.mark.chaos, pytest.mark.cli]
@@ -74,7 +74,7 @@ def flapping_llm(request):
 PRODUCER = """
 import sys, time
 from actors import email_extract, followup, image_tag, intent_classify, task_match
-from llm_worker.outbound import send_message
+from llm_worker.broker.outbound import send_message
 
 senders = [
     (image_tag, lambda n: {"image_id": n, "path": "cat.png"}),

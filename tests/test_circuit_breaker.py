@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from actors import intent_classify, task_match
-from llm_worker.fakes import Reply
+from llm_worker.testing.fakes import Reply
 from middleware import breaker_status
 from tests.support import dead_letters, drain, free_port, notifications, wait_for
 

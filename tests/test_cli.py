@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from llm_worker.fakes import Reply
+from llm_worker.testing.fakes import Reply
 from tests.support import notifications, produce, usage, wait_for
 
 pytestmark = pytest.mark.cli

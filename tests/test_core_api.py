@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from actors import image_tag, intent_classify
-from llm_worker.core_api import CoreClient
+from llm_worker.core.client import CoreClient
 from llm_worker.identifiers import ID_MAX_CHARS
 from middleware.job_arguments import InvalidJob
 from tests.support import dead_letters, drain, send_unchecked

@@ -9,8 +9,8 @@ import pytest
 
 from actors import intent_classify
 from console.ops.status import EXIT_NOT_READY, collect_status
-from llm_worker.core_refusals import unauthorized_alarm
-from llm_worker.fakes import Reply
+from llm_worker.core.refusals import unauthorized_alarm
+from llm_worker.testing.fakes import Reply
 from middleware import breaker_status
 from tests.support import dead_letters, drain, notifications, send_unchecked, wait_for
 

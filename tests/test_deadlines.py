@@ -14,11 +14,11 @@ import httpx
 import httpx2
 import pytest
 
-from llm_worker.core_api import CoreClient
-from llm_worker.deadline_http import deadline_client
+from llm_worker.core.client import CoreClient
 from llm_worker.errors import CoreAPIError, LLMUnavailable
-from llm_worker.fakes import SlowHTTPServer
+from llm_worker.llm.deadline_http import deadline_client
 from llm_worker.settings import Settings
+from llm_worker.testing.fakes import SlowHTTPServer
 from tests.test_providers import KINDS, ask, make
 
 #: The deadline under test (over the slow server's 0.3 s between bytes, so that only a
@@ -73,7 +73,7 @@ def test_probe_ends_by_the_deadline(slow_server, kind):
 
 
 def test_server_tokenizer_ends_by_the_deadline(slow_server):
-    from llm_worker.providers import OpenAICompatibleProvider, Prompt, Turn
+    from llm_worker.llm.providers import OpenAICompatibleProvider, Prompt, Turn
 
     provider = OpenAICompatibleProvider(
         base_url=f"{slow_server.url}/v1", api_key="k", timeout=DEADLINE, tokenizer="server"

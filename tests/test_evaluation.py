@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from console.evaluation.run import run_eval
-from llm_worker.fakes import Reply
+from llm_worker.testing.fakes import Reply
 from tests.support import run_cli
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from actors import broker, intent_classify, task_match
-from llm_worker.fakes import Reply
+from llm_worker.testing.fakes import Reply
 from middleware.job_arguments import InvalidJob
 from tests.support import (
     TEST_REDIS_URL,
@@ -204,7 +204,7 @@ def test_worker_survives_a_rabbitmq_restart(
 def test_recovery_requeues_a_dead_process_messages_whatever_the_chance(redis_client):
     from dramatiq import Message
 
-    from llm_worker.redis_broker import RecoveringRedisBroker
+    from llm_worker.broker.redis_broker import RecoveringRedisBroker
 
     def process_broker():  # Dramatiq's maintenance by chance as good as off
         return RecoveringRedisBroker(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_worker.fakes import Reply
+from llm_worker.testing.fakes import Reply
 from tests.support import notifications, produce, usage, wait_for
 
 pytestmark = [pytest.mark.cli, pytest.mark.gevent]
@@ -37,7 +37,7 @@ def test_one_process_holds_many_llm_calls_in_flight_and_every_job_ends(
         cli_env,
         "from actors import intent_classify\n"
         f"for n in range({in_flight}): intent_classify.send(n, 42, {{'text': 'x'}})\n"
-        "from llm_worker.outbound import send_message\n"
+        "from llm_worker.broker.outbound import send_message\n"
         "send_message('llm.intent', 'intent_classify', (900, 42, {'text': 5}), {})\n",
     )
 

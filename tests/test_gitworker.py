@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from llm_worker.outbound import send_message
+from llm_worker.broker.outbound import send_message
 from tests.support import wait_for
 
 pytestmark = pytest.mark.cli

@@ -10,8 +10,13 @@ from hypothesis import strategies as st
 
 from actors import JOB_ACTORS, intent_classify
 from llm_worker.errors import InvalidPayload
-from llm_worker.outcomes import CoreJob
-from llm_worker.schemas import EmailExtractResult, FollowupResult, IntentResult, TaskMatchResult
+from llm_worker.jobs.kind import CoreJob
+from llm_worker.jobs.schemas import (
+    EmailExtractResult,
+    FollowupResult,
+    IntentResult,
+    TaskMatchResult,
+)
 from tests.support import drain, notifications, send_unchecked
 
 ODD_TEXT = st.text(

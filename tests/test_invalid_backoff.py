@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from actors import followup, intent_classify
-from llm_worker.fakes import Reply
+from llm_worker.testing.fakes import Reply
 from middleware.invalid_backoff import backoff_delay
 from tests.support import dead_letters, drain, notifications, usage
 

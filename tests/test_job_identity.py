@@ -4,7 +4,7 @@ however many messages Core sends for it."""
 from __future__ import annotations
 
 from actors import followup, intent_classify
-from llm_worker.fakes import Reply
+from llm_worker.testing.fakes import Reply
 from tests.support import dead_letters, drain, notifications, usage
 
 FIRST = {"intent": "reminder", "confidence": 0.9}

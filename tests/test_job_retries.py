@@ -8,8 +8,8 @@ import dramatiq
 
 import actors
 from llm_worker.errors import LLMError
-from llm_worker.outcomes import CoreJob
-from llm_worker.schemas import IntentPayload
+from llm_worker.jobs.kind import CoreJob
+from llm_worker.jobs.schemas import IntentPayload
 from tests.support import dead_letters, drain, notifications
 
 QUEUE = "test.llm_error"

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from actors import intent_classify, task_match
-from llm_worker.capacity import CapacityLimits, CapacityStore
-from llm_worker.fakes import FakeLLM, Reply
+from llm_worker.fleet.capacity import CapacityLimits, CapacityStore
+from llm_worker.testing.fakes import FakeLLM, Reply
 from middleware import breaker_status
 from tests.support import free_port, run_cli, wait_for
 

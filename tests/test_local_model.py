@@ -13,7 +13,7 @@ import pytest
 
 from console.local_llm import local_llm_env, start_local_llm, stop_local_llm
 from llm_worker import keys
-from llm_worker.schemas import (
+from llm_worker.jobs.schemas import (
     EmailExtractResult,
     FollowupResult,
     IntentResult,

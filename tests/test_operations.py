@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from actors import broker, intent_classify
-from llm_worker.breaker import BreakerStore
-from llm_worker.fakes import Reply
-from llm_worker.message_options import HELD_SINCE
+from llm_worker.fleet.breaker import BreakerStore
+from llm_worker.jobs.options import HELD_SINCE
+from llm_worker.testing.fakes import Reply
 from tests.support import (
     ROOT,
     drain,
@@ -624,7 +624,7 @@ def test_send_wait_says_core_refuses_the_report(env, worker, cli_env, fake_llm, 
 
 def test_job_state_sentences_for_ends_without_a_notification():
     from console.ops.job_state import JobState, explain
-    from llm_worker.breaker import BreakerStatus
+    from llm_worker.fleet.breaker import BreakerStatus
 
     closed = BreakerStatus("closed")
     dead = explain(JobState("report_dead", "failed", "Core answered HTTP 503"), closed, "followup")
@@ -664,7 +664,7 @@ def test_status_exits_0_while_the_fallback_llm_serves_jobs(env, cli_env, fake_ll
     """The primary LLM down (its breaker open, its server refusing connections) with a
     fallback whose breaker is closed: jobs are served, so status says so and exits 0; with
     the fallback's breaker open too, nothing serves jobs: exit 1."""
-    from llm_worker.fakes import FakeLLM
+    from llm_worker.testing.fakes import FakeLLM
 
     svc = env()
     fallback = FakeLLM()

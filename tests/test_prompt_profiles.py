@@ -7,9 +7,9 @@ import json
 import pytest
 
 from actors import intent_classify
-from llm_worker.constrained import check_enforceable, decoding_schema, guidance_grammar
 from llm_worker.errors import SettingsError
-from llm_worker.prompt_profiles import build_profile, load_profile
+from llm_worker.llm.constrained import check_enforceable, decoding_schema, guidance_grammar
+from llm_worker.prompts.profiles import build_profile, load_profile
 from tests.support import drain
 
 
@@ -132,7 +132,7 @@ def test_a_bad_prompts_file_stops_the_worker_at_boot(cli_env, tmp_path):
 
 def test_small_profile_examples_are_disjoint_from_the_evaluation_set():
     from console.evaluation import cases
-    from llm_worker.prompt_data import PROFILES
+    from llm_worker.prompts.data import PROFILES
 
     evaluated = {text.strip().lower() for text, _ in cases.INTENT_CASES}
     shown = [e["data"]["text"] for e in PROFILES["small"]["intent_classify"]["examples"]]
@@ -149,7 +149,7 @@ def test_small_profile_examples_are_disjoint_from_the_evaluation_set():
 
 def test_small_review_example_is_apart_from_the_evaluation_set():
     from console.evaluation import cases
-    from llm_worker.prompt_data import PROFILES
+    from llm_worker.prompts.data import PROFILES
     from llm_worker.review.diff import parse_file_diff
 
     [example] = PROFILES["small"]["review"]["examples"]

@@ -13,9 +13,8 @@ from llm_worker.errors import (
     LLMRequestRejected,
     LLMUnavailable,
 )
-from llm_worker.fakes import Reply
-from llm_worker.images import StoredImage
-from llm_worker.providers import (
+from llm_worker.llm.images import StoredImage
+from llm_worker.llm.providers import (
     AnthropicProvider,
     OllamaProvider,
     OpenAICompatibleProvider,
@@ -24,6 +23,7 @@ from llm_worker.providers import (
     choose_provider,
 )
 from llm_worker.settings import Settings
+from llm_worker.testing.fakes import Reply
 from tests.support import PNG_BYTES
 
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}}

@@ -60,7 +60,7 @@ class FailingHook(Middleware):
 @pytest.fixture
 def rabbitmq_broker() -> Iterator[Any]:
     """A fail-safe RabbitMQ broker of the test's own (its own queue, deleted afterwards)."""
-    from llm_worker.rabbitmq_broker import RecoveringRabbitmqBroker
+    from llm_worker.broker.rabbitmq_broker import RecoveringRabbitmqBroker
 
     broker = RecoveringRabbitmqBroker(url=RABBITMQ_URL, middleware=[])
     broker.redelivery_pause_seconds = 0.05

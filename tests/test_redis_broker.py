@@ -13,7 +13,7 @@ import redis
 
 import actors
 from actors import intent_classify
-from llm_worker.fakes import FakeCore, FakeLLM, Reply
+from llm_worker.testing.fakes import FakeCore, FakeLLM, Reply
 from tests.support import run_cli, running_worker, wait_for
 
 GOOD = {"intent": "reminder", "confidence": 0.9}
@@ -58,8 +58,8 @@ def test_unreadable_messages_are_moved_aside_logged_and_counted(
 
 
 def test_the_sweeper_moves_unreadable_messages_aside(env, redis_client):
+    from llm_worker.fleet.sweeper import sweep_redis_queues
     from llm_worker.services import services
-    from llm_worker.sweeper import sweep_redis_queues
 
     redis_id = _push_raw(redis_client, "llm.followup.DQ", b"\xff\xfe garbage")
     report = sweep_redis_queues(services(), actors.broker, ["llm.followup"])
@@ -195,7 +195,7 @@ def test_a_delay_queue_consumer_survives_redis_stopping_and_puts_its_messages_ba
     from dramatiq import Message
     from dramatiq.worker import ConsumerThread
 
-    from llm_worker.redis_broker import RecoveringRedisBroker
+    from llm_worker.broker.redis_broker import RecoveringRedisBroker
 
     broker = RecoveringRedisBroker(url=redis_server.url)
     queue = "delay-test"
@@ -245,7 +245,7 @@ def test_an_ack_redis_does_not_answer_in_time_is_retried_until_it_does(redis_ser
     from dramatiq import Message
     from dramatiq.worker import ConsumerThread
 
-    from llm_worker.redis_broker import RecoveringRedisBroker
+    from llm_worker.broker.redis_broker import RecoveringRedisBroker
     from llm_worker.settings import BrokerSettings
 
     if timeout_from == "url":  # the URL's own timeout wins over the setting

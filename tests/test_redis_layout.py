@@ -10,8 +10,8 @@ import pytest
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
-from llm_worker.redis_broker import RecoveringRedisBroker
-from llm_worker.redis_layout import DEFAULT_NAMESPACE, RedisKeys, RedisLayout
+from llm_worker.broker.redis_broker import RecoveringRedisBroker
+from llm_worker.broker.redis_layout import DEFAULT_NAMESPACE, RedisKeys, RedisLayout
 from tests.support import TEST_REDIS_URL
 
 QUEUE = "layout.jobs"

@@ -6,7 +6,7 @@ import threading
 import time
 
 from actors import intent_classify
-from llm_worker.outbox import Report
+from llm_worker.core.outbox import Report
 from tests.support import drain, notifications, run_cli, send_unchecked, wait_for
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from actors import review_chunk
 from llm_worker import keys
-from llm_worker.fakes import Reply
-from llm_worker.tokens import estimate_text_tokens
+from llm_worker.llm.tokens import estimate_text_tokens
+from llm_worker.testing.fakes import Reply
 from tests.support import app_diff, drain, git, send_unchecked
 
 pytestmark = pytest.mark.usefixtures("git_actors")

@@ -13,7 +13,7 @@ import pika
 import pytest
 
 from llm_worker import keys
-from llm_worker.fakes import Reply
+from llm_worker.testing.fakes import Reply
 from tests.support import ROOT, app_diff, produce, run_cli, wait_for
 from tests.test_review import COMMENTS
 
@@ -227,7 +227,7 @@ def test_git_worker_logs_hold_no_user_content(
     comment = {**COMMENTS[0], "body": f"{MARKER}-comment"}
     produce(
         cli_env,
-        "from llm_worker.outbound import send_message as send\n"
+        "from llm_worker.broker.outbound import send_message as send\n"
         f"send('git_queue', 'fetch_context', ('rr-log', '1'), {{'tool_call': {tool_call!r}}})\n"
         f"send('git_queue', 'post_comment', ('rr-log', '1'), {{'comments': [{comment!r}]}})\n",
     )

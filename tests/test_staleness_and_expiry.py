@@ -9,10 +9,10 @@ import time
 import pytest
 
 from actors import broker, intent_classify, sweep_expired
-from llm_worker.breaker import BreakerStore
+from llm_worker.fleet.breaker import BreakerStore
+from llm_worker.fleet.sweeper import sweep_redis_queues
 from llm_worker.services import services
 from llm_worker.settings import Settings
-from llm_worker.sweeper import sweep_redis_queues
 from tests.support import drain, notifications, produce, running_worker, wait_for
 
 GOOD = {"intent": "task", "confidence": 0.9}
@@ -226,7 +226,7 @@ def test_time_waiting_out_a_429_cooldown_does_not_count_towards_staleness(env, f
     """One worker thread: job 20's call gets a 429 (a 3 s cooldown for the fleet), job 21
     waits the cooldown out on the thread, so job 22, queued behind it, is first picked up
     about 3 s old, over its 1 s limit. The cooldown is discounted like an outage: it runs."""
-    from llm_worker.fakes import Reply
+    from llm_worker.testing.fakes import Reply
 
     env(MESSAGE_MAX_AGE_SECONDS=1, LLM_CAPACITY_WAIT_SECONDS=10)
     fake_llm.answers["IntentResult"] = GOOD
@@ -270,7 +270,7 @@ def test_a_job_that_expires_waiting_for_llm_capacity_is_expired_not_sent(
     """One LLM slot for the fleet: job 24 holds it for 3 s; job 25, picked up at once and
     so not expired then, waits for the slot on its thread past its 2 s expiry age. It is
     expired instead of being sent to the LLM."""
-    from llm_worker.fakes import Reply
+    from llm_worker.testing.fakes import Reply
 
     env(
         LLM_UNAVAILABLE_EXPIRY_SECONDS=2,

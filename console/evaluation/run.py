@@ -27,18 +27,8 @@ from pydantic import ValidationError
 from actors.email_extract import EVENT_THRESHOLD
 from actors.task_match import accepted_match
 from llm_worker.errors import InvalidLLMResponse, LLMUnavailable
-from llm_worker.jobs import Job, LLMRequest
-from llm_worker.json_extract import extract_json_object, parse_answer
-from llm_worker.review.anchors import anchor_comments
-from llm_worker.review.diff import parse_file_diff
-from llm_worker.review.loop import ReviewTurn, invalid_comments
-from llm_worker.review.schemas import (
-    CommentAnswer,
-    ReviewArguments,
-    ReviewRequestPayload,
-    parse_review_answer,
-)
-from llm_worker.schemas import (
+from llm_worker.jobs.job import Job, LLMRequest
+from llm_worker.jobs.schemas import (
     CoreTask,
     EmailExtractPayload,
     EmailExtractResult,
@@ -50,6 +40,16 @@ from llm_worker.schemas import (
     Result,
     TaskMatchPayload,
     TaskMatchResult,
+)
+from llm_worker.llm.json_extract import extract_json_object, parse_answer
+from llm_worker.review.anchors import anchor_comments
+from llm_worker.review.diff import parse_file_diff
+from llm_worker.review.loop import ReviewTurn, invalid_comments
+from llm_worker.review.schemas import (
+    CommentAnswer,
+    ReviewArguments,
+    ReviewRequestPayload,
+    parse_review_answer,
 )
 from llm_worker.services import Services
 

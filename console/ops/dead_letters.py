@@ -12,10 +12,10 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import xq_name
 
-from llm_worker import message_options
-from llm_worker.redis_layout import RedisLayout
+from llm_worker.broker.redis_layout import RedisLayout
+from llm_worker.jobs import options as message_options
+from llm_worker.llm.usage import USAGE_OPTION
 from llm_worker.services import Services
-from llm_worker.usage import USAGE_OPTION
 
 #: Options dropped on requeue: the message starts over as a fresh attempt.
 RESET_OPTIONS = (

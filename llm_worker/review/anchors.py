@@ -3,8 +3,8 @@ over the number it wrote, which small models often get wrong."""
 
 from __future__ import annotations
 
-from .diff import FileDiff
-from .schemas import CommentAnswer, ReviewComment
+from llm_worker.review.diff import FileDiff
+from llm_worker.review.schemas import CommentAnswer, ReviewComment
 
 #: Shortest quote matched as the start of a line's code.  The engine can end a quoted string
 #: early when the code holds both ``'`` and ``"`` (seen with LLGuidance's enum strings).

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from .. import keys
+from llm_worker import keys
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..arguments import bind_arguments, is_job_id, validation_problem
-from ..errors import InvalidPayload
-from ..identifiers import id_problem
-from ..outbound import send_message
-from ..outcomes import AnyMessage
-from ..services import Services
-from .protocol import CONTEXT_READY, GIT_QUEUE, POST_COMMENT, REVIEW_REQUEST
-from .schemas import ContextReadyPayload, ReviewArguments, ReviewRequestPayload
+from llm_worker.broker.outbound import send_message
+from llm_worker.errors import InvalidPayload
+from llm_worker.identifiers import id_problem
+from llm_worker.jobs.arguments import bind_arguments, is_job_id, validation_problem
+from llm_worker.jobs.kind import AnyMessage
+from llm_worker.review.protocol import CONTEXT_READY, GIT_QUEUE, POST_COMMENT, REVIEW_REQUEST
+from llm_worker.review.schemas import ContextReadyPayload, ReviewArguments, ReviewRequestPayload
+from llm_worker.services import Services
 
 logger = logging.getLogger("llm_worker.review")
 

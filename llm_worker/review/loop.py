@@ -11,21 +11,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import keys
-from .. import prompts as common_prompts
-from ..errors import InvalidLLMResponse, InvalidPayload
-from ..json_extract import ANSWER_EXCERPT_CHARS, extract_json_object
-from ..llm_call import JobMessage, LLMRequest, call_llm, message_usage, retry_feedback
-from ..prompt_profiles import Example
-from ..providers.base import Prompt, Turn
-from ..services import Services
-from ..tokens import BYTES_PER_TOKEN, SHORTENED_MARKER, PromptTooLarge
-from . import prompts
-from .anchors import anchor_comments
-from .conversation import Conversation, ConversationStore
-from .diff import FileDiff, parse_file_diff, split_diff
-from .protocol import FETCH_CONTEXT, POST_COMMENT, REVIEW_REQUEST
-from .schemas import (
+from llm_worker import keys
+from llm_worker.errors import InvalidLLMResponse, InvalidPayload
+from llm_worker.jobs.llm_call import JobMessage, LLMRequest, call_llm, message_usage, retry_feedback
+from llm_worker.llm.json_extract import ANSWER_EXCERPT_CHARS, extract_json_object
+from llm_worker.llm.providers.base import Prompt, Turn
+from llm_worker.llm.tokens import BYTES_PER_TOKEN, SHORTENED_MARKER, PromptTooLarge
+from llm_worker.prompts import render as common_prompts
+from llm_worker.prompts import review as prompts
+from llm_worker.prompts.profiles import Example
+from llm_worker.review.anchors import anchor_comments
+from llm_worker.review.conversation import Conversation, ConversationStore
+from llm_worker.review.diff import FileDiff, parse_file_diff, split_diff
+from llm_worker.review.protocol import FETCH_CONTEXT, POST_COMMENT, REVIEW_REQUEST
+from llm_worker.review.schemas import (
     CommentAnswer,
     ContextReadyPayload,
     ReviewArguments,
@@ -35,6 +34,7 @@ from .schemas import (
     chunk_answer_schema,
     parse_review_answer,
 )
+from llm_worker.services import Services
 
 logger = logging.getLogger("llm_worker.review")
 

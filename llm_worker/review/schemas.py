@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, TypeAdapter
 
-from ..schemas import JobId, Payload, Result
-from .protocol import Event
+from llm_worker.jobs.schemas import JobId, Payload, Result
+from llm_worker.review.protocol import Event
 
 Tool = Literal["read_file", "find_definition", "search_code"]
 

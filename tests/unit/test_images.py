@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llm_worker.errors import ImageRefused, JobRejected
-from llm_worker.images import StoredImage, load_image, resolve_inside, sniff_mime_type
+from llm_worker.llm.images import StoredImage, load_image, resolve_inside, sniff_mime_type
 
 pytestmark = pytest.mark.unit
 

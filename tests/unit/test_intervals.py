@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_worker.intervals import covered_seconds
+from llm_worker.fleet.intervals import covered_seconds
 
 
 @pytest.mark.parametrize(

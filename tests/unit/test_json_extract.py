@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from llm_worker.errors import InvalidLLMResponse
-from llm_worker.json_extract import ANSWER_EXCERPT_CHARS, extract_json_object, parse_answer
+from llm_worker.llm.json_extract import ANSWER_EXCERPT_CHARS, extract_json_object, parse_answer
 
 pytestmark = pytest.mark.unit
 

@@ -22,10 +22,10 @@ from dramatiq.middleware import Middleware
 
 from actors import intent_classify
 from actors.broker import service_middleware
-from llm_worker.capacity import CapacityLimits, CapacityStore
-from llm_worker.fakes import Reply
+from llm_worker.fleet.capacity import CapacityLimits, CapacityStore
 from llm_worker.services import Services
 from llm_worker.settings import broker_settings
+from llm_worker.testing.fakes import Reply
 from middleware import breaker_status
 from tests.support import wait_for
 

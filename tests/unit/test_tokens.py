@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from llm_worker.errors import LLMRequestRejected
-from llm_worker.images import StoredImage
-from llm_worker.providers.base import IMAGE_TOKENS, Prompt, Turn
-from llm_worker.tokens import (
+from llm_worker.llm.images import StoredImage
+from llm_worker.llm.providers.base import IMAGE_TOKENS, Prompt, Turn
+from llm_worker.llm.tokens import (
     DROPPED_MARKER,
     MESSAGE_OVERHEAD_TOKENS,
     PromptTooLarge,

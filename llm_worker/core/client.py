@@ -1,0 +1,101 @@
+"""Client of the Core API: job states, image tags and open tasks.
+
+Every identifier goes into a URL as exactly one percent-encoded path segment
+(:func:`~llm_worker.identifiers.path_segment`), and every call ends within
+``CORE_TIMEOUT_SECONDS`` (:mod:`~llm_worker.llm.deadline_http`).  Error answers are
+classed by :func:`~llm_worker.errors.core_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+
+from llm_worker.errors import CoreAPIError, core_error
+from llm_worker.identifiers import path_segment
+from llm_worker.jobs.schemas import CoreTask
+from llm_worker.llm.deadline_http import deadline_client
+from llm_worker.llm.usage import Usage
+from llm_worker.settings import Settings
+
+logger = logging.getLogger("llm_worker.core_api")
+
+JobStatus = Literal["completed", "failed", "skipped"]
+_TASKS = TypeAdapter(list[CoreTask])
+#: Characters of Core's error body kept in errors, logs and reports.
+CORE_BODY_CHARS = 300
+
+
+class CoreClient:
+    """Calls Core over one pooled HTTP client.
+
+    Parameters:
+      settings: the worker settings (``CORE_API_URL``, token, ``CORE_TIMEOUT_SECONDS``).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._base = settings.core_api_url
+        self._timeout = settings.core_timeout_seconds
+        headers = {"User-Agent": "llm-worker"}
+        if settings.core_api_token is not None:
+            token = settings.core_api_token.get_secret_value()
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = deadline_client(self._timeout, self._base, headers=headers)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._client.request(method, f"{self._base}{path}", **kwargs)
+        except httpx.TimeoutException:
+            raise CoreAPIError(
+                f"Core {method} {path} did not answer within {self._timeout:g}s"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise CoreAPIError(f"Core {method} {path} failed: {exc}") from None
+        if response.status_code >= 300:
+            body = response.text[:CORE_BODY_CHARS]
+            message = f"Core {method} {path} answered HTTP {response.status_code}: {body}"
+            raise core_error(message, response.status_code)
+        return response
+
+    def update_job(
+        self,
+        job_id: str | int,
+        status: JobStatus,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        usage: Usage | None = None,
+    ) -> None:
+        """``PATCH /jobs/{job_id}`` with the job's final state and token usage."""
+        body = {
+            "status": status,
+            "result": result,
+            "error": error,
+            "usage": (usage or Usage()).as_dict(),
+        }
+        self._call("PATCH", f"/jobs/{path_segment(job_id)}", json=body)
+
+    def put_image_tags(self, image_id: str | int, result: dict[str, Any]) -> None:
+        """``PUT /images/{image_id}/tags`` with an ``image_tag`` result."""
+        self._call("PUT", f"/images/{path_segment(image_id)}/tags", json=result)
+
+    def open_tasks(self, user_id: int) -> list[CoreTask]:
+        """``GET /users/{user_id}/tasks?status=open``.
+
+        Raises:
+          TypeError: ``user_id`` is not an integer (the contract says it is).
+        """
+        if not isinstance(user_id, int) or isinstance(user_id, bool):
+            raise TypeError(f"user_id must be an integer, got {type(user_id).__name__}")
+        response = self._call("GET", f"/users/{user_id:d}/tasks", params={"status": "open"})
+        try:
+            return _TASKS.validate_json(response.content)
+        except ValidationError as exc:
+            raise CoreAPIError(f"Core returned malformed tasks: {exc.errors()[0]['msg']}") from None
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._client.close()

@@ -1,0 +1,146 @@
+"""Notifications to the Telegram bot through a Redis stream, each published once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from llm_worker import keys
+
+#: Message types this service publishes.
+MESSAGE_TYPES = (
+    "llm_image_tag_result",
+    "llm_intent_result",
+    "llm_followup_result",
+    "llm_task_match_result",
+    "event_confirmation",
+    "llm_failure",
+    "llm_expiry",
+)
+
+#: Claim the notification's key and publish it in one step, or do nothing.
+_PUBLISH_ONCE = """
+if redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+    return redis.call('xadd', KEYS[2], '*', 'data', ARGV[2])
+end
+return false
+"""
+
+#: For each claim ``KEYS[2..n-1]``: claim it and ``XADD`` its body ``ARGV[i+2]`` to the
+#: stream ``KEYS[1]`` unless claimed before; then ``SET KEYS[n] ARGV[3] EX ARGV[2]``.
+_PUBLISH_ALL_AND_MARK = """
+local published = {}
+local last = #KEYS
+for i = 2, last - 1 do
+    if redis.call('set', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+        published[#published + 1] = redis.call('xadd', KEYS[1], '*', 'data', ARGV[i + 2])
+    end
+end
+redis.call('set', KEYS[last], ARGV[3], 'EX', ARGV[2])
+return published
+"""
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One notification ready to publish: its claim key and its entry's JSON."""
+
+    claim: str
+    data: str
+
+
+class Notifier:
+    """Publishes ``XADD {stream} * data <json>`` entries, at most once per notification.
+
+    A notification is identified by job type, job id, message type and a
+    discriminator (the event's index for ``event_confirmation``); the claim
+    and the ``XADD`` happen atomically in Redis, so a retried or redelivered
+    job never publishes the same notification twice while the claim lives.
+
+    Parameters:
+      client: a Redis client.
+      stream: the stream's key (``NOTIFY_STREAM``).
+      prefix: ``KEY_PREFIX`` of the claim keys.
+      dedupe_seconds: how long a claim lives (``NOTIFY_DEDUPE_SECONDS``).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream: str,
+        *,
+        prefix: str = "llmw",
+        dedupe_seconds: int = 1_296_000,
+    ) -> None:
+        self._redis = client
+        self.stream = stream
+        self._prefix = prefix
+        self._ttl = dedupe_seconds
+        self._publish_once = client.register_script(_PUBLISH_ONCE)
+        self._publish_all_and_mark = client.register_script(_PUBLISH_ALL_AND_MARK)
+
+    def prepare(
+        self,
+        *,
+        user_id: int,
+        job_id: str | int,
+        message_type: str,
+        content: dict[str, Any],
+        job_type: str = "job",
+        discriminator: str | int = 0,
+    ) -> Publication:
+        """The notification's claim key and entry, for :meth:`publish_and_mark`."""
+        data = {
+            "user_id": user_id,
+            "job_id": job_id,
+            "message_type": message_type,
+            "content": content,
+        }
+        claim = keys.notified(self._prefix, job_type, job_id, message_type, discriminator)
+        return Publication(claim, json.dumps(data, ensure_ascii=False))
+
+    def publish_and_mark(
+        self, publications: Sequence[Publication], *, key: str, value: str, ttl_seconds: int
+    ) -> list[str]:
+        """Publish each notification not published before and set ``key`` to ``value``
+        (for ``ttl_seconds``), atomically, in one round trip; return the new entry ids."""
+        entries = self._publish_all_and_mark(
+            keys=[self.stream, *(p.claim for p in publications), key],
+            args=[self._ttl, ttl_seconds, value, *(p.data for p in publications)],
+        )
+        return [e.decode() if isinstance(e, bytes) else str(e) for e in entries or []]
+
+    def publish(
+        self,
+        *,
+        user_id: int,
+        job_id: str | int,
+        message_type: str,
+        content: dict[str, Any],
+        job_type: str = "job",
+        discriminator: str | int = 0,
+    ) -> str | None:
+        """Publish one notification; return its stream entry id, or ``None`` if it was
+        published before."""
+        publication = self.prepare(
+            user_id=user_id,
+            job_id=job_id,
+            message_type=message_type,
+            content=content,
+            job_type=job_type,
+            discriminator=discriminator,
+        )
+        return self.publish_prepared(publication)
+
+    def publish_prepared(self, publication: Publication) -> str | None:
+        """Publish a notification made by :meth:`prepare`; ``None`` if published before."""
+        entry = self._publish_once(
+            keys=[publication.claim, self.stream], args=[self._ttl, publication.data]
+        )
+        if entry is None:
+            return None
+        return entry.decode() if isinstance(entry, bytes) else str(entry)

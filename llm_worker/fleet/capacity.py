@@ -1,0 +1,454 @@
+"""Fleet-wide LLM capacity in Redis: leased slots, per-minute limits and the 429 cooldown.
+
+Every LLM call of every worker process asks :class:`CapacityGate` first.  One
+atomic script per request (:data:`_ACQUIRE`) checks, in order:
+
+- the cooldown after a 429 (``{p}:capacity:cooldown``);
+- priority: a job waiting with a better (lower) priority goes first;
+- a free slot of ``LLM_MAX_CONCURRENT_REQUESTS`` (``{p}:capacity:slots``, leases
+  that expire unless the holder renews them, so a killed worker's slot returns);
+- the token buckets of ``LLM_REQUESTS_PER_MINUTE`` and ``LLM_TOKENS_PER_MINUTE``
+  (each holds one second's worth: ``limit / 60``, at least 1).
+
+and either takes all of them or none, answering how long to wait.  A call's
+prompt estimate is charged to the token bucket before it and corrected by the
+usage the LLM reports after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from llm_worker import keys
+from llm_worker.errors import LLMAtCapacity
+from llm_worker.fleet.intervals import Interval, intervals_ending_after
+
+logger = logging.getLogger("llm_worker.capacity")
+
+#: A waiter that has not asked for this long is forgotten, in milliseconds.
+WAITER_STALE_MS = 1000
+#: Seconds between two asks of a job waiting on its thread for a slot.
+POLL_SECONDS = 0.05
+#: With no limit set, how long a process trusts its last read of the cooldown, in seconds.
+COOLDOWN_READ_SECONDS = 0.1
+#: Width of one usage window of ``{p}:capacity:usage:{window}``, in seconds.
+USAGE_WINDOW_SECONDS = 10
+
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+local lease = ARGV[2]
+local lease_ms = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
+local rpm = tonumber(ARGV[5])
+local tpm = tonumber(ARGV[6])
+local cost = tonumber(ARGV[7])
+local priority = tonumber(ARGV[8])
+local poll = tonumber(ARGV[9])
+local function wait(ms, reason)
+    redis.call('zadd', KEYS[2], priority, lease)
+    redis.call('zadd', KEYS[3], now, lease)
+    return {0, math.max(1, math.ceil(ms)), reason}
+end
+local cooling = redis.call('pttl', KEYS[6])
+if cooling > 0 then return wait(cooling, 'cooldown') end
+local stale = redis.call('zrangebyscore', KEYS[3], '-inf', now - tonumber(ARGV[10]))
+for _, id in ipairs(stale) do redis.call('zrem', KEYS[2], id) end
+redis.call('zremrangebyscore', KEYS[3], '-inf', now - tonumber(ARGV[10]))
+local best = redis.call('zrange', KEYS[2], 0, 0, 'WITHSCORES')
+if best[1] and best[1] ~= lease and tonumber(best[2]) < priority then
+    return wait(poll, 'priority')
+end
+if limit > 0 then
+    redis.call('zremrangebyscore', KEYS[1], '-inf', now)
+    if redis.call('zcard', KEYS[1]) >= limit then return wait(poll, 'slots') end
+end
+local function level(key, per_minute)
+    local capacity = math.max(1, per_minute / 60)
+    local state = redis.call('hmget', key, 'level', 'at')
+    local current = tonumber(state[1]) or capacity
+    local at = tonumber(state[2]) or now
+    return math.min(capacity, current + math.max(0, now - at) * per_minute / 60000)
+end
+local requests, tokens
+if rpm > 0 then
+    requests = level(KEYS[4], rpm)
+    if requests < 1 then return wait((1 - requests) * 60000 / rpm, 'requests') end
+end
+if tpm > 0 then
+    tokens = level(KEYS[5], tpm)
+    if tokens <= 0 then return wait((1 - tokens) * 60000 / tpm, 'tokens') end
+end
+if rpm > 0 then
+    redis.call('hset', KEYS[4], 'level', tostring(requests - 1), 'at', tostring(now))
+    redis.call('pexpire', KEYS[4], 120000)
+end
+if tpm > 0 then
+    redis.call('hset', KEYS[5], 'level', tostring(tokens - cost), 'at', tostring(now))
+    redis.call('pexpire', KEYS[5], 120000)
+end
+if limit > 0 then redis.call('zadd', KEYS[1], now + lease_ms, lease) end
+redis.call('zrem', KEYS[2], lease)
+redis.call('zrem', KEYS[3], lease)
+redis.call('hincrby', KEYS[7], 'requests', 1)
+redis.call('hincrby', KEYS[7], 'tokens', cost)
+redis.call('expire', KEYS[7], 90)
+return {1, 0, 'ok'}
+"""
+
+_RELEASE = """
+redis.call('zrem', KEYS[1], ARGV[1])
+local tpm = tonumber(ARGV[2])
+local correction = tonumber(ARGV[3])
+if correction == 0 then return 1 end
+if tpm > 0 then
+    local current = tonumber(redis.call('hget', KEYS[2], 'level'))
+    if current then
+        local capacity = math.max(1, tpm / 60)
+        redis.call('hset', KEYS[2], 'level', tostring(math.min(capacity, current - correction)))
+    end
+end
+if redis.call('exists', KEYS[3]) == 1 then
+    redis.call('hincrby', KEYS[3], 'tokens', correction)
+end
+return 1
+"""
+
+_COOL_DOWN = """
+local ms = tonumber(ARGV[1])
+if redis.call('pttl', KEYS[1]) >= ms then return 0 end
+redis.call('hset', KEYS[1], 'until', ARGV[2], 'reason', ARGV[3])
+redis.call('pexpire', KEYS[1], ms)
+redis.call('zadd', KEYS[2], ARGV[2], ARGV[4] .. ':' .. ARGV[2])
+redis.call('zremrangebyscore', KEYS[2], '-inf', ARGV[5])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class CapacityLimits:
+    """The fleet's limits; 0 means none.
+
+    Parameters:
+      max_concurrent: LLM requests in flight at once (``LLM_MAX_CONCURRENT_REQUESTS``).
+      requests_per_minute: ``LLM_REQUESTS_PER_MINUTE``.
+      tokens_per_minute: ``LLM_TOKENS_PER_MINUTE``.
+      lease_seconds: a slot's lease (``LLM_SLOT_LEASE_SECONDS``), renewed during a call.
+    """
+
+    max_concurrent: int = 0
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+    lease_seconds: float = 30.0
+
+    @property
+    def any(self) -> bool:
+        """Whether any limit is set."""
+        return bool(self.max_concurrent or self.requests_per_minute or self.tokens_per_minute)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The answer to one ask: granted, or how long to wait and why."""
+
+    granted: bool
+    wait_seconds: float
+    reason: str
+
+
+@dataclass
+class Lease:
+    """A granted request: its id, its token estimate, and the tokens it really used."""
+
+    lease_id: str
+    estimate: int
+    window: int
+    used: int | None = None
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """The fleet's cooldown after a 429: until when (seconds since the epoch) and why."""
+
+    until: float
+    reason: str
+
+
+@dataclass
+class CapacitySnapshot:
+    """What operators see of the fleet's capacity (``llm-worker status``, metrics)."""
+
+    max_concurrent: int
+    slots_in_use: int
+    requests_per_minute_limit: int
+    requests_last_minute: int
+    tokens_per_minute_limit: int
+    tokens_last_minute: int
+    waiting_on_threads: int
+    cooldown: dict[str, Any] | None = None
+
+
+class CapacityStore:
+    """The capacity state in Redis (keys ``{p}:capacity:*``).
+
+    Parameters:
+      client: Redis at ``REDIS_URL``.
+      prefix: ``KEY_PREFIX``.
+      limits: the fleet's limits.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        limits: CapacityLimits,
+        *,
+        history_seconds: float = 2 * 1_209_600,
+    ) -> None:
+        self._redis = client
+        self._history = history_seconds
+        self._cooldowns = keys.capacity_cooldowns(prefix)
+        self._prefix = prefix
+        self.limits = limits
+        self._slots = keys.capacity_slots(prefix)
+        self._waiting = keys.capacity_waiting(prefix)
+        self._seen = keys.capacity_waiting_seen(prefix)
+        self._requests = keys.capacity_bucket(prefix, "requests")
+        self._tokens = keys.capacity_bucket(prefix, "tokens")
+        self._cooldown = keys.capacity_cooldown(prefix)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._release = client.register_script(_RELEASE)
+        self._cool_down = client.register_script(_COOL_DOWN)
+
+    def _usage_key(self, window: int) -> str:
+        return keys.capacity_usage(self._prefix, window)
+
+    def acquire(
+        self, lease_id: str, *, priority: int, tokens: int, now: float | None = None
+    ) -> Grant:
+        """Ask for one request's capacity (atomically: all limits or none)."""
+        now = time.time() if now is None else now
+        now_ms = int(now * 1000)
+        window = int(now // USAGE_WINDOW_SECONDS)
+        limits = self.limits
+        granted, wait_ms, reason = self._acquire(
+            keys=[
+                self._slots,
+                self._waiting,
+                self._seen,
+                self._requests,
+                self._tokens,
+                self._cooldown,
+                self._usage_key(window),
+            ],
+            args=[
+                now_ms,
+                lease_id,
+                int(limits.lease_seconds * 1000),
+                limits.max_concurrent,
+                limits.requests_per_minute,
+                limits.tokens_per_minute,
+                max(0, tokens),
+                priority,
+                int(POLL_SECONDS * 1000),
+                WAITER_STALE_MS,
+            ],
+        )
+        text = reason.decode() if isinstance(reason, bytes) else str(reason)
+        return Grant(bool(granted), int(wait_ms) / 1000, text)
+
+    def release(self, lease: Lease) -> None:
+        """Give the slot back and correct the token count by the reported usage."""
+        correction = 0 if lease.used is None else lease.used - lease.estimate
+        self._release(
+            keys=[self._slots, self._tokens, self._usage_key(lease.window)],
+            args=[lease.lease_id, self.limits.tokens_per_minute, correction],
+        )
+
+    def forget_waiter(self, lease_id: str) -> None:
+        """Stop counting a job that gave up waiting on its thread."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zrem(self._waiting, lease_id)
+        pipe.zrem(self._seen, lease_id)
+        pipe.execute()
+
+    def renew(self, lease_ids: list[str], *, now: float | None = None) -> None:
+        """Extend the leases still held (one command for all of them)."""
+        if not lease_ids:
+            return
+        now = time.time() if now is None else now
+        expiry = int((now + self.limits.lease_seconds) * 1000)
+        self._redis.zadd(self._slots, dict.fromkeys(lease_ids, expiry), xx=True)
+
+    def cool_down(self, seconds: float, reason: str, *, now: float | None = None) -> bool:
+        """Start (or lengthen) the fleet's cooldown; ``True`` if this call set it."""
+        now = time.time() if now is None else now
+        ms = max(1, int(seconds * 1000))
+        return bool(
+            self._cool_down(
+                keys=[self._cooldown, self._cooldowns],
+                args=[ms, now + seconds, reason[:500], now, now - self._history],
+            )
+        )
+
+    def cooldown_intervals(self, start: float) -> list[Interval]:
+        """The cooldowns (``(began, until)``, seconds since the epoch) that ended after
+        ``start`` or go on; kept ``history_seconds``."""
+        return intervals_ending_after(self._redis, self._cooldowns, start)
+
+    def cooldown(self) -> Cooldown | None:
+        """The current cooldown, or ``None``."""
+        raw = self._redis.hgetall(self._cooldown)
+        if b"until" not in raw:
+            return None
+        return Cooldown(float(raw[b"until"]), raw.get(b"reason", b"").decode())
+
+    def cooldown_seconds(self) -> float:
+        """Seconds left of the cooldown (0 when there is none)."""
+        return max(0, int(self._redis.pttl(self._cooldown))) / 1000
+
+    def snapshot(self, *, now: float | None = None) -> CapacitySnapshot:
+        """Slots in use, the last minute's requests and tokens, waiters and the cooldown."""
+        now = time.time() if now is None else now
+        now_ms = int(now * 1000)
+        window = int(now // USAGE_WINDOW_SECONDS)
+        windows = [window - n for n in range(60 // USAGE_WINDOW_SECONDS)]
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zcount(self._slots, now_ms, "+inf")
+        pipe.zcount(self._seen, now_ms - WAITER_STALE_MS, "+inf")
+        for w in windows:
+            pipe.hmget(self._usage_key(w), "requests", "tokens")
+        slots, waiting, *usage = pipe.execute()
+        cooldown = self.cooldown()
+        return CapacitySnapshot(
+            max_concurrent=self.limits.max_concurrent,
+            slots_in_use=int(slots),
+            requests_per_minute_limit=self.limits.requests_per_minute,
+            requests_last_minute=sum(int(r or 0) for r, _ in usage),
+            tokens_per_minute_limit=self.limits.tokens_per_minute,
+            tokens_last_minute=sum(int(t or 0) for _, t in usage),
+            waiting_on_threads=int(waiting),
+            cooldown=({"until": cooldown.until, "reason": cooldown.reason} if cooldown else None),
+        )
+
+
+class CapacityGate:
+    """What a worker thread goes through before each LLM call.
+
+    :meth:`request` waits on the thread for at most ``wait_seconds`` (asking
+    again every :data:`POLL_SECONDS` for a slot, or when the bucket or cooldown
+    says), then raises :class:`~llm_worker.errors.LLMAtCapacity` so that the
+    job is re-enqueued with a short delay instead of holding the thread.  A
+    thread of each process renews the leases held by its calls every third of
+    the lease.  With no limit set, only the cooldown is checked (one command,
+    at most every :data:`COOLDOWN_READ_SECONDS` per process; a cooldown this
+    process starts is known at once).
+
+    Parameters:
+      store: the shared state.
+      wait_seconds: ``LLM_CAPACITY_WAIT_SECONDS``.
+    """
+
+    def __init__(self, store: CapacityStore, *, wait_seconds: float) -> None:
+        self.store = store
+        self.wait_seconds = wait_seconds
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
+        self._cooldown_read_at = -COOLDOWN_READ_SECONDS
+        self._cooldown_ends = 0.0
+
+    @contextmanager
+    def request(self, *, priority: int, tokens: int) -> Iterator[Lease]:
+        """Hold capacity for one LLM call of about ``tokens`` prompt tokens.
+
+        Set ``lease.used`` to the tokens the call really used (prompt plus
+        completion) before leaving the block.
+
+        Raises:
+          LLMAtCapacity: no capacity within ``wait_seconds``.
+        """
+        now = time.time()
+        lease = Lease(uuid.uuid4().hex, max(0, tokens), int(now // USAGE_WINDOW_SECONDS))
+        if not self.store.limits.any:
+            self._wait_out_cooldown()
+            yield lease
+            return
+        self._acquire(lease, priority)
+        try:
+            yield lease
+        finally:
+            with self._lock:
+                self._held.discard(lease.lease_id)
+            try:
+                self.store.release(lease)
+            except redis.RedisError:  # the lease expires by itself
+                logger.warning("could not release LLM slot %s; it expires", lease.lease_id)
+
+    def cool_down(self, seconds: float, reason: str) -> bool:
+        """Start (or lengthen) the fleet's cooldown; ``True`` if this call set it."""
+        started = self.store.cool_down(seconds, reason)
+        self._cooldown_read_at = -COOLDOWN_READ_SECONDS  # read it again on the next call
+        return started
+
+    def _cooldown_left(self) -> float:
+        now = time.monotonic()
+        if now - self._cooldown_read_at >= COOLDOWN_READ_SECONDS:
+            self._cooldown_ends = now + self.store.cooldown_seconds()
+            self._cooldown_read_at = now
+        return max(0.0, self._cooldown_ends - now)
+
+    def _wait_out_cooldown(self) -> None:
+        left = self._cooldown_left()
+        if left <= 0:
+            return
+        if left > self.wait_seconds:
+            raise LLMAtCapacity(left, "cooldown")
+        time.sleep(left)
+
+    def _acquire(self, lease: Lease, priority: int) -> None:
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            grant = self.store.acquire(lease.lease_id, priority=priority, tokens=lease.estimate)
+            if grant.granted:
+                lease.window = int(time.time() // USAGE_WINDOW_SECONDS)
+                self._hold(lease.lease_id)
+                return
+            pause = grant.wait_seconds
+            if grant.reason in ("slots", "priority"):
+                pause = random.uniform(0.5, 1.5) * POLL_SECONDS
+            if time.monotonic() + pause > deadline:
+                self.store.forget_waiter(lease.lease_id)
+                raise LLMAtCapacity(grant.wait_seconds, grant.reason)
+            time.sleep(pause)
+
+    def _hold(self, lease_id: str) -> None:
+        if not self.store.limits.max_concurrent:
+            return
+        with self._lock:
+            self._held.add(lease_id)
+            if self._renewer is None or not self._renewer.is_alive():
+                self._renewer = threading.Thread(
+                    target=self._renew_forever, name="llm-slot-renewer", daemon=True
+                )
+                self._renewer.start()
+
+    def _renew_forever(self) -> None:
+        interval = self.store.limits.lease_seconds / 3
+        while True:
+            time.sleep(interval)
+            with self._lock:
+                held = list(self._held)
+            try:
+                self.store.renew(held)
+            except redis.RedisError:
+                logger.warning("could not renew %d LLM slot leases", len(held))

@@ -1,0 +1,187 @@
+"""What every job actor does: validate, ask the model, persist, notify."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from llm_worker import keys
+from llm_worker.jobs.arguments import P, parse_arguments
+from llm_worker.jobs.lease import LEASE_MARGIN_SECONDS, job_lease
+from llm_worker.jobs.llm_call import JobMessage, LLMRequest, message_usage, retry_feedback
+from llm_worker.jobs.schemas import Result, response_schema
+from llm_worker.llm.images import StoredImage
+from llm_worker.llm.json_extract import parse_answer
+from llm_worker.llm.providers.base import Prompt, Turn
+from llm_worker.llm.usage import USAGE_OPTION, Usage
+from llm_worker.prompts import render as prompts
+from llm_worker.services import Services, services
+
+logger = logging.getLogger("llm_worker.jobs")
+
+R = TypeVar("R", bound=Result)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One notification to publish when a job completes."""
+
+    message_type: str
+    content: dict[str, Any]
+
+
+@dataclass
+class Job(Generic[P]):
+    """One running life-organiser job: its validated arguments, its message and the
+    clients it uses.
+
+    ``message`` is the Dramatiq message being processed (its options carry the
+    job's usage and an invalid answer's feedback); ``None`` outside a worker (the
+    eval command), where nothing is stored.
+    """
+
+    job_type: str
+    job_id: str | int
+    user_id: int
+    payload: P
+    services: Services
+    message: JobMessage = None
+
+    @classmethod
+    def start(
+        cls,
+        job_type: str,
+        payload_model: type[P],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        message: JobMessage = None,
+    ) -> Job[P]:
+        """Validate the actor's arguments and bind the process's clients.
+
+        Raises:
+          InvalidPayload: naming the offending argument or field.
+        """
+        parsed = parse_arguments(args, kwargs, payload_model)
+        return cls(job_type, parsed.job_id, parsed.user_id, parsed.payload, services(), message)
+
+    def request(
+        self, result_model: type[Result], data: dict[str, Any], image: StoredImage | None = None
+    ) -> LLMRequest:
+        """The call that asks the model for one ``result_model`` object about ``data``.
+
+        The task text, the labelled examples (shown as earlier turns) and the
+        answer's budget come from the prompt profile's entry for this job type.
+        On a retry after an invalid answer, the conversation includes that
+        answer and what was wrong with it.
+        """
+        config = self.services.settings
+        schema = response_schema(result_model)
+        spec = self.services.prompt_profile.job(self.job_type)
+        system = prompts.system_prompt(spec.task, schema if spec.schema_in_prompt else None)
+        in_turns = spec.examples_as == "turns"
+        if spec.examples and not in_turns:
+            system = f"{system}\n\n{prompts.examples_text(spec.examples)}"
+        prompt = Prompt(
+            system=system,
+            turns=(
+                *(prompts.example_turns(spec.examples) if in_turns else ()),
+                Turn("user", prompts.data_block(data), image=image),
+                *retry_feedback(self.message),
+            ),
+        )
+        return LLMRequest(
+            model=config.llm_vision_model if image else config.llm_text_model,
+            prompt=prompt,
+            schema_name=result_model.__name__,
+            schema=schema,
+            max_tokens=spec.max_tokens,
+        )
+
+    def ask(
+        self,
+        result_model: type[R],
+        *,
+        data: dict[str, Any],
+        image: StoredImage | None = None,
+    ) -> R:
+        """Ask the model for one ``result_model`` object about ``data`` (see :meth:`request`).
+
+        A valid result stored by an earlier attempt or another message of the same
+        job (job type and ``job_id``, for ``JOB_RESULT_TTL_SECONDS``) is reused; the
+        call itself is made under the job's lease (:mod:`llm_worker.jobs.lease`).
+
+        Raises:
+          PromptTooLarge, LLMUnavailable, LLMRequestRejected, InvalidLLMResponse,
+          JobInProgress.
+        """
+        message = self.message
+        if message is None:  # outside a worker (the eval command): nothing stored
+            return self._call(result_model, data, image)
+        config = self.services.settings
+        prefix = config.key_prefix
+        with job_lease(
+            self.services.redis,
+            keys.job_lease(prefix, self.job_type, self.job_id),
+            keys.job_result(prefix, self.job_type, result_model.__name__, self.job_id),
+            message.message_id,
+            ttl_seconds=config.llm_timeout_seconds + LEASE_MARGIN_SECONDS,
+        ) as lease:
+            if lease.stored is not None:
+                return self._reuse(result_model, lease.stored, message.options)
+            parsed = self._call(result_model, data, image)
+            usage = message_usage(message).as_dict()
+            stored = {"result": parsed.model_dump(mode="json"), "usage": usage}
+            lease.store(json.dumps(stored), config.job_result_ttl_seconds)
+            return parsed
+
+    def _call(self, result_model: type[R], data: dict[str, Any], image: StoredImage | None) -> R:
+        answer = self.request(result_model, data, image).call(self.services, self.message)
+        parsed = parse_answer(answer.text, result_model)
+        assert isinstance(parsed, result_model)
+        return parsed
+
+    def _reuse(self, result_model: type[R], raw: bytes, options: dict[str, Any]) -> R:
+        """The valid result an earlier attempt or message of this job stored.
+
+        The usage it cost becomes this message's, when this message has none yet,
+        so Core gets the same final state from every message of the job.
+        """
+        stored = json.loads(raw)
+        logger.info("reusing the stored LLM result of job %s", self.job_id)
+        if Usage.from_options(options).attempts == 0:
+            Usage.from_options({USAGE_OPTION: stored.get("usage")}).store(options)
+        return result_model.model_validate(stored["result"])
+
+    def complete(self, result: dict[str, Any], notifications: Iterable[Notification]) -> None:
+        """Store the result in Core as completed, then publish the notifications and
+        remember that the job finished, in one Redis round trip."""
+        self.services.core.update_job(
+            self.job_id, "completed", result=result, usage=message_usage(self.message)
+        )
+        notifier = self.services.notifier
+        publications = [
+            notifier.prepare(
+                user_id=self.user_id,
+                job_id=self.job_id,
+                message_type=notification.message_type,
+                content=notification.content,
+                job_type=self.job_type,
+                discriminator=index,
+            )
+            for index, notification in enumerate(notifications)
+        ]
+        message = self.message
+        if message is None:
+            for publication in publications:
+                notifier.publish_prepared(publication)
+            return
+        config = self.services.settings
+        notifier.publish_and_mark(
+            publications,
+            key=keys.finished(config.key_prefix, message.message_id),
+            value="completed",
+            ttl_seconds=config.notify_dedupe_seconds,
+        )

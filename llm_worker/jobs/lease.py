@@ -1,0 +1,116 @@
+"""One LLM call at a time per job: a lease in Redis keyed by the job's identity.
+
+A job's identity is its job type and ``job_id``.  Core may send the same job
+twice (a new message, a new message id); the message that takes the lease
+calls the LLM, a second one finds the lease held and waits (see
+:class:`~llm_worker.errors.JobInProgress`), then reuses the stored result.
+The lease expires on its own (``LLM_TIMEOUT_SECONDS`` + 60 s) should its
+holder die.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import redis
+
+from llm_worker.errors import JobInProgress
+
+#: Seconds a lease outlives the LLM call's own bound.
+LEASE_MARGIN_SECONDS = 60.0
+
+#: The stored result KEYS[2] when there is one; else take the lease KEYS[1] for ARGV[1]
+#: (for ARGV[2] ms) unless another holds it.
+_TAKE = """
+local stored = redis.call('get', KEYS[2])
+if stored then
+    return {'stored', stored}
+end
+local current = redis.call('get', KEYS[1])
+if current and current ~= ARGV[1] then
+    return {'held', current}
+end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {'taken', ''}
+"""
+
+#: Delete KEYS[1] if it still holds ARGV[1].
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+#: Store the result ARGV[2] at KEYS[2] for ARGV[3] s, then release KEYS[1] if ARGV[1] holds it.
+_STORE_AND_RELEASE = """
+redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    redis.call('del', KEYS[1])
+end
+return 1
+"""
+
+
+@dataclass
+class JobLease:
+    """A job's lease as taken by :func:`job_lease`.
+
+    Attributes:
+      stored: the result another attempt or message of the job stored (then no
+        lease is held and no call is to be made), or ``None``.
+    """
+
+    client: redis.Redis
+    lease_key: str
+    result_key: str
+    holder: str
+    stored: bytes | None = None
+    released: bool = False
+
+    def store(self, value: str, ttl_seconds: int) -> None:
+        """Store the job's valid result for ``ttl_seconds`` and release the lease, in one
+        round trip."""
+        keys_and_args = (self.lease_key, self.result_key, self.holder, value, ttl_seconds)
+        self.client.eval(_STORE_AND_RELEASE, 2, *keys_and_args)
+        self.released = True
+
+    def release(self) -> None:
+        """Release the lease without a result (the call failed)."""
+        if not self.released:
+            self.client.eval(_RELEASE, 1, self.lease_key, self.holder)
+            self.released = True
+
+
+@contextmanager
+def job_lease(
+    client: redis.Redis,
+    lease_key: str,
+    result_key: str,
+    holder: str,
+    *,
+    ttl_seconds: float,
+) -> Iterator[JobLease]:
+    """Read the job's stored result, or hold its LLM lease for ``holder`` (a message
+    id), in one round trip; the lease is released on leaving unless
+    :meth:`JobLease.store` did.
+
+    Re-entrant for the same holder (a retry of the same message).
+
+    Raises:
+      JobInProgress: another message holds it.
+    """
+    ttl_ms = max(1, int(ttl_seconds * 1000))
+    state, value = client.eval(_TAKE, 2, lease_key, result_key, holder, ttl_ms)
+    if state == b"held":
+        raise JobInProgress(value.decode() if isinstance(value, bytes) else str(value))
+    if state == b"stored":
+        yield JobLease(client, lease_key, result_key, holder, stored=bytes(value), released=True)
+        return
+    lease = JobLease(client, lease_key, result_key, holder)
+    try:
+        yield lease
+    finally:
+        lease.release()

@@ -1,0 +1,171 @@
+"""Calling the LLM for a job or a review turn: the prompt fitted, capacity waited for,
+the call made and measured, its usage kept on the job's message."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+
+from llm_worker.errors import (
+    FallbackUnavailable,
+    InvalidLLMResponse,
+    JobExpired,
+    LLMRateLimited,
+    LLMRequestRejected,
+    LLMUnavailable,
+)
+from llm_worker.fleet.cooldown import start_cooldown
+from llm_worker.fleet.expiry import is_expired, message_age
+from llm_worker.jobs import options as message_options
+from llm_worker.llm.providers.base import LLMAnswer, Prompt, Turn
+from llm_worker.llm.tokens import fit_prompt
+from llm_worker.llm.usage import Usage
+from llm_worker.observability import metrics
+from llm_worker.prompts import render as prompts
+from llm_worker.services import Services
+
+#: The message of the job being processed, or ``None`` outside a worker (the eval command).
+JobMessage = dramatiq.Message[Any] | None
+
+
+def retry_feedback(message: JobMessage) -> list[Turn]:
+    """The turns that tell the model what was wrong with its last answer, on a retry of
+    ``message`` after an invalid answer (none otherwise)."""
+    feedback = message.options.get(message_options.FEEDBACK) if message is not None else None
+    if not isinstance(feedback, dict):
+        return []
+    problem = prompts.RETRY_FEEDBACK.format(problem=feedback.get("problem", ""))
+    return [
+        Turn("assistant", str(feedback.get("answer", "")), kind="feedback"),
+        Turn("user", problem, kind="feedback"),
+    ]
+
+
+def message_usage(message: JobMessage) -> Usage:
+    """The token usage recorded so far on ``message`` (none outside a worker)."""
+    return Usage.from_options(message.options) if message is not None else Usage()
+
+
+def request_outcome(exc: Exception) -> str:
+    """The metrics label of a failed LLM request."""
+    if isinstance(exc, LLMRateLimited):
+        return "rate_limited"
+    if isinstance(exc, LLMUnavailable):
+        return "unavailable"
+    if isinstance(exc, LLMRequestRejected):
+        return "rejected"
+    if isinstance(exc, InvalidLLMResponse):
+        return "invalid"
+    return "error"
+
+
+def call_llm(
+    svc: Services,
+    *,
+    model: str,
+    prompt: Prompt,
+    schema_name: str,
+    schema: dict[str, Any],
+    max_tokens: int | None = None,
+    message: JobMessage = None,
+) -> LLMAnswer:
+    """Fit ``prompt`` into the token budget, wait for fleet capacity, call the model,
+    and record the usage.
+
+    ``max_tokens`` is the answer's budget, capped by ``LLM_MAX_OUTPUT_TOKENS``.
+
+    While the primary LLM's breaker is open and a fallback is configured, the
+    call goes to the fallback (with its model names).  A 429 starts the fleet's
+    cooldown.  The usage is added to ``message``'s options (the job's message:
+    its actor's priority and metrics labels come from it), so it is summed over
+    every attempt of the job.
+
+    A job that reached its expiry age while it waited for capacity on its thread is not
+    sent to the model: :class:`~llm_worker.errors.JobExpired` (``ExpiryCheck`` expires it).
+
+    Raises:
+      PromptTooLarge, LLMAtCapacity, LLMUnavailable (LLMRateLimited,
+      FallbackUnavailable), LLMRequestRejected, InvalidLLMResponse, JobExpired.
+    """
+    config = svc.settings
+    answer_tokens = min(max_tokens or config.llm_max_output_tokens, config.llm_max_output_tokens)
+    fallback = svc.fallback_active()
+    provider = svc.fallback_llm if fallback else svc.llm
+    assert provider is not None
+    if fallback:
+        model = svc.fallback_model(model)
+    fitted, size = fit_prompt(
+        prompt, config.prompt_token_budget, lambda p: svc.count_tokens(model, p, provider)
+    )
+    actor = message.actor_name if message is not None else "?"
+    with svc.capacity.request(priority=config.llm_priority(actor), tokens=size) as lease:
+        if message is not None and is_expired(svc, message):
+            age = message_age(message)
+            raise JobExpired(f"expired while it waited for LLM capacity ({age:.0f}s old)")
+        started = time.monotonic()
+        try:
+            answer = provider.complete(
+                model=model,
+                prompt=fitted,
+                schema_name=schema_name,
+                schema=schema,
+                max_tokens=answer_tokens,
+            )
+        except Exception as exc:
+            metrics.observe_request(
+                provider=provider.name,
+                model=model,
+                actor=actor,
+                outcome=request_outcome(exc),
+                seconds=time.monotonic() - started,
+            )
+            if isinstance(exc, LLMRateLimited):
+                start_cooldown(svc, exc)
+            elif fallback and isinstance(exc, LLMUnavailable):
+                raise FallbackUnavailable(
+                    f"fallback LLM: {exc}", retry_after=exc.retry_after, status=exc.status
+                ) from exc
+            raise
+        lease.used = answer.prompt_tokens + answer.completion_tokens
+    metrics.observe_request(
+        provider=provider.name,
+        model=model,
+        actor=actor,
+        outcome="ok",
+        seconds=time.monotonic() - started,
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens,
+    )
+    if message is not None:
+        usage = Usage.from_options(message.options)
+        served_by = "fallback" if fallback else "primary"
+        usage.plus(
+            answer.prompt_tokens, answer.completion_tokens, model=model, served_by=served_by
+        ).store(message.options)
+    return answer
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One call to the model: what :func:`call_llm` is given."""
+
+    model: str
+    prompt: Prompt
+    schema_name: str
+    schema: dict[str, Any]
+    max_tokens: int | None = None
+
+    def call(self, svc: Services, message: JobMessage = None) -> LLMAnswer:
+        """Make the call for the job of ``message`` (see :func:`call_llm`)."""
+        return call_llm(
+            svc,
+            model=self.model,
+            prompt=self.prompt,
+            schema_name=self.schema_name,
+            schema=self.schema,
+            max_tokens=self.max_tokens,
+            message=message,
+        )

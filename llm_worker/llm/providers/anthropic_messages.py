@@ -1,0 +1,116 @@
+"""Anthropic's Messages API, through the ``anthropic`` SDK."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import anthropic
+import anthropic._base_client
+import httpx
+
+from llm_worker.errors import InvalidLLMResponse, LLMUnavailable
+from llm_worker.llm.deadline_http import deadline_client
+from llm_worker.llm.providers.base import LLMAnswer, Prompt, Turn, translate_sdk_error
+
+#: The httpx the SDK is built on: its own fork ``httpx2`` in recent versions, else httpx.
+SDK_HTTPX = getattr(anthropic._base_client, "httpx2", None) or httpx
+
+
+def _content(turn: Turn) -> Any:
+    if turn.image is None:
+        return turn.text
+    return [
+        {
+            "type": "image",
+            "source": {
+                "type": "base64",
+                "media_type": turn.image.mime_type,
+                "data": base64.b64encode(turn.image.data).decode(),
+            },
+        },
+        {"type": "text", "text": turn.text},
+    ]
+
+
+def anthropic_messages(prompt: Prompt) -> list[dict[str, Any]]:
+    """The conversation as Messages API ``messages`` (the system prompt goes apart)."""
+    return [{"role": turn.role, "content": _content(turn)} for turn in prompt.turns]
+
+
+class AnthropicProvider:
+    """Claude models; the system prompt is its own field, token counts come
+    from the count-tokens endpoint.
+
+    Parameters:
+      api_key: ``ANTHROPIC_API_KEY``.
+      base_url: the API's URL (``ANTHROPIC_BASE_URL``).
+      timeout: seconds one call may take, from connecting to the answer's last byte.
+    """
+
+    name = "anthropic"
+
+    def __init__(self, *, api_key: str, base_url: str, timeout: float) -> None:
+        self._client = anthropic.Anthropic(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=0,
+            http_client=deadline_client(timeout, base_url, flavour=SDK_HTTPX),
+        )
+        self._timeout = timeout
+
+    def complete(
+        self,
+        *,
+        model: str,
+        prompt: Prompt,
+        schema_name: str,
+        schema: dict[str, Any],
+        max_tokens: int,
+    ) -> LLMAnswer:
+        """See :meth:`Provider.complete`; the schema travels in the system prompt."""
+        try:
+            message = self._client.messages.create(
+                model=model,
+                system=prompt.system,
+                messages=anthropic_messages(prompt),  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+            )
+        except anthropic.AnthropicError as exc:
+            raise translate_sdk_error(exc, self._timeout, anthropic) from None
+        text = "".join(getattr(block, "text", "") for block in message.content)
+        if not text:
+            raise InvalidLLMResponse("the answer was empty")
+        return LLMAnswer(
+            text=text,
+            model=message.model or model,
+            prompt_tokens=message.usage.input_tokens,
+            completion_tokens=message.usage.output_tokens,
+        )
+
+    def probe(self, model: str) -> float:
+        """See :meth:`Provider.probe`."""
+        started = time.monotonic()
+        try:
+            self._client.messages.create(
+                model=model, max_tokens=1, messages=[{"role": "user", "content": "ping"}]
+            )
+        except anthropic.AnthropicError as exc:
+            error = translate_sdk_error(exc, self._timeout, anthropic)
+            if isinstance(error, LLMUnavailable):
+                raise error from None
+        return time.monotonic() - started
+
+    def count_tokens(self, model: str, prompt: Prompt) -> int | None:
+        """See :meth:`Provider.count_tokens`."""
+        try:
+            counted = self._client.messages.count_tokens(
+                model=model,
+                system=prompt.system,
+                messages=anthropic_messages(prompt),  # type: ignore[arg-type]
+            )
+        except anthropic.AnthropicError:
+            return None
+        return int(counted.input_tokens)

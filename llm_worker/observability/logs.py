@@ -1,0 +1,129 @@
+"""Log formatting and redaction.
+
+User content (message text, email bodies, image paths, payloads) and secrets
+never reach the logs unless ``LOG_CONTENT=true``: Dramatiq's own log lines
+print messages with their arguments, so every record passes a filter that
+replaces messages by ``actor[message_id]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+
+from llm_worker.settings import Settings
+
+#: Attributes of a record that :class:`JsonFormatter` copies when set (``extra=``).
+JOB_FIELDS = (
+    "actor",
+    "job_id",
+    "user_id",
+    "attempt",
+    "duration_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "outcome",
+)
+
+
+def redact_message(value: Any) -> Any:
+    """A Dramatiq message as ``actor[message_id]``; anything else unchanged."""
+    if isinstance(value, dramatiq.Message | MessageProxy):
+        return f"{value.actor_name}[{value.message_id}]"
+    return value
+
+
+#: Dramatiq's debug line that prints an actor's arguments (``Actor.__call__``).
+ACTOR_ARGUMENTS_LOG = "Received args=%r kwargs=%r."
+
+
+class RedactMessages(logging.Filter):
+    """Replace message arguments in log records by their actor and id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == ACTOR_ARGUMENTS_LOG:
+            record.args = ("(redacted)", "(redacted)")
+        elif isinstance(record.args, tuple):
+            record.args = tuple(redact_message(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact_message(v) for k, v in record.args.items()}
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, job fields, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        for field in JOB_FIELDS:
+            if hasattr(record, field):
+                entry[field] = getattr(record, field)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+#: Dramatiq's warning for every message a middleware skipped. Here a skip is always this
+#: service's doing (a job held by the breaker, stale, expired, invalid, already finished)
+#: and has its own line (``job held: ...``, ``job skipped: ...``), so it is dropped.
+SKIPPED_LOG = "Message %s was skipped."
+
+#: Dramatiq's line each time a consumer thread stops its consumer, which it also does
+#: whenever the consumer is paused (the breaker pausing the LLM queues).
+CONSUMER_RESTART_LOG = "Restarting consumer in %0.2f seconds."
+
+
+class DropRoutineDramatiqLines(logging.Filter):
+    """Drop Dramatiq's lines that repeat this service's own or describe no event.
+
+    - ``Message ... was skipped.`` (WARNING), see :data:`SKIPPED_LOG`;
+    - ``Restarting consumer in 3.00 seconds.`` from a consumer the breaker paused
+      (one per queue and process during an outage); after a real consumer error
+      the line is kept, next to Dramatiq's own CRITICAL line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == SKIPPED_LOG:
+            return False
+        if record.msg == CONSUMER_RESTART_LOG:
+            return not getattr(threading.current_thread(), "paused", False)
+        return True
+
+
+#: Client libraries whose debug logs print request bodies (prompts).
+CONTENT_LOGGERS = ("openai", "anthropic", "httpx", "httpcore", "urllib3")
+
+
+def configure_logging(settings: Settings) -> None:
+    """Apply ``LOG_FORMAT`` and ``LOG_CONTENT`` to every handler of the root logger.
+
+    Without ``LOG_CONTENT`` the HTTP client libraries log at WARNING at most,
+    since their debug lines carry whole prompts. Dramatiq's routine lines that
+    repeat this service's own are dropped (:class:`DropRoutineDramatiqLines`).
+    """
+    if not settings.log_content:
+        for name in CONTENT_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if not any(isinstance(f, DropRoutineDramatiqLines) for f in handler.filters):
+            handler.addFilter(DropRoutineDramatiqLines())
+        if settings.log_format == "json":
+            handler.setFormatter(JsonFormatter())
+        if not settings.log_content and not any(
+            isinstance(f, RedactMessages) for f in handler.filters
+        ):
+            handler.addFilter(RedactMessages())
