@@ -59,6 +59,9 @@ class AnthropicProvider:
             max_retries=0,
             http_client=deadline_client(timeout, base_url, flavour=SDK_HTTPX),
         )
+        # The SDK imports its resources on first use; resolved here, when the worker boots,
+        # because under gevent an import made from a greenlet can deadlock the process.
+        self._messages = self._client.messages
         self._timeout = timeout
 
     def complete(
@@ -72,7 +75,7 @@ class AnthropicProvider:
     ) -> LLMAnswer:
         """See :meth:`Provider.complete`; the schema travels in the system prompt."""
         try:
-            message = self._client.messages.create(
+            message = self._messages.create(
                 model=model,
                 system=prompt.system,
                 messages=anthropic_messages(prompt),  # type: ignore[arg-type]
@@ -94,7 +97,7 @@ class AnthropicProvider:
         """See :meth:`Provider.probe`."""
         started = time.monotonic()
         try:
-            self._client.messages.create(
+            self._messages.create(
                 model=model, max_tokens=1, messages=[{"role": "user", "content": "ping"}]
             )
         except anthropic.AnthropicError as exc:
@@ -106,7 +109,7 @@ class AnthropicProvider:
     def count_tokens(self, model: str, prompt: Prompt) -> int | None:
         """See :meth:`Provider.count_tokens`."""
         try:
-            counted = self._client.messages.count_tokens(
+            counted = self._messages.count_tokens(
                 model=model,
                 system=prompt.system,
                 messages=anthropic_messages(prompt),  # type: ignore[arg-type]

@@ -149,10 +149,11 @@ class OpenAICompatibleProvider:
     def probe(self, model: str) -> float:
         """See :meth:`Provider.probe`."""
         started = time.monotonic()
+        body = {"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
         try:
-            self._client.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": "ping"}], max_tokens=1
-            )
+            # The untyped call, as for jobs: the SDK's typed resources are imported on first
+            # use, and under gevent an import made from a greenlet can deadlock the process.
+            self._client.post("/chat/completions", cast_to=httpx.Response, body=body)
         except openai.OpenAIError as exc:
             error = translate_sdk_error(exc, self._timeout, openai)
             if isinstance(error, LLMUnavailable):
