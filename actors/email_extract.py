@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from llm_worker.jobs.job import Job, Notification
-from llm_worker.jobs.schemas import EmailExtractPayload, EmailExtractResult
+from typing import Annotated
+
+from pydantic import Field, StrictStr
+
+from llm_worker.jobs.job import Job
+from llm_worker.jobs.registry import JobType
+from llm_worker.jobs.schemas import Confidence, IsoDateTime, Payload, Result, longest
 
 from .job_actor import job_actor
 
@@ -11,7 +16,41 @@ from .job_actor import job_actor
 EVENT_THRESHOLD = 0.7
 
 
-@job_actor("email_extract", queue="llm.email_extract", payload_model=EmailExtractPayload)
+class EmailExtractPayload(Payload):
+    """An email to extract calendar events from."""
+
+    subject: StrictStr
+    body: StrictStr
+    received_at: IsoDateTime | None = None
+
+
+class CalendarEvent(Result):
+    """One calendar event found in an email."""
+
+    title: str = Field(min_length=1, json_schema_extra=longest(120))
+    start: IsoDateTime
+    end: IsoDateTime | None = None
+    location: Annotated[str, Field(json_schema_extra=longest(120))] | None = None
+    confidence: Confidence
+
+
+class EmailExtractResult(Result):
+    """The calendar events found in an email (possibly none)."""
+
+    events: list[CalendarEvent] = Field(json_schema_extra={"maxItems": 5})
+
+
+EMAIL_EXTRACT = JobType(
+    name="email_extract",
+    queue="llm.email_extract",
+    payload_model=EmailExtractPayload,
+    result_model=EmailExtractResult,
+    notification="event_confirmation",
+    notifies_only="email_extract notifies only kept events",
+)
+
+
+@job_actor(EMAIL_EXTRACT)
 def email_extract(job: Job[EmailExtractPayload]) -> None:
     """Extract events from the email; keep those with confidence over 0.7.
 
@@ -20,6 +59,4 @@ def email_extract(job: Job[EmailExtractPayload]) -> None:
     data = job.payload.model_dump()
     answer = job.ask(EmailExtractResult, data=data)
     events = [event.model_dump() for event in answer.events if event.confidence > EVENT_THRESHOLD]
-    job.complete(
-        {"events": events}, [Notification("event_confirmation", event) for event in events]
-    )
+    job.complete({"events": events}, [job.notification(event) for event in events])

@@ -1,4 +1,4 @@
-"""The decorator that declares a job actor with this service's options."""
+"""The decorator that declares a job actor from its :class:`~llm_worker.jobs.registry.JobType`."""
 
 from __future__ import annotations
 
@@ -12,39 +12,40 @@ from llm_worker.errors import JobInProgress, JobRejected, LLMError
 from llm_worker.jobs.arguments import P
 from llm_worker.jobs.job import Job
 from llm_worker.jobs.kind import CoreJob
+from llm_worker.jobs.registry import JobType, register
 
 #: A job actor's body: it is handed the running :class:`~llm_worker.jobs.job.Job`.
 JobBody = Callable[[Job[P]], None]
 
 
 def job_actor(
-    name: str, *, queue: str, payload_model: type[P], **options: Any
+    job_type: JobType[P], **options: Any
 ) -> Callable[[JobBody[P]], dramatiq.Actor[..., None]]:
-    """Declare ``body`` as the job actor ``name`` on ``queue``.
+    """Declare ``body`` as the actor of ``job_type`` and register the job type.
 
-    The actor takes ``(job_id, user_id, payload)``; ``body`` is called with the
-    :class:`~llm_worker.jobs.job.Job` built from them (its payload validated against
-    ``payload_model``) and from the message being processed.
+    The actor, named ``job_type.name`` on ``job_type.queue``, takes ``(job_id,
+    user_id, payload)``; ``body`` is called with the :class:`~llm_worker.jobs.job.Job`
+    built from them (its payload validated against ``job_type.payload_model``) and
+    from the message being processed.
 
     Parameters:
-      name: the actor name producers use, and the job type.
-      queue: the queue its messages go to.
-      payload_model: the payload's pydantic model, checked before the actor runs.
+      job_type: the job type, declared once in the actor's module.
       options: further Dramatiq actor options.
     """
+    register(job_type)
 
     def decorate(body: JobBody[P]) -> dramatiq.Actor[..., None]:
         def run(*args: Any, **kwargs: Any) -> None:
             message = CurrentMessage.get_current_message()
-            body(Job.start(name, payload_model, args, kwargs, message))
+            body(Job.start(job_type, args, kwargs, message))
 
         run.__module__, run.__qualname__ = body.__module__, body.__qualname__
         run.__name__, run.__doc__ = body.__name__, body.__doc__
 
         declare = dramatiq.actor(
-            actor_name=name,
-            queue_name=queue,
-            job_kind=CoreJob(payload_model),
+            actor_name=job_type.name,
+            queue_name=job_type.queue,
+            job_kind=CoreJob(job_type.payload_model, job_type.priority),
             throws=(JobRejected, LLMError, JobInProgress),
             **options,
         )

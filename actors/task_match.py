@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
-from llm_worker.jobs.job import Job, Notification
-from llm_worker.jobs.schemas import CoreTask, TaskMatchPayload, TaskMatchResult
+from pydantic import Field, StrictInt, StrictStr
+
+from llm_worker.core.client import CoreTask
+from llm_worker.jobs.job import Job
+from llm_worker.jobs.registry import JobType
+from llm_worker.jobs.schemas import Confidence, Payload, Result, longest
 
 from .job_actor import job_actor
 
 #: A match counts only above this confidence.
 MATCH_THRESHOLD = 0.7
+
+
+class TaskMatchPayload(Payload):
+    """A new note to match against the user's open tasks."""
+
+    content: StrictStr = Field(min_length=1)
+
+
+class TaskMatchResult(Result):
+    """The open task a note belongs to, if any."""
+
+    task_id: StrictInt | StrictStr | None
+    confidence: Confidence
+    reason: str = Field(json_schema_extra=longest(160))
+
+
+TASK_MATCH = JobType(
+    name="task_match",
+    queue="llm.task_match",
+    payload_model=TaskMatchPayload,
+    result_model=TaskMatchResult,
+    notification="llm_task_match_result",
+    notifies_only="task_match notifies only a match",
+)
 
 
 def accepted_match(result: TaskMatchResult, tasks: list[CoreTask]) -> TaskMatchResult:
@@ -24,7 +52,7 @@ def accepted_match(result: TaskMatchResult, tasks: list[CoreTask]) -> TaskMatchR
     return result.model_copy(update={"task_id": task_id})
 
 
-@job_actor("task_match", queue="llm.task_match", payload_model=TaskMatchPayload)
+@job_actor(TASK_MATCH)
 def task_match(job: Job[TaskMatchPayload]) -> None:
     """Match ``payload["content"]`` against the user's open tasks read from Core."""
     tasks = job.services.core.open_tasks(job.user_id)
@@ -34,7 +62,4 @@ def task_match(job: Job[TaskMatchPayload]) -> None:
     }
     answer = job.ask(TaskMatchResult, data=data)
     result = accepted_match(answer, tasks).model_dump()
-    notifications = (
-        [Notification("llm_task_match_result", result)] if result["task_id"] is not None else []
-    )
-    job.complete(result, notifications)
+    job.complete(result, [job.notification(result)] if result["task_id"] is not None else [])

@@ -6,9 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from actors.intent import IntentResult
 from console.local_llm import DEFAULT_MODEL, start_local_llm
 from llm_worker.errors import CommandError, InvalidLLMResponse
-from llm_worker.jobs.schemas import IntentResult, response_schema
+from llm_worker.jobs.schemas import response_schema
 from llm_worker.llm.json_extract import parse_answer
 from llm_worker.llm.providers import OpenAICompatibleProvider, Prompt, Turn
 from llm_worker.prompts import render as prompts

@@ -116,8 +116,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         os.environ["CORE_API_URL"] = core_url
         print(f"[up] Core: the dev Core at {core_url} (jobs listed there)", flush=True)
     if args.local_llm and args.dev_core:
+        from actors.intent import INTENT_CLASSIFY
+
         print(
-            "[up] try it: .venv/bin/llm-worker send intent_classify --job-id 1 --user-id 42 "
+            f"[up] try it: .venv/bin/llm-worker send {INTENT_CLASSIFY.name} "
+            "--job-id 1 --user-id 42 "
             '--payload \'{"text": "remind me to call mum at 6"}\' --wait 120\n'
             f"[up] then see the job at {core_url}/ or with .venv/bin/llm-worker jobs",
             flush=True,
@@ -286,12 +289,13 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from llm_worker.services import services
 
-    from .evaluation.run import JOBS, run_eval
+    from .evaluation.run import job_names, run_eval
 
-    jobs = args.jobs.split(",") if args.jobs else list(JOBS)
-    unknown = sorted(set(jobs) - set(JOBS))
+    known = job_names()
+    jobs = args.jobs.split(",") if args.jobs else known
+    unknown = sorted(set(jobs) - set(known))
     if unknown:
-        raise CommandError(f"unknown job types {unknown} (one of {list(JOBS)})")
+        raise CommandError(f"unknown job types {unknown} (one of {known})")
     with local_llm_for(args):
         return run_eval(
             services(),
@@ -451,10 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
         "enqueue one job",
         "Enqueue one job as a producer would; with --wait, wait for the job's first "
         "notification on NOTIFY_STREAM and print it (exit 1 if it reports a failure).",
-        "llm-worker send intent_classify --job-id 1 --user-id 42 "
-        '--payload \'{"text": "remind me to call mum at 6"}\' --wait 60',
+        "llm-worker send ACTOR --job-id 1 --user-id 42 --payload '{...}' --wait 60 "
+        "(an unknown ACTOR lists the job actors)",
     )
-    send.add_argument("actor", help="actor name, e.g. intent_classify")
+    send.add_argument("actor", help="the job actor's name")
     send.add_argument("--job-id", required=True, help="job id (digits become an integer)")
     send.add_argument("--user-id", required=True, type=int, help="user id")
     send.add_argument("--payload", required=True, help="the payload as JSON")

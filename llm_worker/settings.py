@@ -9,6 +9,7 @@ variable; the line never shows a secret, nor the values of other variables.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,31 @@ _SECRETS = {
     "dashboard_password",
     "llm_fallback_api_key",
 }
+
+
+#: The variables that set an actor's LLM priority: ``LLM_PRIORITY_<ACTOR>``.
+PRIORITY_PREFIX = "llm_priority_"
+#: Highest value of ``LLM_PRIORITY_<ACTOR>``.
+MAX_PRIORITY = 1000
+
+
+def _priority_value(variable: str, value: Any) -> int:
+    """``value`` of ``variable`` (``LLM_PRIORITY_<ACTOR>``) as a priority.
+
+    Raises:
+      ValueError: naming the variable, when it is not a whole number from 0 to
+        :data:`MAX_PRIORITY`.
+    """
+    try:
+        number = int(str(value).strip()) if not isinstance(value, bool) else -1
+    except ValueError:
+        number = -1
+    if not 0 <= number <= MAX_PRIORITY:
+        raise ValueError(
+            f"{variable}: must be a whole number from 0 to {MAX_PRIORITY}"
+            f"{shown_value(variable.lower(), value)}"
+        )
+    return number
 
 
 def _require_scheme(value: str, schemes: tuple[str, ...]) -> str:
@@ -174,13 +200,10 @@ class Settings(BrokerSettings, SendCheckSettings):
     llm_retry_after_max_seconds: float = Field(300.0, gt=0)
     #: Fleet-wide cooldown after a 429 that gives no usable ``Retry-After``, in seconds.
     llm_cooldown_seconds: float = Field(5.0, gt=0)
-    #: Priority of each actor's LLM calls when capacity is short (lower runs first).
-    llm_priority_intent_classify: int = Field(0, ge=0, le=1000)
-    llm_priority_followup: int = Field(0, ge=0, le=1000)
-    llm_priority_image_tag: int = Field(10, ge=0, le=1000)
-    llm_priority_email_extract: int = Field(10, ge=0, le=1000)
-    llm_priority_task_match: int = Field(10, ge=0, le=1000)
-    llm_priority_review_chunk: int = Field(10, ge=0, le=1000)
+    #: ``LLM_PRIORITY_<ACTOR>``, one variable per job type (``LLM_PRIORITY_TASK_MATCH=5``):
+    #: the priority of its LLM calls when capacity is short, 0 to 1000, lower runs first.
+    #: Unset: the job type's own (0 for jobs a user waits for, 10 for batch work).
+    llm_priorities: dict[str, int] = Field(default_factory=dict)
     #: A second LLM used while the primary's breaker is open (unset: none).
     llm_fallback_base_url: str | None = None
     llm_fallback_provider: Literal["openai", "anthropic", "ollama"] = "openai"
@@ -255,10 +278,26 @@ class Settings(BrokerSettings, SendCheckSettings):
             or self.llm_tokens_per_minute
         )
 
-    def llm_priority(self, actor_name: str) -> int:
-        """``LLM_PRIORITY_<ACTOR>`` of an actor (lower runs first); 0 for unknown actors."""
-        value = getattr(self, f"llm_priority_{actor_name}", 0)
-        return int(value) if isinstance(value, int) else 0
+    def llm_priority(self, actor_name: str, default: int = 0) -> int:
+        """``LLM_PRIORITY_<ACTOR>`` of an actor (lower runs first), else ``default``."""
+        return self.llm_priorities.get(actor_name.lower(), default)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_priorities(cls, data: Any) -> Any:
+        """Gather every ``LLM_PRIORITY_<ACTOR>`` variable (and ``llm_priority_<actor>``
+        keyword) into ``llm_priorities``."""
+        if not isinstance(data, dict):
+            return data
+        sources = {**os.environ, **{str(k): v for k, v in data.items()}}
+        found = dict(data.get("llm_priorities") or {})
+        for name, value in sources.items():
+            lowered = name.lower()
+            if not lowered.startswith(PRIORITY_PREFIX) or lowered == "llm_priorities":
+                continue
+            actor = lowered.removeprefix(PRIORITY_PREFIX)
+            found[actor] = _priority_value(name.upper(), value)
+        return {**data, "llm_priorities": found}
 
     @property
     def prompt_token_budget(self) -> int:

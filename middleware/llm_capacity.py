@@ -66,8 +66,9 @@ class LLMCapacity(JobMiddleware, PeriodicPass):
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         config = services().settings
         for actor in broker.actors.values():
-            if actor_job_kind(actor) is not None:
-                actor.priority = config.llm_priority(actor.actor_name)
+            kind = actor_job_kind(actor)
+            if kind is not None:
+                actor.priority = config.llm_priority(actor.actor_name, kind.priority)
 
     def after_process_message(
         self,

@@ -11,9 +11,11 @@ from dramatiq.middleware import Middleware
 
 from llm_worker.broker.redis_broker import RecoveringRedisBroker
 from llm_worker.errors import SettingsError
+from llm_worker.jobs.registry import answer_schemas
 from llm_worker.llm.constrained import check_enforceable
 from llm_worker.observability import metrics
 from llm_worker.observability.logs import configure_logging
+from llm_worker.review.schemas import review_schemas
 from llm_worker.services import POOL_WAIT_SECONDS, pool_size_for, services
 
 logger = logging.getLogger(__name__)
@@ -51,11 +53,13 @@ class WorkerSetup(Middleware):
         try:
             services().prompt_profile  # noqa: B018 (a bad LLM_PROMPTS_FILE stops the boot)
             if config.llm_response_format == "llguidance":
-                check_enforceable()
+                check_enforceable({**answer_schemas(), **review_schemas()})
         except SettingsError as exc:
             print(f"llm-worker: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
         configure_logging(config)
+        for actor_name in sorted(set(config.llm_priorities) - set(broker.actors)):
+            logger.warning("LLM_PRIORITY_%s names no actor of this worker", actor_name.upper())
         if config.metrics_enabled:
             metrics.enable()
         choice = services().provider_choice

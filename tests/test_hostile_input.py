@@ -9,14 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors import JOB_ACTORS, intent_classify
+from actors.email_extract import EmailExtractResult
+from actors.followup import FollowupResult
+from actors.intent import IntentResult
+from actors.task_match import TaskMatchResult
 from llm_worker.errors import InvalidPayload
 from llm_worker.jobs.kind import CoreJob
-from llm_worker.jobs.schemas import (
-    EmailExtractResult,
-    FollowupResult,
-    IntentResult,
-    TaskMatchResult,
-)
 from tests.support import drain, notifications, send_unchecked
 
 ODD_TEXT = st.text(

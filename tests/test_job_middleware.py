@@ -6,8 +6,8 @@ import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
+from actors.intent import IntentPayload
 from llm_worker.jobs.kind import CoreJob
-from llm_worker.jobs.schemas import IntentPayload
 from middleware import (
     CircuitBreaker,
     ExpiryCheck,

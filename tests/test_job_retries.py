@@ -7,9 +7,9 @@ from typing import Any
 import dramatiq
 
 import actors
+from actors.intent import IntentPayload
 from llm_worker.errors import LLMError
 from llm_worker.jobs.kind import CoreJob
-from llm_worker.jobs.schemas import IntentPayload
 from tests.support import dead_letters, drain, notifications
 
 QUEUE = "test.llm_error"

@@ -11,14 +11,12 @@ import json
 
 import pytest
 
+from actors.email_extract import EmailExtractResult
+from actors.followup import FollowupResult
+from actors.intent import IntentResult
+from actors.task_match import TaskMatchResult
 from console.local_llm import local_llm_env, start_local_llm, stop_local_llm
 from llm_worker import keys
-from llm_worker.jobs.schemas import (
-    EmailExtractResult,
-    FollowupResult,
-    IntentResult,
-    TaskMatchResult,
-)
 from tests.support import app_diff, notifications, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cli]

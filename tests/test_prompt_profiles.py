@@ -6,10 +6,15 @@ import json
 
 import pytest
 
-from actors import intent_classify
+from actors import (
+    JOB_ACTORS,  # noqa: F401 (registers every job type)
+    intent_classify,
+)
 from llm_worker.errors import SettingsError
+from llm_worker.jobs.registry import answer_schemas
 from llm_worker.llm.constrained import check_enforceable, decoding_schema, guidance_grammar
 from llm_worker.prompts.profiles import build_profile, load_profile
+from llm_worker.review.schemas import review_schemas
 from tests.support import drain
 
 
@@ -80,7 +85,9 @@ def test_bad_prompts_file_is_a_settings_error(tmp_path, content, message):
 
 
 def test_every_worker_schema_compiles_and_bad_ones_are_refused():
-    check_enforceable()
+    schemas = {**answer_schemas(), **review_schemas()}
+    assert {"IntentResult", "EmailExtractResult", "ReviewAnswer"} <= set(schemas)
+    check_enforceable(schemas)
     with pytest.raises(SettingsError, match="uniqueItems"):
         check_enforceable({"Tags": {"type": "array", "uniqueItems": True}})
     with pytest.raises(SettingsError, match="look-around"):

@@ -7,7 +7,22 @@ resolve against it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
+
+from actors.email_extract import (
+    EVENT_THRESHOLD,
+    EmailExtractPayload,
+    EmailExtractResult,
+)
+from actors.followup import FollowupPayload, FollowupResult
+from actors.intent import IntentPayload, IntentResult
+from actors.task_match import TaskMatchPayload, TaskMatchResult, accepted_match
+from llm_worker.core.client import CoreTask
+from llm_worker.jobs.schemas import Payload, Result
+from llm_worker.review.schemas import CommentAnswer, ReviewRequestPayload
 
 RECEIVED_AT = "2026-11-02T09:00:00Z"
 
@@ -355,3 +370,136 @@ REVIEW_CASES: list[tuple[str, str, int]] = [
         4,
     ),
 ]
+
+
+# -- the cases as the eval runs them -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One labelled input: the actor's data for the model and how to score the answer."""
+
+    job_type: str
+    payload: Payload
+    data: dict[str, Any]
+    result_model: type[Result]
+    label: Any
+    score: Callable[[Any], bool]
+    #: Whether the answer is scored against a categorical label (a majority baseline exists).
+    labelled: bool = True
+
+
+def _intent_right(result: IntentResult, label: str) -> bool:
+    return result.intent == label
+
+
+def _intent_cases() -> list[Case]:
+    return [
+        Case(
+            "intent_classify",
+            IntentPayload(text=text),
+            {"text": text},
+            IntentResult,
+            label,
+            partial(_intent_right, label=label),
+        )
+        for text, label in INTENT_CASES
+    ]
+
+
+def _kept_events(result: EmailExtractResult) -> list[Any]:
+    return [event for event in result.events if event.confidence > EVENT_THRESHOLD]
+
+
+def _email_right(result: EmailExtractResult, count: int, date: str | None) -> bool:
+    kept = _kept_events(result)
+    return len(kept) == count and (date is None or kept[0].start.startswith(date))
+
+
+def _email_cases() -> list[Case]:
+    found = []
+    for payload, count, date in EMAIL_CASES:
+        full = {**payload, "received_at": RECEIVED_AT}
+        found.append(
+            Case(
+                "email_extract",
+                EmailExtractPayload(**full),
+                full,
+                EmailExtractResult,
+                (count, date),
+                partial(_email_right, count=count, date=date),
+            )
+        )
+    return found
+
+
+def _task_right(result: TaskMatchResult, expected: int | None) -> bool:
+    tasks = [CoreTask.model_validate(task) for task in OPEN_TASKS]
+    return accepted_match(result, tasks).task_id == expected
+
+
+def _task_cases() -> list[Case]:
+    return [
+        Case(
+            "task_match",
+            TaskMatchPayload(content=note),
+            {"note": note, "open_tasks": OPEN_TASKS},
+            TaskMatchResult,
+            expected,
+            partial(_task_right, expected=expected),
+        )
+        for note, expected in TASK_CASES
+    ]
+
+
+def _followup_right(result: FollowupResult, forbidden: list[str]) -> bool:
+    question = result.question.strip().lower()
+    return question.endswith("?") and not any(phrase in question for phrase in forbidden)
+
+
+def _followup_cases() -> list[Case]:
+    return [
+        Case(
+            "followup",
+            FollowupPayload(**payload),
+            payload,
+            FollowupResult,
+            "a question",
+            partial(_followup_right, forbidden=forbidden),
+            labelled=False,
+        )
+        for payload, forbidden in FOLLOWUP_CASES
+    ]
+
+
+def _review_right(result: Any, line: int) -> bool:
+    comments = getattr(result, "comments", None) or []
+    return any(c.line <= line <= (c.end_line or c.line) for c in comments)
+
+
+def _review_cases() -> list[Case]:
+    return [
+        Case(
+            "review",
+            ReviewRequestPayload.model_validate(
+                {"repo": "eval", "chunk": {"path": path, "diff": diff, "language": "python"}}
+            ),
+            {},
+            CommentAnswer,
+            line,
+            partial(_review_right, line=line),
+            labelled=False,
+        )
+        for path, diff, line in REVIEW_CASES
+    ]
+
+
+def all_cases() -> dict[str, list[Case]]:
+    """Every case, by job type."""
+    return {
+        "intent_classify": _intent_cases(),
+        "email_extract": _email_cases(),
+        "task_match": _task_cases(),
+        "followup": _followup_cases(),
+        "review": _review_cases(),
+    }

@@ -16,31 +16,16 @@ import json
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
 
-from actors.email_extract import EVENT_THRESHOLD
-from actors.task_match import accepted_match
 from llm_worker.errors import InvalidLLMResponse, LLMUnavailable
 from llm_worker.jobs.job import Job, LLMRequest
-from llm_worker.jobs.schemas import (
-    CoreTask,
-    EmailExtractPayload,
-    EmailExtractResult,
-    FollowupPayload,
-    FollowupResult,
-    IntentPayload,
-    IntentResult,
-    Payload,
-    Result,
-    TaskMatchPayload,
-    TaskMatchResult,
-)
+from llm_worker.jobs.registry import job_type as declared_job_type
 from llm_worker.llm.json_extract import extract_json_object, parse_answer
 from llm_worker.review.anchors import anchor_comments
 from llm_worker.review.diff import parse_file_diff
@@ -53,22 +38,12 @@ from llm_worker.review.schemas import (
 )
 from llm_worker.services import Services
 
-from . import cases
-
-#: Job types the eval covers, in the order printed.
-JOBS = ("intent_classify", "email_extract", "task_match", "followup", "review")
+from .cases import Case, all_cases
 
 
-@dataclass(frozen=True)
-class Case:
-    """One labelled input: the actor's data for the model and how to score the answer."""
-
-    job_type: str
-    payload: Payload
-    data: dict[str, Any]
-    result_model: type[Result]
-    label: Any
-    score: Callable[[Any], bool]
+def job_names() -> list[str]:
+    """The job types the eval covers, in the order printed."""
+    return list(all_cases())
 
 
 @dataclass
@@ -91,6 +66,7 @@ class JobReport:
     """The figures of one job type."""
 
     job_type: str
+    labelled: bool
     cases: int
     valid_share: float
     accuracy: float
@@ -100,120 +76,6 @@ class JobReport:
     prompt_tokens: float
     completion_tokens: float
     outcomes: list[Outcome] = field(default_factory=list)
-
-
-def _intent_right(result: IntentResult, label: str) -> bool:
-    return result.intent == label
-
-
-def _intent_cases() -> list[Case]:
-    return [
-        Case(
-            "intent_classify",
-            IntentPayload(text=text),
-            {"text": text},
-            IntentResult,
-            label,
-            partial(_intent_right, label=label),
-        )
-        for text, label in cases.INTENT_CASES
-    ]
-
-
-def _kept_events(result: EmailExtractResult) -> list[Any]:
-    return [event for event in result.events if event.confidence > EVENT_THRESHOLD]
-
-
-def _email_right(result: EmailExtractResult, count: int, date: str | None) -> bool:
-    kept = _kept_events(result)
-    return len(kept) == count and (date is None or kept[0].start.startswith(date))
-
-
-def _email_cases() -> list[Case]:
-    found = []
-    for payload, count, date in cases.EMAIL_CASES:
-        full = {**payload, "received_at": cases.RECEIVED_AT}
-        found.append(
-            Case(
-                "email_extract",
-                EmailExtractPayload(**full),
-                full,
-                EmailExtractResult,
-                (count, date),
-                partial(_email_right, count=count, date=date),
-            )
-        )
-    return found
-
-
-def _task_right(result: TaskMatchResult, expected: int | None) -> bool:
-    tasks = [CoreTask.model_validate(task) for task in cases.OPEN_TASKS]
-    return accepted_match(result, tasks).task_id == expected
-
-
-def _task_cases() -> list[Case]:
-    return [
-        Case(
-            "task_match",
-            TaskMatchPayload(content=note),
-            {"note": note, "open_tasks": cases.OPEN_TASKS},
-            TaskMatchResult,
-            expected,
-            partial(_task_right, expected=expected),
-        )
-        for note, expected in cases.TASK_CASES
-    ]
-
-
-def _followup_right(result: FollowupResult, forbidden: list[str]) -> bool:
-    question = result.question.strip().lower()
-    return question.endswith("?") and not any(phrase in question for phrase in forbidden)
-
-
-def _followup_cases() -> list[Case]:
-    return [
-        Case(
-            "followup",
-            FollowupPayload(**payload),
-            payload,
-            FollowupResult,
-            "a question",
-            partial(_followup_right, forbidden=forbidden),
-        )
-        for payload, forbidden in cases.FOLLOWUP_CASES
-    ]
-
-
-def _review_right(result: Any, line: int) -> bool:
-    comments = getattr(result, "comments", None) or []
-    return any(c.line <= line <= (c.end_line or c.line) for c in comments)
-
-
-def _review_cases() -> list[Case]:
-    return [
-        Case(
-            "review",
-            ReviewRequestPayload.model_validate(
-                {"repo": "eval", "chunk": {"path": path, "diff": diff, "language": "python"}}
-            ),
-            {},
-            CommentAnswer,
-            line,
-            partial(_review_right, line=line),
-        )
-        for path, diff, line in cases.REVIEW_CASES
-    ]
-
-
-def all_cases() -> dict[str, list[Case]]:
-    """Every case, by job type."""
-    return {
-        "intent_classify": _intent_cases(),
-        "email_extract": _email_cases(),
-        "task_match": _task_cases(),
-        "followup": _followup_cases(),
-        "review": _review_cases(),
-    }
 
 
 def _review_request(svc: Services, case: Case) -> LLMRequest:
@@ -227,7 +89,7 @@ def _review_request(svc: Services, case: Case) -> LLMRequest:
 
 
 def _parse(case: Case, text: str) -> Any:
-    if case.job_type != "review":
+    if declared_job_type(case.job_type) is not None:
         return parse_answer(text, case.result_model)
     try:
         answer = parse_review_answer(extract_json_object(text), tools_allowed=False)
@@ -259,13 +121,14 @@ def run_case(svc: Services, case: Case, number: int) -> Outcome:
     Raises:
       LLMUnavailable: when the LLM cannot be reached (the eval stops).
     """
-    job = Job(case.job_type, f"eval-{number}", 0, case.payload, svc)
     outcome = Outcome(case.job_type, case.label)
     started = time.monotonic()
     try:
-        if case.job_type == "review":
+        declared = declared_job_type(case.job_type)
+        if declared is None:  # the review, whose turns are no registered job type
             request = _review_request(svc, case)
         else:
+            job = Job(declared, f"eval-{number}", 0, case.payload, svc)
             request = job.request(case.result_model, case.data)
         answer = request.call(svc)
     except InvalidLLMResponse as exc:
@@ -294,23 +157,25 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def _baseline(job_type: str, labels: list[Any]) -> float:
-    """Accuracy of always answering the most common label (followup and review have none)."""
-    if job_type in ("followup", "review") or not labels:
+def _baseline(labelled: bool, labels: list[Any]) -> float:
+    """Accuracy of always answering the most common label (none for jobs scored otherwise)."""
+    if not labelled or not labels:
         return 0.0
     return Counter(json.dumps(label) for label in labels).most_common(1)[0][1] / len(labels)
 
 
-def report(job_type: str, outcomes: list[Outcome]) -> JobReport:
-    """Aggregate one job's outcomes."""
+def report(job_type: str, outcomes: list[Outcome], *, labelled: bool = True) -> JobReport:
+    """Aggregate one job's outcomes (``labelled``: scored against a label, so a
+    majority baseline exists)."""
     n = len(outcomes)
     seconds = [o.seconds for o in outcomes]
     return JobReport(
         job_type=job_type,
+        labelled=labelled,
         cases=n,
         valid_share=sum(o.valid for o in outcomes) / n if n else 0.0,
         accuracy=sum(o.right for o in outcomes) / n if n else 0.0,
-        baseline=_baseline(job_type, [o.label for o in outcomes]),
+        baseline=_baseline(labelled, [o.label for o in outcomes]),
         latency_p50=statistics.median(seconds) if seconds else 0.0,
         latency_p95=_percentile(seconds, 0.95),
         prompt_tokens=statistics.mean(o.prompt_tokens for o in outcomes) if n else 0.0,
@@ -336,7 +201,8 @@ def evaluate(
             outcomes = list(
                 pool.map(lambda pair: run_case(svc, pair[1], pair[0]), enumerate(selected))
             )
-            reports.append(report(job_type, outcomes))
+            labelled = all(case.labelled for case in selected)
+            reports.append(report(job_type, outcomes, labelled=labelled))
     return reports
 
 
@@ -349,7 +215,7 @@ def render(reports: list[JobReport], model: str) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
-        baseline = f"{r.baseline:.2f}" if r.job_type not in ("followup", "review") else "n/a"
+        baseline = f"{r.baseline:.2f}" if r.labelled else "n/a"
         lines.append(
             f"| {r.job_type} | {r.cases} | {r.valid_share:.0%} | {r.accuracy:.2f} | {baseline} "
             f"| {r.latency_p50:.2f} | {r.latency_p95:.2f} | {r.prompt_tokens:.0f} "

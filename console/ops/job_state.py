@@ -19,6 +19,7 @@ from llm_worker import keys
 from llm_worker.broker.redis_layout import RedisLayout
 from llm_worker.fleet.breaker import BreakerStatus
 from llm_worker.jobs import options as message_options
+from llm_worker.jobs.registry import job_type
 from llm_worker.services import Services
 from llm_worker.settings import Settings
 
@@ -32,12 +33,6 @@ Place = Literal[
     "queued",
     "unknown",
 ]
-
-#: Actors whose completed jobs may send no notification, and when they do send one.
-SILENT_WHEN = {
-    "task_match": "task_match notifies only a match",
-    "email_extract": "email_extract notifies only kept events",
-}
 
 
 @dataclass(frozen=True)
@@ -192,7 +187,8 @@ def _ended(state: JobState, actor_name: str) -> str:
             f"({state.error}); `llm-worker requeue-dead` delivers it again"
         )
     if state.status == "completed":
-        silent = SILENT_WHEN.get(actor_name)
+        declared = job_type(actor_name)
+        silent = declared.notifies_only if declared is not None else None
         return f"the job completed without a notification{f' ({silent})' if silent else ''}"
     if state.status == "skipped":
         return f"the job was skipped{error}"

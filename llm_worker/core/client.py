@@ -12,11 +12,10 @@ import logging
 from typing import Any, Literal
 
 import httpx
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from llm_worker.errors import CoreAPIError, core_error
 from llm_worker.identifiers import path_segment
-from llm_worker.jobs.schemas import CoreTask
 from llm_worker.llm.deadline_http import deadline_client
 from llm_worker.llm.usage import Usage
 from llm_worker.settings import Settings
@@ -24,6 +23,18 @@ from llm_worker.settings import Settings
 logger = logging.getLogger("llm_worker.core_api")
 
 JobStatus = Literal["completed", "failed", "skipped"]
+
+
+class CoreTask(BaseModel):
+    """An open task as Core lists it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: StrictInt | StrictStr
+    title: str
+    description: str | None = None
+
+
 _TASKS = TypeAdapter(list[CoreTask])
 #: Characters of Core's error body kept in errors, logs and reports.
 CORE_BODY_CHARS = 300

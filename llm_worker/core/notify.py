@@ -11,17 +11,6 @@ import redis
 
 from llm_worker import keys
 
-#: Message types this service publishes.
-MESSAGE_TYPES = (
-    "llm_image_tag_result",
-    "llm_intent_result",
-    "llm_followup_result",
-    "llm_task_match_result",
-    "event_confirmation",
-    "llm_failure",
-    "llm_expiry",
-)
-
 #: Claim the notification's key and publish it in one step, or do nothing.
 _PUBLISH_ONCE = """
 if redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then

@@ -12,6 +12,7 @@ from llm_worker import keys
 from llm_worker.jobs.arguments import P, parse_arguments
 from llm_worker.jobs.lease import LEASE_MARGIN_SECONDS, job_lease
 from llm_worker.jobs.llm_call import JobMessage, LLMRequest, message_usage, retry_feedback
+from llm_worker.jobs.registry import JobType
 from llm_worker.jobs.schemas import Result, response_schema
 from llm_worker.llm.images import StoredImage
 from llm_worker.llm.json_extract import parse_answer
@@ -43,7 +44,7 @@ class Job(Generic[P]):
     eval command), where nothing is stored.
     """
 
-    job_type: str
+    job_type: JobType[P]
     job_id: str | int
     user_id: int
     payload: P
@@ -53,8 +54,7 @@ class Job(Generic[P]):
     @classmethod
     def start(
         cls,
-        job_type: str,
-        payload_model: type[P],
+        job_type: JobType[P],
         args: Sequence[Any],
         kwargs: dict[str, Any],
         message: JobMessage = None,
@@ -64,7 +64,7 @@ class Job(Generic[P]):
         Raises:
           InvalidPayload: naming the offending argument or field.
         """
-        parsed = parse_arguments(args, kwargs, payload_model)
+        parsed = parse_arguments(args, kwargs, job_type.payload_model)
         return cls(job_type, parsed.job_id, parsed.user_id, parsed.payload, services(), message)
 
     def request(
@@ -79,7 +79,7 @@ class Job(Generic[P]):
         """
         config = self.services.settings
         schema = response_schema(result_model)
-        spec = self.services.prompt_profile.job(self.job_type)
+        spec = self.services.prompt_profile.job(self.job_type.name)
         system = prompts.system_prompt(spec.task, schema if spec.schema_in_prompt else None)
         in_turns = spec.examples_as == "turns"
         if spec.examples and not in_turns:
@@ -98,6 +98,7 @@ class Job(Generic[P]):
             schema_name=result_model.__name__,
             schema=schema,
             max_tokens=spec.max_tokens,
+            priority=config.llm_priority(self.job_type.name, self.job_type.priority),
         )
 
     def ask(
@@ -124,8 +125,8 @@ class Job(Generic[P]):
         prefix = config.key_prefix
         with job_lease(
             self.services.redis,
-            keys.job_lease(prefix, self.job_type, self.job_id),
-            keys.job_result(prefix, self.job_type, result_model.__name__, self.job_id),
+            keys.job_lease(prefix, self.job_type.name, self.job_id),
+            keys.job_result(prefix, self.job_type.name, result_model.__name__, self.job_id),
             message.message_id,
             ttl_seconds=config.llm_timeout_seconds + LEASE_MARGIN_SECONDS,
         ) as lease:
@@ -155,9 +156,28 @@ class Job(Generic[P]):
             Usage.from_options({USAGE_OPTION: stored.get("usage")}).store(options)
         return result_model.model_validate(stored["result"])
 
-    def complete(self, result: dict[str, Any], notifications: Iterable[Notification]) -> None:
+    def notification(self, content: dict[str, Any]) -> Notification:
+        """A notification of this job type's message type with ``content``.
+
+        Raises:
+          ValueError: for a job type that publishes no notification.
+        """
+        if self.job_type.notification is None:
+            raise ValueError(f"{self.job_type.name} publishes no notification")
+        return Notification(self.job_type.notification, content)
+
+    def complete(
+        self, result: dict[str, Any], notifications: Iterable[Notification] | None = None
+    ) -> None:
         """Store the result in Core as completed, then publish the notifications and
-        remember that the job finished, in one Redis round trip."""
+        remember that the job finished, in one Redis round trip.
+
+        ``notifications`` default: one of the job type's message type carrying the
+        result (none for a job type that publishes none).
+        """
+        if notifications is None:
+            notified = self.job_type.notification is not None
+            notifications = [self.notification(result)] if notified else []
         self.services.core.update_job(
             self.job_id, "completed", result=result, usage=message_usage(self.message)
         )
@@ -168,7 +188,7 @@ class Job(Generic[P]):
                 job_id=self.job_id,
                 message_type=notification.message_type,
                 content=notification.content,
-                job_type=self.job_type,
+                job_type=self.job_type.name,
                 discriminator=index,
             )
             for index, notification in enumerate(notifications)

@@ -44,6 +44,9 @@ def as_message(message: AnyMessage) -> dramatiq.Message[Any]:
 class JobKind(Protocol):
     """What the middleware needs to know about one kind of LLM job."""
 
+    #: The default priority of its LLM calls (``LLM_PRIORITY_<ACTOR>`` sets another).
+    priority: int
+
     def validate(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Check the actor's arguments.
 
@@ -98,9 +101,11 @@ class CoreJob:
 
     Parameters:
       payload_model: the pydantic model of the payload.
+      priority: the default priority of its LLM calls (lower runs first).
     """
 
     payload_model: type[Payload]
+    priority: int = 10
 
     def validate(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """See :meth:`JobKind.validate`."""

@@ -70,17 +70,19 @@ def call_llm(
     schema_name: str,
     schema: dict[str, Any],
     max_tokens: int | None = None,
+    priority: int = 0,
     message: JobMessage = None,
 ) -> LLMAnswer:
     """Fit ``prompt`` into the token budget, wait for fleet capacity, call the model,
     and record the usage.
 
-    ``max_tokens`` is the answer's budget, capped by ``LLM_MAX_OUTPUT_TOKENS``.
+    ``max_tokens`` is the answer's budget, capped by ``LLM_MAX_OUTPUT_TOKENS``;
+    ``priority`` orders the call among those waiting for capacity (lower runs first).
 
     While the primary LLM's breaker is open and a fallback is configured, the
     call goes to the fallback (with its model names).  A 429 starts the fleet's
     cooldown.  The usage is added to ``message``'s options (the job's message:
-    its actor's priority and metrics labels come from it), so it is summed over
+    its metrics labels come from it), so it is summed over
     every attempt of the job.
 
     A job that reached its expiry age while it waited for capacity on its thread is not
@@ -101,7 +103,7 @@ def call_llm(
         prompt, config.prompt_token_budget, lambda p: svc.count_tokens(model, p, provider)
     )
     actor = message.actor_name if message is not None else "?"
-    with svc.capacity.request(priority=config.llm_priority(actor), tokens=size) as lease:
+    with svc.capacity.request(priority=priority, tokens=size) as lease:
         if message is not None and is_expired(svc, message):
             age = message_age(message)
             raise JobExpired(f"expired while it waited for LLM capacity ({age:.0f}s old)")
@@ -157,6 +159,8 @@ class LLMRequest:
     schema_name: str
     schema: dict[str, Any]
     max_tokens: int | None = None
+    #: Its priority when capacity is short (lower runs first).
+    priority: int = 0
 
     def call(self, svc: Services, message: JobMessage = None) -> LLMAnswer:
         """Make the call for the job of ``message`` (see :func:`call_llm`)."""
@@ -167,5 +171,6 @@ class LLMRequest:
             schema_name=self.schema_name,
             schema=self.schema,
             max_tokens=self.max_tokens,
+            priority=self.priority,
             message=message,
         )

@@ -1,4 +1,7 @@
-"""Payload and result shapes of every job type.
+"""What every job's payload and result shapes are built from.
+
+Each job type declares its own payload and result models in its actor's module,
+from the bases and field types here.
 
 Payload models are strict (no coercion, no unknown fields): a producer's
 mistake fails the job at once.  Result models are what the model must answer
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -19,7 +22,6 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
-    field_validator,
 )
 
 from llm_worker.identifiers import check_id
@@ -31,7 +33,7 @@ JobId = (
 )
 
 
-def _longest(chars: int) -> dict[str, Any]:
+def longest(chars: int) -> dict[str, Any]:
     """A ``maxLength`` in the JSON Schema only: it bounds what a schema-constrained engine
     can produce (and so its tokens), while a longer answer from another model is still
     accepted."""
@@ -64,119 +66,6 @@ class Result(BaseModel):
     """Base of results the model answers with."""
 
     model_config = ConfigDict(extra="ignore")
-
-
-# -- payloads -----------------------------------------------------------------
-
-
-class ImageTagPayload(Payload):
-    """``image_tag``: an image stored under ``IMAGE_STORAGE_PATH``."""
-
-    image_id: JobId
-    path: StrictStr = Field(min_length=1)
-
-
-class IntentPayload(Payload):
-    """``intent_classify``: a user's message."""
-
-    text: StrictStr = Field(min_length=1)
-
-
-class FollowupPayload(Payload):
-    """``followup``: an ambiguous message and optional conversation context."""
-
-    text: StrictStr = Field(min_length=1)
-    context: StrictStr | None = None
-
-
-class TaskMatchPayload(Payload):
-    """``task_match``: a new note to match against the user's open tasks."""
-
-    content: StrictStr = Field(min_length=1)
-
-
-class EmailExtractPayload(Payload):
-    """``email_extract``: an email to extract calendar events from."""
-
-    subject: StrictStr
-    body: StrictStr
-    received_at: IsoDateTime | None = None
-
-
-# -- results ------------------------------------------------------------------
-
-
-class ImageTagResult(Result):
-    """A description of the image and 1 to 20 lowercase, unique tags."""
-
-    description: str = Field(min_length=1, json_schema_extra=_longest(400))
-    tags: list[Annotated[str, Field(json_schema_extra=_longest(40))]] = Field(
-        min_length=1, max_length=20
-    )
-
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _normalise_tags(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        seen: dict[str, None] = {}
-        for tag in value:
-            if not isinstance(tag, str):
-                return value  # let the type check report it
-            cleaned = " ".join(tag.lower().split())
-            if cleaned:
-                seen.setdefault(cleaned, None)
-        return list(seen)
-
-
-Intent = Literal["reminder", "task", "search", "general_note", "ambiguous"]
-
-
-class IntentResult(Result):
-    """The intent of a message and how sure the model is."""
-
-    intent: Intent
-    confidence: Confidence
-
-
-class FollowupResult(Result):
-    """One clarifying question."""
-
-    question: str = Field(min_length=1, json_schema_extra=_longest(200))
-
-
-class TaskMatchResult(Result):
-    """The open task a note belongs to, if any."""
-
-    task_id: StrictInt | StrictStr | None
-    confidence: Confidence
-    reason: str = Field(json_schema_extra=_longest(160))
-
-
-class CalendarEvent(Result):
-    """One calendar event found in an email."""
-
-    title: str = Field(min_length=1, json_schema_extra=_longest(120))
-    start: IsoDateTime
-    end: IsoDateTime | None = None
-    location: Annotated[str, Field(json_schema_extra=_longest(120))] | None = None
-    confidence: Confidence
-
-
-class EmailExtractResult(Result):
-    """The calendar events found in an email (possibly none)."""
-
-    events: list[CalendarEvent] = Field(json_schema_extra={"maxItems": 5})
-
-
-class CoreTask(BaseModel):
-    """An open task as Core lists it."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: StrictInt | StrictStr
-    title: str
-    description: str | None = None
 
 
 @lru_cache(maxsize=64)

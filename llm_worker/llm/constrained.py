@@ -76,28 +76,6 @@ def guidance_grammar(schema: dict[str, Any]) -> str:
     )
 
 
-def worker_schemas() -> dict[str, dict[str, Any]]:
-    """Every answer schema the worker sends, by name (the five jobs and the review loop)."""
-    from llm_worker.jobs.schemas import (
-        EmailExtractResult,
-        FollowupResult,
-        ImageTagResult,
-        IntentResult,
-        TaskMatchResult,
-        response_schema,
-    )
-    from llm_worker.review.schemas import answer_schema, chunk_answer_schema
-
-    models = (ImageTagResult, IntentResult, FollowupResult, TaskMatchResult, EmailExtractResult)
-    found = {model.__name__: response_schema(model) for model in models}
-    found["ReviewAnswer"] = answer_schema(tools_allowed=True)
-    found["ReviewAnswerNoTools"] = answer_schema(tools_allowed=False)
-    found["ReviewAnswerOfAChunk"] = chunk_answer_schema(
-        tools_allowed=True, path="app.py", lines=[1, 2, 3], code=["x = 1", "print(x)"]
-    )
-    return found
-
-
 def schema_problems(schema: dict[str, Any]) -> list[str]:
     """What LLGuidance cannot enforce in ``schema`` (empty when all of it is enforced).
 
@@ -116,16 +94,14 @@ def schema_problems(schema: dict[str, Any]) -> list[str]:
     return [str(m) for m in messages] if is_error or messages else []
 
 
-def check_enforceable(schemas: dict[str, dict[str, Any]] | None = None) -> None:
-    """Compile every schema the worker sends (default: :func:`worker_schemas`).
+def check_enforceable(schemas: dict[str, dict[str, Any]]) -> None:
+    """Compile every schema the worker sends (``schemas``, by name).
 
     Raises:
       SettingsError: naming each schema the engine could not enforce in full, and why.
     """
     problems = {
-        name: found
-        for name, schema in (schemas or worker_schemas()).items()
-        if (found := schema_problems(schema))
+        name: found for name, schema in schemas.items() if (found := schema_problems(schema))
     }
     if problems:
         listed = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in problems.items())

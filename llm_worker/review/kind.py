@@ -19,6 +19,9 @@ from llm_worker.services import Services
 
 logger = logging.getLogger("llm_worker.review")
 
+#: The default priority of a review's LLM calls: batch work, like most job types.
+REVIEW_PRIORITY = 10
+
 REVIEW_ARGUMENT_NAMES = ("review_request_id", "chunk_id", "event", "payload")
 _PAYLOADS: dict[str, type[ReviewRequestPayload] | type[ContextReadyPayload]] = {
     REVIEW_REQUEST: ReviewRequestPayload,
@@ -58,6 +61,9 @@ class ReviewJob:
     """Review chunks have no Core job: a chunk that fails, is skipped or
     expires is reported to the git worker as ``post_comment(review_request_id,
     chunk_id, comments=[], error=...)``."""
+
+    #: The default priority of a review's LLM calls (``LLM_PRIORITY_REVIEW_CHUNK`` sets another).
+    priority = REVIEW_PRIORITY
 
     def validate(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """See :meth:`JobKind.validate`."""

@@ -23,7 +23,8 @@ from llm_worker.prompts.profiles import Example
 from llm_worker.review.anchors import anchor_comments
 from llm_worker.review.conversation import Conversation, ConversationStore
 from llm_worker.review.diff import FileDiff, parse_file_diff, split_diff
-from llm_worker.review.protocol import FETCH_CONTEXT, POST_COMMENT, REVIEW_REQUEST
+from llm_worker.review.kind import REVIEW_PRIORITY
+from llm_worker.review.protocol import FETCH_CONTEXT, POST_COMMENT, REVIEW_ACTOR, REVIEW_REQUEST
 from llm_worker.review.schemas import (
     CommentAnswer,
     ContextReadyPayload,
@@ -108,6 +109,10 @@ class ReviewTurn:
     send_git: Send
     send_review: Callable[[str, str, dict[str, Any]], None]
     message: JobMessage = None
+
+    @property
+    def _priority(self) -> int:
+        return self.svc.settings.llm_priority(REVIEW_ACTOR, REVIEW_PRIORITY)
 
     @property
     def _max_tool_calls(self) -> int:
@@ -247,6 +252,7 @@ class ReviewTurn:
                 code=self._quotable(diff),
             ),
             max_tokens=self.svc.prompt_profile.job("review").max_tokens,
+            priority=self._priority,
         )
 
     def _quotable(self, diff: FileDiff) -> list[str]:
@@ -311,6 +317,7 @@ class ReviewTurn:
             schema_name="ReviewAnswer",
             schema=schema,
             max_tokens=self.svc.prompt_profile.job("review").max_tokens,
+            priority=self._priority,
             message=self.message,
         )
         parsed = self._parse(answer.text, messages, tools_allowed)

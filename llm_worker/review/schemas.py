@@ -139,3 +139,14 @@ def parse_review_answer(value: dict[str, Any], *, tools_allowed: bool) -> Any:
       pydantic.ValidationError: when it is none of them.
     """
     return _adapter(tools_allowed).validate_python(value)
+
+
+def review_schemas() -> dict[str, dict[str, Any]]:
+    """Every answer schema the review loop sends, by name (one chunk's stands for all)."""
+    return {
+        "ReviewAnswer": answer_schema(tools_allowed=True),
+        "ReviewAnswerNoTools": answer_schema(tools_allowed=False),
+        "ReviewAnswerOfAChunk": chunk_answer_schema(
+            tools_allowed=True, path="app.py", lines=[1, 2, 3], code=["x = 1", "print(x)"]
+        ),
+    }
