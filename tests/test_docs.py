@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
+from typing import Any
+from urllib.parse import quote
 
 import pytest
+import requests
 
+from console import dev_core
+from console.dev_core import DevCoreStore, make_server
 from llm_worker.settings import Settings
 from tests.support import ROOT
 
@@ -121,3 +130,87 @@ def test_every_relative_link_in_readme_points_at_a_file():
     assert links
     missing = [link for link in links if not (ROOT / link).exists()]
     assert missing == []
+
+
+OPENAPI = ROOT / "docs" / "core-api.openapi.json"
+
+
+def example(schema: dict[str, Any], document: dict[str, Any]) -> Any:
+    """The smallest value that fits ``schema`` (enough of JSON Schema for the contract)."""
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        return example(document["components"]["schemas"][name], document)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    kind = next(k for k in kind if k != "null") if isinstance(kind, list) else kind
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: example(properties[name], document) for name in schema.get("required", [])}
+    if kind == "array":
+        return [example(schema["items"], document)] * max(1, schema.get("minItems", 0))
+    return {"integer": 1, "number": 1.0, "boolean": True}.get(kind, "a/b c")
+
+
+@pytest.fixture
+def dev_core_url(tmp_path: Path) -> Iterator[str]:
+    store = DevCoreStore(tmp_path / "core.sqlite3")
+    server = make_server(store, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    store.close()
+
+
+def test_the_dev_core_serves_the_openapi_document(dev_core_url):
+    answer = requests.get(f"{dev_core_url}/openapi.json", timeout=5)
+
+    assert answer.status_code == 200
+    assert answer.json() == json.loads(OPENAPI.read_text(encoding="utf-8"))
+
+
+def test_the_dev_core_answers_every_operation_of_the_contract(dev_core_url):
+    document = json.loads(OPENAPI.read_text(encoding="utf-8"))
+
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            parameters = operation.get("parameters", [])
+            parameters = [
+                document["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]]
+                if "$ref" in p
+                else p
+                for p in parameters
+            ]
+            url = path
+            query = {}
+            for parameter in parameters:
+                value = example(parameter["schema"], document)
+                if parameter["in"] == "path":
+                    url = url.replace(f"{{{parameter['name']}}}", quote(str(value), safe=""))
+                else:
+                    query[parameter["name"]] = value
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            answer = requests.request(
+                method,
+                dev_core_url + url,
+                params=query,
+                json=example(body["schema"], document) if body else None,
+                timeout=5,
+            )
+            assert 200 <= answer.status_code < 300, (method, url, answer.text)
+
+
+def test_the_dev_core_lists_the_operations_of_the_openapi_document():
+    document = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    documented = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+
+    listed = set(re.findall(r"^- ``([A-Z]+) (/[^`?]+)", dev_core.__doc__ or "", re.M))
+    assert listed == documented
