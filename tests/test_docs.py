@@ -214,3 +214,9 @@ def test_the_dev_core_lists_the_operations_of_the_openapi_document():
 
     listed = set(re.findall(r"^- ``([A-Z]+) (/[^`?]+)", dev_core.__doc__ or "", re.M))
     assert listed == documented
+
+
+def test_a_comment_becomes_table_cell_markdown():
+    hook = settings_hook()
+
+    assert hook._markdown("``a|b`` or <token> | x") == "`a|b` or &lt;token&gt; \\| x"

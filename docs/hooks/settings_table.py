@@ -115,8 +115,13 @@ def _default(value: Any) -> str:
 
 
 def _markdown(text: str) -> str:
-    """A ``#:`` comment as table-cell Markdown: reST literals become code, pipes escaped."""
-    return text.replace("``", "`").replace("|", "\\|")
+    """A ``#:`` comment as table-cell Markdown: reST literals become code; outside code,
+    pipes are escaped (they would end the cell) and so are ``<`` and ``>`` (HTML)."""
+    parts = text.replace("``", "`").split("`")
+    for index in range(0, len(parts), 2):
+        plain = parts[index].replace("<", "&lt;").replace(">", "&gt;")
+        parts[index] = plain.replace("|", "\\|")
+    return "`".join(parts)
 
 
 def settings_rows() -> list[SettingRow]:
