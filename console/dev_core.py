@@ -1,7 +1,7 @@
 """``llm-worker dev-core``: a Core for trying the worker and for integration tests.
 
-It serves the Core API contract of README on 127.0.0.1 and keeps every request
-in SQLite:
+It serves the Core API contract of the manual (docs/core-api.md) on 127.0.0.1 and
+keeps every request in SQLite:
 
 - ``PATCH /jobs/{job_id}``: the job's state (status, result, error, usage);
 - ``PUT /images/{image_id}/tags``: an image's tags;
@@ -10,8 +10,9 @@ in SQLite:
   or with ``POST /users/{user_id}/tasks``.
 
 ``GET /`` shows the jobs on a small web page, ``GET /api/jobs`` as JSON, and
-``llm-worker jobs`` in the terminal.  It is not a production Core: no
-authentication (a ``CORE_API_TOKEN`` sent is accepted and ignored), one file.
+``llm-worker jobs`` in the terminal; ``GET /openapi.json`` is the contract as
+OpenAPI.  It is not a production Core: no authentication (a ``CORE_API_TOKEN`` sent
+is accepted and ignored), one file.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from urllib.parse import unquote, urlsplit
 DEFAULT_DB = "dev-core.sqlite3"
 #: The default port (the worker's ``CORE_API_URL`` default is http://localhost:8000).
 DEFAULT_PORT = 8000
+#: The Core API contract as OpenAPI, kept with the manual; served at ``/openapi.json``.
+OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "core-api.openapi.json"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -192,10 +195,20 @@ Answer = tuple[int, Any, str]
 JSON = "application/json"
 
 
+def openapi_answer() -> Answer:
+    """``GET /openapi.json``: the contract's OpenAPI document, when this is a checkout."""
+    try:
+        return 200, json.loads(OPENAPI_FILE.read_text(encoding="utf-8")), JSON
+    except FileNotFoundError:
+        return 404, {"detail": f"no OpenAPI document at {OPENAPI_FILE}"}, JSON
+
+
 def answer_get(store: DevCoreStore, parts: list[str]) -> Answer:
     """Status, body and content type of a GET of the path ``parts``."""
     if not parts:
         return 200, jobs_page(store.jobs()), "text/html; charset=utf-8"
+    if parts == ["openapi.json"]:
+        return openapi_answer()
     if parts == ["api", "jobs"]:
         return 200, store.jobs(), JSON
     if len(parts) == 3 and parts[0] == "users" and parts[2] == "tasks":

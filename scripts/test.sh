@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every check on a fresh machine: set-up, ruff, mypy and the test suite.
+# Run every check on a fresh machine: set-up, ruff, mypy, the manual's build and the test suite.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k breaker
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +22,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir site
 .venv/bin/pytest "$@"

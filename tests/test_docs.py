@@ -1,0 +1,222 @@
+"""The manual: its settings table covers the settings model, and README stays a doorway."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from console import dev_core
+from console.dev_core import DevCoreStore, make_server
+from llm_worker.settings import Settings
+from tests.support import ROOT
+
+pytestmark = pytest.mark.unit
+
+README = ROOT / "README.md"
+README_MAX_LINES = 200
+
+#: Fields that have no ``#:`` comment in llm_worker/settings.py yet. The list may only
+#: shrink: a new field needs its comment, and a field that gains one leaves the list.
+UNDESCRIBED = {
+    "llm_base_url",
+    "llm_api_key",
+    "openai_api_key",
+    "anthropic_api_key",
+    "anthropic_base_url",
+    "llm_text_model",
+    "llm_prompts_file",
+    "llm_max_output_tokens",
+    "llm_tokens_per_minute",
+    "llm_priority_followup",
+    "llm_priority_image_tag",
+    "llm_priority_email_extract",
+    "llm_priority_task_match",
+    "llm_priority_review_chunk",
+    "llm_fallback_provider",
+    "llm_fallback_api_key",
+    "llm_fallback_vision_model",
+    "job_retry_max_backoff_seconds",
+    "core_api_url",
+    "core_api_token",
+    "image_storage_path",
+    "image_max_bytes",
+    "notify_stream",
+    "dashboard_host",
+    "dashboard_port",
+    "dashboard_user",
+    "dashboard_password",
+}
+
+
+def settings_hook() -> ModuleType:
+    """The MkDocs hook that builds the settings table, loaded from its file."""
+    path = ROOT / "docs" / "hooks" / "settings_table.py"
+    spec = importlib.util.spec_from_file_location("settings_table", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_settings_table_has_a_row_for_every_field():
+    hook = settings_hook()
+    table = hook.render_table(hook.settings_rows())
+
+    for name in Settings.model_fields:
+        assert f"| `{name.upper()}` |" in table, name
+
+
+def test_every_setting_has_a_description():
+    rows = {row.variable.lower(): row for row in settings_hook().settings_rows()}
+
+    undescribed = {name for name, row in rows.items() if not row.description}
+    assert undescribed - UNDESCRIBED == set(), "add a #: comment above these fields"
+    assert UNDESCRIBED - undescribed == set(), "these fields are described now: drop them"
+
+
+def test_the_description_is_the_comment_above_the_field():
+    rows = {row.variable: row for row in settings_hook().settings_rows()}
+
+    assert rows["LLM_TIMEOUT_SECONDS"].description == (
+        "Bound on one whole LLM call (connect, send, wait, read), in seconds."
+    )
+    assert rows["LLM_TIMEOUT_SECONDS"].default == "`120`"
+    assert rows["LLM_TIMEOUT_SECONDS"].type == "float (> 0)"
+    assert rows["LLM_API_KEY"].type == "secret"
+
+
+def test_the_settings_page_keeps_its_placeholder():
+    hook = settings_hook()
+    page = (ROOT / "docs" / hook.PAGE).read_text(encoding="utf-8")
+
+    assert page.count(hook.PLACEHOLDER) == 1
+
+
+def test_readme_is_a_doorway():
+    lines = README.read_text(encoding="utf-8").splitlines()
+
+    assert len(lines) <= README_MAX_LINES
+
+
+def relative_links(markdown: str) -> list[str]:
+    """Targets of the Markdown links in ``markdown`` that are paths in this repository."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", markdown)
+    return [
+        target.split("#")[0]
+        for target in targets
+        if not re.match(r"[a-z][a-z0-9+.-]*:", target) and not target.startswith("#")
+    ]
+
+
+def test_relative_links_finds_paths_only():
+    markdown = "[a](docs/x.md#part) [b](https://example.org) [c](#here) [d](scripts/run.sh)"
+
+    assert relative_links(markdown) == ["docs/x.md", "scripts/run.sh"]
+
+
+def test_every_relative_link_in_readme_points_at_a_file():
+    links = relative_links(README.read_text(encoding="utf-8"))
+
+    assert links
+    missing = [link for link in links if not (ROOT / link).exists()]
+    assert missing == []
+
+
+OPENAPI = ROOT / "docs" / "core-api.openapi.json"
+
+
+def example(schema: dict[str, Any], document: dict[str, Any]) -> Any:
+    """The smallest value that fits ``schema`` (enough of JSON Schema for the contract)."""
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        return example(document["components"]["schemas"][name], document)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    kind = next(k for k in kind if k != "null") if isinstance(kind, list) else kind
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: example(properties[name], document) for name in schema.get("required", [])}
+    if kind == "array":
+        return [example(schema["items"], document)] * max(1, schema.get("minItems", 0))
+    return {"integer": 1, "number": 1.0, "boolean": True}.get(kind, "a/b c")
+
+
+@pytest.fixture
+def dev_core_url(tmp_path: Path) -> Iterator[str]:
+    store = DevCoreStore(tmp_path / "core.sqlite3")
+    server = make_server(store, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    store.close()
+
+
+def test_the_dev_core_serves_the_openapi_document(dev_core_url):
+    answer = requests.get(f"{dev_core_url}/openapi.json", timeout=5)
+
+    assert answer.status_code == 200
+    assert answer.json() == json.loads(OPENAPI.read_text(encoding="utf-8"))
+
+
+def test_the_dev_core_answers_every_operation_of_the_contract(dev_core_url):
+    document = json.loads(OPENAPI.read_text(encoding="utf-8"))
+
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            parameters = operation.get("parameters", [])
+            parameters = [
+                document["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]]
+                if "$ref" in p
+                else p
+                for p in parameters
+            ]
+            url = path
+            query = {}
+            for parameter in parameters:
+                value = example(parameter["schema"], document)
+                if parameter["in"] == "path":
+                    url = url.replace(f"{{{parameter['name']}}}", quote(str(value), safe=""))
+                else:
+                    query[parameter["name"]] = value
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            answer = requests.request(
+                method,
+                dev_core_url + url,
+                params=query,
+                json=example(body["schema"], document) if body else None,
+                timeout=5,
+            )
+            assert 200 <= answer.status_code < 300, (method, url, answer.text)
+
+
+def test_the_dev_core_lists_the_operations_of_the_openapi_document():
+    document = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    documented = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+
+    listed = set(re.findall(r"^- ``([A-Z]+) (/[^`?]+)", dev_core.__doc__ or "", re.M))
+    assert listed == documented
+
+
+def test_a_comment_becomes_table_cell_markdown():
+    hook = settings_hook()
+
+    assert hook._markdown("``a|b`` or <token> | x") == "`a|b` or &lt;token&gt; \\| x"
