@@ -141,17 +141,24 @@ class SendCheckSettings(BaseSettings):
 
 
 class Settings(BrokerSettings, SendCheckSettings):
-    """Everything a worker process needs; see README for each variable."""
+    """Everything a worker process needs; the manual's settings page lists each variable."""
 
     #: ``openai``, ``anthropic`` or ``ollama``; unset: chosen from the keys present.
     llm_provider: Literal["openai", "anthropic", "ollama"] | None = None
+    #: Any OpenAI-compatible chat-completions server.
     llm_base_url: str = "http://localhost:8080/v1"
+    #: API key, used when the chosen provider's own key is unset.
     llm_api_key: SecretStr = SecretStr("not-needed")
+    #: OpenAI's key; selects ``openai`` (at https://api.openai.com/v1 unless LLM_BASE_URL
+    #: is set).
     openai_api_key: SecretStr | None = None
+    #: Anthropic's key; selects ``anthropic`` when no OpenAI key is set.
     anthropic_api_key: SecretStr | None = None
+    #: Anthropic's API URL.
     anthropic_base_url: str = "https://api.anthropic.com"
     #: Ollama's URL; setting it selects Ollama when no key is present.
     ollama_host: str | None = None
+    #: Model of the text jobs.
     llm_text_model: str = Field("mistral", min_length=1)
     #: Empty: no vision model, ``image_tag`` jobs fail saying so.
     llm_vision_model: str = "llava"
@@ -164,12 +171,15 @@ class Settings(BrokerSettings, SendCheckSettings):
     #: Which prompts (task texts, examples, answer budgets) the jobs use: ``default`` or
     #: ``small`` (small local models); a JSON file of the same shape replaces entries.
     llm_prompt_profile: Literal["default", "small"] = "default"
+    #: A JSON file whose entries replace the profile's, per job type (checked at start-up).
     llm_prompts_file: str | None = None
     #: The model's context window and the part of it kept for the answer, in tokens.
     llm_context_tokens: int = Field(8192, ge=256)
+    #: Tokens kept for the answer (sent as ``max_tokens``); under half of
+    #: LLM_CONTEXT_TOKENS.
     llm_max_output_tokens: int = Field(1024, ge=16)
     #: How prompts are counted: ``auto`` (the server's tokenizer when it has one), ``server``
-    #: or ``estimate`` (a conservative estimate, see README).
+    #: or ``estimate`` (a conservative estimate).
     llm_tokenizer: Literal["auto", "server", "estimate"] = "auto"
     #: Retries after an invalid answer (so at most this + 1 calls).
     llm_max_retries: int = Field(5, ge=0, le=20)
@@ -190,6 +200,8 @@ class Settings(BrokerSettings, SendCheckSettings):
     llm_max_concurrent_requests: int = Field(0, ge=0)
     #: Fleet-wide LLM requests and tokens per minute (0: no limit).
     llm_requests_per_minute: int = Field(0, ge=0)
+    #: Fleet-wide LLM tokens per minute (0: no limit); a call is charged its prompt, then
+    #: corrected by the usage reported.
     llm_tokens_per_minute: int = Field(0, ge=0)
     #: Lease of a concurrency slot, renewed during a call: a killed holder's slot
     #: returns within this, in seconds.
@@ -203,18 +215,25 @@ class Settings(BrokerSettings, SendCheckSettings):
     #: ``LLM_PRIORITY_<ACTOR>``, one variable per job type (``LLM_PRIORITY_TASK_MATCH=5``):
     #: the priority of its LLM calls when capacity is short, 0 to 1000, lower runs first.
     #: Unset: the job type's own (0 for jobs a user waits for, 10 for batch work).
-    llm_priorities: dict[str, int] = Field(default_factory=dict)
+    llm_priorities: dict[str, int] = Field(
+        default_factory=dict, json_schema_extra={"variable": "LLM_PRIORITY_<ACTOR>"}
+    )
     #: A second LLM used while the primary's breaker is open (unset: none).
     llm_fallback_base_url: str | None = None
+    #: The fallback's protocol: ``openai`` (any OpenAI-compatible server), ``anthropic`` or
+    #: ``ollama``.
     llm_fallback_provider: Literal["openai", "anthropic", "ollama"] = "openai"
+    #: The fallback's API key.
     llm_fallback_api_key: SecretStr = SecretStr("not-needed")
     #: The fallback's models; unset: the primary's names.
     llm_fallback_text_model: str | None = None
+    #: The fallback's vision model; unset: LLM_VISION_MODEL.
     llm_fallback_vision_model: str | None = None
     #: Ordinary retries for other errors (Core failing, bugs), and of reports Core refused.
     job_max_retries: int = Field(20, ge=0)
-    #: Bounds of the ordinary retries' exponential backoff, in seconds.
+    #: Shortest delay of the ordinary retries' exponential backoff, in seconds.
     job_retry_min_backoff_seconds: float = Field(5.0, gt=0)
+    #: Longest delay of the ordinary retries' exponential backoff, in seconds.
     job_retry_max_backoff_seconds: float = Field(1800.0, gt=0)
 
     #: Lifetime of a review conversation in Redis, refreshed on each turn, in seconds.
@@ -222,7 +241,9 @@ class Settings(BrokerSettings, SendCheckSettings):
     #: Tool calls the model may make per diff chunk before it must comment.
     review_max_tool_calls: int = Field(5, ge=0)
 
+    #: Core API base URL.
     core_api_url: str = "http://localhost:8000"
+    #: Sent as ``Authorization: Bearer <token>`` when set.
     core_api_token: SecretStr | None = None
     #: Bound on one whole Core API call (connect, send, wait, read), in seconds.
     core_timeout_seconds: float = Field(10.0, gt=0)
@@ -230,9 +251,12 @@ class Settings(BrokerSettings, SendCheckSettings):
     #: long before trying again, in seconds.
     core_unauthorized_hold_seconds: float = Field(60.0, gt=0)
 
+    #: Root of the stored images; ``image_tag`` reads paths under it only.
     image_storage_path: Path = Path("/data/images")
+    #: Largest image ``image_tag`` reads, in bytes.
     image_max_bytes: int = Field(20_971_520, gt=0)
 
+    #: Redis stream of user notifications (read by the Telegram bot).
     notify_stream: str = Field("notify:telegram", min_length=1)
     #: How long a published notification is remembered, so it is never sent twice, in seconds.
     notify_dedupe_seconds: int = Field(1_296_000, gt=0)
@@ -242,9 +266,13 @@ class Settings(BrokerSettings, SendCheckSettings):
     log_format: Literal["text", "json"] = "text"
     #: Let user content (message text, payloads, image paths) appear in logs.
     log_content: bool = False
+    #: Address ``llm-worker dashboard`` listens on.
     dashboard_host: str = "127.0.0.1"
+    #: Port ``llm-worker dashboard`` listens on.
     dashboard_port: int = Field(8081, ge=1, le=65535)
+    #: HTTP basic auth user of the dashboard; required on a non-loopback address.
     dashboard_user: str | None = None
+    #: HTTP basic auth password of the dashboard; required on a non-loopback address.
     dashboard_password: SecretStr | None = None
     #: Without credentials, the dashboard answers only requests whose Host is loopback,
     #: ``localhost`` or one of these comma-separated names.

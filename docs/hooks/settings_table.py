@@ -124,6 +124,13 @@ def _markdown(text: str) -> str:
     return "`".join(parts)
 
 
+def variable_of(name: str, field: Any) -> str:
+    """The environment variable of a field: its name in upper case, or the pattern its
+    ``json_schema_extra`` names as ``variable`` (``LLM_PRIORITY_<ACTOR>``)."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return str(extra.get("variable", name.upper()))
+
+
 def settings_rows() -> list[SettingRow]:
     """A row for every field of :class:`llm_worker.settings.Settings`, in its order."""
     from llm_worker.settings import Settings
@@ -135,7 +142,7 @@ def settings_rows() -> list[SettingRow]:
         bounds = _bounds(field.metadata)
         rows.append(
             SettingRow(
-                variable=name.upper(),
+                variable=variable_of(name, field),
                 type=f"{kind} ({bounds})" if bounds else kind,
                 default=_default(field.default),
                 description=_markdown(comments.get(name, "")),
