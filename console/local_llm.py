@@ -161,7 +161,7 @@ def local_llm_env(base_url: str, alias: str = DEFAULT_MODEL) -> dict[str, str]:
     """The settings that point the worker at the bundled model served at ``base_url``.
 
     The engine enforces every answer schema (``llguidance``), the prompts are the
-    ``small`` profile's, and ``image_tag`` fails clearly (no vision model).
+    ``small`` profile's, and image jobs fail clearly (no vision model).
     """
     return {
         "LLM_PROVIDER": "openai",

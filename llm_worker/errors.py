@@ -5,7 +5,7 @@
     JobError                      every expected failure of a job
      +-- JobRejected              permanent: the job fails at once, no retry
      |    +-- InvalidPayload      the producer sent arguments that do not fit
-     |    +-- ImageRefused        image_tag refused to read the referenced file
+     |    +-- ImageRefused        a job's referenced image cannot be read
      |    +-- LLMRequestRejected  the LLM refused the request itself (HTTP 400,
      |                            prompt over the context window)
      +-- LLMError                 the LLM could not give a usable answer
@@ -67,7 +67,7 @@ class InvalidPayload(JobRejected):
 
 
 class ImageRefused(JobRejected):
-    """The image referenced by an ``image_tag`` job cannot be used."""
+    """The image a job references cannot be used."""
 
 
 class LLMRequestRejected(JobRejected):

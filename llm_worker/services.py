@@ -13,6 +13,7 @@ from llm_worker.core.client import CoreClient
 from llm_worker.core.notify import Notifier
 from llm_worker.core.outbox import ReportOutbox, RetryPolicy
 from llm_worker.fleet.capacity import CapacityGate, CapacityLimits, CapacityStore
+from llm_worker.jobs.registry import declared_prompts
 from llm_worker.llm.providers import (
     Provider,
     ProviderChoice,
@@ -137,7 +138,8 @@ class Services:
     @cached_property
     def prompt_profile(self) -> PromptProfile:
         """The prompts in force (``LLM_PROMPT_PROFILE``, ``LLM_PROMPTS_FILE``)."""
-        return load_profile(self.settings.llm_prompt_profile, self.settings.llm_prompts_file)
+        config = self.settings
+        return load_profile(config.llm_prompt_profile, config.llm_prompts_file, declared_prompts())
 
     @cached_property
     def core(self) -> CoreClient:

@@ -160,7 +160,7 @@ class Settings(BrokerSettings, SendCheckSettings):
     ollama_host: str | None = None
     #: Model of the text jobs.
     llm_text_model: str = Field("mistral", min_length=1)
-    #: Empty: no vision model, ``image_tag`` jobs fail saying so.
+    #: Empty: no vision model, jobs that send an image fail saying so.
     llm_vision_model: str = "llava"
     #: Bound on one whole LLM call (connect, send, wait, read), in seconds.
     llm_timeout_seconds: float = Field(120.0, gt=0)
@@ -251,9 +251,9 @@ class Settings(BrokerSettings, SendCheckSettings):
     #: long before trying again, in seconds.
     core_unauthorized_hold_seconds: float = Field(60.0, gt=0)
 
-    #: Root of the stored images; ``image_tag`` reads paths under it only.
+    #: Root of the stored images; jobs read image paths under it only.
     image_storage_path: Path = Path("/data/images")
-    #: Largest image ``image_tag`` reads, in bytes.
+    #: Largest image a job reads, in bytes.
     image_max_bytes: int = Field(20_971_520, gt=0)
 
     #: Redis stream of user notifications (read by the Telegram bot).

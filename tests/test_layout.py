@@ -7,6 +7,8 @@ hidden inside a function cannot turn the graph back into a loop.
 from __future__ import annotations
 
 import ast
+import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,4 +61,39 @@ def test_package_imports_nothing_above_it(package):
         for line, name in imported_packages(path)
         if name in FORBIDDEN[package]
     ]
+    assert wrong == []
+
+
+#: Product packages: what a job type's name may not leak into.
+PRODUCT = ("llm_worker", "middleware", "actors", "console", "gitworker")
+#: Where a job type's name may appear besides its actor module: the package's list of
+#: actors producers import from, the prompt data, and the evaluation's labelled cases.
+NAMES_ALLOWED_IN = {
+    Path("actors/__init__.py"),
+    Path("llm_worker/prompts/data.py"),
+    Path("console/evaluation/cases.py"),
+}
+
+
+def test_a_job_type_is_named_only_where_it_is_declared():
+    import actors  # registers every job type
+    from llm_worker.jobs.registry import job_types
+
+    declared_in = {
+        name: Path(sys.modules[actor.fn.__module__].__file__ or "").resolve().relative_to(ROOT)
+        for name, actor in actors.JOB_ACTORS.items()
+    }
+    assert set(declared_in) <= set(job_types())
+    wrong = []
+    for package in PRODUCT:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relative = path.relative_to(ROOT)
+            if relative in NAMES_ALLOWED_IN:
+                continue
+            text = path.read_text(encoding="utf-8")
+            wrong += [
+                f"{relative} names {name}"
+                for name, home in declared_in.items()
+                if relative != home and re.search(rf"\b{name}\b", text)
+            ]
     assert wrong == []

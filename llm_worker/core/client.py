@@ -90,7 +90,7 @@ class CoreClient:
         self._call("PATCH", f"/jobs/{path_segment(job_id)}", json=body)
 
     def put_image_tags(self, image_id: str | int, result: dict[str, Any]) -> None:
-        """``PUT /images/{image_id}/tags`` with an ``image_tag`` result."""
+        """``PUT /images/{image_id}/tags`` with an image's description and tags."""
         self._call("PUT", f"/images/{path_segment(image_id)}/tags", json=result)
 
     def open_tasks(self, user_id: int) -> list[CoreTask]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic
 
@@ -40,6 +40,10 @@ class JobType(Generic[P]):
         completed job publishes.
       priority: its LLM calls' priority when capacity is short (lower runs first),
         unless ``LLM_PRIORITY_<NAME>`` sets another.
+      prompts: its prompt entries by profile name (``"default"`` serves every profile
+        without its own), each shaped as an entry of ``LLM_PROMPTS_FILE``
+        (:class:`~llm_worker.prompts.profiles.JobPrompt`); the data in
+        :mod:`llm_worker.prompts.data` and ``LLM_PROMPTS_FILE`` are laid over them.
     """
 
     name: str
@@ -49,6 +53,7 @@ class JobType(Generic[P]):
     notification: str | None
     notifies_only: str | None = None
     priority: int = BATCH_PRIORITY
+    prompts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -76,6 +81,11 @@ def job_types() -> Mapping[str, JobType[Any]]:
 def job_type(name: str) -> JobType[Any] | None:
     """The job type called ``name``, or ``None``."""
     return _registry.get(name)
+
+
+def declared_prompts() -> dict[str, Mapping[str, Mapping[str, Any]]]:
+    """The prompt entries every registered job type declares, by job type."""
+    return {name: declared.prompts for name, declared in _registry.items() if declared.prompts}
 
 
 def answer_schemas() -> dict[str, dict[str, Any]]:

@@ -1,13 +1,15 @@
 """The prompt profile in force: per job, the task text, examples and answer budget.
 
-The data lives in :mod:`llm_worker.prompts.data`; this module reads the profile
-named by ``LLM_PROMPT_PROFILE``, lays ``LLM_PROMPTS_FILE`` over it, and checks
-the shape once, so a bad file stops the worker at start-up.
+The data lives in :mod:`llm_worker.prompts.data`, and in the prompt entries a job
+type declares with its record (:class:`~llm_worker.jobs.registry.JobType`); this
+module reads the profile named by ``LLM_PROMPT_PROFILE``, lays ``LLM_PROMPTS_FILE``
+over it, and checks the shape once, so a bad file stops the worker at start-up.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -122,15 +124,31 @@ class PromptProfile:
         return self.jobs.get(job_type, JobPrompt())
 
 
-def build_profile(name: str, overrides: dict[str, Any] | None = None) -> PromptProfile:
-    """The profile ``name`` with ``overrides`` (same shape) laid over it, key by key.
+#: Per job type, its prompt entries by profile name (``"default"`` serves every profile
+#: without its own): what a job type declares beside its record.
+DeclaredPrompts = Mapping[str, Mapping[str, Mapping[str, Any]]]
+
+
+def build_profile(
+    name: str,
+    overrides: dict[str, Any] | None = None,
+    declared: DeclaredPrompts | None = None,
+) -> PromptProfile:
+    """The profile ``name``: the job types' ``declared`` entries, the profile's data laid
+    over them, then ``overrides`` (same shape), key by key.
 
     Raises:
       SettingsError: on an unknown profile or a badly shaped entry.
     """
     if name not in PROFILES:
         raise SettingsError(f"unknown LLM_PROMPT_PROFILE {name!r} (one of {sorted(PROFILES)})")
-    merged = {job: dict(entry) for job, entry in PROFILES[name].items()}
+    merged: dict[str, dict[str, Any]] = {}
+    for job, by_profile in (declared or {}).items():
+        entry = by_profile.get(name, by_profile.get("default"))
+        if entry is not None:
+            merged[job] = dict(entry)
+    for job, entry in PROFILES[name].items():
+        merged[job] = {**merged.get(job, {}), **entry}
     for job, entry in (overrides or {}).items():
         if not isinstance(entry, dict):
             raise SettingsError(f"prompt of {job!r} must be an object")
@@ -138,12 +156,24 @@ def build_profile(name: str, overrides: dict[str, Any] | None = None) -> PromptP
     return PromptProfile(name, {job: _job_prompt(job, entry) for job, entry in merged.items()})
 
 
-@lru_cache(maxsize=8)
-def load_profile(name: str, prompts_file: str | None) -> PromptProfile:
-    """The profile ``name`` with the JSON file ``prompts_file`` (if any) laid over it.
+def load_profile(
+    name: str, prompts_file: str | None, declared: DeclaredPrompts | None = None
+) -> PromptProfile:
+    """The profile ``name`` (with the job types' ``declared`` entries) and the JSON file
+    ``prompts_file`` (if any) laid over it.
 
     Raises:
       SettingsError: on an unreadable file or a badly shaped entry.
+    """
+    return build_profile(name, _read_overrides(prompts_file), declared)
+
+
+@lru_cache(maxsize=8)
+def _read_overrides(prompts_file: str | None) -> dict[str, Any] | None:
+    """The entries of ``LLM_PROMPTS_FILE``, read once per file name.
+
+    Raises:
+      SettingsError: on an unreadable file or one that holds no JSON object.
     """
     overrides = None
     if prompts_file:
@@ -153,4 +183,4 @@ def load_profile(name: str, prompts_file: str | None) -> PromptProfile:
             raise SettingsError(f"invalid setting LLM_PROMPTS_FILE: {exc}") from None
         if not isinstance(overrides, dict):
             raise SettingsError("invalid setting LLM_PROMPTS_FILE: must hold a JSON object")
-    return build_profile(name, overrides)
+    return overrides
