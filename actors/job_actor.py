@@ -13,6 +13,7 @@ from llm_worker.jobs.arguments import P
 from llm_worker.jobs.job import Job
 from llm_worker.jobs.kind import CoreJob
 from llm_worker.jobs.registry import JobType, register
+from llm_worker.services import services
 
 #: A job actor's body: it is handed the running :class:`~llm_worker.jobs.job.Job`.
 JobBody = Callable[[Job[P]], None]
@@ -37,7 +38,7 @@ def job_actor(
     def decorate(body: JobBody[P]) -> dramatiq.Actor[..., None]:
         def run(*args: Any, **kwargs: Any) -> None:
             message = CurrentMessage.get_current_message()
-            body(Job.start(job_type, args, kwargs, message))
+            body(Job.start(job_type, args, kwargs, services(), message))
 
         run.__module__, run.__qualname__ = body.__module__, body.__qualname__
         run.__name__, run.__doc__ = body.__name__, body.__doc__

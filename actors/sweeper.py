@@ -8,8 +8,8 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from periodiq import cron
 
-from llm_worker.fleet.sweeper import sweep_redis_queues
 from llm_worker.jobs.kind import actor_job_kind
+from llm_worker.jobs.sweep import sweep_redis_queues
 from llm_worker.services import services
 from llm_worker.settings import broker_settings
 

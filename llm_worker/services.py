@@ -12,6 +12,7 @@ from llm_worker import keys
 from llm_worker.core.client import CoreClient
 from llm_worker.core.notify import Notifier
 from llm_worker.core.outbox import ReportOutbox, RetryPolicy
+from llm_worker.fleet.breaker import BreakerStore
 from llm_worker.fleet.capacity import CapacityGate, CapacityLimits, CapacityStore
 from llm_worker.jobs.registry import declared_prompts
 from llm_worker.llm.providers import (
@@ -110,6 +111,26 @@ class Services:
         if model == config.llm_text_model:
             return config.llm_fallback_text_model or model
         return config.llm_fallback_vision_model or model
+
+    @cached_property
+    def breaker(self) -> BreakerStore:
+        """The primary LLM's circuit breaker state; past outages are kept twice
+        ``LLM_UNAVAILABLE_EXPIRY_SECONDS``."""
+        return self._breaker_store(fallback=False)
+
+    @cached_property
+    def fallback_breaker(self) -> BreakerStore:
+        """The fallback LLM's circuit breaker state."""
+        return self._breaker_store(fallback=True)
+
+    def _breaker_store(self, *, fallback: bool) -> BreakerStore:
+        config = self.settings
+        return BreakerStore(
+            self.redis,
+            config.key_prefix,
+            outage_retention=config.llm_unavailable_expiry_seconds * 2,
+            fallback=fallback,
+        )
 
     @cached_property
     def capacity(self) -> CapacityGate:

@@ -57,7 +57,7 @@ class MessageAgeCheck(JobMiddleware):
         age = message_age(message, now=now)
         if not max_age or age <= max_age:
             return
-        waited = age - unavailable_seconds(svc, now - age, now=now)
+        waited = age - unavailable_seconds(svc.breaker, svc.capacity.store, now - age, now=now)
         if waited <= max_age:
             return
         error = f"stale: job was {waited:.0f}s old when picked up (limit {max_age:.0f}s)"

@@ -8,8 +8,9 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
-from llm_worker.fleet.expiry import claim_and_expire
-from llm_worker.jobs.kind import JOB_KIND_OPTION, AnyMessage, JobKind, job_kind_of
+from llm_worker.identity import AnyMessage
+from llm_worker.jobs.expiry import claim_and_expire
+from llm_worker.jobs.kind import JOB_KIND_OPTION, JobKind, job_kind_of
 from llm_worker.jobs.outcome import note_outcome
 from llm_worker.services import Services
 

@@ -12,10 +12,11 @@ from dramatiq.common import dq_name
 from dramatiq.middleware import SkipMessage
 
 from llm_worker.errors import FallbackUnavailable, LLMRateLimited, LLMUnavailable
-from llm_worker.fleet.breaker import BreakerStatus, BreakerStore, breaker_store
+from llm_worker.fleet.breaker import BreakerStatus, BreakerStore
 from llm_worker.fleet.cooldown import capped_retry_after, start_cooldown
+from llm_worker.identity import as_message
 from llm_worker.jobs import options as message_options
-from llm_worker.jobs.kind import actor_job_kind, as_message
+from llm_worker.jobs.kind import actor_job_kind
 from llm_worker.jobs.outcome import note_outcome
 from llm_worker.llm.providers import Provider
 from llm_worker.llm.usage import Usage
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 def breaker_status() -> BreakerStatus:
     """The breaker's state for operators: closed or open, since, last error, next probe."""
-    return breaker_store(services()).status()
+    return services().breaker.status()
 
 
 def fallback_breaker_status() -> BreakerStatus | None:
@@ -38,7 +39,7 @@ def fallback_breaker_status() -> BreakerStatus | None:
     svc = services()
     if not svc.settings.llm_fallback_base_url:
         return None
-    return breaker_store(svc, fallback=True).status()
+    return svc.fallback_breaker.status()
 
 
 def hold_until(primary: BreakerStatus, fallback: BreakerStatus | None) -> float | None:
@@ -134,7 +135,7 @@ class CircuitBreaker(JobMiddleware, PeriodicPass):
         retry_after = capped_retry_after(config, exception.retry_after) or 0.0
         wait = max(config.llm_probe_interval_seconds, retry_after)
         failed_fallback = isinstance(exception, FallbackUnavailable)
-        store = breaker_store(svc, fallback=failed_fallback)
+        store = svc.fallback_breaker if failed_fallback else svc.breaker
         if exception.is_server_error and self._answers_probes(svc, store):
             self._request_failed(broker, svc, message, exception)
             return
@@ -167,7 +168,7 @@ class CircuitBreaker(JobMiddleware, PeriodicPass):
         try:
             provider.probe(model)
         except LLMRateLimited as exc:
-            start_cooldown(svc, exc)
+            start_cooldown(svc.settings, svc.capacity, exc)
         except LLMUnavailable:
             metrics.count_probe("failed")
             return False
@@ -215,10 +216,10 @@ class CircuitBreaker(JobMiddleware, PeriodicPass):
 
     def _states(self, svc: Services) -> float | None:
         """:func:`hold_until` of the current states in Redis."""
-        primary = breaker_store(svc).status()
+        primary = svc.breaker.status()
         fallback = None
         if svc.settings.llm_fallback_base_url:
-            fallback = breaker_store(svc, fallback=True).status()
+            fallback = svc.fallback_breaker.status()
         return hold_until(primary, fallback)
 
     def _current(self, broker: dramatiq.Broker) -> float | None:
@@ -254,11 +255,11 @@ class CircuitBreaker(JobMiddleware, PeriodicPass):
         """Follow the shared state (pause or resume the LLM queues) and, while a
         breaker is open, probe its LLM when this process wins the probe."""
         svc = services()
-        primary_store = breaker_store(svc)
+        primary_store = svc.breaker
         primary = primary_store.status()
         fallback_store = fallback = None
         if svc.settings.llm_fallback_base_url:
-            fallback_store = breaker_store(svc, fallback=True)
+            fallback_store = svc.fallback_breaker
             fallback = fallback_store.status()
         holding = hold_until(primary, fallback) is not None
         if holding != self._open:
@@ -294,7 +295,7 @@ class CircuitBreaker(JobMiddleware, PeriodicPass):
         try:
             latency = provider.probe(model)
         except LLMRateLimited as exc:
-            start_cooldown(svc, exc)
+            start_cooldown(svc.settings, svc.capacity, exc)
             latency = 0.0
         except LLMUnavailable as exc:
             metrics.count_probe("failed")

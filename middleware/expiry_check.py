@@ -32,7 +32,7 @@ class ExpiryCheck(JobMiddleware):
         if self.kind_of(broker, message) is None:
             return
         svc = services()
-        if not is_expired(svc, message):
+        if not is_expired(message, svc.settings.llm_unavailable_expiry_seconds):
             return
         self.skip_job(svc, broker, message, "expired", expiry_error(message_age(message)))
 

@@ -10,8 +10,8 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker.errors import InvalidLLMResponse
+from llm_worker.identity import as_message
 from llm_worker.jobs import options as message_options
-from llm_worker.jobs.kind import as_message
 from llm_worker.jobs.outcome import note_outcome
 from llm_worker.llm.usage import Usage
 from llm_worker.observability import metrics

@@ -9,9 +9,8 @@ from typing import Any
 import dramatiq
 from dramatiq.broker import MessageProxy
 
+from llm_worker.identity import JobRef, is_job_id
 from llm_worker.jobs import options as message_options
-from llm_worker.jobs.arguments import is_job_id
-from llm_worker.jobs.kind import JobRef
 from llm_worker.jobs.outcome import take_outcome
 from llm_worker.llm.usage import Usage
 from llm_worker.observability import metrics

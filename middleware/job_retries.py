@@ -21,8 +21,8 @@ from llm_worker.errors import (
     LLMAtCapacity,
     LLMUnavailable,
 )
+from llm_worker.identity import JobRef, as_message
 from llm_worker.jobs import options as message_options
-from llm_worker.jobs.kind import JobRef, as_message
 from llm_worker.jobs.outcome import note_outcome
 from llm_worker.llm.usage import Usage
 from llm_worker.services import Services, services

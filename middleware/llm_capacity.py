@@ -10,8 +10,9 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker.errors import LLMAtCapacity, LLMRateLimited
+from llm_worker.identity import as_message
 from llm_worker.jobs import options as message_options
-from llm_worker.jobs.kind import actor_job_kind, as_message
+from llm_worker.jobs.kind import actor_job_kind
 from llm_worker.jobs.outcome import note_outcome
 from llm_worker.observability import metrics
 from llm_worker.services import services

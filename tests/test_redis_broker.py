@@ -58,7 +58,7 @@ def test_unreadable_messages_are_moved_aside_logged_and_counted(
 
 
 def test_the_sweeper_moves_unreadable_messages_aside(env, redis_client):
-    from llm_worker.fleet.sweeper import sweep_redis_queues
+    from llm_worker.jobs.sweep import sweep_redis_queues
     from llm_worker.services import services
 
     redis_id = _push_raw(redis_client, "llm.followup.DQ", b"\xff\xfe garbage")

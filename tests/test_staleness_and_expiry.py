@@ -10,7 +10,7 @@ import pytest
 
 from actors import broker, intent_classify, sweep_expired
 from llm_worker.fleet.breaker import BreakerStore
-from llm_worker.fleet.sweeper import sweep_redis_queues
+from llm_worker.jobs.sweep import sweep_redis_queues
 from llm_worker.services import services
 from llm_worker.settings import Settings
 from tests.support import drain, notifications, produce, running_worker, wait_for

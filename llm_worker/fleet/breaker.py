@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import redis
 
 from llm_worker import keys
 from llm_worker.fleet.intervals import Interval, intervals_ending_after
-
-if TYPE_CHECKING:
-    from llm_worker.services import Services
 
 _OPEN = """
 local opened = redis.call('hsetnx', KEYS[1], 'since', ARGV[1])
@@ -136,15 +133,3 @@ class BreakerStore:
         if current.since is not None:
             intervals.append((current.since, now))
         return intervals
-
-
-def breaker_store(svc: Services, *, fallback: bool = False) -> BreakerStore:
-    """The breaker state store of ``svc``'s Redis and settings (the fallback LLM's with
-    ``fallback``); past outages are kept twice ``LLM_UNAVAILABLE_EXPIRY_SECONDS``."""
-    config = svc.settings
-    return BreakerStore(
-        svc.redis,
-        config.key_prefix,
-        outage_retention=config.llm_unavailable_expiry_seconds * 2,
-        fallback=fallback,
-    )

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 
 from llm_worker.errors import LLMUnavailable
+from llm_worker.fleet.capacity import CapacityGate
 from llm_worker.observability import metrics
-from llm_worker.services import Services
 from llm_worker.settings import Settings
 
 logger = logging.getLogger("llm_worker.cooldown")
@@ -39,10 +39,11 @@ def cooldown_seconds(config: Settings, exc: LLMUnavailable) -> float:
     return config.llm_cooldown_seconds if capped is None else capped
 
 
-def start_cooldown(svc: Services, exc: LLMUnavailable) -> float:
-    """Start the fleet's cooldown after a 429; return its length in seconds."""
-    seconds = cooldown_seconds(svc.settings, exc)
+def start_cooldown(config: Settings, capacity: CapacityGate, exc: LLMUnavailable) -> float:
+    """Start the fleet's cooldown after a 429 through ``capacity``; return its length in
+    seconds."""
+    seconds = cooldown_seconds(config, exc)
     metrics.count_rate_limited()
-    if seconds > 0 and svc.capacity.cool_down(seconds, str(exc)):
+    if seconds > 0 and capacity.cool_down(seconds, str(exc)):
         logger.warning("LLM rate-limited: the fleet cools down for %.1fs: %s", seconds, exc)
     return seconds

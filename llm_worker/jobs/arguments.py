@@ -10,11 +10,10 @@ from pydantic import ValidationError
 
 from llm_worker.errors import InvalidPayload
 from llm_worker.identifiers import id_problem
+from llm_worker.identity import ARGUMENT_NAMES
 from llm_worker.jobs.schemas import Payload
 
 P = TypeVar("P", bound=Payload)
-
-ARGUMENT_NAMES = ("job_id", "user_id", "payload")
 
 
 @dataclass(frozen=True)
@@ -47,11 +46,6 @@ def bind_arguments(
         if name not in bound:
             raise InvalidPayload(name, "missing argument")
     return bound
-
-
-def is_job_id(value: Any) -> bool:
-    """Whether ``value`` is a usable id (see :mod:`llm_worker.identifiers`)."""
-    return id_problem(value) is None
 
 
 def validation_problem(exc: ValidationError, prefix: str) -> InvalidPayload:

@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from llm_worker import keys
 from llm_worker.jobs.arguments import P, parse_arguments
@@ -19,7 +19,9 @@ from llm_worker.llm.json_extract import parse_answer
 from llm_worker.llm.providers.base import Prompt, Turn
 from llm_worker.llm.usage import USAGE_OPTION, Usage
 from llm_worker.prompts import render as prompts
-from llm_worker.services import Services, services
+
+if TYPE_CHECKING:  # the context is handed in; it imports this package
+    from llm_worker.services import Services
 
 logger = logging.getLogger("llm_worker.jobs")
 
@@ -57,15 +59,16 @@ class Job(Generic[P]):
         job_type: JobType[P],
         args: Sequence[Any],
         kwargs: dict[str, Any],
+        svc: Services,
         message: JobMessage = None,
     ) -> Job[P]:
-        """Validate the actor's arguments and bind the process's clients.
+        """Validate the actor's arguments and bind the worker's clients (``svc``).
 
         Raises:
           InvalidPayload: naming the offending argument or field.
         """
         parsed = parse_arguments(args, kwargs, job_type.payload_model)
-        return cls(job_type, parsed.job_id, parsed.user_id, parsed.payload, services(), message)
+        return cls(job_type, parsed.job_id, parsed.user_id, parsed.payload, svc, message)
 
     def request(
         self, result_model: type[Result], data: dict[str, Any], image: StoredImage | None = None

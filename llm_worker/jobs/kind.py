@@ -10,35 +10,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dramatiq
 from dramatiq import get_encoder
-from dramatiq.broker import MessageProxy
 
 from llm_worker import keys
 from llm_worker.core.client import JobStatus
 from llm_worker.core.outbox import Report
 from llm_worker.errors import InvalidPayload
-from llm_worker.jobs.arguments import ARGUMENT_NAMES, is_job_id, parse_arguments
+from llm_worker.identity import AnyMessage, JobRef
+from llm_worker.jobs.arguments import parse_arguments
 from llm_worker.jobs.schemas import Payload
 from llm_worker.llm.usage import Usage
-from llm_worker.services import Services
 from llm_worker.settings import SendCheckSettings
+
+if TYPE_CHECKING:  # the context is handed in; it imports this package
+    from llm_worker.services import Services
 
 logger = logging.getLogger("llm_worker.outcomes")
 
 #: The actor option that holds an LLM job actor's :class:`JobKind`.
 JOB_KIND_OPTION = "job_kind"
-
-#: A message as actors see it, or as middleware hooks receive it.
-AnyMessage = dramatiq.Message[Any] | MessageProxy
-
-
-def as_message(message: AnyMessage) -> dramatiq.Message[Any]:
-    """``message`` typed as ``broker.enqueue`` wants it: a ``MessageProxy`` stands in for
-    its message there, as in Dramatiq's own ``Retries``."""
-    return cast("dramatiq.Message[Any]", message)
 
 
 class JobKind(Protocol):
@@ -66,29 +59,6 @@ class JobKind(Protocol):
     def expired(self, svc: Services, message: AnyMessage, error: str) -> None:
         """Report a job that waited too long for the LLM."""
         ...
-
-
-@dataclass(frozen=True)
-class JobRef:
-    """Who and what a job message is about, read without validating the payload."""
-
-    job_type: str
-    job_id: str | int | None
-    user_id: int | None
-
-    @classmethod
-    def from_message(cls, message: AnyMessage) -> JobRef:
-        """Read ``job_id`` and ``user_id`` from a job message, where they are usable
-        (an id that fails :func:`~llm_worker.identifiers.id_problem` is not)."""
-        bound = dict(zip(ARGUMENT_NAMES, message.args, strict=False))
-        bound.update(message.kwargs)
-        job_id = bound.get("job_id")
-        user_id = bound.get("user_id")
-        if not is_job_id(job_id):
-            job_id = None
-        if not isinstance(user_id, int) or isinstance(user_id, bool):
-            user_id = None
-        return cls(message.actor_name, job_id, user_id)
 
 
 @dataclass(frozen=True)

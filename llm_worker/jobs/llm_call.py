@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 
@@ -25,7 +25,9 @@ from llm_worker.llm.tokens import fit_prompt
 from llm_worker.llm.usage import Usage
 from llm_worker.observability import metrics
 from llm_worker.prompts import render as prompts
-from llm_worker.services import Services
+
+if TYPE_CHECKING:  # the context is handed in; it imports this package
+    from llm_worker.services import Services
 
 #: The message of the job being processed, or ``None`` outside a worker (the eval command).
 JobMessage = dramatiq.Message[Any] | None
@@ -104,7 +106,7 @@ def call_llm(
     )
     actor = message.actor_name if message is not None else "?"
     with svc.capacity.request(priority=priority, tokens=size) as lease:
-        if message is not None and is_expired(svc, message):
+        if message is not None and is_expired(message, config.llm_unavailable_expiry_seconds):
             age = message_age(message)
             raise JobExpired(f"expired while it waited for LLM capacity ({age:.0f}s old)")
         started = time.monotonic()
@@ -125,7 +127,7 @@ def call_llm(
                 seconds=time.monotonic() - started,
             )
             if isinstance(exc, LLMRateLimited):
-                start_cooldown(svc, exc)
+                start_cooldown(svc.settings, svc.capacity, exc)
             elif fallback and isinstance(exc, LLMUnavailable):
                 raise FallbackUnavailable(
                     f"fallback LLM: {exc}", retry_after=exc.retry_after, status=exc.status

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from llm_worker.broker.outbound import send_message
 from llm_worker.errors import InvalidPayload
 from llm_worker.identifiers import id_problem
-from llm_worker.jobs.arguments import bind_arguments, is_job_id, validation_problem
-from llm_worker.jobs.kind import AnyMessage
+from llm_worker.identity import AnyMessage, is_job_id
+from llm_worker.jobs.arguments import bind_arguments, validation_problem
 from llm_worker.review.protocol import CONTEXT_READY, GIT_QUEUE, POST_COMMENT, REVIEW_REQUEST
 from llm_worker.review.schemas import ContextReadyPayload, ReviewArguments, ReviewRequestPayload
-from llm_worker.services import Services
+
+if TYPE_CHECKING:  # the context is handed in; it imports this package
+    from llm_worker.services import Services
 
 logger = logging.getLogger("llm_worker.review")
 

@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -35,7 +35,9 @@ from llm_worker.review.schemas import (
     chunk_answer_schema,
     parse_review_answer,
 )
-from llm_worker.services import Services
+
+if TYPE_CHECKING:  # the context is handed in; it imports this package
+    from llm_worker.services import Services
 
 logger = logging.getLogger("llm_worker.review")
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
 from llm_worker.broker.redis_consumer import move_unreadable
 from llm_worker.broker.redis_layout import RedisLayout
-from llm_worker.fleet.expiry import claim_and_expire, is_expired
+from llm_worker.fleet.expiry import is_expired
+from llm_worker.jobs.expiry import claim_and_expire
 from llm_worker.jobs.kind import job_kind_of
-from llm_worker.services import Services
+
+if TYPE_CHECKING:  # the context is handed in; it imports this package
+    from llm_worker.services import Services
 
 logger = logging.getLogger("llm_worker.sweeper")
 
@@ -44,6 +48,7 @@ def sweep_redis_queues(svc: Services, broker: RedisBroker, queues: Iterable[str]
     parsed is moved aside to ``{ns}:{queue}.unreadable``.
     """
     report = SweepReport()
+    max_age = svc.settings.llm_unavailable_expiry_seconds
     layout = RedisLayout.of(broker)
     remove = broker.client.register_script(_REMOVE)
     for queue in queues:
@@ -64,7 +69,7 @@ def sweep_redis_queues(svc: Services, broker: RedisBroker, queues: Iterable[str]
                     report.unreadable += 1
                     continue
                 kind = job_kind_of(broker, message)
-                if kind is None or not is_expired(svc, message):
+                if kind is None or not is_expired(message, max_age):
                     continue
                 if claim_and_expire(svc, message, kind):
                     report.expired += 1
