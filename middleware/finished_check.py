@@ -9,6 +9,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
 from llm_worker import keys
+from llm_worker.identity import message_key
 from llm_worker.jobs.outcome import note_outcome
 from llm_worker.services import services
 
@@ -31,7 +32,7 @@ class FinishedJobCheck(JobMiddleware):
         if self.kind_of(broker, message) is None:
             return
         svc = services()
-        raw = svc.redis.get(keys.finished(svc.settings.key_prefix, message.message_id))
+        raw = svc.redis.get(keys.finished(svc.settings.key_prefix, message_key(message)))
         if raw is None:
             return
         state = raw.decode()

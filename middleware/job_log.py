@@ -9,7 +9,7 @@ from typing import Any
 import dramatiq
 from dramatiq.broker import MessageProxy
 
-from llm_worker.identity import JobRef, is_job_id
+from llm_worker.identity import JobRef, delivery_key, is_job_id
 from llm_worker.jobs import options as message_options
 from llm_worker.jobs.outcome import take_outcome
 from llm_worker.llm.usage import Usage
@@ -40,7 +40,7 @@ class JobOutcomeLog(JobMiddleware):
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         take_outcome()
-        self._started[message.message_id] = time.monotonic()
+        self._started[delivery_key(message)] = time.monotonic()
 
     def after_process_message(
         self,
@@ -65,7 +65,7 @@ class JobOutcomeLog(JobMiddleware):
     def _log(
         self, broker: dramatiq.Broker, message: MessageProxy, outcome: str, error: str | None
     ) -> None:
-        started = self._started.pop(message.message_id, time.monotonic())
+        started = self._started.pop(delivery_key(message), time.monotonic())
         if self.kind_of(broker, message) is None:
             return
         job = JobRef.from_message(message)

@@ -35,6 +35,14 @@ return published
 
 
 @dataclass(frozen=True)
+class Notification:
+    """One notification to publish when a job completes: its message type and content."""
+
+    message_type: str
+    content: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Publication:
     """One notification ready to publish: its claim key and its entry's JSON."""
 

@@ -1,4 +1,9 @@
-"""The report outbox: terminal job states that reach Core even while Core is down.
+"""The one road to Core: every terminal job state (completed, failed, skipped, expired)
+is reported here, and here alone the job's finished marker is written.
+
+A completed job is reported while its actor runs (:meth:`ReportOutbox.complete`):
+Core first, where an error propagates and the job's retries run it again (reusing its
+stored answer), then the user's notifications and the finished marker in one step.
 
 A job that fails, is skipped as stale or expires is decided by middleware
 after the actor ran, where a failing Core cannot be retried by re-running the
@@ -24,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -32,7 +38,7 @@ from dramatiq.common import compute_backoff
 
 from llm_worker import keys
 from llm_worker.core.client import CoreClient, JobStatus
-from llm_worker.core.notify import Notifier
+from llm_worker.core.notify import Notification, Notifier
 from llm_worker.core.refusals import note_refused, note_unauthorized
 from llm_worker.errors import CoreRefused, CoreUnauthorized
 from llm_worker.llm.usage import USAGE_OPTION, Usage
@@ -62,11 +68,13 @@ class Report:
     job_id: str | int
     user_id: int | None
     status: JobStatus
-    error: str
+    error: str | None
     usage: dict[str, Any] = field(default_factory=dict)
     notification: tuple[str, dict[str, Any]] | None = None
     attempts: int = 0
     last_error: str | None = None
+    #: A completed job's result.
+    result: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         """The stored form."""
@@ -141,6 +149,52 @@ class ReportOutbox:
 
     # -- writing and delivering -------------------------------------------------------
 
+    def complete(self, report: Report, notifications: Sequence[Notification]) -> None:
+        """Report a completed job now: its result to Core, then ``notifications`` (each
+        published once) and the finished marker, in one Redis round trip.
+
+        ``report.message_id`` empty (no message: the eval command) publishes with no
+        marker.
+
+        Raises:
+          CoreAPIError: when Core does not take the result (nothing was published).
+        """
+        self._update_core(report)
+        if report.user_id is None:
+            publications = []
+        else:
+            user_id = report.user_id
+            publications = [
+                self._notifier.prepare(
+                    user_id=user_id,
+                    job_id=report.job_id,
+                    message_type=notification.message_type,
+                    content=notification.content,
+                    job_type=report.job_type,
+                    discriminator=index,
+                )
+                for index, notification in enumerate(notifications)
+            ]
+        if not report.message_id:
+            for publication in publications:
+                self._notifier.publish_prepared(publication)
+            return
+        self._notifier.publish_and_mark(
+            publications,
+            key=self._finished_key(report.message_id),
+            value=report.status,
+            ttl_seconds=self._finished_ttl,
+        )
+
+    def finish_unreported(self, message_id: str, status: JobStatus) -> None:
+        """Mark a job finished that cannot be reported (its message has no usable
+        ``job_id``), so a redelivery of it does nothing."""
+        self._redis.set(self._finished_key(message_id), status, ex=self._finished_ttl)
+
+    def _finished_key(self, message_id: str) -> str:
+        """The job's finished marker: what :class:`~middleware.FinishedJobCheck` reads."""
+        return keys.finished(self._prefix, message_id)
+
     def send(self, report: Report) -> bool:
         """Store ``report`` with the job's finished marker, then try to deliver it once.
 
@@ -161,9 +215,7 @@ class ReportOutbox:
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(self._reports, report.message_id, report.to_json())
         pipe.zadd(self._due, {report.message_id: time.time() + self._lease})
-        pipe.set(
-            keys.finished(self._prefix, report.message_id), report.status, ex=self._finished_ttl
-        )
+        pipe.set(self._finished_key(report.message_id), report.status, ex=self._finished_ttl)
         pipe.execute()
 
     def drain(self, *, limit: int = 100, now: float | None = None) -> int:
@@ -207,13 +259,18 @@ class ReportOutbox:
             )
         return True
 
-    def _deliver(self, report: Report) -> None:
+    def _update_core(self, report: Report) -> None:
+        """``PATCH /jobs/{job_id}`` with the report's state."""
         self._core.update_job(
             report.job_id,
             report.status,
+            result=report.result,
             error=report.error,
             usage=Usage.from_options({USAGE_OPTION: report.usage}),
         )
+
+    def _deliver(self, report: Report) -> None:
+        self._update_core(report)
         if report.notification is not None and report.user_id is not None:
             message_type, content = report.notification
             self._notifier.publish(
@@ -300,7 +357,7 @@ class ReportOutbox:
         pipe.hdel(self._reports, message_id)
         pipe.zrem(self._due, message_id)
         pipe.hdel(self._dead, message_id)
-        pipe.delete(keys.finished(self._prefix, message_id))
+        pipe.delete(self._finished_key(message_id))
         pipe.execute()
 
     def requeue_dead(self, *, dry_run: bool = False) -> int:

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from llm_worker import keys
+from llm_worker.core.notify import Notification
+from llm_worker.core.outbox import Report
+from llm_worker.identity import delivery_key, message_key
 from llm_worker.jobs.arguments import P, parse_arguments
 from llm_worker.jobs.lease import LEASE_MARGIN_SECONDS, job_lease
 from llm_worker.jobs.llm_call import JobMessage, LLMRequest, message_usage, retry_feedback
@@ -26,14 +29,6 @@ if TYPE_CHECKING:  # the context is handed in; it imports this package
 logger = logging.getLogger("llm_worker.jobs")
 
 R = TypeVar("R", bound=Result)
-
-
-@dataclass(frozen=True)
-class Notification:
-    """One notification to publish when a job completes."""
-
-    message_type: str
-    content: dict[str, Any]
 
 
 @dataclass
@@ -130,7 +125,7 @@ class Job(Generic[P]):
             self.services.redis,
             keys.job_lease(prefix, self.job_type.name, self.job_id),
             keys.job_result(prefix, self.job_type.name, result_model.__name__, self.job_id),
-            message.message_id,
+            delivery_key(message),
             ttl_seconds=config.llm_timeout_seconds + LEASE_MARGIN_SECONDS,
         ) as lease:
             if lease.stored is not None:
@@ -172,8 +167,9 @@ class Job(Generic[P]):
     def complete(
         self, result: dict[str, Any], notifications: Iterable[Notification] | None = None
     ) -> None:
-        """Store the result in Core as completed, then publish the notifications and
-        remember that the job finished, in one Redis round trip.
+        """Report the job completed with ``result`` through the one road to Core
+        (:meth:`~llm_worker.core.outbox.ReportOutbox.complete`): Core, then the
+        notifications and the finished marker in one Redis round trip.
 
         ``notifications`` default: one of the job type's message type carrying the
         result (none for a job type that publishes none).
@@ -181,30 +177,14 @@ class Job(Generic[P]):
         if notifications is None:
             notified = self.job_type.notification is not None
             notifications = [self.notification(result)] if notified else []
-        self.services.core.update_job(
-            self.job_id, "completed", result=result, usage=message_usage(self.message)
+        report = Report(
+            message_id=message_key(self.message) if self.message is not None else "",
+            job_type=self.job_type.name,
+            job_id=self.job_id,
+            user_id=self.user_id,
+            status="completed",
+            error=None,
+            usage=message_usage(self.message).as_dict(),
+            result=result,
         )
-        notifier = self.services.notifier
-        publications = [
-            notifier.prepare(
-                user_id=self.user_id,
-                job_id=self.job_id,
-                message_type=notification.message_type,
-                content=notification.content,
-                job_type=self.job_type.name,
-                discriminator=index,
-            )
-            for index, notification in enumerate(notifications)
-        ]
-        message = self.message
-        if message is None:
-            for publication in publications:
-                notifier.publish_prepared(publication)
-            return
-        config = self.services.settings
-        notifier.publish_and_mark(
-            publications,
-            key=keys.finished(config.key_prefix, message.message_id),
-            value="completed",
-            ttl_seconds=config.notify_dedupe_seconds,
-        )
+        self.services.outbox.complete(report, list(notifications))

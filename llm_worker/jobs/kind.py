@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import dramatiq
 from dramatiq import get_encoder
 
-from llm_worker import keys
 from llm_worker.core.client import JobStatus
 from llm_worker.core.outbox import Report
 from llm_worker.errors import InvalidPayload
-from llm_worker.identity import AnyMessage, JobRef
+from llm_worker.identity import AnyMessage, JobRef, message_key
 from llm_worker.jobs.arguments import parse_arguments
 from llm_worker.jobs.schemas import Payload
 from llm_worker.llm.usage import Usage
@@ -116,10 +115,10 @@ def _report(
     status: JobStatus = "skipped" if outcome == "skipped" else "failed"
     if job.job_id is None:
         logger.error("cannot report %s to Core: the message has no usable job_id", outcome)
-        mark_finished(svc, message.message_id, status)
+        svc.outbox.finish_unreported(message_key(message), status)
         return
     report = Report(
-        message_id=message.message_id,
+        message_id=message_key(message),
         job_type=job.job_type,
         job_id=job.job_id,
         user_id=job.user_id,
@@ -129,12 +128,6 @@ def _report(
         notification=notification,
     )
     svc.outbox.send(report)
-
-
-def mark_finished(svc: Services, message_id: str, status: str) -> None:
-    """Remember that the job reached ``status``, so a redelivery of it does nothing."""
-    key = keys.finished(svc.settings.key_prefix, message_id)
-    svc.redis.set(key, status, ex=svc.settings.notify_dedupe_seconds)
 
 
 def job_size(message: AnyMessage) -> int:
