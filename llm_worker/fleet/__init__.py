@@ -1,7 +1,10 @@
 """State the whole fleet shares in Redis: the circuit breaker, LLM capacity (slots,
-per-minute limits, the 429 cooldown), staleness and expiry, the sweep, and each
-process's liveness file.
+per-minute limits, the 429 cooldown), outage intervals and staleness, a job's age
+against its expiry, and each process's liveness file.
+
+Functions here take the stores and settings they need, never the whole context.
 
 May import: the top-level modules, :mod:`llm_worker.observability`,
-:mod:`llm_worker.llm` and :mod:`llm_worker.broker`.
+:mod:`llm_worker.llm`, :mod:`llm_worker.prompts`, :mod:`llm_worker.broker` and
+:mod:`llm_worker.core`.
 """
