@@ -14,7 +14,7 @@ from dramatiq.middleware import SkipMessage
 from llm_worker.errors import FallbackUnavailable, LLMRateLimited, LLMUnavailable
 from llm_worker.fleet.breaker import BreakerStatus, BreakerStore, breaker_store
 from llm_worker.fleet.cooldown import capped_retry_after, start_cooldown
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry
 from llm_worker.jobs.kind import actor_job_kind, as_message
 from llm_worker.jobs.outcome import note_outcome
 from llm_worker.llm.providers import Provider
@@ -184,8 +184,8 @@ class CircuitBreaker(JobMiddleware, PeriodicPass):
         """The LLM answers probes but failed this job's request: hold this job alone for
         a probe interval, or fail it after ``LLM_REQUEST_MAX_SERVER_ERRORS`` such errors.
         The breaker stays closed."""
-        errors = int(message.options.get(message_options.SERVER_ERRORS) or 0) + 1
-        message.options[message_options.SERVER_ERRORS] = errors
+        errors = int(message.options.get(retry.SERVER_ERRORS) or 0) + 1
+        message.options[retry.SERVER_ERRORS] = errors
         limit = svc.settings.llm_request_max_server_errors
         if errors < limit:
             interval = svc.settings.llm_probe_interval_seconds
@@ -236,7 +236,7 @@ class CircuitBreaker(JobMiddleware, PeriodicPass):
     ) -> None:
         note_outcome("held")
         now = time.time()
-        message.options.setdefault(message_options.HELD_SINCE, now)
+        message.options.setdefault(retry.HELD_SINCE, now)
         delay_ms = max(1, int((until - now) * 1000))
         broker.enqueue(as_message(message), delay=delay_ms)
         logger.debug("held back %s for %d ms: %s", message.message_id, delay_ms, reason)

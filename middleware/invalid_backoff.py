@@ -10,7 +10,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker.errors import InvalidLLMResponse
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry
 from llm_worker.jobs.kind import as_message
 from llm_worker.jobs.outcome import note_outcome
 from llm_worker.llm.usage import Usage
@@ -51,8 +51,8 @@ class InvalidResponseBackoff(JobMiddleware):
             return
         svc = services()
         config = svc.settings
-        retries = int(message.options.get(message_options.INVALID_RETRIES, 0))
-        started = float(message.options.setdefault(message_options.FIRST_ATTEMPT_AT, time.time()))
+        retries = int(message.options.get(retry.INVALID_RETRIES, 0))
+        started = float(message.options.setdefault(retry.FIRST_ATTEMPT_AT, time.time()))
         delay = backoff_delay(retries, config.llm_retry_backoff_seconds)
         over_time = time.time() + delay - started > config.llm_job_max_seconds
         if retries >= config.llm_max_retries or over_time:
@@ -63,8 +63,8 @@ class InvalidResponseBackoff(JobMiddleware):
             return
         note_outcome("retrying", exception.problem)
         metrics.count_invalid(message.actor_name)
-        message.options[message_options.INVALID_RETRIES] = retries + 1
-        message.options[message_options.FEEDBACK] = {
+        message.options[retry.INVALID_RETRIES] = retries + 1
+        message.options[retry.FEEDBACK] = {
             "answer": exception.answer,
             "problem": exception.problem,
         }

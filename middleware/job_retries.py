@@ -21,7 +21,7 @@ from llm_worker.errors import (
     LLMAtCapacity,
     LLMUnavailable,
 )
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry
 from llm_worker.jobs.kind import JobRef, as_message
 from llm_worker.jobs.outcome import note_outcome
 from llm_worker.llm.usage import Usage
@@ -118,14 +118,14 @@ class JobRetries(JobMiddleware, Retries):
             hold_seconds=hold,
         )
         note_outcome("held", str(error))
-        message.options.setdefault(message_options.CORE_HELD_SINCE, time.time())
+        message.options.setdefault(retry.CORE_HELD_SINCE, time.time())
         broker.enqueue(as_message(message), delay=int(hold * 1000))
 
     def _wait(self, svc: Services, broker: dramatiq.Broker, message: MessageProxy) -> None:
         """Send the job again shortly: another message of it holds its LLM lease."""
         note_outcome("waiting", "another message of the same job is calling the LLM")
-        waits = int(message.options.get(message_options.LEASE_WAITS, 0)) + 1
-        message.options[message_options.LEASE_WAITS] = waits
+        waits = int(message.options.get(retry.LEASE_WAITS, 0)) + 1
+        message.options[retry.LEASE_WAITS] = waits
         delay_ms = max(1, int(svc.settings.job_retry_min_backoff_seconds * 1000))
         logger.info(
             "job %s waits %d ms for another message of the same job (wait %d)",

@@ -10,7 +10,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker.errors import LLMAtCapacity, LLMRateLimited
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry
 from llm_worker.jobs.kind import actor_job_kind, as_message
 from llm_worker.jobs.outcome import note_outcome
 from llm_worker.observability import metrics
@@ -86,8 +86,8 @@ class LLMCapacity(JobMiddleware, PeriodicPass):
         if self.kind_of(broker, message) is None:
             return
         delay = wait_delay(wait)
-        waits = int(message.options.get(message_options.CAPACITY_WAITS) or 0) + 1
-        message.options[message_options.CAPACITY_WAITS] = waits
+        waits = int(message.options.get(retry.CAPACITY_WAITS) or 0) + 1
+        message.options[retry.CAPACITY_WAITS] = waits
         note_outcome("waiting", f"no LLM capacity ({reason})")
         metrics.count_capacity_wait(message.actor_name, reason)
         broker.enqueue(as_message(message), delay=max(1, int(delay * 1000)))

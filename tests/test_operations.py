@@ -17,7 +17,7 @@ import requests
 
 from actors import broker, intent_classify
 from llm_worker.fleet.breaker import BreakerStore
-from llm_worker.jobs.options import HELD_SINCE
+from llm_worker.jobs.retry import HELD_SINCE
 from llm_worker.testing.fakes import Reply
 from tests.support import (
     ROOT,
