@@ -22,7 +22,7 @@ from llm_worker.errors import (
     LLMUnavailable,
 )
 from llm_worker.jobs import retry
-from llm_worker.jobs.kind import JobRef, as_message
+from llm_worker.jobs.kind import JobRef
 from llm_worker.jobs.outcome import note_outcome
 from llm_worker.llm.usage import Usage
 from llm_worker.services import Services, services
@@ -119,18 +119,18 @@ class JobRetries(JobMiddleware, Retries):
         )
         note_outcome("held", str(error))
         message.options.setdefault(retry.CORE_HELD_SINCE, time.time())
-        broker.enqueue(as_message(message), delay=int(hold * 1000))
+        retry.send_again(broker, message, hold)
 
     def _wait(self, svc: Services, broker: dramatiq.Broker, message: MessageProxy) -> None:
         """Send the job again shortly: another message of it holds its LLM lease."""
         note_outcome("waiting", "another message of the same job is calling the LLM")
         waits = int(message.options.get(retry.LEASE_WAITS, 0)) + 1
         message.options[retry.LEASE_WAITS] = waits
-        delay_ms = max(1, int(svc.settings.job_retry_min_backoff_seconds * 1000))
+        delay = retry.backoff(waits, base=svc.settings.job_retry_min_backoff_seconds, factor=1)
+        delay_ms = retry.send_again(broker, message, delay)
         logger.info(
             "job %s waits %d ms for another message of the same job (wait %d)",
             message.message_id,
             delay_ms,
             waits,
         )
-        broker.enqueue(as_message(message), delay=delay_ms)

@@ -1,10 +1,11 @@
 """The retry policy: which failures run a job again, after how long, and what it counts.
 
-A job runs again by going back to the broker with a delay, never by
-a sleeping thread; what it has been through travels in its message options (:data:`OPTIONS`),
-which every re-enqueued copy keeps.
+A job runs again by going back to the broker with a delay (:func:`send_again`), never by a
+sleeping thread; what it has been through travels in its message options (:data:`OPTIONS`),
+which every re-enqueued copy keeps.  Retries and waits back off through :func:`backoff`;
+holds wait until a set time (the breaker's next probe, the end of Core's hold).
 
-Which failures run a job again, and after how long:
+Which failures run a job again, and after how long (seconds, :func:`backoff`):
 
 - An unavailable LLM (:class:`~llm_worker.errors.LLMUnavailable` but a 429): the circuit
   breaker holds the job until the next probe (``LLM_PROBE_INTERVAL_SECONDS``, or the
@@ -14,7 +15,7 @@ Which failures run a job again, and after how long:
   job fails.
 - No LLM capacity (:class:`~llm_worker.errors.LLMAtCapacity`) or a 429
   (:class:`~llm_worker.errors.LLMRateLimited`): the job waits what the slot, bucket or
-  cooldown says, at least 0.1 s, spread by up to a quarter;
+  cooldown says, at least :data:`MIN_CAPACITY_WAIT_SECONDS`, spread by up to a quarter;
   counted in :data:`CAPACITY_WAITS`, never a retry.
 - An invalid answer (:class:`~llm_worker.errors.InvalidLLMResponse`): asked again after
   ``LLM_RETRY_BACKOFF_SECONDS * 2**n`` (n counts from 0, no jitter), with the answer and
@@ -40,10 +41,14 @@ marks the message :data:`REQUEUED_AT` and :data:`CHECKED`.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import dramatiq
+
+from llm_worker.jobs.kind import AnyMessage, as_message
 from llm_worker.llm.usage import USAGE_OPTION
 
 #: Seconds since the epoch when the breaker first held the job back.
@@ -69,6 +74,9 @@ LEASE_WAITS = "llm_lease_waits"
 CAPACITY_WAITS = "llm_capacity_waits"
 #: Dramatiq's own counter of ordinary retries.
 RETRIES = "retries"
+
+#: Shortest re-enqueue delay of a job waiting for capacity, in seconds.
+MIN_CAPACITY_WAIT_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -147,3 +155,37 @@ def requeued_options(options: dict[str, Any], *, now: float | None = None) -> di
     fresh[REQUEUED_AT] = time.time() if now is None else now
     fresh[CHECKED] = True
     return fresh
+
+
+def backoff(
+    attempts: int,
+    *,
+    base: float,
+    factor: float = 2.0,
+    minimum: float = 0.0,
+    spread: float = 0.0,
+) -> float:
+    """Seconds to wait before running a job again.
+
+    ``max(minimum, base * factor**attempts)``, stretched by a random factor between 1 and
+    ``1 + spread`` when ``spread`` is set (so waiters do not all come back at once).
+
+    Parameters:
+      attempts: re-enqueues of this kind done so far (0 for the first).
+      base: the first delay, in seconds.
+      factor: how much each attempt multiplies the delay by (1 keeps it fixed).
+      minimum: the shortest delay, in seconds.
+      spread: the largest stretch, as a fraction of the delay.
+    """
+    delay = max(minimum, base * factor**attempts)
+    if spread:
+        delay *= random.uniform(1.0, 1.0 + spread)
+    return delay
+
+
+def send_again(broker: dramatiq.Broker, message: AnyMessage, delay_seconds: float) -> int:
+    """Re-enqueue ``message`` (its options included) after ``delay_seconds``, at least one
+    millisecond; return the delay asked of the broker, in milliseconds."""
+    delay_ms = max(1, int(delay_seconds * 1000))
+    broker.enqueue(as_message(message), delay=delay_ms)
+    return delay_ms

@@ -83,3 +83,41 @@ def test_a_requeue_starts_a_fresh_attempt_and_keeps_the_producers_options():
     }
     assert options[retry.RETRIES] == 3  # the dead letter's own options are untouched
     assert retry.was_requeued(fresh) and retry.attempt(fresh) == 1
+
+
+def test_invalid_answers_back_off_by_doubling_without_jitter():
+    assert [retry.backoff(n, base=1.0) for n in range(5)] == [1, 2, 4, 8, 16]
+    assert [int(retry.backoff(n, base=0.02) * 1000) for n in range(3)] == [20, 40, 80]
+
+
+def test_a_fixed_wait_does_not_grow():
+    assert [retry.backoff(n, base=5.0, factor=1) for n in range(4)] == [5.0] * 4
+
+
+def test_capacity_waits_have_a_floor_and_spread_by_up_to_a_quarter():
+    minimum = retry.MIN_CAPACITY_WAIT_SECONDS
+    for _ in range(200):
+        short = retry.backoff(0, base=0.0, minimum=minimum, spread=0.25)
+        long = retry.backoff(0, base=2.0, minimum=minimum, spread=0.25)
+        assert minimum <= short <= minimum * 1.25
+        assert 2.0 <= long <= 2.5
+
+
+class RecordingBroker:
+    """Records what :func:`retry.send_again` asks of a broker."""
+
+    def __init__(self) -> None:
+        self.enqueued: list[tuple[object, int | None]] = []
+
+    def enqueue(self, message: object, *, delay: int | None = None) -> object:
+        self.enqueued.append((message, delay))
+        return message
+
+
+@pytest.mark.parametrize(("seconds", "delay_ms"), [(0.02, 20), (1.5, 1500), (0.0001, 1), (-3.0, 1)])
+def test_sending_again_asks_for_at_least_one_millisecond(seconds, delay_ms):
+    broker = RecordingBroker()
+    message = object()
+
+    assert retry.send_again(broker, message, seconds) == delay_ms
+    assert broker.enqueued == [(message, delay_ms)]
