@@ -31,7 +31,7 @@ def fresh_copy(message: Message[Any]) -> Message[Any]:
     refused there and never run again): the worker checks it at pick-up, so
     it either runs or ends again with a new state in Core.
     """
-    return message.copy(options=retry.requeued_options(message.options))
+    return retry.requeued_message(message)
 
 
 class Progress:

@@ -34,13 +34,14 @@ Which failures run a job again, and after how long (seconds, :func:`backoff`):
   ``JOB_RETRY_MAX_BACKOFF_SECONDS`` drawn between half of it and all of it).
 
 An operator's requeue of a dead letter (``llm-worker requeue-dead``) is a fresh attempt:
-:func:`requeued_options` drops every option of :data:`OPTIONS` whose ``on_requeue`` is
-``"reset"`` (the retry counters, feedback and usage of the earlier attempts), then
+:func:`requeued_message` drops every option of :data:`OPTIONS` whose ``on_requeue`` is
+``"reset"`` (every counter, hold mark, feedback and usage of the earlier attempts), then
 marks the message :data:`REQUEUED_AT` and :data:`CHECKED`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -108,22 +109,11 @@ OPTIONS = (
     MessageOption(INVALID_RETRIES, "invalid-answer retries so far", True, True),
     MessageOption(FIRST_ATTEMPT_AT, "time of the first invalid answer"),
     MessageOption(FEEDBACK, "the last invalid answer and its problem"),
-    MessageOption(
-        SERVER_ERRORS,
-        "server errors of the request while the LLM answered probes",
-        on_requeue="keep",
-    ),
-    MessageOption(HELD_SINCE, "time the breaker first held the job back", True, on_requeue="keep"),
-    MessageOption(
-        CORE_HELD_SINCE, "time Core first refused the credentials for it", True, on_requeue="keep"
-    ),
-    MessageOption(
-        LEASE_WAITS,
-        "waits for the job's LLM lease held by another message",
-        True,
-        on_requeue="keep",
-    ),
-    MessageOption(CAPACITY_WAITS, "waits for LLM capacity", True, on_requeue="keep"),
+    MessageOption(SERVER_ERRORS, "server errors of the request while the LLM answered probes"),
+    MessageOption(HELD_SINCE, "time the breaker first held the job back", True),
+    MessageOption(CORE_HELD_SINCE, "time Core first refused the credentials for it", True),
+    MessageOption(LEASE_WAITS, "waits for the job's LLM lease held by another message", True),
+    MessageOption(CAPACITY_WAITS, "waits for LLM capacity", True),
     MessageOption(USAGE_OPTION, "the LLM tokens the job used so far"),
     MessageOption("redis_message_id", "the Redis broker's id of this copy of the message"),
     MessageOption(REQUEUED_AT, "time an operator requeued the dead letter", True, on_requeue="set"),
@@ -155,6 +145,16 @@ def requeued_options(options: dict[str, Any], *, now: float | None = None) -> di
     fresh[REQUEUED_AT] = time.time() if now is None else now
     fresh[CHECKED] = True
     return fresh
+
+
+def requeued_message(message: dramatiq.Message[Any]) -> dramatiq.Message[Any]:
+    """A copy of a dead letter an operator requeues, with :func:`requeued_options`.
+
+    Built with :func:`dataclasses.replace`: Dramatiq's ``Message.copy(options=...)``
+    (``dramatiq/message.py``) merges the options it is given into the message's own, so
+    it would keep every option meant to be dropped.
+    """
+    return dataclasses.replace(message, options=requeued_options(message.options))
 
 
 def backoff(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dramatiq
 import pytest
 
 from llm_worker.jobs import retry
@@ -121,3 +122,41 @@ def test_sending_again_asks_for_at_least_one_millisecond(seconds, delay_ms):
 
     assert retry.send_again(broker, message, seconds) == delay_ms
     assert broker.enqueued == [(message, delay_ms)]
+
+
+def test_a_requeue_resets_every_attempt_counter_and_hold_mark():
+    options = {
+        retry.SERVER_ERRORS: 3,
+        retry.LEASE_WAITS: 2,
+        retry.CAPACITY_WAITS: 5,
+        retry.HELD_SINCE: 10.0,
+        retry.CORE_HELD_SINCE: 11.0,
+        retry.RETRIES: 1,
+    }
+
+    fresh = retry.requeued_options(options, now=42.0)
+
+    assert fresh == {retry.REQUEUED_AT: 42.0, retry.CHECKED: True}
+
+
+def test_every_option_but_the_requeues_own_marks_is_reset_by_a_requeue():
+    kept = {option.name for option in retry.OPTIONS if option.on_requeue != "reset"}
+
+    assert kept == {retry.REQUEUED_AT, retry.CHECKED}
+
+
+def test_a_requeued_message_drops_its_attempts_options_keeping_its_identity():
+    dead = dramatiq.Message(
+        queue_name="llm.intent",
+        actor_name="intent_classify",
+        args=(1, 42, {"text": "x"}),
+        kwargs={},
+        options={retry.RETRIES: 5, retry.SERVER_ERRORS: 2, "traceback": "...", "priority": 1},
+    )
+
+    fresh = retry.requeued_message(dead)
+
+    assert set(fresh.options) == {"priority", retry.REQUEUED_AT, retry.CHECKED}
+    assert (fresh.message_id, fresh.message_timestamp) == (dead.message_id, dead.message_timestamp)
+    assert fresh.args == dead.args and fresh.queue_name == dead.queue_name
+    assert dead.options[retry.RETRIES] == 5
