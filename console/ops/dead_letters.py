@@ -13,15 +13,13 @@ from dramatiq.common import xq_name
 
 from llm_worker.broker.redis_layout import RedisLayout
 from llm_worker.jobs import retry
+from llm_worker.lua import lua_script
 from llm_worker.services import Services
 
 #: Show a progress bar from this many messages on.
 PROGRESS_FROM = 50
 
-_REMOVE_DEAD = """
-redis.call('zrem', KEYS[1], ARGV[1])
-return redis.call('hdel', KEYS[2], ARGV[1])
-"""
+_REMOVE_DEAD = lua_script(__name__, "dead_letters_remove_dead.lua")
 
 
 def fresh_copy(message: Message[Any]) -> Message[Any]:

@@ -13,14 +13,12 @@ from llm_worker.broker.redis_consumer import move_unreadable
 from llm_worker.broker.redis_layout import RedisLayout
 from llm_worker.fleet.expiry import claim_and_expire, is_expired
 from llm_worker.jobs.kind import job_kind_of
+from llm_worker.lua import lua_script
 from llm_worker.services import Services
 
 logger = logging.getLogger("llm_worker.sweeper")
 
-_REMOVE = """
-redis.call('lrem', KEYS[1], 0, ARGV[1])
-return redis.call('hdel', KEYS[2], ARGV[1])
-"""
+_REMOVE = lua_script(__name__, "sweeper_remove.lua")
 
 
 @dataclass
