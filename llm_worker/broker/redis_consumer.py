@@ -123,7 +123,28 @@ class HeldMessages:
 class SafeRedisConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer that never strands a message (see the module docstring),
     and puts a message back on its queue, instead of acknowledging it, when the broker
-    says a write that replaces it failed."""
+    says a write that replaces it failed.
+
+    Subclasses the private ``_RedisConsumer`` (``dramatiq/brokers/redis.py``) for what it
+    does with errors, as ``ConsumerThread`` (``dramatiq/worker.py``) handles them:
+
+    - ``__next__`` decodes each fetched payload with ``Message.decode``; its
+      ``DecodeError`` reaches ``ConsumerThread.run``, which logs "Consumer encountered an
+      unexpected error" and builds a new consumer, dropping the old one's
+      ``message_cache`` while their ids stay in ``{ns}:__acks__.{broker_id}.{queue}``.
+      ``run`` also replaces its ``delay_queue`` after a ``BrokerConnectionError``,
+      dropping the delayed messages it held.  Dramatiq's only recovery of acks,
+      ``dispatch.lua``'s maintenance, waits for the process's heartbeat to stop, so
+      these stay stranded while the process lives; :meth:`__next__` requeues them.
+    - ``ack`` and ``nack`` turn only ``redis.ConnectionError`` into ``ConnectionClosed``;
+      a ``redis.TimeoutError`` escaped the retry loop of
+      ``ConsumerThread.post_process_message`` (logged there as "Unhandled error during
+      post_process_message"), leaving the message fetched and held by no one.
+    - ``requeue`` lets a redis error out of ``ConsumerThread.close``, which catches only
+      ``BrokerConnectionError``: the consumer thread died.
+    - ``ack`` and ``nack`` have no way to hand a message back to its queue;
+      ``_put_back`` uses the broker's ``do_requeue`` (``dispatch.lua``'s ``requeue``).
+    """
 
     broker: RecoveringRedisBroker
 
