@@ -5,33 +5,36 @@ sleeping thread; what it has been through travels in its message options (:data:
 which every re-enqueued copy keeps.  Retries and waits back off through :func:`backoff`;
 holds wait until a set time (the breaker's next probe, the end of Core's hold).
 
-Which failures run a job again, and after how long (seconds, :func:`backoff`):
+Which failures run a job again (and which middleware re-enqueues it), after how long:
 
-- An unavailable LLM (:class:`~llm_worker.errors.LLMUnavailable` but a 429): the circuit
-  breaker holds the job until the next probe (``LLM_PROBE_INTERVAL_SECONDS``, or the
+- An unavailable LLM (:class:`~llm_worker.errors.LLMUnavailable` but a 429;
+  ``CircuitBreaker``): held until the next probe (``LLM_PROBE_INTERVAL_SECONDS``, or the
   server's longer ``Retry-After``), marking :data:`HELD_SINCE`; no retry is spent.  A
   server error of a job's request while the LLM answers probes holds that job one probe
   interval and counts in :data:`SERVER_ERRORS`; at ``LLM_REQUEST_MAX_SERVER_ERRORS`` the
   job fails.
 - No LLM capacity (:class:`~llm_worker.errors.LLMAtCapacity`) or a 429
-  (:class:`~llm_worker.errors.LLMRateLimited`): the job waits what the slot, bucket or
-  cooldown says, at least :data:`MIN_CAPACITY_WAIT_SECONDS`, spread by up to a quarter;
-  counted in :data:`CAPACITY_WAITS`, never a retry.
-- An invalid answer (:class:`~llm_worker.errors.InvalidLLMResponse`): asked again after
-  ``LLM_RETRY_BACKOFF_SECONDS * 2**n`` (n counts from 0, no jitter), with the answer and
-  its problem as :data:`FEEDBACK`, counted in :data:`INVALID_RETRIES`; the job fails after
-  ``LLM_MAX_RETRIES`` or ``LLM_JOB_MAX_SECONDS`` since :data:`FIRST_ATTEMPT_AT`.
+  (:class:`~llm_worker.errors.LLMRateLimited`; ``LLMCapacity``): the job waits what the
+  slot, bucket or cooldown says, at least :data:`MIN_CAPACITY_WAIT_SECONDS`, spread by up
+  to a quarter; counted in :data:`CAPACITY_WAITS`, never a retry.
+- An invalid answer (:class:`~llm_worker.errors.InvalidLLMResponse`;
+  ``InvalidResponseBackoff``): asked again after ``LLM_RETRY_BACKOFF_SECONDS * 2**n``
+  (n counts from 0, no jitter), with the answer and its problem as :data:`FEEDBACK`,
+  counted in :data:`INVALID_RETRIES`; the job fails after ``LLM_MAX_RETRIES`` or
+  ``LLM_JOB_MAX_SECONDS`` since :data:`FIRST_ATTEMPT_AT`.
 - Another message of the same job holding its LLM lease
-  (:class:`~llm_worker.errors.JobInProgress`): sent again after
+  (:class:`~llm_worker.errors.JobInProgress`; ``JobRetries``): sent again after
   ``JOB_RETRY_MIN_BACKOFF_SECONDS``, counted in :data:`LEASE_WAITS`, never a retry.
-- Core refusing the worker's credentials (:class:`~llm_worker.errors.CoreUnauthorized`):
-  held ``CORE_UNAUTHORIZED_HOLD_SECONDS``, marking :data:`CORE_HELD_SINCE`; no retry spent.
+- Core refusing the worker's credentials (:class:`~llm_worker.errors.CoreUnauthorized`;
+  ``JobRetries``): held ``CORE_UNAUTHORIZED_HOLD_SECONDS``, marking
+  :data:`CORE_HELD_SINCE`; no retry is spent.
 - A rejected job (:class:`~llm_worker.errors.JobRejected`, Core's refusal included) and an
   expired one (:class:`~llm_worker.errors.JobExpired`) never run again.
-- Anything else: Dramatiq's own ``Retries`` (``dramatiq.middleware.retries``), up to
-  ``JOB_MAX_RETRIES`` counted in :data:`RETRIES`, after ``dramatiq.common.compute_backoff``
-  (``JOB_RETRY_MIN_BACKOFF_SECONDS * 2**n`` stretched by up to twice, past
-  ``JOB_RETRY_MAX_BACKOFF_SECONDS`` drawn between half of it and all of it).
+- Anything else: Dramatiq's own ``Retries`` (``dramatiq/middleware/retries.py``, under
+  ``JobRetries``), up to ``JOB_MAX_RETRIES`` counted in :data:`RETRIES`, after
+  ``dramatiq.common.compute_backoff``: ``JOB_RETRY_MIN_BACKOFF_SECONDS * 2**n`` stretched
+  by up to twice, past ``JOB_RETRY_MAX_BACKOFF_SECONDS`` drawn between half of it and all
+  of it.
 
 An operator's requeue of a dead letter (``llm-worker requeue-dead``) is a fresh attempt:
 :func:`requeued_message` drops every option of :data:`OPTIONS` whose ``on_requeue`` is
