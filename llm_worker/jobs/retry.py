@@ -106,20 +106,33 @@ class MessageOption:
 
 #: Every option this service, or Dramatiq for it, keeps about a job's attempts.
 OPTIONS = (
-    MessageOption(RETRIES, "Dramatiq's ordinary retries so far", True, True),
+    MessageOption(
+        RETRIES, "Dramatiq's ordinary retries so far", marks_requeued=True, counts_attempt=True
+    ),
     MessageOption("traceback", "Dramatiq's traceback of the last error retried"),
     MessageOption("requeue_timestamp", "Dramatiq's time of the last retry, in milliseconds"),
-    MessageOption(INVALID_RETRIES, "invalid-answer retries so far", True, True),
+    MessageOption(
+        INVALID_RETRIES, "invalid-answer retries so far", marks_requeued=True, counts_attempt=True
+    ),
     MessageOption(FIRST_ATTEMPT_AT, "time of the first invalid answer"),
     MessageOption(FEEDBACK, "the last invalid answer and its problem"),
     MessageOption(SERVER_ERRORS, "server errors of the request while the LLM answered probes"),
-    MessageOption(HELD_SINCE, "time the breaker first held the job back", True),
-    MessageOption(CORE_HELD_SINCE, "time Core first refused the credentials for it", True),
-    MessageOption(LEASE_WAITS, "waits for the job's LLM lease held by another message", True),
-    MessageOption(CAPACITY_WAITS, "waits for LLM capacity", True),
+    MessageOption(HELD_SINCE, "time the breaker first held the job back", marks_requeued=True),
+    MessageOption(
+        CORE_HELD_SINCE, "time Core first refused the credentials for it", marks_requeued=True
+    ),
+    MessageOption(
+        LEASE_WAITS, "waits for the job's LLM lease held by another message", marks_requeued=True
+    ),
+    MessageOption(CAPACITY_WAITS, "waits for LLM capacity", marks_requeued=True),
     MessageOption(USAGE_OPTION, "the LLM tokens the job used so far"),
     MessageOption("redis_message_id", "the Redis broker's id of this copy of the message"),
-    MessageOption(REQUEUED_AT, "time an operator requeued the dead letter", True, on_requeue="set"),
+    MessageOption(
+        REQUEUED_AT,
+        "time an operator requeued the dead letter",
+        marks_requeued=True,
+        on_requeue="set",
+    ),
     MessageOption(CHECKED, "the job passed its send-time check", on_requeue="set"),
 )
 
