@@ -10,7 +10,7 @@ from dramatiq.broker import MessageProxy
 
 from llm_worker.fleet.expiry import message_age
 from llm_worker.fleet.staleness import unavailable_seconds
-from llm_worker.jobs import retry
+from llm_worker.jobs import retry as message_options
 from llm_worker.services import services
 
 from .base import JobMiddleware
@@ -46,7 +46,7 @@ class MessageAgeCheck(JobMiddleware):
         return super().actor_options | {"max_age_seconds"}
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
-        if self.kind_of(broker, message) is None or retry.was_requeued(message.options):
+        if self.kind_of(broker, message) is None or message_options.was_requeued(message.options):
             return
         svc = services()
         default = self.max_age_seconds

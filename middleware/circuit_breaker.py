@@ -14,9 +14,10 @@ from dramatiq.middleware import SkipMessage
 from llm_worker.errors import FallbackUnavailable, LLMRateLimited, LLMUnavailable
 from llm_worker.fleet.breaker import BreakerStatus, BreakerStore, breaker_store
 from llm_worker.fleet.cooldown import capped_retry_after, start_cooldown
-from llm_worker.jobs import retry
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.kind import actor_job_kind
 from llm_worker.jobs.outcome import note_outcome
+from llm_worker.jobs.retry import send_again
 from llm_worker.llm.providers import Provider
 from llm_worker.llm.usage import Usage
 from llm_worker.observability import metrics
@@ -184,8 +185,8 @@ class CircuitBreaker(JobMiddleware, PeriodicPass):
         """The LLM answers probes but failed this job's request: hold this job alone for
         a probe interval, or fail it after ``LLM_REQUEST_MAX_SERVER_ERRORS`` such errors.
         The breaker stays closed."""
-        errors = int(message.options.get(retry.SERVER_ERRORS) or 0) + 1
-        message.options[retry.SERVER_ERRORS] = errors
+        errors = int(message.options.get(message_options.SERVER_ERRORS) or 0) + 1
+        message.options[message_options.SERVER_ERRORS] = errors
         limit = svc.settings.llm_request_max_server_errors
         if errors < limit:
             interval = svc.settings.llm_probe_interval_seconds
@@ -236,8 +237,8 @@ class CircuitBreaker(JobMiddleware, PeriodicPass):
     ) -> None:
         note_outcome("held")
         now = time.time()
-        message.options.setdefault(retry.HELD_SINCE, now)
-        delay_ms = retry.send_again(broker, message, until - now)
+        message.options.setdefault(message_options.HELD_SINCE, now)
+        delay_ms = send_again(broker, message, until - now)
         logger.debug("held back %s for %d ms: %s", message.message_id, delay_ms, reason)
 
     def _set_paused(self, broker: dramatiq.Broker, *, paused: bool) -> None:

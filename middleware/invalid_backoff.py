@@ -10,8 +10,9 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker.errors import InvalidLLMResponse
-from llm_worker.jobs import retry
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.outcome import note_outcome
+from llm_worker.jobs.retry import backoff, send_again
 from llm_worker.llm.usage import Usage
 from llm_worker.observability import metrics
 from llm_worker.services import services
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 def backoff_delay(retries: int, base_seconds: float) -> float:
     """Seconds before invalid-answer retry number ``retries`` (0-based): base * 2**retries."""
-    return retry.backoff(retries, base=base_seconds)
+    return backoff(retries, base=base_seconds)
 
 
 class InvalidResponseBackoff(JobMiddleware):
@@ -50,8 +51,8 @@ class InvalidResponseBackoff(JobMiddleware):
             return
         svc = services()
         config = svc.settings
-        retries = int(message.options.get(retry.INVALID_RETRIES, 0))
-        started = float(message.options.setdefault(retry.FIRST_ATTEMPT_AT, time.time()))
+        retries = int(message.options.get(message_options.INVALID_RETRIES, 0))
+        started = float(message.options.setdefault(message_options.FIRST_ATTEMPT_AT, time.time()))
         delay = backoff_delay(retries, config.llm_retry_backoff_seconds)
         over_time = time.time() + delay - started > config.llm_job_max_seconds
         if retries >= config.llm_max_retries or over_time:
@@ -62,8 +63,8 @@ class InvalidResponseBackoff(JobMiddleware):
             return
         note_outcome("retrying", exception.problem)
         metrics.count_invalid(message.actor_name)
-        message.options[retry.INVALID_RETRIES] = retries + 1
-        message.options[retry.FEEDBACK] = {
+        message.options[message_options.INVALID_RETRIES] = retries + 1
+        message.options[message_options.FEEDBACK] = {
             "answer": exception.answer,
             "problem": exception.problem,
         }
@@ -75,4 +76,4 @@ class InvalidResponseBackoff(JobMiddleware):
             delay,
             exception.problem,
         )
-        retry.send_again(broker, message, delay)
+        send_again(broker, message, delay)

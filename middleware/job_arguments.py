@@ -10,7 +10,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import MiddlewareError
 
 from llm_worker.errors import InvalidPayload, SettingsError
-from llm_worker.jobs import retry
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.kind import check_job
 from llm_worker.services import services
 from llm_worker.settings import send_check_settings
@@ -43,7 +43,7 @@ class JobArgumentsCheck(JobMiddleware):
     """
 
     def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
-        if message.options.get(retry.CHECKED):
+        if message.options.get(message_options.CHECKED):
             return  # a retry, a hold or a delayed message moving on: checked when first sent
         kind = self.kind_of(broker, message)
         if kind is None:
@@ -61,7 +61,7 @@ class JobArgumentsCheck(JobMiddleware):
                 f"{message.actor_name}: not sent, the job cannot be checked: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
-        message.options[retry.CHECKED] = True
+        message.options[message_options.CHECKED] = True
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         kind = self.kind_of(broker, message)

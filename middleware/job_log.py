@@ -9,7 +9,7 @@ from typing import Any
 import dramatiq
 from dramatiq.broker import MessageProxy
 
-from llm_worker.jobs import retry
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.arguments import is_job_id
 from llm_worker.jobs.kind import JobRef
 from llm_worker.jobs.outcome import take_outcome
@@ -71,7 +71,7 @@ class JobOutcomeLog(JobMiddleware):
             return
         job = JobRef.from_message(message)
         usage = Usage.from_options(message.options)
-        attempt = retry.attempt(message.options)
+        attempt = message_options.attempt(message.options)
         fields = {
             "actor": message.actor_name,
             "job_id": job.job_id if job.job_id is not None else _review_ids(message),

@@ -21,9 +21,10 @@ from llm_worker.errors import (
     LLMAtCapacity,
     LLMUnavailable,
 )
-from llm_worker.jobs import retry
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.kind import JobRef
 from llm_worker.jobs.outcome import note_outcome
+from llm_worker.jobs.retry import backoff, send_again
 from llm_worker.llm.usage import Usage
 from llm_worker.services import Services, services
 from llm_worker.settings import Settings
@@ -118,16 +119,16 @@ class JobRetries(JobMiddleware, Retries):
             hold_seconds=hold,
         )
         note_outcome("held", str(error))
-        message.options.setdefault(retry.CORE_HELD_SINCE, time.time())
-        retry.send_again(broker, message, hold)
+        message.options.setdefault(message_options.CORE_HELD_SINCE, time.time())
+        send_again(broker, message, hold)
 
     def _wait(self, svc: Services, broker: dramatiq.Broker, message: MessageProxy) -> None:
         """Send the job again shortly: another message of it holds its LLM lease."""
         note_outcome("waiting", "another message of the same job is calling the LLM")
-        waits = int(message.options.get(retry.LEASE_WAITS, 0)) + 1
-        message.options[retry.LEASE_WAITS] = waits
-        delay = retry.backoff(waits, base=svc.settings.job_retry_min_backoff_seconds, factor=1)
-        delay_ms = retry.send_again(broker, message, delay)
+        waits = int(message.options.get(message_options.LEASE_WAITS, 0)) + 1
+        message.options[message_options.LEASE_WAITS] = waits
+        delay = backoff(waits, base=svc.settings.job_retry_min_backoff_seconds, factor=1)
+        delay_ms = send_again(broker, message, delay)
         logger.info(
             "job %s waits %d ms for another message of the same job (wait %d)",
             message.message_id,

@@ -9,9 +9,10 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker.errors import LLMAtCapacity, LLMRateLimited
-from llm_worker.jobs import retry
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.kind import actor_job_kind
 from llm_worker.jobs.outcome import note_outcome
+from llm_worker.jobs.retry import MIN_CAPACITY_WAIT_SECONDS, backoff, send_again
 from llm_worker.observability import metrics
 from llm_worker.services import services
 
@@ -25,7 +26,7 @@ def wait_delay(seconds: float) -> float:
     """The re-enqueue delay for a capacity wait of ``seconds``: at least
     :data:`~llm_worker.jobs.retry.MIN_CAPACITY_WAIT_SECONDS`, spread by up to a quarter so
     waiters do not all come back in the same instant."""
-    return retry.backoff(0, base=seconds, minimum=retry.MIN_CAPACITY_WAIT_SECONDS, spread=0.25)
+    return backoff(0, base=seconds, minimum=MIN_CAPACITY_WAIT_SECONDS, spread=0.25)
 
 
 class LLMCapacity(JobMiddleware, PeriodicPass):
@@ -81,11 +82,11 @@ class LLMCapacity(JobMiddleware, PeriodicPass):
         if self.kind_of(broker, message) is None:
             return
         delay = wait_delay(wait)
-        waits = int(message.options.get(retry.CAPACITY_WAITS) or 0) + 1
-        message.options[retry.CAPACITY_WAITS] = waits
+        waits = int(message.options.get(message_options.CAPACITY_WAITS) or 0) + 1
+        message.options[message_options.CAPACITY_WAITS] = waits
         note_outcome("waiting", f"no LLM capacity ({reason})")
         metrics.count_capacity_wait(message.actor_name, reason)
-        retry.send_again(broker, message, delay)
+        send_again(broker, message, delay)
         logger.info(
             "%s waits %.2fs for LLM capacity (%s), wait %d",
             message.message_id,

@@ -18,7 +18,7 @@ from dramatiq.brokers.redis import RedisBroker
 from llm_worker import keys
 from llm_worker.broker.redis_layout import RedisLayout
 from llm_worker.fleet.breaker import BreakerStatus
-from llm_worker.jobs import retry
+from llm_worker.jobs import retry as message_options
 from llm_worker.services import Services
 from llm_worker.settings import Settings
 
@@ -118,10 +118,10 @@ def _seconds(value: float) -> str:
 
 def attempt_line(settings: Settings, options: dict[str, Any]) -> str:
     """``attempt n of m`` for a job about to run (again), and why it runs again."""
-    retries = int(options.get(retry.RETRIES) or 0)
-    invalid = int(options.get(retry.INVALID_RETRIES) or 0)
+    retries = int(options.get(message_options.RETRIES) or 0)
+    invalid = int(options.get(message_options.INVALID_RETRIES) or 0)
     attempt = 1 + retries + invalid
-    server_errors = int(options.get(retry.SERVER_ERRORS) or 0)
+    server_errors = int(options.get(message_options.SERVER_ERRORS) or 0)
     if server_errors and not retries and not invalid:
         return (
             "retrying after the LLM failed its request while answering probes "
@@ -159,7 +159,7 @@ def _held(state: JobState, breaker: BreakerStatus, settings: Settings | None) ->
         f"answers (next probe in {_seconds(probe)})"
     )
     message = state.message
-    held_since = message.options.get(retry.HELD_SINCE) if message else None
+    held_since = message.options.get(message_options.HELD_SINCE) if message else None
     if message is not None and held_since and settings is not None:
         age = now - message.message_timestamp / 1000
         expiry = settings.llm_unavailable_expiry_seconds - age

@@ -13,7 +13,7 @@ from dramatiq.brokers.redis import RedisBroker
 from llm_worker.broker.redis_layout import RedisLayout
 from llm_worker.core.refusals import unauthorized_alarm
 from llm_worker.fleet.breaker import BreakerStatus, BreakerStore
-from llm_worker.jobs import retry
+from llm_worker.jobs import retry as message_options
 from llm_worker.services import Services
 from llm_worker.text import plural
 
@@ -115,10 +115,12 @@ def redis_queue_status(
     every = pending + delayed
     if every:
         status.oldest_age_seconds = round(now - min(m.message_timestamp for m in every) / 1000, 1)
-    held = [m.message_timestamp / 1000 for m in every if m.options.get(retry.HELD_SINCE)]
+    held = [m.message_timestamp / 1000 for m in every if m.options.get(message_options.HELD_SINCE)]
     status.held_back = len(held)
-    status.held_for_core = sum(1 for m in every if m.options.get(retry.CORE_HELD_SINCE))
-    status.waiting_for_capacity = sum(1 for m in delayed if m.options.get(retry.CAPACITY_WAITS))
+    status.held_for_core = sum(1 for m in every if m.options.get(message_options.CORE_HELD_SINCE))
+    status.waiting_for_capacity = sum(
+        1 for m in delayed if m.options.get(message_options.CAPACITY_WAITS)
+    )
     return status, held
 
 

@@ -19,7 +19,7 @@ from llm_worker.errors import (
 )
 from llm_worker.fleet.cooldown import start_cooldown
 from llm_worker.fleet.expiry import is_expired, message_age
-from llm_worker.jobs import retry
+from llm_worker.jobs import retry as message_options
 from llm_worker.llm.providers.base import LLMAnswer, Prompt, Turn
 from llm_worker.llm.tokens import fit_prompt
 from llm_worker.llm.usage import Usage
@@ -34,7 +34,7 @@ JobMessage = dramatiq.Message[Any] | None
 def retry_feedback(message: JobMessage) -> list[Turn]:
     """The turns that tell the model what was wrong with its last answer, on a retry of
     ``message`` after an invalid answer (none otherwise)."""
-    feedback = message.options.get(retry.FEEDBACK) if message is not None else None
+    feedback = message.options.get(message_options.FEEDBACK) if message is not None else None
     if not isinstance(feedback, dict):
         return []
     problem = prompts.RETRY_FEEDBACK.format(problem=feedback.get("problem", ""))
