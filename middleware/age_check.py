@@ -10,7 +10,7 @@ from dramatiq.broker import MessageProxy
 
 from llm_worker.fleet.expiry import message_age
 from llm_worker.fleet.staleness import unavailable_seconds
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry as message_options
 from llm_worker.services import services
 
 from .base import JobMiddleware

@@ -14,10 +14,10 @@ from dramatiq.middleware import SkipMessage
 from llm_worker.errors import FallbackUnavailable, LLMRateLimited, LLMUnavailable
 from llm_worker.fleet.breaker import BreakerStatus, BreakerStore
 from llm_worker.fleet.cooldown import capped_retry_after, start_cooldown
-from llm_worker.identity import as_message
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.kind import actor_job_kind
 from llm_worker.jobs.outcome import note_outcome
+from llm_worker.jobs.retry import send_again
 from llm_worker.llm.providers import Provider
 from llm_worker.llm.usage import Usage
 from llm_worker.observability import metrics
@@ -238,8 +238,7 @@ class CircuitBreaker(JobMiddleware, PeriodicPass):
         note_outcome("held")
         now = time.time()
         message.options.setdefault(message_options.HELD_SINCE, now)
-        delay_ms = max(1, int((until - now) * 1000))
-        broker.enqueue(as_message(message), delay=delay_ms)
+        delay_ms = send_again(broker, message, until - now)
         logger.debug("held back %s for %d ms: %s", message.message_id, delay_ms, reason)
 
     def _set_paused(self, broker: dramatiq.Broker, *, paused: bool) -> None:

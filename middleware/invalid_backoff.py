@@ -10,9 +10,9 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker.errors import InvalidLLMResponse
-from llm_worker.identity import as_message
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.outcome import note_outcome
+from llm_worker.jobs.retry import backoff, send_again
 from llm_worker.llm.usage import Usage
 from llm_worker.observability import metrics
 from llm_worker.services import services
@@ -22,9 +22,9 @@ from .base import JobMiddleware
 logger = logging.getLogger(__name__)
 
 
-def backoff_delay(retry: int, base_seconds: float) -> float:
-    """Seconds before invalid-answer retry number ``retry`` (0-based): base * 2**retry."""
-    return base_seconds * (2**retry)
+def backoff_delay(retries: int, base_seconds: float) -> float:
+    """Seconds before invalid-answer retry number ``retries`` (0-based): base * 2**retries."""
+    return backoff(retries, base=base_seconds)
 
 
 class InvalidResponseBackoff(JobMiddleware):
@@ -76,4 +76,4 @@ class InvalidResponseBackoff(JobMiddleware):
             delay,
             exception.problem,
         )
-        broker.enqueue(as_message(message), delay=max(1, int(delay * 1000)))
+        send_again(broker, message, delay)

@@ -10,7 +10,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import MiddlewareError
 
 from llm_worker.errors import InvalidPayload, SettingsError
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.kind import check_job
 from llm_worker.services import services
 from llm_worker.settings import send_check_settings

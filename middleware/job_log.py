@@ -10,7 +10,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker.identity import JobRef, delivery_key, is_job_id
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.outcome import take_outcome
 from llm_worker.llm.usage import Usage
 from llm_worker.observability import metrics
@@ -70,10 +70,7 @@ class JobOutcomeLog(JobMiddleware):
             return
         job = JobRef.from_message(message)
         usage = Usage.from_options(message.options)
-        attempt = 1 + sum(
-            int(message.options.get(name) or 0)
-            for name in (message_options.RETRIES, message_options.INVALID_RETRIES)
-        )
+        attempt = message_options.attempt(message.options)
         fields = {
             "actor": message.actor_name,
             "job_id": job.job_id if job.job_id is not None else _review_ids(message),

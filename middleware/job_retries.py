@@ -21,9 +21,10 @@ from llm_worker.errors import (
     LLMAtCapacity,
     LLMUnavailable,
 )
-from llm_worker.identity import JobRef, as_message
-from llm_worker.jobs import options as message_options
+from llm_worker.identity import JobRef
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.outcome import note_outcome
+from llm_worker.jobs.retry import backoff, send_again
 from llm_worker.llm.usage import Usage
 from llm_worker.services import Services, services
 from llm_worker.settings import Settings
@@ -119,18 +120,18 @@ class JobRetries(JobMiddleware, Retries):
         )
         note_outcome("held", str(error))
         message.options.setdefault(message_options.CORE_HELD_SINCE, time.time())
-        broker.enqueue(as_message(message), delay=int(hold * 1000))
+        send_again(broker, message, hold)
 
     def _wait(self, svc: Services, broker: dramatiq.Broker, message: MessageProxy) -> None:
         """Send the job again shortly: another message of it holds its LLM lease."""
         note_outcome("waiting", "another message of the same job is calling the LLM")
         waits = int(message.options.get(message_options.LEASE_WAITS, 0)) + 1
         message.options[message_options.LEASE_WAITS] = waits
-        delay_ms = max(1, int(svc.settings.job_retry_min_backoff_seconds * 1000))
+        delay = backoff(waits, base=svc.settings.job_retry_min_backoff_seconds, factor=1)
+        delay_ms = send_again(broker, message, delay)
         logger.info(
             "job %s waits %d ms for another message of the same job (wait %d)",
             message.message_id,
             delay_ms,
             waits,
         )
-        broker.enqueue(as_message(message), delay=delay_ms)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import random
 from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker.errors import LLMAtCapacity, LLMRateLimited
-from llm_worker.identity import as_message
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.kind import actor_job_kind
 from llm_worker.jobs.outcome import note_outcome
+from llm_worker.jobs.retry import MIN_CAPACITY_WAIT_SECONDS, backoff, send_again
 from llm_worker.observability import metrics
 from llm_worker.services import services
 
@@ -22,16 +21,12 @@ from .periodic import PeriodicPass
 
 logger = logging.getLogger(__name__)
 
-#: Shortest re-enqueue delay of a job waiting for capacity, in seconds.
-MIN_WAIT_SECONDS = 0.1
-
 
 def wait_delay(seconds: float) -> float:
     """The re-enqueue delay for a capacity wait of ``seconds``: at least
-    :data:`MIN_WAIT_SECONDS`, spread by up to a quarter so waiters do not all
-    come back in the same instant."""
-    base = max(MIN_WAIT_SECONDS, seconds)
-    return base * random.uniform(1.0, 1.25)
+    :data:`~llm_worker.jobs.retry.MIN_CAPACITY_WAIT_SECONDS`, spread by up to a quarter so
+    waiters do not all come back in the same instant."""
+    return backoff(0, base=seconds, minimum=MIN_CAPACITY_WAIT_SECONDS, spread=0.25)
 
 
 class LLMCapacity(JobMiddleware, PeriodicPass):
@@ -92,7 +87,7 @@ class LLMCapacity(JobMiddleware, PeriodicPass):
         message.options[message_options.CAPACITY_WAITS] = waits
         note_outcome("waiting", f"no LLM capacity ({reason})")
         metrics.count_capacity_wait(message.actor_name, reason)
-        broker.enqueue(as_message(message), delay=max(1, int(delay * 1000)))
+        send_again(broker, message, delay)
         logger.info(
             "%s waits %.2fs for LLM capacity (%s), wait %d",
             message.message_id,

@@ -17,7 +17,7 @@ import requests
 
 from actors import broker, intent_classify
 from llm_worker.fleet.breaker import BreakerStore
-from llm_worker.jobs.options import HELD_SINCE
+from llm_worker.jobs.retry import HELD_SINCE
 from llm_worker.testing.fakes import Reply
 from tests.support import (
     ROOT,
@@ -689,3 +689,31 @@ def test_status_exits_0_while_the_fallback_llm_serves_jobs(env, cli_env, fake_ll
     finally:
         fallback.down()
         fake_llm.up()
+
+
+def test_requeue_dead_runs_a_job_the_llm_failed_as_a_fresh_attempt(
+    env, worker, cli_env, fake_llm, fake_core, redis_client
+):
+    env(LLM_PROBE_INTERVAL_SECONDS=0.1, LLM_REQUEST_MAX_SERVER_ERRORS=2)
+    failures = [500, 500]  # the LLM fails the job's request twice, answering probes between
+
+    def llm(request):
+        if (request["json"] or {}).get("max_tokens") == 1:
+            return Reply(content="pong")
+        if failures:
+            return Reply(status=failures.pop(), body={"error": {"message": "boom"}})
+        return Reply(content=GOOD)
+
+    fake_llm.fallback = llm
+    intent_classify.send(80, 42, {"text": "x"})
+    [failed] = wait_for(lambda: fake_core.job_updates(80), timeout=30)
+    assert failed["error"].startswith("the LLM failed this request 2 times")
+    wait_for(lambda: redis_client.zcard("dramatiq:llm.intent.XQ") == 1)
+
+    failures.append(500)  # once more after the requeue: the first of a fresh attempt's errors
+    done = run_cli(cli_env, "requeue-dead", "--queue", "llm.intent")
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: len(fake_core.job_updates(80)) == 2, timeout=30)
+
+    assert fake_core.job_updates(80)[-1]["status"] == "completed"
+    assert redis_client.zcard("dramatiq:llm.intent.XQ") == 0

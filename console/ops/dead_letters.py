@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,28 +12,14 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import xq_name
 
 from llm_worker.broker.redis_layout import RedisLayout
-from llm_worker.jobs import options as message_options
-from llm_worker.llm.usage import USAGE_OPTION
+from llm_worker.jobs import retry
+from llm_worker.lua import lua_script
 from llm_worker.services import Services
 
-#: Options dropped on requeue: the message starts over as a fresh attempt.
-RESET_OPTIONS = (
-    "retries",
-    "traceback",
-    "requeue_timestamp",
-    message_options.INVALID_RETRIES,
-    message_options.FEEDBACK,
-    message_options.FIRST_ATTEMPT_AT,
-    USAGE_OPTION,
-    "redis_message_id",
-)
 #: Show a progress bar from this many messages on.
 PROGRESS_FROM = 50
 
-_REMOVE_DEAD = """
-redis.call('zrem', KEYS[1], ARGV[1])
-return redis.call('hdel', KEYS[2], ARGV[1])
-"""
+_REMOVE_DEAD = lua_script(__name__, "dead_letters_remove_dead.lua")
 
 
 def fresh_copy(message: Message[Any]) -> Message[Any]:
@@ -44,10 +29,7 @@ def fresh_copy(message: Message[Any]) -> Message[Any]:
     refused there and never run again): the worker checks it at pick-up, so
     it either runs or ends again with a new state in Core.
     """
-    options = {k: v for k, v in message.options.items() if k not in RESET_OPTIONS}
-    options[message_options.REQUEUED_AT] = time.time()
-    options[message_options.CHECKED] = True
-    return message.copy(options=options)
+    return retry.requeued_message(message)
 
 
 class Progress:

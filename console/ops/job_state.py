@@ -18,7 +18,7 @@ from dramatiq.brokers.redis import RedisBroker
 from llm_worker import keys
 from llm_worker.broker.redis_layout import RedisLayout
 from llm_worker.fleet.breaker import BreakerStatus
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.registry import job_type
 from llm_worker.services import Services
 from llm_worker.settings import Settings

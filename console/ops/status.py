@@ -13,7 +13,7 @@ from dramatiq.brokers.redis import RedisBroker
 from llm_worker.broker.redis_layout import RedisLayout
 from llm_worker.core.refusals import unauthorized_alarm
 from llm_worker.fleet.breaker import BreakerStatus, BreakerStore
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry as message_options
 from llm_worker.services import Services
 from llm_worker.text import plural
 

@@ -26,6 +26,15 @@ class FailSafeHooks:
     failing before-hook skips the message, and any failing hook around its processing
     leaves it for redelivery: :meth:`redeliver` marks it, and the broker's consumer puts
     it back on its queue instead of acknowledging or dead-lettering it.
+
+    Works around ``Broker.emit_before`` and ``Broker.emit_after`` (``dramatiq/broker.py``):
+    ``emit_before`` re-raises only a ``MiddlewareError`` (``SkipMessage`` included) and
+    logs any other exception of a ``before_*`` hook ("Unexpected failure in ...", at
+    CRITICAL) and goes on, so ``WorkerThread.process_message`` (``dramatiq/worker.py``)
+    runs the actor; ``emit_after`` logs and goes on after every exception of an
+    ``after_*`` hook, so ``ConsumerThread.post_process_message`` then acknowledges the
+    message (or dead-letters it, if failed).  Both are replaced for the signals
+    :data:`PROCESSING_SIGNALS` only; every other signal goes to Dramatiq's.
     """
 
     middleware: list[Middleware]

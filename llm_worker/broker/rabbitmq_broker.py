@@ -23,7 +23,15 @@ REDELIVER_MARK = "llm_redeliver"
 class RedeliveringRabbitmqConsumer(_RabbitmqConsumer):
     """Dramatiq's RabbitMQ consumer, which rejects a message marked by
     :meth:`RecoveringRabbitmqBroker.redeliver` with ``requeue`` (RabbitMQ delivers it
-    again, flagged redelivered) instead of acknowledging or dead-lettering it."""
+    again, flagged redelivered) instead of acknowledging or dead-lettering it.
+
+    Subclasses the private ``_RabbitmqConsumer`` (``dramatiq/brokers/rabbitmq.py``):
+    its ``ack`` sends ``basic_ack`` and its ``nack`` ``basic_nack(requeue=False)``, which
+    the queue's ``x-dead-letter-routing-key`` (``RabbitmqBroker._build_queue_arguments``)
+    routes to ``{queue}.XQ``; it has no way to give one message back to its queue.
+    ``_put_back`` does as its ``nack`` does, with the same private ``known_tags`` set and
+    ``message._tag``, but with ``requeue=True``.
+    """
 
     def ack(self, message: Any) -> None:
         if getattr(message, REDELIVER_MARK, False):
@@ -58,7 +66,14 @@ class RecoveringRabbitmqBroker(FailSafeHooks, RabbitmqBroker):
     message is processed leaves it on its queue for redelivery, and a failing
     ``before_process_message`` hook stops the actor from running.  The worker thread
     waits :attr:`redelivery_pause_seconds` first, since RabbitMQ hands the message back at
-    once."""
+    once.
+
+    Overrides ``RabbitmqBroker.consumer_class`` (``dramatiq/brokers/rabbitmq.py``), which
+    its ``consume`` builds, to hand out :class:`RedeliveringRabbitmqConsumer` instead of
+    the private ``_RabbitmqConsumer``; the hooks are
+    :class:`~llm_worker.broker.fail_safe.FailSafeHooks`' (Dramatiq's ``emit_before`` and
+    ``emit_after`` swallow a failing hook's exception).
+    """
 
     redelivery_pause_seconds = 1.0
 

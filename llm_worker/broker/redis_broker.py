@@ -37,6 +37,20 @@ class RecoveringRedisBroker(FailSafeHooks, RedisBroker):
     million commands) and for the one queue the command was about. On a quiet
     queue that can take many minutes; :meth:`recover_dead_workers` runs it at
     once, so a caller on a timer bounds the wait.
+
+    **Dramatiq internals it patches** (``dramatiq/brokers/redis.py``):
+
+    - ``_should_do_maintenance``, private: Dramatiq draws maintenance at random
+      (``random.randint(1, MAINTENANCE_SCALE) <= maintenance_chance``, never for ``ack``
+      and ``nack``) and hands the draw to ``dispatch.lua``, whose maintenance requeues
+      the acks of brokers whose heartbeat is ``heartbeat_timeout`` old for the queue of
+      that one command only; :meth:`recover_dead_workers` forces the draw.
+    - ``consumer_class`` and ``consume``: Dramatiq's ``consume`` builds its private
+      ``_RedisConsumer``; these build
+      :class:`~llm_worker.broker.redis_consumer.SafeRedisConsumer` instead.
+    - ``client.connection_pool``: ``RedisBroker.__init__`` (given a ``url``), like
+      :meth:`from_settings`, uses an unbounded ``redis.ConnectionPool``;
+      :meth:`bound_pool` swaps in a bounded, blocking one.
     """
 
     def __init__(self, **options: object) -> None:

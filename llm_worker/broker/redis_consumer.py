@@ -37,6 +37,7 @@ from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from llm_worker.broker.redis_layout import RedisKeys
+from llm_worker.lua import lua_script
 
 if TYPE_CHECKING:
     from llm_worker.broker.redis_broker import RecoveringRedisBroker
@@ -50,43 +51,15 @@ CONNECTION_LOST = (redis.ConnectionError, redis.TimeoutError)
 
 #: Requeue the ids of KEYS[1] (acks) not listed in ARGV onto KEYS[2] (queue) when
 #: KEYS[3] (payloads) still has them; return how many.
-_REQUEUE_ORPHANS = """
-local held = {}
-for _, id in ipairs(ARGV) do held[id] = true end
-local moved = 0
-for _, id in ipairs(redis.call('smembers', KEYS[1])) do
-    if not held[id] then
-        redis.call('srem', KEYS[1], id)
-        if redis.call('hexists', KEYS[3], id) == 1 then
-            redis.call('rpush', KEYS[2], id)
-            moved = moved + 1
-        end
-    end
-end
-return moved
-"""
+_REQUEUE_ORPHANS = lua_script(__name__, "redis_consumer_requeue_orphans.lua")
 
 #: Find the fetched id of KEYS[1] (acks) whose payload in KEYS[2] is ARGV[1], and move it
 #: to KEYS[3] (unreadable); return the id, or false.
-_MOVE_ASIDE = """
-for _, id in ipairs(redis.call('smembers', KEYS[1])) do
-    if redis.call('hget', KEYS[2], id) == ARGV[1] then
-        redis.call('srem', KEYS[1], id)
-        redis.call('hdel', KEYS[2], id)
-        redis.call('hset', KEYS[3], id, ARGV[1])
-        return id
-    end
-end
-return false
-"""
+_MOVE_ASIDE = lua_script(__name__, "redis_consumer_move_aside.lua")
 
 #: Move message KEYS-wise: drop id ARGV[1] from KEYS[1] (queue list) and KEYS[2]
 #: (payloads) and keep its payload ARGV[2] in KEYS[3] (unreadable).
-_SWEEP_ASIDE = """
-redis.call('lrem', KEYS[1], 0, ARGV[1])
-redis.call('hdel', KEYS[2], ARGV[1])
-return redis.call('hset', KEYS[3], ARGV[1], ARGV[2])
-"""
+_SWEEP_ASIDE = lua_script(__name__, "redis_consumer_sweep_aside.lua")
 
 
 def unreadable_key(namespace: str, queue_name: str) -> str:
@@ -150,7 +123,28 @@ class HeldMessages:
 class SafeRedisConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer that never strands a message (see the module docstring),
     and puts a message back on its queue, instead of acknowledging it, when the broker
-    says a write that replaces it failed."""
+    says a write that replaces it failed.
+
+    Subclasses the private ``_RedisConsumer`` (``dramatiq/brokers/redis.py``) for what it
+    does with errors, as ``ConsumerThread`` (``dramatiq/worker.py``) handles them:
+
+    - ``__next__`` decodes each fetched payload with ``Message.decode``; its
+      ``DecodeError`` reaches ``ConsumerThread.run``, which logs "Consumer encountered an
+      unexpected error" and builds a new consumer, dropping the old one's
+      ``message_cache`` while their ids stay in ``{ns}:__acks__.{broker_id}.{queue}``.
+      ``run`` also replaces its ``delay_queue`` after a ``BrokerConnectionError``,
+      dropping the delayed messages it held.  Dramatiq's only recovery of acks,
+      ``dispatch.lua``'s maintenance, waits for the process's heartbeat to stop, so
+      these stay stranded while the process lives; :meth:`__next__` requeues them.
+    - ``ack`` and ``nack`` turn only ``redis.ConnectionError`` into ``ConnectionClosed``;
+      a ``redis.TimeoutError`` escaped the retry loop of
+      ``ConsumerThread.post_process_message`` (logged there as "Unhandled error during
+      post_process_message"), leaving the message fetched and held by no one.
+    - ``requeue`` lets a redis error out of ``ConsumerThread.close``, which catches only
+      ``BrokerConnectionError``: the consumer thread died.
+    - ``ack`` and ``nack`` have no way to hand a message back to its queue;
+      ``_put_back`` uses the broker's ``do_requeue`` (``dispatch.lua``'s ``requeue``).
+    """
 
     broker: RecoveringRedisBroker
 

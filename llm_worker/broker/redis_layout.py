@@ -48,6 +48,13 @@ class RedisKeys:
 
     A "queue name" here is a queue, its delay queue (``{queue}.DQ``) or its dead
     letter queue (``{queue}.XQ``), as Dramatiq's Lua script receives it.
+
+    Dramatiq has no API for these names: ``dispatch.lua`` (``dramatiq/brokers/redis/``)
+    builds them from the namespace ``RedisBroker._dispatch`` passes it (``acks``,
+    ``heartbeats``, ``queue_full_name``, ``queue_messages``, ``xqueue_full_name``,
+    ``xqueue_messages``), and ``dramatiq/common.py``'s ``dq_name`` and ``xq_name`` name
+    the delay and dead letter queues.  They are copied here from Dramatiq 2.2: check them
+    against ``dispatch.lua`` on every upgrade.
     """
 
     def __init__(self, namespace: str = DEFAULT_NAMESPACE) -> None:

@@ -10,28 +10,14 @@ from typing import Any
 import redis
 
 from llm_worker import keys
+from llm_worker.lua import lua_script
 
 #: Claim the notification's key and publish it in one step, or do nothing.
-_PUBLISH_ONCE = """
-if redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-    return redis.call('xadd', KEYS[2], '*', 'data', ARGV[2])
-end
-return false
-"""
+_PUBLISH_ONCE = lua_script(__name__, "notify_publish_once.lua")
 
 #: For each claim ``KEYS[2..n-1]``: claim it and ``XADD`` its body ``ARGV[i+2]`` to the
 #: stream ``KEYS[1]`` unless claimed before; then ``SET KEYS[n] ARGV[3] EX ARGV[2]``.
-_PUBLISH_ALL_AND_MARK = """
-local published = {}
-local last = #KEYS
-for i = 2, last - 1 do
-    if redis.call('set', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
-        published[#published + 1] = redis.call('xadd', KEYS[1], '*', 'data', ARGV[i + 2])
-    end
-end
-redis.call('set', KEYS[last], ARGV[3], 'EX', ARGV[2])
-return published
-"""
+_PUBLISH_ALL_AND_MARK = lua_script(__name__, "notify_publish_all_and_mark.lua")
 
 
 @dataclass(frozen=True)

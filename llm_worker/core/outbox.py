@@ -42,17 +42,12 @@ from llm_worker.core.notify import Notification, Notifier
 from llm_worker.core.refusals import note_refused, note_unauthorized
 from llm_worker.errors import CoreRefused, CoreUnauthorized
 from llm_worker.llm.usage import USAGE_OPTION, Usage
+from llm_worker.lua import lua_script
 
 logger = logging.getLogger("llm_worker.outbox")
 
 #: Take the reports due by ARGV[1] (at most ARGV[3]) and lease them until ARGV[2].
-_CLAIM_DUE = """
-local due = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(due) do
-    redis.call('zadd', KEYS[1], ARGV[2], id)
-end
-return due
-"""
+_CLAIM_DUE = lua_script(__name__, "outbox_claim_due.lua")
 
 
 @dataclass(frozen=True)

@@ -16,25 +16,11 @@ import redis
 
 from llm_worker import keys
 from llm_worker.fleet.intervals import Interval, intervals_ending_after
+from llm_worker.lua import lua_script
 
-_OPEN = """
-local opened = redis.call('hsetnx', KEYS[1], 'since', ARGV[1])
-redis.call('hset', KEYS[1], 'last_error', ARGV[2])
-local current = tonumber(redis.call('hget', KEYS[1], 'next_probe_at'))
-if opened == 1 or not current or tonumber(ARGV[3]) > current then
-    redis.call('hset', KEYS[1], 'next_probe_at', ARGV[3])
-end
-return opened
-"""
+_OPEN = lua_script(__name__, "breaker_open.lua")
 
-_CLOSE = """
-local since = redis.call('hget', KEYS[1], 'since')
-if not since then return false end
-redis.call('del', KEYS[1])
-redis.call('zadd', KEYS[2], ARGV[1], since .. ':' .. ARGV[1])
-redis.call('zremrangebyscore', KEYS[2], '-inf', ARGV[2])
-return since
-"""
+_CLOSE = lua_script(__name__, "breaker_close.lua")
 
 
 @dataclass(frozen=True)

@@ -17,41 +17,20 @@ from dataclasses import dataclass
 import redis
 
 from llm_worker.errors import JobInProgress
+from llm_worker.lua import lua_script
 
 #: Seconds a lease outlives the LLM call's own bound.
 LEASE_MARGIN_SECONDS = 60.0
 
 #: The stored result KEYS[2] when there is one; else take the lease KEYS[1] for ARGV[1]
 #: (for ARGV[2] ms) unless another holds it.
-_TAKE = """
-local stored = redis.call('get', KEYS[2])
-if stored then
-    return {'stored', stored}
-end
-local current = redis.call('get', KEYS[1])
-if current and current ~= ARGV[1] then
-    return {'held', current}
-end
-redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return {'taken', ''}
-"""
+_TAKE = lua_script(__name__, "lease_take.lua")
 
 #: Delete KEYS[1] if it still holds ARGV[1].
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
+_RELEASE = lua_script(__name__, "lease_release.lua")
 
 #: Store the result ARGV[2] at KEYS[2] for ARGV[3] s, then release KEYS[1] if ARGV[1] holds it.
-_STORE_AND_RELEASE = """
-redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    redis.call('del', KEYS[1])
-end
-return 1
-"""
+_STORE_AND_RELEASE = lua_script(__name__, "lease_store_and_release.lua")
 
 
 @dataclass

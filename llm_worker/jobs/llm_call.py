@@ -19,7 +19,7 @@ from llm_worker.errors import (
 )
 from llm_worker.fleet.cooldown import start_cooldown
 from llm_worker.fleet.expiry import is_expired, message_age
-from llm_worker.jobs import options as message_options
+from llm_worker.jobs import retry as message_options
 from llm_worker.llm.providers.base import LLMAnswer, Prompt, Turn
 from llm_worker.llm.tokens import fit_prompt
 from llm_worker.llm.usage import Usage

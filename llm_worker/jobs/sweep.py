@@ -15,16 +15,14 @@ from llm_worker.broker.redis_layout import RedisLayout
 from llm_worker.fleet.expiry import is_expired
 from llm_worker.jobs.expiry import claim_and_expire
 from llm_worker.jobs.kind import job_kind_of
+from llm_worker.lua import lua_script
 
 if TYPE_CHECKING:  # the context is handed in; it imports this package
     from llm_worker.services import Services
 
 logger = logging.getLogger("llm_worker.sweeper")
 
-_REMOVE = """
-redis.call('lrem', KEYS[1], 0, ARGV[1])
-return redis.call('hdel', KEYS[2], ARGV[1])
-"""
+_REMOVE = lua_script(__name__, "sweep_remove.lua")
 
 
 @dataclass

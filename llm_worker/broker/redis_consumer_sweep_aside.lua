@@ -1,0 +1,3 @@
+redis.call('lrem', KEYS[1], 0, ARGV[1])
+redis.call('hdel', KEYS[2], ARGV[1])
+return redis.call('hset', KEYS[3], ARGV[1], ARGV[2])
