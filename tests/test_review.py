@@ -258,6 +258,7 @@ def test_overflowing_conversation_is_shortened_to_the_budget(
 ):
     env(LLM_CONTEXT_TOKENS=3000, LLM_MAX_OUTPUT_TOKENS=200, LLM_TOKENIZER="estimate")
     (git_repo / "big.py").write_text("\n".join(f"VALUE_{n} = {n} * 12345" for n in range(800)))
+    git(git_repo, "add", "big.py")  # the git worker serves only what git tracks
     read_big = {
         "action": "tool_call",
         "tool": "read_file",

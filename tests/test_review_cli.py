@@ -14,7 +14,7 @@ import pytest
 
 from llm_worker import keys
 from llm_worker.testing.fakes import Reply
-from tests.support import ROOT, app_diff, produce, run_cli, wait_for
+from tests.support import ROOT, app_diff, git, produce, run_cli, wait_for
 from tests.test_review import COMMENTS
 
 pytestmark = pytest.mark.cli
@@ -214,6 +214,7 @@ def test_git_worker_logs_hold_no_user_content(
     start_worker, cli_env, git_repo, redis_client, tmp_path
 ):
     (git_repo / "notes.txt").write_text(f"{MARKER}-file\n")
+    git(git_repo, "add", "notes.txt")  # the git worker serves only what git tracks
     worker = start_worker(
         "--processes",
         "1",
