@@ -91,9 +91,11 @@ def post_comment(
     """
     record = {"chunk_id": chunk_id, "comments": comments, "summary": summary, "error": error}
     svc = services()
-    svc.redis.rpush(
-        keys.review_comments(svc.settings.key_prefix, review_request_id), json.dumps(record)
-    )
+    key = keys.review_comments(svc.settings.key_prefix, review_request_id)
+    pipe = svc.redis.pipeline(transaction=True)
+    pipe.rpush(key, json.dumps(record))
+    pipe.expire(key, svc.settings.review_comments_ttl_seconds)
+    pipe.execute()
     outcome = "failed" if error else f"{len(comments)} comments"
     logger.info("review %s:%s posted: %s", review_request_id, chunk_id, outcome)
     if svc.settings.log_content:

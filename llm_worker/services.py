@@ -176,6 +176,7 @@ class Services:
             config.notify_stream,
             prefix=config.key_prefix,
             dedupe_seconds=config.notify_dedupe_seconds,
+            max_entries=config.notify_stream_max_entries,
         )
 
     @cached_property

@@ -238,6 +238,9 @@ class Settings(BrokerSettings, SendCheckSettings):
 
     #: Lifetime of a review conversation in Redis, refreshed on each turn, in seconds.
     review_conversation_ttl_seconds: int = Field(604_800, gt=0)
+    #: How long a review's posted comments stay in Redis for its reader, in seconds
+    #: (refreshed by each chunk's comments).
+    review_comments_ttl_seconds: int = Field(604_800, gt=0)
     #: Tool calls the model may make per diff chunk before it must comment.
     review_max_tool_calls: int = Field(5, ge=0)
 
@@ -258,6 +261,10 @@ class Settings(BrokerSettings, SendCheckSettings):
 
     #: Redis stream of user notifications (read by the Telegram bot).
     notify_stream: str = Field("notify:telegram", min_length=1)
+    #: Most entries the notification stream keeps (``XADD MAXLEN ~``: trimmed a Redis
+    #: macro node at a time, so slightly more may stay).  The default holds about 27 hours
+    #: of notifications at 10 a second: the longest the bot may be away and miss none.
+    notify_stream_max_entries: int = Field(1_000_000, ge=1_000)
     #: How long a published notification is remembered, so it is never sent twice, in seconds.
     notify_dedupe_seconds: int = Field(1_296_000, gt=0)
     #: How long a job's valid LLM result is kept for retries after Core failed, in seconds.

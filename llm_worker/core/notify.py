@@ -12,11 +12,14 @@ import redis
 from llm_worker import keys
 from llm_worker.lua import lua_script
 
-#: Claim the notification's key and publish it in one step, or do nothing.
+#: Claim the notification's key ``KEYS[1]`` (for ``ARGV[1]`` seconds) and ``XADD`` its
+#: body ``ARGV[2]`` to the stream ``KEYS[2]``, trimmed to about ``ARGV[3]`` entries, in
+#: one step; or do nothing.
 _PUBLISH_ONCE = lua_script(__name__, "notify_publish_once.lua")
 
 #: For each claim ``KEYS[2..n-1]``: claim it and ``XADD`` its body ``ARGV[i+2]`` to the
 #: stream ``KEYS[1]`` unless claimed before; then ``SET KEYS[n] ARGV[3] EX ARGV[2]``.
+#: The last ``ARGV`` is the stream's bound (``MAXLEN ~``).
 _PUBLISH_ALL_AND_MARK = lua_script(__name__, "notify_publish_all_and_mark.lua")
 
 
@@ -49,6 +52,8 @@ class Notifier:
       stream: the stream's key (``NOTIFY_STREAM``).
       prefix: ``KEY_PREFIX`` of the claim keys.
       dedupe_seconds: how long a claim lives (``NOTIFY_DEDUPE_SECONDS``).
+      max_entries: about how many entries the stream keeps (``NOTIFY_STREAM_MAX_ENTRIES``):
+        each ``XADD`` trims the oldest beyond it.
     """
 
     def __init__(
@@ -58,8 +63,10 @@ class Notifier:
         *,
         prefix: str = "llmw",
         dedupe_seconds: int = 1_296_000,
+        max_entries: int = 1_000_000,
     ) -> None:
         self._redis = client
+        self._max_entries = max_entries
         self.stream = stream
         self._prefix = prefix
         self._ttl = dedupe_seconds
@@ -93,7 +100,13 @@ class Notifier:
         (for ``ttl_seconds``), atomically, in one round trip; return the new entry ids."""
         entries = self._publish_all_and_mark(
             keys=[self.stream, *(p.claim for p in publications), key],
-            args=[self._ttl, ttl_seconds, value, *(p.data for p in publications)],
+            args=[
+                self._ttl,
+                ttl_seconds,
+                value,
+                *(p.data for p in publications),
+                self._max_entries,
+            ],
         )
         return [e.decode() if isinstance(e, bytes) else str(e) for e in entries or []]
 
@@ -122,7 +135,8 @@ class Notifier:
     def publish_prepared(self, publication: Publication) -> str | None:
         """Publish a notification made by :meth:`prepare`; ``None`` if published before."""
         entry = self._publish_once(
-            keys=[publication.claim, self.stream], args=[self._ttl, publication.data]
+            keys=[publication.claim, self.stream],
+            args=[self._ttl, publication.data, self._max_entries],
         )
         if entry is None:
             return None
