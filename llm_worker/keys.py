@@ -75,6 +75,12 @@ def outbox_dead(prefix: str) -> str:
     return f"{prefix}:outbox:dead"
 
 
+def outbox_dead_since(prefix: str) -> str:
+    """``{p}:outbox:dead:since``: sorted set, message id -> when its report went dead, so
+    dead reports older than ``OUTBOX_DEAD_TTL_SECONDS`` are dropped."""
+    return f"{prefix}:outbox:dead:since"
+
+
 def llm_reachability(prefix: str) -> str:
     """``{p}:llm:reachability``: the last cheap check of whether the LLM server answers
     (JSON), shared by every ``llm-worker status`` for ``LLM_PROBE_INTERVAL_SECONDS``."""

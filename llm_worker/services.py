@@ -196,6 +196,7 @@ class Services:
             finished_ttl_seconds=config.notify_dedupe_seconds,
             lease_seconds=max(60.0, 3 * config.core_timeout_seconds),
             hold_seconds=config.core_unauthorized_hold_seconds,
+            dead_ttl_seconds=config.outbox_dead_ttl_seconds,
         )
 
 

@@ -236,6 +236,10 @@ class Settings(BrokerSettings, SendCheckSettings):
     #: Longest delay of the ordinary retries' exponential backoff, in seconds.
     job_retry_max_backoff_seconds: float = Field(1800.0, gt=0)
 
+    #: How long a report Core never accepted is kept for an operator's ``requeue-dead``,
+    #: in seconds; older ones are dropped (and logged) by the outbox's drain.
+    outbox_dead_ttl_seconds: int = Field(2_592_000, gt=0)
+
     #: Lifetime of a review conversation in Redis, refreshed on each turn, in seconds.
     review_conversation_ttl_seconds: int = Field(604_800, gt=0)
     #: How long a review's posted comments stay in Redis for its reader, in seconds

@@ -107,3 +107,28 @@ def test_two_drains_deliver_a_report_once(env, fake_core, redis_client):
     assert _accepted(fake_core, 4) == ["failed"]
     assert len(notifications(redis_client)) == 1
     assert svc.outbox.counts() == {"pending": 0, "dead": 0}
+
+
+def test_a_dead_report_is_dropped_after_its_time_and_a_younger_one_kept(env, fake_core, caplog):
+    svc = env(JOB_MAX_RETRIES=0, OUTBOX_DEAD_TTL_SECONDS=3600)
+    fake_core.failures.extend([503, 503])
+    for n in (5, 6):
+        report = Report(
+            message_id=f"m-{n}",
+            job_type="intent_classify",
+            job_id=n,
+            user_id=42,
+            status="failed",
+            error="boom",
+        )
+        assert svc.outbox.send(report) is False  # one attempt only: dead at once
+    assert svc.outbox.counts() == {"pending": 0, "dead": 2}
+    svc.redis.zadd("llmw:outbox:dead:since", {"m-5": time.time() - 3601})  # older than its TTL
+
+    with caplog.at_level("ERROR", logger="llm_worker.outbox"):
+        svc.outbox.drain()
+
+    assert svc.outbox.counts() == {"pending": 0, "dead": 1}
+    assert svc.outbox.report_of("m-6") is not None and svc.outbox.report_of("m-5") is None
+    assert "dropped 1 dead reports" in caplog.text and "m-5" in caplog.text
+    assert svc.redis.zrange("llmw:outbox:dead:since", 0, -1) == [b"m-6"]

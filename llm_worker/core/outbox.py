@@ -21,7 +21,9 @@ Redis keys (``{p}`` is ``KEY_PREFIX``):
 
 - ``{p}:outbox``: hash, message id -> the pending report (JSON);
 - ``{p}:outbox:due``: sorted set, message id -> when to try it next;
-- ``{p}:outbox:dead``: hash, message id -> a report Core never accepted.
+- ``{p}:outbox:dead``: hash, message id -> a report Core never accepted, kept
+  ``OUTBOX_DEAD_TTL_SECONDS`` (``{p}:outbox:dead:since`` says since when), then dropped
+  with an error log line.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ class ReportOutbox:
       finished_ttl_seconds: how long the job's finished marker lives.
       lease_seconds: how long a delivery in progress keeps others off a report.
       hold_seconds: the wait between tries while Core refuses the worker's credentials.
+      dead_ttl_seconds: how long a dead report is kept for an operator.
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class ReportOutbox:
         finished_ttl_seconds: int,
         lease_seconds: float = 60.0,
         hold_seconds: float = 60.0,
+        dead_ttl_seconds: float = 2_592_000.0,
     ) -> None:
         self._redis = client
         self._prefix = prefix
@@ -140,6 +144,8 @@ class ReportOutbox:
         self._reports = keys.outbox(prefix)
         self._due = keys.outbox_due(prefix)
         self._dead = keys.outbox_dead(prefix)
+        self._dead_since = keys.outbox_dead_since(prefix)
+        self._dead_ttl = dead_ttl_seconds
         self._claim_due = client.register_script(_CLAIM_DUE)
 
     # -- writing and delivering -------------------------------------------------------
@@ -214,8 +220,10 @@ class ReportOutbox:
         pipe.execute()
 
     def drain(self, *, limit: int = 100, now: float | None = None) -> int:
-        """Deliver the reports that are due; return how many Core accepted."""
+        """Deliver the reports that are due; return how many Core accepted.  Dead reports
+        past their time are dropped on the way."""
         now = time.time() if now is None else now
+        self._drop_old_dead(now)
         due = self._claim_due(keys=[self._due], args=[now, now + self._lease, limit])
         if not due:
             return 0
@@ -296,6 +304,7 @@ class ReportOutbox:
         """Keep ``report`` as a dead report."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(self._dead, report.message_id, report.to_json())
+        pipe.zadd(self._dead_since, {report.message_id: time.time()})
         pipe.hdel(self._reports, report.message_id)
         pipe.zrem(self._due, report.message_id)
         pipe.execute()
@@ -328,6 +337,24 @@ class ReportOutbox:
             error,
         )
 
+    def _drop_old_dead(self, now: float, *, limit: int = 100) -> None:
+        """Drop the dead reports older than ``dead_ttl_seconds`` (``limit`` a pass)."""
+        old = self._redis.zrangebyscore(
+            self._dead_since, "-inf", now - self._dead_ttl, start=0, num=limit
+        )
+        if not old:
+            return
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hdel(self._dead, *old)
+        pipe.zrem(self._dead_since, *old)
+        pipe.execute()
+        logger.error(
+            "dropped %d dead reports Core never accepted, kept OUTBOX_DEAD_TTL_SECONDS=%.0f: %s",
+            len(old),
+            self._dead_ttl,
+            ", ".join(item.decode(errors="replace") for item in old[:10]),
+        )
+
     # -- operators --------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
@@ -352,6 +379,7 @@ class ReportOutbox:
         pipe.hdel(self._reports, message_id)
         pipe.zrem(self._due, message_id)
         pipe.hdel(self._dead, message_id)
+        pipe.zrem(self._dead_since, message_id)
         pipe.delete(self._finished_key(message_id))
         pipe.execute()
 
@@ -366,6 +394,7 @@ class ReportOutbox:
             pipe.hset(self._reports, message_id, report.to_json())
             pipe.zadd(self._due, {message_id: time.time()})
             pipe.hdel(self._dead, message_id)
+            pipe.zrem(self._dead_since, message_id)
             pipe.execute()
             moved += 1
         return moved
