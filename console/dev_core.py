@@ -22,15 +22,21 @@ import json
 import sqlite3
 import threading
 import time
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from console.ops.dashboard import host_name, is_loopback
 
 #: The database file ``dev-core`` and ``jobs`` use by default.
 DEFAULT_DB = "dev-core.sqlite3"
 #: The default port (the worker's ``CORE_API_URL`` default is http://localhost:8000).
 DEFAULT_PORT = 8000
+#: Largest request body the dev Core reads, in bytes.
+MAX_BODY_BYTES = 1_048_576
 #: The Core API contract as OpenAPI, kept with the manual; served at ``/openapi.json``.
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "core-api.openapi.json"
 
@@ -237,8 +243,39 @@ def answer_write(store: DevCoreStore, method: str, parts: list[str], body: Any) 
     return 200, {"ok": True}, JSON
 
 
+def host_refusal(headers: Message, allowed: set[str]) -> Answer | None:
+    """A 403 for a request whose ``Host`` is neither a loopback name nor in ``allowed``
+    (DNS rebinding), else ``None``."""
+    name = host_name(headers.get("Host") or "")
+    if not name or not (is_loopback(name) or name in allowed):
+        return 403, {"detail": "the dev Core answers only to localhost"}, JSON
+    return None
+
+
+def json_body(headers: Message, stream: BufferedIOBase) -> bytes | Answer:
+    """A write's body read from ``stream``, or the answer refusing it: a body that is not
+    ``application/json`` (a cross-site form), or whose ``Content-Length`` is not a whole
+    number up to :data:`MAX_BODY_BYTES`."""
+    media_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        return 415, {"detail": "the body must be application/json"}, JSON
+    declared = (headers.get("Content-Length") or "0").strip()
+    if not declared.isdigit():
+        return 400, {"detail": "Content-Length must be a whole number"}, JSON
+    if int(declared) > MAX_BODY_BYTES:
+        return 413, {"detail": f"the body is over {MAX_BODY_BYTES} bytes"}, JSON
+    return stream.read(int(declared)) if int(declared) else b""
+
+
 def make_server(store: DevCoreStore, host: str, port: int) -> ThreadingHTTPServer:
-    """The HTTP server of ``store`` on ``host:port`` (not yet serving)."""
+    """The HTTP server of ``store`` on ``host:port`` (not yet serving).
+
+    Only requests addressed to a loopback name or to ``host`` are answered (403
+    otherwise), writes only with a JSON body (``Content-Type: application/json``, 415
+    otherwise) of at most :data:`MAX_BODY_BYTES`: a web page the developer visits
+    cannot plant tasks with a cross-site form, nor read the jobs through DNS rebinding.
+    """
+    allowed = {host.lower()}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -256,11 +293,15 @@ def make_server(store: DevCoreStore, host: str, port: int) -> ThreadingHTTPServe
             self.wfile.write(data)
 
         def do_GET(self) -> None:
-            self._send(answer_get(store, _segments(self.path)))
+            refused = host_refusal(self.headers, allowed)
+            self._send(refused or answer_get(store, _segments(self.path)))
 
         def _write(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = host_refusal(self.headers, allowed) or json_body(self.headers, self.rfile)
+            if not isinstance(raw, bytes):
+                self.close_connection = True  # the body, if any, was not read
+                self._send(raw)
+                return
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 
 import pytest
@@ -61,7 +62,10 @@ def test_contract_errors_and_task_seeding_over_http(dev_core):
         {"id": "t1", "title": "Tax", "description": None}
     ]
     assert requests.post(url + "/users/9/tasks", json={"id": 1}, timeout=5).status_code == 422
-    assert requests.patch(url + "/jobs/1", data=b"{no", timeout=5).status_code == 400
+    not_json = requests.patch(
+        url + "/jobs/1", data=b"{no", headers={"Content-Type": "application/json"}, timeout=5
+    )
+    assert not_json.status_code == 400
     assert requests.patch(url + "/jobs/1", json={"result": 1}, timeout=5).status_code == 422
     assert requests.put(url + "/images/7/tags", json={"tags": ["cat"]}, timeout=5).ok
     assert requests.delete(url + "/jobs/1", timeout=5).status_code == 501
@@ -87,3 +91,38 @@ def test_jobs_command_lists_the_stored_jobs(dev_core, cli_env):
     assert json.loads(as_json.stdout)[0]["job_id"] == "7"
     missing = run_cli(cli_env, "jobs", "--db", store.path + ".nope")
     assert missing.returncode == 2 and "no dev Core database" in missing.stderr
+
+
+def test_a_web_page_can_neither_plant_tasks_nor_read_jobs(dev_core):
+    store, url = dev_core
+    port = url.rpartition(":")[2]
+    form = {"id": "t9", "title": "planted"}  # a cross-site form post: not JSON
+    as_form = requests.post(url + "/users/9/tasks", data=form, timeout=5)
+    as_text = requests.post(
+        url + "/users/9/tasks",
+        data=b'{"id": "t9", "title": "planted"}',
+        headers={"Content-Type": "text/plain"},
+        timeout=5,
+    )
+    assert (as_form.status_code, as_text.status_code) == (415, 415)
+    assert store.open_tasks(9) == []
+
+    rebound = {"Host": f"evil.example:{port}"}  # DNS rebinding: a page's own name
+    assert requests.get(url + "/api/jobs", headers=rebound, timeout=5).status_code == 403
+    assert requests.get(url + "/api/jobs", headers={"Host": f"localhost:{port}"}, timeout=5).ok
+    planted = requests.post(url + "/users/9/tasks", json=form, headers=rebound, timeout=5)
+    assert planted.status_code == 403
+    assert store.open_tasks(9) == []
+
+
+@pytest.mark.parametrize(("length", "status"), [("-5", 400), ("abc", 400), ("9999999999", 413)])
+def test_a_body_length_the_dev_core_will_not_read(dev_core, length, status):
+    _, url = dev_core
+    host, _, port = url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(
+            b"PATCH /jobs/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {length}\r\n\r\n".encode()
+        )
+        reply = conn.recv(4096)
+    assert reply.startswith(f"HTTP/1.1 {status} ".encode())

@@ -28,7 +28,12 @@ def is_loopback(host: str) -> bool:
 def request_host(environ: dict[str, Any]) -> str:
     """The host name a request was sent to (its ``Host`` header without the port),
     lower-case; empty when the request named none."""
-    host = str(environ.get("HTTP_HOST") or "").strip().lower()
+    return host_name(str(environ.get("HTTP_HOST") or ""))
+
+
+def host_name(header: str) -> str:
+    """The host name of a ``Host`` header, without its port, lower-case."""
+    host = header.strip().lower()
     if host.startswith("["):  # an IPv6 literal: [::1]:8081
         return host[1 : host.find("]")] if "]" in host else ""
     return host.rpartition(":")[0] if host.count(":") == 1 else host
