@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -55,12 +56,10 @@ class Child:
     pump: threading.Thread | None = None
 
 
-def _pump(name: str, stream: IO[bytes], out: IO[str], lock: threading.Lock) -> None:
-    for raw in iter(stream.readline, b""):
-        line = raw.decode("utf-8", errors="replace").rstrip("\n")
-        with lock:
-            out.write(f"[{name}] {line}\n")
-            out.flush()
+def guarded(command: list[str]) -> list[str]:
+    """``command`` run so that it dies with this process, however this process dies
+    (:mod:`console.ops.orphan_guard`)."""
+    return [sys.executable, "-m", "console.ops.orphan_guard", str(os.getpid()), *command]
 
 
 @dataclass
@@ -69,7 +68,9 @@ class Supervisor:
 
     A child that exits on its own is reported and stops the rest; SIGINT and
     SIGTERM stop every child with SIGTERM (and SIGKILL after
-    ``STOP_TIMEOUT_SECONDS``).
+    ``STOP_TIMEOUT_SECONDS``).  No child outlives the supervisor: each gets SIGTERM
+    when the supervisor dies, even by SIGKILL; and an output that closes (``| tee``
+    ended by Ctrl-C) is dropped instead of ending the supervisor before it stopped them.
     """
 
     children: list[Child]
@@ -79,9 +80,21 @@ class Supervisor:
 
     def say(self, text: str) -> None:
         """Print a line of the supervisor's own."""
+        self._write(f"[up] {text}\n")
+
+    def _write(self, text: str) -> None:
+        """Write to :attr:`out`; once it is closed (a broken pipe), to nowhere."""
         with self._lock:
-            self.out.write(f"[up] {text}\n")
-            self.out.flush()
+            try:
+                self.out.write(text)
+                self.out.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                self.out = open(os.devnull, "w")  # noqa: SIM115 (kept for the process's life)
+
+    def _pump(self, name: str, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self._write(f"[{name}] {line}\n")
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if not self._stopping.is_set():
@@ -94,16 +107,14 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         for child in self.children:
             child.process = subprocess.Popen(
-                child.command,
+                guarded(child.command),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches only us; we stop the children
             )
             assert child.process.stdout is not None
             child.pump = threading.Thread(
-                target=_pump,
-                args=(child.name, child.process.stdout, self.out, self._lock),
-                daemon=True,
+                target=self._pump, args=(child.name, child.process.stdout), daemon=True
             )
             child.pump.start()
             self.say(f"started {child.name} (pid {child.process.pid})")
