@@ -32,6 +32,8 @@ process or a command with one line.
 
 from __future__ import annotations
 
+import secrets
+
 
 class SettingsError(ValueError):
     """A setting from the environment is missing or invalid.
@@ -205,3 +207,20 @@ def core_error(message: str, status: int) -> CoreAPIError:
     if status in CORE_UNAUTHORIZED_STATUSES:
         return CoreUnauthorized(message, status=status)
     return CoreRefused(message, status=status)
+
+
+def failure_reason(exc: BaseException) -> tuple[str, str | None]:
+    """What Core and the user are told of a job that failed with ``exc``, and the log
+    reference that goes with it.
+
+    An expected failure (a :class:`JobError`) says its own message, written for them;
+    an exception with no message says its class (Dramatiq's ``TimeLimitExceeded``).  Any
+    other exception is unexpected: its text may hold anything (a path, a query, a
+    secret), so the reason is its class and a reference (``None`` otherwise) that the
+    worker's log line of the failure carries beside the text.
+    """
+    text = str(exc)
+    if isinstance(exc, JobError) or not text:
+        return text or type(exc).__name__, None
+    reference = secrets.token_hex(6)
+    return f"unexpected error {type(exc).__name__} (worker log reference {reference})", reference

@@ -14,12 +14,12 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from llm_worker.errors import SettingsError
+from llm_worker.text import safe_url
 
 _SECRETS = {
     "llm_api_key",
@@ -356,16 +356,9 @@ def shown_value(name: str, value: Any) -> str:
     secrets and for anything but a plain value, URLs without their credentials."""
     if name in _SECRETS or not isinstance(value, (str, int, float)):
         return ""
-    text = str(value)
-    if "://" in text:  # a URL may carry a password: show it without credentials or query
-        try:
-            parts = urlsplit(text)
-            host = parts.netloc.rpartition("@")[2]
-        except ValueError:
-            return ""
-        userinfo = "***@" if "@" in parts.netloc else ""
-        query = "?***" if parts.query else ""
-        text = f"{parts.scheme}://{userinfo}{host}{parts.path}{query}"
+    text = safe_url(str(value))  # a URL may carry a password: no credentials nor query
+    if text == "<unparsable URL>":
+        return ""
     if len(text) > SHOWN_VALUE_CHARS:
         text = text[:SHOWN_VALUE_CHARS] + "..."
     return f" (got {text!r})"

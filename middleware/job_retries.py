@@ -20,6 +20,7 @@ from llm_worker.errors import (
     JobRejected,
     LLMAtCapacity,
     LLMUnavailable,
+    failure_reason,
 )
 from llm_worker.identity import JobRef
 from llm_worker.jobs import retry as message_options
@@ -97,8 +98,15 @@ class JobRetries(JobMiddleware, Retries):
             super().after_process_message(broker, message, result=result, exception=exception)
         if message.failed:
             attempts = Usage.from_options(message.options).attempts
-            # An exception without a message (Dramatiq's TimeLimitExceeded) says its name.
-            reason = str(exception) or type(exception).__name__
+            reason, reference = failure_reason(exception)
+            if reference is not None:
+                logger.error(
+                    "%s failed with an unexpected error, worker log reference %s: %s: %s",
+                    message.message_id,
+                    reference,
+                    type(exception).__name__,
+                    exception,
+                )
             self.end_job(svc, broker, message, "failed", reason, attempts=attempts)
 
     def _hold(

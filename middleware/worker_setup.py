@@ -17,6 +17,7 @@ from llm_worker.observability import metrics
 from llm_worker.observability.logs import configure_logging
 from llm_worker.review.schemas import review_schemas
 from llm_worker.services import POOL_WAIT_SECONDS, pool_size_for, services
+from llm_worker.text import safe_url
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +68,11 @@ class WorkerSetup(Middleware):
         logger.info(
             "LLM provider %s at %s (%s); text model %s, vision model %s; Core at %s",
             choice.name,
-            choice.url,
+            safe_url(choice.url),
             choice.reason,
             config.llm_text_model,
             config.llm_vision_model,
-            config.core_api_url,
+            safe_url(config.core_api_url),
         )
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:

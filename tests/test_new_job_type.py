@@ -7,8 +7,12 @@ against the fake LLM and Core.
 
 from __future__ import annotations
 
+import json
+import re
+
 from actors import broker
 from llm_worker.jobs.registry import job_types
+from tests.job_types.exploding import SECRET, exploding
 from tests.job_types.note_title import NOTE_TITLE, note_title
 from tests.support import drain, notifications, send_unchecked, usage
 
@@ -64,3 +68,24 @@ def test_a_new_job_type_gets_the_same_failure_handling(worker, fake_llm, fake_co
     assert note["message_type"] == "llm_failure"
     assert note["content"]["job_type"] == "note_title"
     assert fake_llm.chat_requests() == []
+
+
+def test_an_unexpected_error_reaches_core_and_the_user_as_its_class_and_a_log_reference(
+    env, worker, fake_core, redis_client, caplog
+):
+    env(JOB_MAX_RETRIES=0)
+    with caplog.at_level("ERROR", logger="middleware.job_retries"):
+        exploding.send(9, 42, {"text": "x"})
+        drain(worker, "llm.exploding")
+
+    [update] = fake_core.job_updates(9)
+    assert update["status"] == "failed"
+    found = re.fullmatch(
+        r"unexpected error RuntimeError \(worker log reference ([0-9a-f]{12})\)", update["error"]
+    )
+    assert found, update["error"]
+    [note] = notifications(redis_client)
+    assert note["content"]["error"] == update["error"]
+    assert SECRET not in json.dumps(note) and SECRET not in json.dumps(update)
+    [line] = [r.getMessage() for r in caplog.records if found.group(1) in r.getMessage()]
+    assert SECRET in line  # the operator finds the text by the reference

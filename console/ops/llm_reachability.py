@@ -19,6 +19,7 @@ import requests
 
 from llm_worker import keys
 from llm_worker.services import Services
+from llm_worker.text import safe_url
 
 #: Seconds to connect, and then to get the answer's headers (at most ``LLM_TIMEOUT_SECONDS``):
 #: a server slower than this to list its models counts as not answering.
@@ -72,11 +73,11 @@ def check_llm(svc: Services) -> Reachability:
         with requests.get(url, timeout=timeout, stream=True) as response:
             status = response.status_code
     except requests.RequestException as exc:
-        return Reachability(False, url, _describe(exc), time.time())
+        return Reachability(False, safe_url(url), _describe(exc), time.time())
     elapsed = time.monotonic() - started
     reachable = status < 500
     detail = f"HTTP {status} in {elapsed:.2f}s" if reachable else f"answers HTTP {status}"
-    return Reachability(reachable, url, detail, time.time())
+    return Reachability(reachable, safe_url(url), detail, time.time())
 
 
 def llm_reachability(svc: Services) -> Reachability:
@@ -91,7 +92,11 @@ def llm_reachability(svc: Services) -> Reachability:
         except (TypeError, ValueError):
             last = None
         fresh = last is not None and time.time() - last.checked_at < interval
-        if fresh and last is not None and last.url.startswith(svc.provider_choice.url.rstrip("/")):
+        if (
+            fresh
+            and last is not None
+            and last.url.startswith(safe_url(svc.provider_choice.url).rstrip("/"))
+        ):
             return last
     result = check_llm(svc)
     ttl_ms = max(1, int(interval * 1000))
