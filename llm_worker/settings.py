@@ -164,6 +164,8 @@ class Settings(BrokerSettings, SendCheckSettings):
     llm_vision_model: str = "llava"
     #: Bound on one whole LLM call (connect, send, wait, read), in seconds.
     llm_timeout_seconds: float = Field(120.0, gt=0)
+    #: Largest LLM answer read, in bytes; a larger one is refused as an invalid answer.
+    llm_max_response_bytes: int = Field(8_388_608, ge=1_024)
     #: How the answer's shape is requested: a JSON Schema, plain JSON mode, or only by prompt.
     llm_response_format: Literal[
         "json_schema", "json_object_schema", "json_object", "llguidance", "none"
@@ -254,6 +256,9 @@ class Settings(BrokerSettings, SendCheckSettings):
     core_api_token: SecretStr | None = None
     #: Bound on one whole Core API call (connect, send, wait, read), in seconds.
     core_timeout_seconds: float = Field(10.0, gt=0)
+    #: Largest Core answer read (an error, the open tasks), in bytes; a larger one is a
+    #: Core failure.
+    core_max_response_bytes: int = Field(8_388_608, ge=1_024)
     #: While Core refuses the worker's credentials (401, 403), jobs and reports wait this
     #: long before trying again, in seconds.
     core_unauthorized_hold_seconds: float = Field(60.0, gt=0)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, TypeAdapter, V
 
 from llm_worker.errors import CoreAPIError, core_error
 from llm_worker.identifiers import path_segment
-from llm_worker.llm.deadline_http import deadline_client
+from llm_worker.llm.deadline_http import BodyTooLarge, deadline_client
 from llm_worker.llm.usage import Usage
 from llm_worker.settings import Settings
 
@@ -44,7 +44,8 @@ class CoreClient:
     """Calls Core over one pooled HTTP client.
 
     Parameters:
-      settings: the worker settings (``CORE_API_URL``, token, ``CORE_TIMEOUT_SECONDS``).
+      settings: the worker settings (``CORE_API_URL``, token, ``CORE_TIMEOUT_SECONDS``,
+        ``CORE_MAX_RESPONSE_BYTES``).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -54,11 +55,18 @@ class CoreClient:
         if settings.core_api_token is not None:
             token = settings.core_api_token.get_secret_value()
             headers["Authorization"] = f"Bearer {token}"
-        self._client = deadline_client(self._timeout, self._base, headers=headers)
+        self._client = deadline_client(
+            self._timeout,
+            self._base,
+            headers=headers,
+            max_body_bytes=settings.core_max_response_bytes,
+        )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._client.request(method, f"{self._base}{path}", **kwargs)
+        except BodyTooLarge as exc:
+            raise CoreAPIError(f"Core {method} {path}: {exc}") from None
         except httpx.TimeoutException:
             raise CoreAPIError(
                 f"Core {method} {path} did not answer within {self._timeout:g}s"

@@ -8,6 +8,11 @@ each read of the headers and of the body) may only wait until the deadline; past
 it the operation raises a timeout (``httpx.ConnectTimeout``/``ReadTimeout``/
 ``WriteTimeout``), which callers treat as any other timeout.
 
+An answer's body may also be bounded in bytes (``max_body_bytes``): a declared
+``Content-Length`` over the bound is refused before the body is read, and a body
+that grows past it while read raises :class:`BodyTooLarge`, so a hostile or broken
+server costs a clear error, never memory.
+
 The transport is httpx's own (connection pool, TLS verification, an explicit
 proxy, no retries) with its socket layer wrapped, so the ``openai`` SDK, the Core
 client and the Ollama provider share it, and the ``anthropic`` SDK (built on the
@@ -30,6 +35,33 @@ import httpx
 _deadline: ContextVar[float | None] = ContextVar("llm_worker_http_deadline", default=None)
 #: Bytes written per socket write, so a slow reader cannot stretch one write.
 _WRITE_CHUNK = 65_536
+
+
+class BodyTooLarge(Exception):
+    """An answer's body is larger than the transport's ``max_body_bytes``."""
+
+
+def _capped_stream_class(flavour: ModuleType) -> type:
+    """A ``flavour.SyncByteStream`` that passes a response body through, raising
+    :class:`BodyTooLarge` once it is over ``limit`` bytes."""
+
+    class CappedStream(flavour.SyncByteStream):  # type: ignore[name-defined]
+        def __init__(self, inner: Any, limit: int) -> None:
+            self._inner = inner
+            self._limit = limit
+
+        def __iter__(self) -> Any:
+            seen = 0
+            for chunk in self._inner:
+                seen += len(chunk)
+                if seen > self._limit:
+                    raise BodyTooLarge(f"the answer's body is over {self._limit} bytes")
+                yield chunk
+
+        def close(self) -> None:
+            self._inner.close()
+
+    return CappedStream
 
 
 def _bounded(timeout: float | None, error: type[Exception]) -> float | None:
@@ -128,6 +160,8 @@ class DeadlineTransport:
         for SDKs built on it).
       max_connections: connections kept in the pool: above a process's worker threads or
         greenlets (up to 1,024 under gevent), so a call never waits for a connection.
+      max_body_bytes: the largest answer body read (:class:`BodyTooLarge` past it), or
+        ``None`` for no bound.
     """
 
     def __init__(
@@ -137,6 +171,7 @@ class DeadlineTransport:
         proxy: str | None = None,
         flavour: ModuleType = httpx,
         max_connections: int = 1024,
+        max_body_bytes: int | None = None,
     ) -> None:
         limits = flavour.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
@@ -147,14 +182,30 @@ class DeadlineTransport:
         pool = self._inner._pool
         pool._network_backend = _DeadlineBackend(pool._network_backend, errors)
         self.seconds = seconds
+        self.max_body_bytes = max_body_bytes
+        self._capped = _capped_stream_class(flavour)
 
     def handle_request(self, request: Any) -> Any:
-        """Send ``request`` with its deadline; its body must be read in the same thread."""
+        """Send ``request`` with its deadline; its body must be read in the same thread.
+
+        Raises:
+          BodyTooLarge: the answer declares a body over ``max_body_bytes`` (one that
+            grows past it raises while it is read).
+        """
         _deadline.set(time.monotonic() + self.seconds)
         request.extensions["timeout"] = dict.fromkeys(
             ("connect", "read", "write", "pool"), self.seconds
         )
-        return self._inner.handle_request(request)
+        response = self._inner.handle_request(request)
+        limit = self.max_body_bytes
+        if limit is None:
+            return response
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise BodyTooLarge(f"the answer's body is {declared} bytes, over {limit}")
+        response.stream = self._capped(response.stream, limit)
+        return response
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -176,9 +227,18 @@ def environment_proxy(url: str) -> str | None:
     return urllib.request.getproxies().get(parsed.scheme)
 
 
-def deadline_client(seconds: float, url: str, *, flavour: ModuleType = httpx, **kwargs: Any) -> Any:
+def deadline_client(
+    seconds: float,
+    url: str,
+    *,
+    flavour: ModuleType = httpx,
+    max_body_bytes: int | None = None,
+    **kwargs: Any,
+) -> Any:
     """A ``flavour.Client`` (``httpx.Client`` by default) for the server at ``url`` whose
-    every request ends within ``seconds`` (proxy from the environment, read once; no
-    retries)."""
-    transport = DeadlineTransport(seconds, proxy=environment_proxy(url), flavour=flavour)
+    every request ends within ``seconds`` and reads at most ``max_body_bytes`` of an answer
+    (proxy from the environment, read once; no retries)."""
+    transport = DeadlineTransport(
+        seconds, proxy=environment_proxy(url), flavour=flavour, max_body_bytes=max_body_bytes
+    )
     return flavour.Client(transport=transport, trust_env=False, timeout=seconds, **kwargs)

@@ -82,14 +82,15 @@ def make_fallback_provider(settings: Settings) -> Provider | None:
         return None
     key = settings.llm_fallback_api_key.get_secret_value()
     timeout = settings.llm_timeout_seconds
+    max_bytes = settings.llm_max_response_bytes
     if settings.llm_fallback_provider == "anthropic":
         from llm_worker.llm.providers.anthropic_messages import AnthropicProvider
 
-        return AnthropicProvider(api_key=key, base_url=url, timeout=timeout)
+        return AnthropicProvider(api_key=key, base_url=url, timeout=timeout, max_bytes=max_bytes)
     if settings.llm_fallback_provider == "ollama":
         from llm_worker.llm.providers.ollama import OllamaProvider
 
-        return OllamaProvider(host=url, timeout=timeout)
+        return OllamaProvider(host=url, timeout=timeout, max_bytes=max_bytes)
     from llm_worker.llm.providers.openai_compat import OpenAICompatibleProvider
 
     return OpenAICompatibleProvider(
@@ -98,6 +99,7 @@ def make_fallback_provider(settings: Settings) -> Provider | None:
         timeout=timeout,
         response_format=settings.llm_response_format,
         tokenizer=settings.llm_tokenizer,
+        max_bytes=max_bytes,
     )
 
 
@@ -105,17 +107,21 @@ def make_provider(settings: Settings) -> Provider:
     """Build the chosen provider from the settings (importing only its own SDK)."""
     choice = choose_provider(settings)
     timeout = settings.llm_timeout_seconds
+    max_bytes = settings.llm_max_response_bytes
     if choice.name == "anthropic":
         from llm_worker.llm.providers.anthropic_messages import AnthropicProvider
 
         key = settings.anthropic_api_key or settings.llm_api_key
         return AnthropicProvider(
-            api_key=key.get_secret_value(), base_url=choice.url, timeout=timeout
+            api_key=key.get_secret_value(),
+            base_url=choice.url,
+            timeout=timeout,
+            max_bytes=max_bytes,
         )
     if choice.name == "ollama":
         from llm_worker.llm.providers.ollama import OllamaProvider
 
-        return OllamaProvider(host=choice.url, timeout=timeout)
+        return OllamaProvider(host=choice.url, timeout=timeout, max_bytes=max_bytes)
     from llm_worker.llm.providers.openai_compat import OpenAICompatibleProvider
 
     key = settings.openai_api_key or settings.llm_api_key
@@ -125,6 +131,7 @@ def make_provider(settings: Settings) -> Provider:
         timeout=timeout,
         response_format=settings.llm_response_format,
         tokenizer=settings.llm_tokenizer,
+        max_bytes=max_bytes,
     )
 
 

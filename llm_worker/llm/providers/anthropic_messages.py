@@ -47,17 +47,22 @@ class AnthropicProvider:
       api_key: ``ANTHROPIC_API_KEY``.
       base_url: the API's URL (``ANTHROPIC_BASE_URL``).
       timeout: seconds one call may take, from connecting to the answer's last byte.
+      max_bytes: the largest answer read (larger: an invalid answer); ``None``: no bound.
     """
 
     name = "anthropic"
 
-    def __init__(self, *, api_key: str, base_url: str, timeout: float) -> None:
+    def __init__(
+        self, *, api_key: str, base_url: str, timeout: float, max_bytes: int | None = None
+    ) -> None:
         self._client = anthropic.Anthropic(
             api_key=api_key,
             base_url=base_url,
             timeout=timeout,
             max_retries=0,
-            http_client=deadline_client(timeout, base_url, flavour=SDK_HTTPX),
+            http_client=deadline_client(
+                timeout, base_url, flavour=SDK_HTTPX, max_body_bytes=max_bytes
+            ),
         )
         # The SDK imports its resources on first use; resolved here, when the worker boots,
         # because under gevent an import made from a greenlet can deadlock the process.

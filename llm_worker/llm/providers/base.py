@@ -8,7 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from llm_worker.errors import LLMRateLimited, LLMRequestRejected, LLMUnavailable
+from llm_worker.errors import (
+    InvalidLLMResponse,
+    LLMRateLimited,
+    LLMRequestRejected,
+    LLMUnavailable,
+)
+from llm_worker.llm.deadline_http import BodyTooLarge
 from llm_worker.llm.images import StoredImage
 
 #: Statuses that mean "the service cannot be used now", beyond 5xx.
@@ -157,6 +163,8 @@ def translate_sdk_error(exc: Exception, timeout: float, sdk: Any) -> Exception:
     mapped by number (Anthropic's 529 ``OverloadedError`` is not an
     ``InternalServerError``).
     """
+    if isinstance(exc.__cause__, BodyTooLarge):  # the server is up: its answer is refused
+        return InvalidLLMResponse(str(exc.__cause__))
     if isinstance(exc, sdk.APITimeoutError):
         return LLMUnavailable(f"LLM call timed out after {timeout:g}s")
     if isinstance(exc, sdk.APIConnectionError):

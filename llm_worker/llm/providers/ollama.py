@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from llm_worker.errors import InvalidLLMResponse, LLMUnavailable
-from llm_worker.llm.deadline_http import deadline_client
+from llm_worker.llm.deadline_http import BodyTooLarge, deadline_client
 from llm_worker.llm.providers.base import LLMAnswer, Prompt, Turn, error_message, status_error
 
 
@@ -31,18 +31,21 @@ class OllamaProvider:
     Parameters:
       host: ``OLLAMA_HOST``, e.g. ``http://localhost:11434``.
       timeout: seconds one call may take, from connecting to the answer's last byte.
+      max_bytes: the largest answer read (larger: an invalid answer); ``None``: no bound.
     """
 
     name = "ollama"
 
-    def __init__(self, *, host: str, timeout: float) -> None:
+    def __init__(self, *, host: str, timeout: float, max_bytes: int | None = None) -> None:
         self._url = host.rstrip("/") + "/api/chat"
         self._timeout = timeout
-        self._http = deadline_client(timeout, host)
+        self._http = deadline_client(timeout, host, max_body_bytes=max_bytes)
 
     def _chat(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
             response = self._http.post(self._url, json=body)
+        except BodyTooLarge as exc:
+            raise InvalidLLMResponse(str(exc)) from None
         except httpx.TimeoutException:
             raise LLMUnavailable(f"LLM call timed out after {self._timeout:g}s") from None
         except httpx.HTTPError as exc:

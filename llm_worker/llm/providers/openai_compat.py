@@ -12,7 +12,7 @@ import openai
 
 from llm_worker.errors import InvalidLLMResponse, LLMUnavailable
 from llm_worker.llm.constrained import guidance_grammar
-from llm_worker.llm.deadline_http import deadline_client
+from llm_worker.llm.deadline_http import BodyTooLarge, deadline_client
 from llm_worker.llm.providers.base import LLMAnswer, Prompt, Turn, translate_sdk_error
 
 #: Tokenize endpoints by server: path under the server root and request body.
@@ -74,6 +74,7 @@ class OpenAICompatibleProvider:
         :mod:`llm_worker.llm.constrained`), ``json_object`` or ``none``.
       tokenizer: ``auto`` (the server's ``/tokenize`` when it has one),
         ``server`` (the same, required) or ``estimate``.
+      max_bytes: the largest answer read (larger: an invalid answer); ``None``: no bound.
     """
 
     name = "openai"
@@ -86,8 +87,9 @@ class OpenAICompatibleProvider:
         timeout: float,
         response_format: str = "json_schema",
         tokenizer: str = "auto",
+        max_bytes: int | None = None,
     ) -> None:
-        self._http = deadline_client(timeout, base_url)
+        self._http = deadline_client(timeout, base_url, max_body_bytes=max_bytes)
         self._client = openai.OpenAI(
             base_url=base_url,
             api_key=api_key,
@@ -168,7 +170,7 @@ class OpenAICompatibleProvider:
             try:
                 response = self._http.post(self._server_root + path, json=make_body(model, text))
                 data = response.json() if response.is_success else None
-            except (httpx.HTTPError, ValueError):
+            except (httpx.HTTPError, ValueError, BodyTooLarge):
                 data = None
             if isinstance(data, dict) and ("count" in data or "tokens" in data):
                 self._tokenize_style = style
