@@ -274,3 +274,47 @@ def test_an_ack_redis_does_not_answer_in_time_is_retried_until_it_does(redis_ser
     assert client.hlen(f"dramatiq:{queue}.msgs") == 0
     assert broker.held_messages.held(queue) == []
     client.close()
+
+
+def test_a_message_whose_hook_fails_for_a_while_runs_once_it_stops_failing(redis_client):
+    """A before-hook failing for two seconds under many threads: each message is put back
+    again and again, fetched again by another thread before the one that put it back is
+    done with it.  Each must run once the hook works, none acknowledged unrun."""
+    import dramatiq
+    from dramatiq import Worker
+    from dramatiq.middleware import Middleware
+
+    from llm_worker.broker.redis_broker import RecoveringRedisBroker
+    from tests.support import TEST_REDIS_URL
+
+    failing_until = time.monotonic() + 2.0
+
+    class FailingHook(Middleware):
+        def before_process_message(self, broker, message):
+            if time.monotonic() < failing_until:
+                raise RuntimeError("the hook's store is down")
+
+    broker = RecoveringRedisBroker(
+        url=TEST_REDIS_URL, namespace=f"hooktest-{uuid.uuid4().hex[:8]}", middleware=[]
+    )
+    broker.add_middleware(FailingHook())
+    ran: list[str] = []
+    lock = threading.Lock()
+
+    @dramatiq.actor(broker=broker, queue_name="hooked")
+    def hooked(name: str) -> None:
+        with lock:
+            ran.append(name)
+
+    for name in ("first", "second"):
+        hooked.send(name)
+    worker = Worker(broker, worker_threads=16, worker_timeout=20)
+    worker.start()
+    try:
+        wait_for(lambda: sorted(ran) == ["first", "second"], timeout=30)
+        time.sleep(0.5)  # nothing left to run twice
+    finally:
+        worker.stop()
+        broker.close()
+    assert sorted(ran) == ["first", "second"]
+    assert redis_client.hlen(f"{broker.namespace}:hooked.msgs") == 0

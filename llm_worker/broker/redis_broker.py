@@ -10,7 +10,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from llm_worker.broker.fail_safe import FailSafeHooks
-from llm_worker.broker.redis_consumer import HeldMessages, SafeRedisConsumer
+from llm_worker.broker.redis_consumer import HeldMessages, SafeRedisConsumer, delivery_of
 from llm_worker.broker.redis_layout import RedisLayout
 from llm_worker.settings import BrokerSettings
 
@@ -77,9 +77,9 @@ class RecoveringRedisBroker(FailSafeHooks, RedisBroker):
     def redeliver(self, message: Any) -> None:
         """Put ``message`` back on its queue when its worker is done, instead of
         acknowledging or dead-lettering it."""
-        redis_id = message.options.get("redis_message_id")
-        if redis_id:
-            self.held_messages.redeliver(redis_id)
+        delivery = delivery_of(message)
+        if delivery is not None:
+            self.held_messages.redeliver(delivery)
 
     @classmethod
     def from_settings(

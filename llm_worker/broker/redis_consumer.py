@@ -28,6 +28,7 @@ out escaped its retry loop and left the message fetched, held by no one, for goo
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -85,39 +86,66 @@ def move_unreadable(client: redis.Redis, namespace: str, queue_name: str, redis_
     )
 
 
+#: The attribute of a fetched message (the ``MessageProxy`` a worker thread holds) that
+#: names its delivery in :class:`HeldMessages`.
+DELIVERY_ATTRIBUTE = "_llm_delivery"
+
+
+def delivery_of(message: Any) -> int | None:
+    """The delivery a fetched message is, or ``None`` (a message not fetched by this
+    process's consumers, or from a delay queue)."""
+    token = getattr(message, DELIVERY_ATTRIBUTE, None)
+    return token if isinstance(token, int) else None
+
+
 class HeldMessages:
-    """The ids of messages handed to worker threads and not yet acknowledged, per queue."""
+    """The messages handed to worker threads and not yet acknowledged, per queue, each
+    as one delivery.
+
+    A message put back on its queue can be fetched again, by another thread, before the
+    thread that put it back is done with it; the marks that say "put it back instead of
+    acknowledging it" therefore belong to a delivery (a number given at each fetch), not
+    to the message's id, so the first thread's late release cannot clear the second
+    delivery's mark or hold and let it acknowledge a message it was to put back.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._held: dict[str, set[str]] = {}
-        self._redeliver: set[str] = set()
+        self._held: dict[str, dict[str, int]] = {}
+        self._redeliver: set[int] = set()
+        self._deliveries = itertools.count(1)
 
-    def hold(self, queue_name: str, redis_id: str) -> None:
-        """A worker thread got ``redis_id``."""
+    def hold(self, queue_name: str, redis_id: str) -> int:
+        """A worker thread got ``redis_id``: its new delivery."""
         with self._lock:
-            self._held.setdefault(queue_name, set()).add(redis_id)
+            delivery = next(self._deliveries)
+            self._held.setdefault(queue_name, {})[redis_id] = delivery
+            return delivery
 
-    def release(self, queue_name: str, redis_id: str) -> None:
-        """``redis_id`` was acknowledged, dead-lettered or requeued."""
+    def release(self, queue_name: str, redis_id: str, delivery: int | None) -> None:
+        """``delivery`` of ``redis_id`` was acknowledged, dead-lettered or requeued; a later
+        delivery of the same message keeps its hold and its mark."""
         with self._lock:
-            self._held.get(queue_name, set()).discard(redis_id)
-            self._redeliver.discard(redis_id)
+            held = self._held.get(queue_name, {})
+            if delivery is None or held.get(redis_id) == delivery:
+                held.pop(redis_id, None)
+            if delivery is not None:
+                self._redeliver.discard(delivery)
 
     def held(self, queue_name: str) -> list[str]:
         """The ids of ``queue_name`` worker threads hold now."""
         with self._lock:
             return list(self._held.get(queue_name, ()))
 
-    def redeliver(self, redis_id: str) -> None:
-        """Put ``redis_id`` back on its queue when done instead of acknowledging it."""
+    def redeliver(self, delivery: int) -> None:
+        """Put ``delivery``'s message back on its queue when done instead of acknowledging it."""
         with self._lock:
-            self._redeliver.add(redis_id)
+            self._redeliver.add(delivery)
 
-    def must_redeliver(self, redis_id: str) -> bool:
-        """Whether ``redis_id`` goes back on its queue instead of being acknowledged."""
+    def must_redeliver(self, delivery: int | None) -> bool:
+        """Whether ``delivery``'s message goes back on its queue instead of being acknowledged."""
         with self._lock:
-            return redis_id in self._redeliver
+            return delivery is not None and delivery in self._redeliver
 
 
 class SafeRedisConsumer(_RedisConsumer):
@@ -193,43 +221,45 @@ class SafeRedisConsumer(_RedisConsumer):
                     self._move_aside(exc.data)
                     continue
                 if message is not None and not self._delay_queue:
-                    self.broker.held_messages.hold(
+                    delivery = self.broker.held_messages.hold(
                         self.queue_name, message.options["redis_message_id"]
                     )
+                    setattr(message, DELIVERY_ATTRIBUTE, delivery)
                 return message
         except CONNECTION_LOST as exc:
             raise ConnectionClosed(exc) from None
 
     def ack(self, message: Any) -> None:
-        redis_id = message.options["redis_message_id"]
-        if self.broker.held_messages.must_redeliver(redis_id):
-            self._put_back(message, redis_id)
+        redis_id, delivery = message.options["redis_message_id"], delivery_of(message)
+        if self.broker.held_messages.must_redeliver(delivery):
+            self._put_back(message, redis_id, delivery)
             return
         try:
             super().ack(message)
         except redis.TimeoutError as exc:  # Dramatiq's consumer converts only ConnectionError
             raise ConnectionClosed(exc) from None
-        self.broker.held_messages.release(self.queue_name, redis_id)
+        self.broker.held_messages.release(self.queue_name, redis_id, delivery)
 
     def nack(self, message: Any) -> None:
-        redis_id = message.options["redis_message_id"]
-        if self.broker.held_messages.must_redeliver(redis_id):
-            self._put_back(message, redis_id)
+        redis_id, delivery = message.options["redis_message_id"], delivery_of(message)
+        if self.broker.held_messages.must_redeliver(delivery):
+            self._put_back(message, redis_id, delivery)
             return
         try:
             super().nack(message)
         except redis.TimeoutError as exc:
             raise ConnectionClosed(exc) from None
-        self.broker.held_messages.release(self.queue_name, redis_id)
+        self.broker.held_messages.release(self.queue_name, redis_id, delivery)
 
-    def _put_back(self, message: Any, redis_id: str) -> None:
+    def _put_back(self, message: Any, redis_id: str, delivery: int | None) -> None:
+        # Released first: once requeued, the message may be fetched (a new delivery) at once.
+        self.broker.held_messages.release(self.queue_name, redis_id, delivery)
         try:
             self.broker.do_requeue(self.queue_name, redis_id)
         except CONNECTION_LOST as exc:
             raise ConnectionClosed(exc) from None
         finally:
             self.queued_message_ids.discard(message.message_id)
-        self.broker.held_messages.release(self.queue_name, redis_id)
         logger.warning(
             "message %s put back on %s for redelivery", message.message_id, self.queue_name
         )
@@ -244,4 +274,5 @@ class SafeRedisConsumer(_RedisConsumer):
         except CONNECTION_LOST as exc:
             raise ConnectionClosed(exc) from None
         for message in messages:
-            self.broker.held_messages.release(self.queue_name, message.options["redis_message_id"])
+            redis_id = message.options["redis_message_id"]
+            self.broker.held_messages.release(self.queue_name, redis_id, delivery_of(message))
