@@ -111,6 +111,13 @@ def enable() -> None:
                 ["kind", "status", "request"],
                 registry=registry,
             ),
+            hook_failures=prom.Counter(
+                "llm_hook_failures_total",
+                "Middleware hooks that failed around a message, which went back on its "
+                "queue, by hook (before, after).",
+                ["hook"],
+                registry=registry,
+            ),
             jobs=prom.Counter(
                 "llm_jobs_total",
                 "Job outcomes (completed, failed, skipped, expired, held, retrying).",
@@ -144,6 +151,12 @@ def count_invalid(actor: str) -> None:
     """Record an answer that was not the requested JSON."""
     if _metrics:
         _metrics["invalid"].labels(actor).inc()
+
+
+def count_hook_failure(hook: str) -> None:
+    """Record a middleware hook that failed around a message (``before``, ``after``)."""
+    if _metrics:
+        _metrics["hook_failures"].labels(hook).inc()
 
 
 def count_job(actor: str, outcome: str) -> None:
