@@ -317,6 +317,42 @@ def test_diff_larger_than_the_budget_is_split_into_sub_chunks(
     assert sent_diffs.count("-    return x + ") == diff.count("\n-    return x + ")
 
 
+def test_a_sub_chunk_retried_after_an_invalid_answer_is_not_refused_as_too_large(
+    env, worker, git_repo, fake_llm, redis_client
+):
+    env(LLM_CONTEXT_TOKENS=4000, LLM_MAX_OUTPUT_TOKENS=200, LLM_TOKENIZER="estimate")
+    lines = [f"def f{n}(x):\n    return x + {n}\n" for n in range(120)]
+    (git_repo / "many.py").write_text("".join(lines))
+    git(git_repo, "add", "many.py")
+    git(git_repo, "commit", "-q", "-m", "many")
+    changed = [line.replace("x + ", "x - ") if n % 3 == 0 else line for n, line in enumerate(lines)]
+    (git_repo / "many.py").write_text("".join(changed))
+    diff = git(git_repo, "diff", "--no-color", "HEAD", "--", "many.py")
+    diff = diff[diff.index("--- a/") :]
+    garbage = "I think this looks fine overall. " * 40  # not JSON: retried with feedback
+
+    def answer(request):
+        retried = any(m["content"] == garbage for m in request["json"]["messages"])
+        return Reply(content={"action": "no_issues", "summary": "ok"} if retried else garbage)
+
+    fake_llm.fallback = answer
+
+    review_chunk.send(
+        "rr-1",
+        "big",
+        "REVIEW_REQUEST",
+        {"repo": "demo", "chunk": {"path": "many.py", "diff": diff}},
+    )
+    for _ in range(3):
+        drain(worker, *QUEUES)
+
+    results = _results(redis_client)
+    assert len(results) >= 2
+    assert [r["error"] for r in results] == [None] * len(results)
+    assert [r["summary"] for r in results] == ["ok"] * len(results)
+    assert len(fake_llm.chat_requests()) == 2 * len(results)
+
+
 @pytest.mark.parametrize(
     ("event", "payload", "field"),
     [

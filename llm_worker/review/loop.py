@@ -263,7 +263,11 @@ class ReviewTurn:
         added = self.svc.prompt_profile.job("review").quote_lines == "added"
         return list(((added and diff.added_code()) or diff.new_side_code()).values())
 
-    def _prompt(self, messages: list[dict[str, Any]], tools_allowed: bool) -> Prompt:
+    def _prompt(
+        self, messages: list[dict[str, Any]], tools_allowed: bool, *, feedback: bool = True
+    ) -> Prompt:
+        """The prompt of a turn; ``feedback``: with the turns that tell the model what was
+        wrong with its last answer, on a retry after an invalid one."""
         spec = self.svc.prompt_profile.job("review")
         schema = answer_schema(tools_allowed=tools_allowed) if spec.schema_in_prompt else None
         task = spec.task or prompts.REVIEWER
@@ -275,13 +279,15 @@ class ReviewTurn:
         if not tools_allowed and self._max_tool_calls:
             text = prompts.TOOLS_EXHAUSTED.format(max_tool_calls=self._max_tool_calls)
             turns.append(Turn("user", text, kind="feedback"))
-        return Prompt(
-            common_prompts.system_prompt(task, schema), (*turns, *retry_feedback(self.message))
-        )
+        retry = retry_feedback(self.message) if feedback else []
+        return Prompt(common_prompts.system_prompt(task, schema), (*turns, *retry))
 
     def _prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """The size of a chunk's first prompt, as its budget counts it: without a retry's
+        feedback, which the call fits into the whole context window itself."""
         model = self.svc.settings.llm_text_model
-        return self.svc.count_tokens(model, self._prompt(messages, tools_allowed=True))
+        prompt = self._prompt(messages, tools_allowed=True, feedback=False)
+        return self.svc.count_tokens(model, prompt)
 
     def _split(self, payload: ReviewRequestPayload, diff: FileDiff, budget: int) -> None:
         def fits(text: str) -> bool:
