@@ -20,9 +20,7 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def test_a_cached_file_of_the_right_size_but_other_bytes_is_assembled_again(
-    tmp_path, monkeypatch
-):
+def test_a_cached_file_of_the_right_size_but_other_bytes_is_assembled_again(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cached = tmp_path / "llm-worker" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
     cached.parent.mkdir()

@@ -137,23 +137,38 @@ def parse_file_diff(text: str) -> FileDiff:
 
 
 def _split_hunk(hunk: Hunk, fits: Callable[[str], bool]) -> list[Hunk]:
-    """Cut one hunk into consecutive pieces that each fit, with correct headers."""
-    pieces: list[Hunk] = []
+    """Cut one hunk into consecutive pieces that each fit, with correct headers.
+
+    Each piece is the longest run of lines from where the last one ended that fits,
+    found by bisection: about ``log2(lines)`` calls of ``fits`` a piece, not one a line
+    (each call may count a whole prompt's tokens).  A line that does not fit on its own
+    still forms its own piece.
+    """
+    starts: list[tuple[int, int]] = []  # (old, new) line numbers where each line starts
     old_no, new_no = hunk.old_start, hunk.new_start
-    start_old, start_new = old_no, new_no
-    lines: list[str] = []
     for line in hunk.lines:
-        candidate = Hunk(start_old, start_new, (*lines, line), hunk.section)
-        if lines and not fits(candidate.text()):
-            pieces.append(Hunk(start_old, start_new, tuple(lines), hunk.section))
-            start_old, start_new, lines = old_no, new_no, []
-        lines.append(line)
+        starts.append((old_no, new_no))
         if not line.startswith(("+", "\\")):
             old_no += 1
         if not line.startswith(("-", "\\")):
             new_no += 1
-    if lines:
-        pieces.append(Hunk(start_old, start_new, tuple(lines), hunk.section))
+
+    def piece(first: int, end: int) -> Hunk:
+        old_start, new_start = starts[first]
+        return Hunk(old_start, new_start, hunk.lines[first:end], hunk.section)
+
+    pieces: list[Hunk] = []
+    first, count = 0, len(hunk.lines)
+    while first < count:
+        low, high = first + 1, count  # piece(first, low) always goes in, fitting or not
+        while low < high:
+            middle = (low + high + 1) // 2
+            if fits(piece(first, middle).text()):
+                low = middle
+            else:
+                high = middle - 1
+        pieces.append(piece(first, low))
+        first = low
     return pieces
 
 
