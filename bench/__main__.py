@@ -18,8 +18,9 @@ from .capacity import CAPACITY_SCENARIOS
 from .harness import BENCH_REDIS_URL, bench_redis
 from .scenarios import SCENARIOS as BASE_SCENARIOS
 from .scenarios import Bench, Row
+from .soak import soak
 
-SCENARIOS = {**BASE_SCENARIOS, **CAPACITY_SCENARIOS}
+SCENARIOS = {**BASE_SCENARIOS, **CAPACITY_SCENARIOS, "soak": soak}
 
 
 def main(argv: list[str] | None = None) -> int:
