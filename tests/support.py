@@ -9,6 +9,7 @@ Importing this module changes nothing: the test environment itself is set by
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import os
 import random
@@ -234,6 +235,42 @@ def notifications(client: redis.Redis, stream: str = "notify:telegram") -> list[
 def dead_letters(client: redis.Redis, queue: str) -> list[str]:
     """Dramatiq message ids in a queue's dead-letter queue."""
     return [json.loads(data)["message_id"] for data in client.hvals(f"dramatiq:{queue}.XQ.msgs")]
+
+
+# -- what the fakes were asked -------------------------------------------------------------
+
+
+def llm_probes(fake_llm: Any) -> list[dict[str, Any]]:
+    """The breaker's probes among the fake LLM's chat requests (``max_tokens`` 1)."""
+    return [r for r in fake_llm.chat_requests() if r["json"].get("max_tokens") == 1]
+
+
+def llm_job_calls(fake_llm: Any) -> list[dict[str, Any]]:
+    """The fake LLM's chat requests that jobs made (every one but the probes)."""
+    return [r for r in fake_llm.chat_requests() if r["json"].get("max_tokens") != 1]
+
+
+def jobs_completed(fake_core: Any, job_ids: Any) -> bool:
+    """Whether the last state the fake Core got for each of ``job_ids`` is completed."""
+    updates = {r["path"]: r["json"]["status"] for r in fake_core.requests if r["method"] == "PATCH"}
+    return all(updates.get(f"/jobs/{job_id}") == "completed" for job_id in job_ids)
+
+
+def accepted_states(fake_core: Any, job_id: Any) -> list[str]:
+    """The job states the fake Core accepted (answered 2xx to), in order."""
+    with fake_core.lock:
+        return [
+            r["json"]["status"]
+            for r in fake_core.requests
+            if r["method"] == "PATCH"
+            and r["path"] == f"/jobs/{job_id}"
+            and r.get("status", 999) < 300
+        ]
+
+
+def http_date(seconds_from_now: float) -> str:
+    """An HTTP date (as in ``Retry-After``) ``seconds_from_now`` from now."""
+    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
 
 
 # -- other processes -------------------------------------------------------------------------

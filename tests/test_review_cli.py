@@ -13,8 +13,8 @@ import pytest
 
 from llm_worker import keys
 from llm_worker.testing.fakes import Reply
+from tests.payloads import COMMENTS
 from tests.support import ROOT, app_diff, produce, run_cli, wait_for
-from tests.test_review import COMMENTS
 
 pytestmark = pytest.mark.cli
 REVIEW_QUEUES = ["llm.review", "git_queue"]
