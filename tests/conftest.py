@@ -73,6 +73,50 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ[name] = value
 
 
+#: Fixtures that reach a service (the test Redis, RabbitMQ, a worker process): a test
+#: that uses one is an ``integration`` test, and never a ``unit`` test.
+SERVICE_FIXTURES = frozenset(
+    {
+        "redis_client",
+        "env",
+        "worker",
+        "cli_env",
+        "start_worker",
+        "redis_server",
+        "own_redis",
+        "own_rabbitmq",
+        "rabbitmq_url",
+    }
+)
+UNIT_TESTS = Path(__file__).resolve().parent / "unit"
+#: Markers of the longest tests, in the order they start: under pytest-xdist the run
+#: hands out the long ones first, one to each worker, and ends on short ones.
+LONG_FIRST = ("slow", "chaos", "cli", "integration")
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests under tests/unit/ ``unit`` and those that use a service
+    ``integration``, refuse a unit test that uses a service, and put long tests first."""
+    for item in items:
+        services = sorted(SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if UNIT_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.unit)
+        if item.get_closest_marker("unit") is not None:
+            if services:
+                raise pytest.UsageError(f"{item.nodeid}: a unit test uses {', '.join(services)}")
+        elif services:
+            item.add_marker(pytest.mark.integration)
+    items.sort(key=_start_rank)  # stable: the file order within each rank
+
+
+def _start_rank(item: pytest.Item) -> int:
+    for rank, name in enumerate(LONG_FIRST):
+        if item.get_closest_marker(name) is not None:
+            return rank
+    return len(LONG_FIRST)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     for name, value in _saved_environment.items():
         if value is None:

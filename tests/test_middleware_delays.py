@@ -30,8 +30,6 @@ from middleware import breaker_status
 from tests.payloads import GOOD_TASK
 from tests.support import wait_for
 
-pytestmark = pytest.mark.unit
-
 
 @dataclass(frozen=True)
 class Delayed:
