@@ -92,6 +92,8 @@ UNIT_TESTS = Path(__file__).resolve().parent / "unit"
 #: Markers of the longest tests, in the order they start: under pytest-xdist the run
 #: hands out the long ones first, one to each worker, and ends on short ones.
 LONG_FIRST = ("slow", "chaos", "cli", "integration")
+#: The number of pytest-xdist workers (0 without xdist).
+WORKER_COUNT = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the markers
@@ -108,6 +110,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif services:
             item.add_marker(pytest.mark.integration)
     items.sort(key=_start_rank)  # stable: the file order within each rank
+    items[:] = _first_pairs(items, WORKER_COUNT)
+
+
+def _first_pairs(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """``items`` (longest first) with each of the first ``workers`` pairs made of a long
+    test and one of the shortest.
+
+    With ``--maxschedchunk 1`` xdist sends each worker two tests to begin with, the
+    collection's first pair to the first worker and so on, then one more each time one
+    ends: the second test of a pair waits for the first, so it had better be short.
+    """
+    if workers < 2 or len(items) < 2 * workers:
+        return items
+    long, short = items[:workers], items[len(items) - workers :][::-1]
+    pairs = [item for pair in zip(long, short, strict=True) for item in pair]
+    return pairs + items[workers : len(items) - workers]
 
 
 def _start_rank(item: pytest.Item) -> int:
