@@ -9,7 +9,7 @@ import pytest
 
 from llm_worker.testing.fakes import Reply
 from tests.payloads import GOOD_REMINDER
-from tests.support import notifications, produce, usage, wait_for
+from tests.support import llm_probes, notifications, produce, usage, wait_for
 
 pytestmark = pytest.mark.cli
 
@@ -68,6 +68,7 @@ def test_outage_with_two_processes_probes_once_per_interval_and_loses_nothing(
     wait_for(lambda: redis_client.exists("llmw:breaker"), timeout=30)
     opened = time.time()
     time.sleep(4 * interval)
+    wait_for(lambda: llm_probes(fake_llm), timeout=30)  # a busy machine may probe late
 
     requests = fake_llm.chat_requests()
     probes = [r for r in requests if r["json"].get("max_tokens") == 1]
