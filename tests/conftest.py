@@ -89,9 +89,16 @@ SERVICE_FIXTURES = frozenset(
     }
 )
 UNIT_TESTS = Path(__file__).resolve().parent / "unit"
-#: Markers of the longest tests, in the order they start: under pytest-xdist the run
-#: hands out the long ones first, one to each worker, and ends on short ones.
-LONG_FIRST = ("slow", "chaos", "cli", "integration")
+#: What makes a test long, longest first: a marker, or a fixture (a RabbitMQ node or a
+#: redis-server of its own that it restarts; a worker process). Under pytest-xdist the
+#: run hands out the long tests first, one to each worker, and ends on short ones.
+LONG_FIRST: tuple[tuple[str, ...], ...] = (
+    ("slow",),
+    ("chaos",),
+    ("own_rabbitmq", "redis_server", "own_redis"),
+    ("cli", "start_worker"),
+    ("integration",),
+)
 #: The number of pytest-xdist workers (0 without xdist).
 WORKER_COUNT = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
 
@@ -129,8 +136,9 @@ def _first_pairs(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
 
 
 def _start_rank(item: pytest.Item) -> int:
-    for rank, name in enumerate(LONG_FIRST):
-        if item.get_closest_marker(name) is not None:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    for rank, names in enumerate(LONG_FIRST):
+        if any(item.get_closest_marker(name) is not None or name in fixtures for name in names):
             return rank
     return len(LONG_FIRST)
 
