@@ -13,7 +13,7 @@ import pytest
 
 from llm_worker.testing.fakes import Reply
 from tests.payloads import GOOD_REMINDER
-from tests.support import notifications, produce, usage, wait_for
+from tests.support import llm_probes, notifications, produce, usage, wait_for
 
 pytestmark = [pytest.mark.cli, pytest.mark.gevent]
 pytest.importorskip("gevent")
@@ -81,6 +81,7 @@ def test_outage_holds_jobs_and_a_probe_resumes_them(
     wait_for(lambda: redis_client.exists("llmw:breaker"), timeout=30)
     opened = time.time()
     time.sleep(4 * interval)
+    wait_for(lambda: llm_probes(fake_llm), timeout=30)  # a busy machine may probe late
     requests = fake_llm.chat_requests()
     probes = [r for r in requests if r["json"].get("max_tokens") == 1]
     assert len(requests) - len(probes) <= 20  # at most one failing call per job in flight
