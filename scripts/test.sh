@@ -23,4 +23,4 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir site
-.venv/bin/pytest "$@"
+.venv/bin/pytest -n 3 --maxschedchunk 1 "$@"

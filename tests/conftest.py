@@ -1,7 +1,11 @@
 """Fixtures: the tests' own Redis database, fake LLM and Core servers, a real worker.
 
-Tests use the Redis database ``LLMW_TEST_REDIS_URL`` (default
-``redis://127.0.0.1:6379/13``), which they own and flush; never database 0.
+The suite runs in parallel under pytest-xdist, each worker isolated from the others and
+from other runs on the machine: worker N owns and flushes the Redis database N after
+the one ``LLMW_TEST_REDIS_URL`` names (default ``redis://127.0.0.1:6379/1``, so
+databases 1, 2...; never database 0), makes a RabbitMQ vhost of its own named after the
+run (on ``LLMW_TEST_AMQP_URL``'s node), and keeps liveness and Prometheus files in a
+folder of its own. Servers of the tests' own take free ports.
 The environment they run with (:func:`tests.support.suite_environment`) is set in
 ``pytest_configure``, before any test module imports Dramatiq (which reads its own
 settings at import) or :mod:`actors` (which reads ``REDIS_URL`` for its broker), and
@@ -12,9 +16,11 @@ live in :mod:`tests.support`.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,12 +30,18 @@ import redis
 
 from llm_worker.testing.fakes import FakeCore, FakeLLM, Reply
 from tests.support import (
+    BASE_AMQP_URL,
     PNG_BYTES,
     ROOT,
     TEST_REDIS_URL,
+    WORKER_ID,
     RedisServer,
+    add_amqp_vhost,
     amqp_answers,
+    amqp_url,
+    amqp_vhost_name,
     check_test_redis_url,
+    delete_amqp_vhost,
     make_git_repo,
     running_worker,
     server_port,
@@ -42,19 +54,93 @@ if TYPE_CHECKING:  # importing them imports Dramatiq, which reads its settings t
     from llm_worker.services import Services
 
 _saved_environment: dict[str, str | None] = {}
+#: This process's folder for liveness and Prometheus files, removed at its end.
+_scratch: list[Path] = []
 #: How often the in-process worker's threads look for work and for a stop, in ms.
 WORKER_TIMEOUT_MS = 20
 
 
 def pytest_configure(config: pytest.Config) -> None:
     check_test_redis_url()
-    variables: dict[str, str | None] = {**suite_environment(), "BROKER_URL": None}
+    scratch = Path(tempfile.mkdtemp(prefix=f"llmw-test-{WORKER_ID or 'main'}-"))
+    _scratch.append(scratch)
+    variables: dict[str, str | None] = {**suite_environment(scratch), "BROKER_URL": None}
     for name, value in variables.items():
         _saved_environment[name] = os.environ.get(name)
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+#: Fixtures that reach a service (the test Redis, RabbitMQ, a worker process): a test
+#: that uses one is an ``integration`` test, and never a ``unit`` test.
+SERVICE_FIXTURES = frozenset(
+    {
+        "redis_client",
+        "env",
+        "worker",
+        "cli_env",
+        "start_worker",
+        "redis_server",
+        "own_redis",
+        "own_rabbitmq",
+        "rabbitmq_url",
+    }
+)
+UNIT_TESTS = Path(__file__).resolve().parent / "unit"
+#: What makes a test long, longest first: a marker, or a fixture (a RabbitMQ node or a
+#: redis-server of its own that it restarts; a worker process). Under pytest-xdist the
+#: run hands out the long tests first, one to each worker, and ends on short ones.
+LONG_FIRST: tuple[tuple[str, ...], ...] = (
+    ("slow",),
+    ("chaos",),
+    ("own_rabbitmq", "redis_server", "own_redis"),
+    ("cli", "start_worker"),
+    ("integration",),
+)
+#: The number of pytest-xdist workers (0 without xdist).
+WORKER_COUNT = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects on the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests under tests/unit/ ``unit`` and those that use a service
+    ``integration``, refuse a unit test that uses a service, and put long tests first."""
+    for item in items:
+        services = sorted(SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if UNIT_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.unit)
+        if item.get_closest_marker("unit") is not None:
+            if services:
+                raise pytest.UsageError(f"{item.nodeid}: a unit test uses {', '.join(services)}")
+        elif services:
+            item.add_marker(pytest.mark.integration)
+    items.sort(key=_start_rank)  # stable: the file order within each rank
+    items[:] = _first_pairs(items, WORKER_COUNT)
+
+
+def _first_pairs(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """``items`` (longest first) with each of the first ``workers`` pairs made of a long
+    test and one of the shortest.
+
+    With ``--maxschedchunk 1`` xdist sends each worker two tests to begin with, the
+    collection's first pair to the first worker and so on, then one more each time one
+    ends: the second test of a pair waits for the first, so it had better be short.
+    """
+    if workers < 2 or len(items) < 2 * workers:
+        return items
+    long, short = items[:workers], items[len(items) - workers :][::-1]
+    pairs = [item for pair in zip(long, short, strict=True) for item in pair]
+    return pairs + items[workers : len(items) - workers]
+
+
+def _start_rank(item: pytest.Item) -> int:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    for rank, names in enumerate(LONG_FIRST):
+        if any(item.get_closest_marker(name) is not None or name in fixtures for name in names):
+            return rank
+    return len(LONG_FIRST)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -64,6 +150,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         else:
             os.environ[name] = value
     _saved_environment.clear()
+    for folder in _scratch:
+        shutil.rmtree(folder, ignore_errors=True)
+    _scratch.clear()
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +167,20 @@ def fake_core() -> Iterator[FakeCore]:
     server = FakeCore(server_port())
     yield server
     server.down()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    """The URL of this worker's own RabbitMQ vhost, deleted with its queues at the end.
+
+    Where the vhost cannot be made (no ``rabbitmqctl`` as root, no management API) it is
+    the vhost of ``LLMW_TEST_AMQP_URL`` itself, which the run then shares."""
+    vhost = amqp_vhost_name()
+    if not add_amqp_vhost(vhost):
+        yield BASE_AMQP_URL
+        return
+    yield amqp_url(vhost)
+    delete_amqp_vhost(vhost)
 
 
 @pytest.fixture

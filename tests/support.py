@@ -9,6 +9,7 @@ Importing this module changes nothing: the test environment itself is set by
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import os
 import random
@@ -18,27 +19,60 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 
 #: The checkout the tests run from; worker and producer subprocesses run there.
 ROOT = Path(__file__).resolve().parent.parent
-#: The Redis database the tests own and flush (never database 0).
-TEST_REDIS_URL = os.environ.get("LLMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+#: This process's pytest-xdist worker (``gw0``, ``gw1``...; empty in a run without xdist)
+#: and its number (0 without xdist). xdist sets the variable before conftest is imported.
+WORKER_ID = os.environ.get("PYTEST_XDIST_WORKER", "")
+WORKER_INDEX = int(WORKER_ID[2:]) if WORKER_ID.startswith("gw") else 0
+#: The run's id, the same in each of its xdist workers.
+RUN_ID = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+#: The Redis database of the first worker (``LLMW_TEST_REDIS_URL``, default database 1);
+#: worker N owns and flushes the database N after it. Never database 0.
+BASE_REDIS_URL = os.environ.get("LLMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+#: The RabbitMQ server of the tests (``LLMW_TEST_AMQP_URL``); each worker makes a vhost of
+#: its own there (:func:`add_amqp_vhost`).
+BASE_AMQP_URL = os.environ.get("LLMW_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 #: The smallest file that passes for a PNG image.
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
-def suite_environment() -> dict[str, str]:
-    """The variables every test process and subprocess runs with: the test Redis, short
-    timeouts and retry backoffs, metrics off (tests that need them turn them on), and
-    Dramatiq's wait before a paused or disconnected consumer starts again (3 s by
-    default: every breaker pause and resume, every Redis outage would wait it out)."""
+def redis_db_url(base: str, offset: int) -> str:
+    """``base`` with its database number (1 when it names none) moved ``offset`` further.
+
+    Raises:
+      RuntimeError: when ``base`` names database 0.
+    """
+    parts = urlsplit(base)
+    number = parts.path.strip("/") or "1"
+    if not number.isdigit() or int(number) == 0:
+        raise RuntimeError(f"LLMW_TEST_REDIS_URL must name a database other than 0: {base}")
+    return urlunsplit(parts._replace(path=f"/{int(number) + offset}"))
+
+
+#: The Redis database this worker owns and flushes.
+TEST_REDIS_URL = redis_db_url(BASE_REDIS_URL, WORKER_INDEX)
+
+
+def suite_environment(scratch: Path) -> dict[str, str]:
+    """The variables every test process and subprocess runs with: the worker's test
+    Redis, short timeouts and retry backoffs, metrics off (tests that need them turn them
+    on), and Dramatiq's wait before a paused or disconnected consumer starts again (3 s by
+    default: every breaker pause and resume, every Redis outage would wait it out).
+    Liveness files and Prometheus' multiprocess files go to the worker's own ``scratch``
+    folder, so no other test run sees them."""
     return {
         "dramatiq_restart_delay": "100",
+        "dramatiq_prom_db": str(scratch / "prometheus"),
+        "LIVENESS_DIR": str(scratch / "liveness"),
         "REDIS_URL": TEST_REDIS_URL,
         "LLM_TIMEOUT_SECONDS": "5",
         "CORE_TIMEOUT_SECONDS": "5",
@@ -51,13 +85,75 @@ def suite_environment() -> dict[str, str]:
 
 
 def check_test_redis_url(url: str = TEST_REDIS_URL) -> None:
-    """Refuse a test Redis URL that points at database 0.
+    """Refuse a test Redis URL that points at database 0 (or at none: that is 0).
 
     Raises:
       RuntimeError: when it does.
     """
-    if url.rstrip("/").endswith("/0"):
-        raise RuntimeError("LLMW_TEST_REDIS_URL must not point at Redis database 0")
+    number = urlsplit(url).path.strip("/")
+    if not number.isdigit() or int(number) == 0:
+        raise RuntimeError(f"the test Redis URL must name a database other than 0: {url}")
+
+
+# -- RabbitMQ ----------------------------------------------------------------------------
+
+
+def amqp_vhost_name() -> str:
+    """The vhost of this worker in this run: unique to both."""
+    return f"llmw-test-{RUN_ID[:12]}-{WORKER_ID or 'main'}"
+
+
+def amqp_url(vhost: str, base: str = BASE_AMQP_URL) -> str:
+    """``base`` (an ``amqp://`` URL) on ``vhost`` instead of its own."""
+    return urlunsplit(urlsplit(base)._replace(path="/" + quote(vhost, safe="")))
+
+
+def add_amqp_vhost(vhost: str, base: str = BASE_AMQP_URL) -> bool:
+    """Create ``vhost`` on the RabbitMQ node of ``base`` and let its user in, with
+    ``rabbitmqctl`` (as root, as in CI) or else the management API; whether either did."""
+    user = urlsplit(base).username or "guest"
+    steps = [["add_vhost", vhost], ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"]]
+    if _rabbitmqctl(*steps):
+        return True
+    return _management(base, "PUT", f"vhosts/{quote(vhost, safe='')}", {}) and _management(
+        base,
+        "PUT",
+        f"permissions/{quote(vhost, safe='')}/{quote(user, safe='')}",
+        {"configure": ".*", "write": ".*", "read": ".*"},
+    )
+
+
+def delete_amqp_vhost(vhost: str, base: str = BASE_AMQP_URL) -> None:
+    """Delete ``vhost`` and every queue in it (best effort)."""
+    if not _rabbitmqctl(["delete_vhost", vhost]):
+        _management(base, "DELETE", f"vhosts/{quote(vhost, safe='')}", None)
+
+
+def _rabbitmqctl(*steps: list[str]) -> bool:
+    command = shutil.which("rabbitmqctl")
+    if command is None:
+        return False
+    for step in steps:
+        try:
+            done = subprocess.run([command, "-q", *step], capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        if done.returncode != 0:
+            return False
+    return True
+
+
+def _management(base: str, method: str, path: str, body: dict[str, str] | None) -> bool:
+    import requests
+
+    parts = urlsplit(base)
+    auth = (parts.username or "guest", parts.password or "guest")
+    url = f"http://{parts.hostname or '127.0.0.1'}:15672/api/{path}"
+    try:
+        reply = requests.request(method, url, json=body, auth=auth, timeout=10)
+    except requests.RequestException:
+        return False
+    return reply.ok
 
 
 # -- waiting -----------------------------------------------------------------------------
@@ -139,6 +235,42 @@ def notifications(client: redis.Redis, stream: str = "notify:telegram") -> list[
 def dead_letters(client: redis.Redis, queue: str) -> list[str]:
     """Dramatiq message ids in a queue's dead-letter queue."""
     return [json.loads(data)["message_id"] for data in client.hvals(f"dramatiq:{queue}.XQ.msgs")]
+
+
+# -- what the fakes were asked -------------------------------------------------------------
+
+
+def llm_probes(fake_llm: Any) -> list[dict[str, Any]]:
+    """The breaker's probes among the fake LLM's chat requests (``max_tokens`` 1)."""
+    return [r for r in fake_llm.chat_requests() if r["json"].get("max_tokens") == 1]
+
+
+def llm_job_calls(fake_llm: Any) -> list[dict[str, Any]]:
+    """The fake LLM's chat requests that jobs made (every one but the probes)."""
+    return [r for r in fake_llm.chat_requests() if r["json"].get("max_tokens") != 1]
+
+
+def jobs_completed(fake_core: Any, job_ids: Any) -> bool:
+    """Whether the last state the fake Core got for each of ``job_ids`` is completed."""
+    updates = {r["path"]: r["json"]["status"] for r in fake_core.requests if r["method"] == "PATCH"}
+    return all(updates.get(f"/jobs/{job_id}") == "completed" for job_id in job_ids)
+
+
+def accepted_states(fake_core: Any, job_id: Any) -> list[str]:
+    """The job states the fake Core accepted (answered 2xx to), in order."""
+    with fake_core.lock:
+        return [
+            r["json"]["status"]
+            for r in fake_core.requests
+            if r["method"] == "PATCH"
+            and r["path"] == f"/jobs/{job_id}"
+            and r.get("status", 999) < 300
+        ]
+
+
+def http_date(seconds_from_now: float) -> str:
+    """An HTTP date (as in ``Retry-After``) ``seconds_from_now`` from now."""
+    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
 
 
 # -- other processes -------------------------------------------------------------------------

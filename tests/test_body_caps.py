@@ -19,16 +19,15 @@ from llm_worker.core.client import CoreClient
 from llm_worker.errors import CoreAPIError
 from llm_worker.llm.deadline_http import BodyTooLarge, deadline_client
 from llm_worker.testing.fakes import Reply
+from tests.payloads import GOOD_REMINDER
 from tests.support import drain
-
-GOOD = {"intent": "reminder", "confidence": 0.9}
 
 
 def test_an_llm_answer_over_its_cap_is_an_invalid_answer_not_an_outage(
     env, worker, fake_llm, fake_core, redis_client
 ):
     env(LLM_MAX_RESPONSE_BYTES=4096)
-    fake_llm.push(Reply(content="x" * 20_000), GOOD)
+    fake_llm.push(Reply(content="x" * 20_000), GOOD_REMINDER)
 
     intent_classify.send(1, 42, {"text": "remind me"})
     drain(worker, "llm.intent")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import math
 import threading
 import time
@@ -18,7 +17,7 @@ from llm_worker.fleet.capacity import (
     Lease,
 )
 from llm_worker.llm.providers.base import retry_after_seconds
-from tests.support import wait_for
+from tests.support import http_date, wait_for
 
 NOW = 1_800_000_000.0
 
@@ -155,10 +154,6 @@ def test_gate_without_limits_checks_only_the_cooldown(redis_client):
         pass
 
 
-def _http_date(seconds_from_now: float) -> str:
-    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
-
-
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -178,7 +173,7 @@ def test_retry_after_values(value, expected):
 
 
 def test_retry_after_http_dates():
-    assert retry_after_seconds({"retry-after": _http_date(-3600)}) == 0.0
-    assert 55 <= (retry_after_seconds({"retry-after": _http_date(60)}) or 0) <= 60
+    assert retry_after_seconds({"retry-after": http_date(-3600)}) == 0.0
+    assert 55 <= (retry_after_seconds({"retry-after": http_date(60)}) or 0) <= 60
     assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
     assert retry_after_seconds({"retry-after-ms": "junk", "retry-after": "9"}) == 9.0

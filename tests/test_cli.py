@@ -8,16 +8,16 @@ import time
 import pytest
 
 from llm_worker.testing.fakes import Reply
-from tests.support import notifications, produce, usage, wait_for
+from tests.payloads import GOOD_REMINDER
+from tests.support import llm_probes, notifications, produce, usage, wait_for
 
 pytestmark = pytest.mark.cli
-GOOD = {"intent": "reminder", "confidence": 0.9}
 
 
 def test_worker_cli_runs_job_sent_by_another_process(
     start_worker, cli_env, fake_llm, fake_core, redis_client
 ):
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     worker = start_worker("--processes", "1", "--threads", "2")
 
     produce(
@@ -28,7 +28,7 @@ def test_worker_cli_runs_job_sent_by_another_process(
 
     wait_for(lambda: fake_core.job_updates(1), timeout=30)
     assert fake_core.job_updates(1) == [
-        {"status": "completed", "result": GOOD, "error": None, "usage": usage(1)}
+        {"status": "completed", "result": GOOD_REMINDER, "error": None, "usage": usage(1)}
     ]
     wait_for(lambda: notifications(redis_client), timeout=10)
     [note] = notifications(redis_client)
@@ -36,7 +36,7 @@ def test_worker_cli_runs_job_sent_by_another_process(
         "user_id": 42,
         "job_id": 1,
         "message_type": "llm_intent_result",
-        "content": GOOD,
+        "content": GOOD_REMINDER,
     }
 
     worker.send_signal(signal.SIGTERM)
@@ -68,6 +68,7 @@ def test_outage_with_two_processes_probes_once_per_interval_and_loses_nothing(
     wait_for(lambda: redis_client.exists("llmw:breaker"), timeout=30)
     opened = time.time()
     time.sleep(4 * interval)
+    wait_for(lambda: llm_probes(fake_llm), timeout=30)  # a busy machine may probe late
 
     requests = fake_llm.chat_requests()
     probes = [r for r in requests if r["json"].get("max_tokens") == 1]
@@ -77,7 +78,7 @@ def test_outage_with_two_processes_probes_once_per_interval_and_loses_nothing(
     assert fake_core.requests == []
 
     fake_llm.fallback = None
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     wait_for(lambda: len(fake_core.job_updates()) >= 30, timeout=60)
     time.sleep(1)
     updates = [r["path"] for r in fake_core.requests]

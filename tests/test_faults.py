@@ -12,6 +12,7 @@ import pytest
 from actors import broker, intent_classify, task_match
 from llm_worker.testing.fakes import Reply
 from middleware.job_arguments import InvalidJob
+from tests.payloads import GOOD_REMINDER
 from tests.support import (
     TEST_REDIS_URL,
     drain,
@@ -23,8 +24,6 @@ from tests.support import (
     usage,
     wait_for,
 )
-
-GOOD = {"intent": "reminder", "confidence": 0.9}
 
 
 def test_send_time_check_refuses_a_malformed_job(fake_llm, redis_client):
@@ -49,7 +48,7 @@ def test_oversized_job_from_a_bypassing_producer_fails_cleanly(worker, fake_llm,
 
 def test_the_largest_job_send_accepts_runs(env, worker, fake_llm, fake_core):
     env(JOB_MAX_PAYLOAD_BYTES=3000)
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     length = 3000
     while True:  # the longest text the send-time check lets through
         try:
@@ -62,14 +61,14 @@ def test_the_largest_job_send_accepts_runs(env, worker, fake_llm, fake_core):
     drain(worker, "llm.intent")
 
     [update] = fake_core.job_updates(5)
-    assert (update["status"], update["result"]) == ("completed", GOOD)
+    assert (update["status"], update["result"]) == ("completed", GOOD_REMINDER)
     assert len(fake_llm.chat_requests()) == 1
 
 
 def test_redelivered_job_notifies_once_and_does_not_pay_twice(
     worker, fake_llm, fake_core, redis_client
 ):
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     message = intent_classify.send(3, 42, {"text": "x"})
     drain(worker, "llm.intent")
 
@@ -78,7 +77,7 @@ def test_redelivered_job_notifies_once_and_does_not_pay_twice(
 
     assert len(fake_llm.chat_requests()) == 1
     [update] = fake_core.job_updates(3)  # the finished job is not run again
-    assert (update["status"], update["result"]) == ("completed", GOOD)
+    assert (update["status"], update["result"]) == ("completed", GOOD_REMINDER)
     assert [n["message_type"] for n in notifications(redis_client)] == ["llm_intent_result"]
     assert redis_client.get(f"llmw:finished:{message.message_id}") == b"completed"
 
@@ -118,7 +117,7 @@ def test_killed_worker_job_runs_again_within_heartbeat_timeout_and_one_interval(
     time (README, Failure handling: about 70 s with the defaults), never while the killed
     process's heartbeat is younger than the timeout; Dramatiq's chance of maintenance is
     turned off, so the bound does not depend on luck."""
-    fake_llm.fallback = lambda request: Reply(content=GOOD, delay=5.0)
+    fake_llm.fallback = lambda request: Reply(content=GOOD_REMINDER, delay=5.0)
     settings = {
         "BROKER_MAINTENANCE_CHANCE": "1",
         "BROKER_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
@@ -138,7 +137,7 @@ def test_killed_worker_job_runs_again_within_heartbeat_timeout_and_one_interval(
     intent = next(q for q in status["queues"] if q["name"] == "llm.intent")
     assert intent["in_flight"] == 1 and fake_core.job_updates(5) == []
 
-    fake_llm.fallback = lambda request: Reply(content=GOOD, delay=JOB_SECONDS)
+    fake_llm.fallback = lambda request: Reply(content=GOOD_REMINDER, delay=JOB_SECONDS)
     start_worker("--processes", "1", "--threads", "2", **settings)
     wait_for(lambda: log_says(tmp_path / "worker1.log", "Worker process is ready"), 60)
     ready_at = time.monotonic()
@@ -166,7 +165,7 @@ def _send_intent(env, job_id, delay_ms=None):
 
 def test_worker_survives_a_redis_restart(start_worker, cli_env, fake_llm, fake_core, own_redis):
     url, restart = own_redis
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     start_worker("--processes", "1", "--threads", "2", REDIS_URL=url)
     env = {**cli_env, "REDIS_URL": url}
     _send_intent(env, 6)
@@ -186,7 +185,7 @@ def test_worker_survives_a_rabbitmq_restart(
     start_worker, cli_env, fake_llm, fake_core, own_rabbitmq
 ):
     url, restart = own_rabbitmq
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     start_worker("--processes", "1", "--threads", "2", BROKER_URL=url)
     env = {**cli_env, "BROKER_URL": url}
     _send_intent(env, 8)

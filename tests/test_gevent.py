@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from llm_worker.testing.fakes import Reply
-from tests.support import notifications, produce, usage, wait_for
+from tests.payloads import GOOD_REMINDER
+from tests.support import llm_probes, notifications, produce, usage, wait_for
 
 pytestmark = [pytest.mark.cli, pytest.mark.gevent]
 pytest.importorskip("gevent")
-GOOD = {"intent": "reminder", "confidence": 0.9}
 
 
 def test_one_process_holds_many_llm_calls_in_flight_and_every_job_ends(
@@ -27,7 +27,7 @@ def test_one_process_holds_many_llm_calls_in_flight_and_every_job_ends(
 
     def answer_when_all_are_waiting(request):
         all_there.wait()  # breaks (and the test fails) unless 48 calls are open at once
-        return Reply(content=GOOD)
+        return Reply(content=GOOD_REMINDER)
 
     fake_llm.fallback = answer_when_all_are_waiting
     worker = start_worker(
@@ -44,7 +44,7 @@ def test_one_process_holds_many_llm_calls_in_flight_and_every_job_ends(
     wait_for(lambda: len(fake_core.job_updates()) >= in_flight + 1, timeout=90)
     for n in range(in_flight):
         assert fake_core.job_updates(n) == [
-            {"status": "completed", "result": GOOD, "error": None, "usage": usage(1)}
+            {"status": "completed", "result": GOOD_REMINDER, "error": None, "usage": usage(1)}
         ]
     [failed] = fake_core.job_updates(900)
     assert failed["status"] == "failed"
@@ -81,6 +81,7 @@ def test_outage_holds_jobs_and_a_probe_resumes_them(
     wait_for(lambda: redis_client.exists("llmw:breaker"), timeout=30)
     opened = time.time()
     time.sleep(4 * interval)
+    wait_for(lambda: llm_probes(fake_llm), timeout=30)  # a busy machine may probe late
     requests = fake_llm.chat_requests()
     probes = [r for r in requests if r["json"].get("max_tokens") == 1]
     assert len(requests) - len(probes) <= 20  # at most one failing call per job in flight
@@ -88,7 +89,7 @@ def test_outage_holds_jobs_and_a_probe_resumes_them(
     assert fake_core.requests == []
 
     fake_llm.fallback = None
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     wait_for(lambda: len(fake_core.job_updates()) >= 20, timeout=60)
     time.sleep(1)
     assert sorted(r["path"] for r in fake_core.requests) == sorted(
@@ -100,7 +101,7 @@ def test_outage_holds_jobs_and_a_probe_resumes_them(
 def test_time_limit_interrupts_a_hung_llm_call_and_the_job_fails(
     start_worker, cli_env, fake_llm, fake_core, redis_client
 ):
-    fake_llm.fallback = lambda request: Reply(content=GOOD, delay=30)
+    fake_llm.fallback = lambda request: Reply(content=GOOD_REMINDER, delay=30)
     start_worker(
         "--processes",
         "1",
@@ -128,7 +129,7 @@ def test_up_gevent_runs_the_workers_with_greenlets(cli_env, tmp_path, fake_llm, 
     from actors import intent_classify
     from tests.test_operations import _stop, _up
 
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     process, log_path, log = _up(
         cli_env,
         tmp_path,

@@ -12,9 +12,9 @@ import pytest
 
 from actors import broker, intent_classify
 from llm_worker.services import pool_size_for, services
+from tests.payloads import GOOD_REMINDER
 from tests.support import TEST_REDIS_URL, drain, notifications
 
-GOOD = {"intent": "reminder", "confidence": 0.9}
 #: Keys of the process, not of one job: the breaker watcher, the report outbox and the
 #: 429 cooldown (read at most every 0.1 s per process).
 BACKGROUND_KEYS = (b"llmw:breaker", b"llmw:outbox", b"llmw:capacity:cooldown")
@@ -105,7 +105,7 @@ def counted_redis(env) -> Iterator[RoundTripCounter]:
 def test_a_completed_job_makes_four_redis_round_trips(
     counted_redis, fake_llm, fake_core, redis_client, worker
 ):
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     intent_classify.send(0, 42, {"text": "x"})  # warm-up: connections, script loads
     drain(worker, "llm.intent")
     since = counted_redis.mark()
@@ -128,7 +128,7 @@ def test_a_completed_job_makes_four_redis_round_trips(
 def test_a_retry_after_core_failed_reuses_the_result_read_at_pick_up(
     counted_redis, fake_llm, fake_core, redis_client, worker
 ):
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     fake_core.failures.append(503)
     intent_classify.send(5, 42, {"text": "x"})
     drain(worker, "llm.intent")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import subprocess
@@ -16,23 +15,18 @@ from actors import intent_classify, task_match
 from llm_worker.fleet.capacity import CapacityLimits, CapacityStore
 from llm_worker.testing.fakes import FakeLLM, Reply
 from middleware import breaker_status
-from tests.support import free_port, run_cli, wait_for
+from tests.payloads import GOOD_TASK
+from tests.support import (
+    free_port,
+    http_date,
+    jobs_completed,
+    llm_job_calls,
+    llm_probes,
+    run_cli,
+    wait_for,
+)
 
-GOOD = {"intent": "task", "confidence": 0.9}
 NO_MATCH = {"task_id": None, "confidence": 0.1, "reason": "-"}
-
-
-def _job_calls(llm: FakeLLM) -> list[dict]:
-    return [r for r in llm.chat_requests() if r["json"].get("max_tokens") != 1]
-
-
-def _probes(llm: FakeLLM) -> list[dict]:
-    return [r for r in llm.chat_requests() if r["json"].get("max_tokens") == 1]
-
-
-def _completed(fake_core, job_ids) -> bool:
-    updates = {r["path"]: r["json"]["status"] for r in fake_core.requests if r["method"] == "PATCH"}
-    return all(updates.get(f"/jobs/{job_id}") == "completed" for job_id in job_ids)
 
 
 def _patched_at(fake_core, job_id) -> float:
@@ -51,11 +45,11 @@ def _busy(retry_after: str | None) -> Reply:
 def test_the_cap_keeps_the_llm_under_its_limit(env, worker, fake_llm, fake_core):
     env(LLM_MAX_CONCURRENT_REQUESTS=2)
     fake_llm.concurrency_limit = 2  # answers 429 above 2 at once
-    fake_llm.fallback = lambda request: Reply(content=GOOD, delay=0.2)
+    fake_llm.fallback = lambda request: Reply(content=GOOD_TASK, delay=0.2)
     jobs = range(100, 112)
     for job_id in jobs:
         intent_classify.send(job_id, 42, {"text": "x"})
-    wait_for(lambda: _completed(fake_core, jobs), timeout=30)
+    wait_for(lambda: jobs_completed(fake_core, jobs), timeout=30)
 
     assert fake_llm.peak_in_flight <= 2
     assert fake_llm.busy_answers == 0
@@ -69,34 +63,30 @@ def test_without_a_cap_429s_cool_the_fleet_down_and_never_open_the_breaker(
     env(LLM_PROBE_INTERVAL_SECONDS=0.2)
     fake_llm.concurrency_limit = 1
     fake_llm.busy_reply = _busy("0.3")
-    fake_llm.fallback = lambda request: Reply(content=GOOD, delay=0.2)
+    fake_llm.fallback = lambda request: Reply(content=GOOD_TASK, delay=0.2)
     jobs = range(110, 118)
     for job_id in jobs:
         intent_classify.send(job_id, 42, {"text": "x"})
-    wait_for(lambda: _completed(fake_core, jobs), timeout=30)
+    wait_for(lambda: jobs_completed(fake_core, jobs), timeout=30)
 
     assert fake_llm.busy_answers > 0
-    assert _probes(fake_llm) == []
+    assert llm_probes(fake_llm) == []
     assert redis_client.zcard("llmw:outages") == 0  # the breaker never opened
     assert len(fake_core.job_updates()) == len(jobs)
 
 
 def test_a_429_cooldown_honours_retry_after(env, worker, fake_llm, fake_core, redis_client):
     fake_llm.push(_busy("1"))
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     intent_classify.send(120, 42, {"text": "x"})
     cooldown = wait_for(lambda: redis_client.pttl("llmw:capacity:cooldown") > 0, timeout=10)
     assert cooldown
-    wait_for(lambda: _completed(fake_core, [120]), timeout=10)
+    wait_for(lambda: jobs_completed(fake_core, [120]), timeout=10)
 
-    first, second = _job_calls(fake_llm)
+    first, second = llm_job_calls(fake_llm)
     assert second["at"] - first["at"] >= 0.95  # nothing called the LLM during the cooldown
-    assert not breaker_status().is_open and _probes(fake_llm) == []
+    assert not breaker_status().is_open and llm_probes(fake_llm) == []
     assert fake_core.job_updates(120)[0]["usage"]["attempts"] == 1
-
-
-def _http_date(seconds_from_now: float) -> str:
-    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
 
 
 @pytest.mark.parametrize(
@@ -104,11 +94,11 @@ def _http_date(seconds_from_now: float) -> str:
     [
         ("86400", 0.45),  # one day: cut to LLM_RETRY_AFTER_MAX_SECONDS
         ("1e400", 0.45),  # infinite: the same
-        (_http_date(86400), 0.45),  # a date a day away: the same
+        (http_date(86400), 0.45),  # a date a day away: the same
         ("-5", 0.25),  # invalid: LLM_COOLDOWN_SECONDS
         ("whenever", 0.25),  # garbage: the same
         (None, 0.25),  # absent: the same
-        (_http_date(-3600), 0.0),  # a date past: no wait
+        (http_date(-3600), 0.0),  # a date past: no wait
     ],
     ids=["day", "inf", "date-ahead", "negative", "garbage", "absent", "date-past"],
 )
@@ -117,11 +107,11 @@ def test_odd_retry_after_values_are_honoured_within_the_cap(
 ):
     env(LLM_RETRY_AFTER_MAX_SECONDS=0.5, LLM_COOLDOWN_SECONDS=0.3)
     fake_llm.push(_busy(retry_after))
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     intent_classify.send(121, 42, {"text": "x"})
-    wait_for(lambda: _completed(fake_core, [121]), timeout=10)
+    wait_for(lambda: jobs_completed(fake_core, [121]), timeout=10)
 
-    first, second = _job_calls(fake_llm)
+    first, second = llm_job_calls(fake_llm)
     assert second["at"] - first["at"] >= least_gap
     assert not breaker_status().is_open
 
@@ -139,8 +129,8 @@ def test_a_huge_retry_after_on_503_delays_the_probe_by_the_cap_only(
     assert 0.9 <= status.next_probe_at - status.since <= 1.1
 
     fake_llm.fallback = None
-    fake_llm.answers["IntentResult"] = GOOD
-    wait_for(lambda: _completed(fake_core, [122]), timeout=10)
+    fake_llm.answers["IntentResult"] = GOOD_TASK
+    wait_for(lambda: jobs_completed(fake_core, [122]), timeout=10)
 
 
 def test_waiting_for_capacity_is_never_a_retry_and_never_makes_a_job_stale(
@@ -155,12 +145,12 @@ def test_waiting_for_capacity_is_never_a_retry_and_never_makes_a_job_stale(
         MESSAGE_MAX_AGE_SECONDS=1,
     )
     fake_llm.concurrency_limit = 1
-    fake_llm.fallback = lambda request: Reply(content=GOOD, delay=0.3)
+    fake_llm.fallback = lambda request: Reply(content=GOOD_TASK, delay=0.3)
     jobs = range(130, 138)
     caplog.set_level(logging.INFO, logger="middleware.llm_capacity")
     for job_id in jobs:
         intent_classify.send(job_id, 42, {"text": "x"})
-    wait_for(lambda: _completed(fake_core, jobs), timeout=30)
+    wait_for(lambda: jobs_completed(fake_core, jobs), timeout=30)
 
     updates = fake_core.job_updates()
     assert len(updates) == len(jobs)
@@ -173,7 +163,7 @@ def test_waiting_for_capacity_is_never_a_retry_and_never_makes_a_job_stale(
 def test_an_interactive_job_overtakes_the_batch_backlog(env, worker, fake_llm, fake_core):
     env(LLM_MAX_CONCURRENT_REQUESTS=1)
     fake_llm.fallback = lambda request: Reply(
-        content=GOOD if "IntentResult" in str(request["json"]) else NO_MATCH, delay=0.25
+        content=GOOD_TASK if "IntentResult" in str(request["json"]) else NO_MATCH, delay=0.25
     )
     fake_core.tasks[42] = []
     batch = range(140, 152)
@@ -181,7 +171,7 @@ def test_an_interactive_job_overtakes_the_batch_backlog(env, worker, fake_llm, f
         task_match.send(job_id, 42, {"content": "note"})
     wait_for(lambda: fake_core.job_updates(), timeout=10)  # the backlog is running
     intent_classify.send(152, 42, {"text": "x"})
-    wait_for(lambda: _completed(fake_core, [*batch, 152]), timeout=30)
+    wait_for(lambda: jobs_completed(fake_core, [*batch, 152]), timeout=30)
 
     intent_done = _patched_at(fake_core, 152)
     before = [job_id for job_id in batch if _patched_at(fake_core, job_id) < intent_done]
@@ -204,28 +194,28 @@ def test_the_fallback_serves_while_the_primary_is_down_and_hands_back(
         LLM_PROBE_INTERVAL_SECONDS=0.3,
     )
     fake_llm.fallback = lambda request: Reply(status=503, body={"error": {"message": "down"}})
-    fallback_llm.answers["IntentResult"] = GOOD
+    fallback_llm.answers["IntentResult"] = GOOD_TASK
     intent_classify.send(160, 42, {"text": "x"})
-    wait_for(lambda: _completed(fake_core, [160]), timeout=10)
+    wait_for(lambda: jobs_completed(fake_core, [160]), timeout=10)
     usage = fake_core.job_updates(160)[0]["usage"]
     assert (usage["model"], usage["served_by"]) == ("small", "fallback")
-    assert _job_calls(fallback_llm)[0]["json"]["model"] == "small"
+    assert llm_job_calls(fallback_llm)[0]["json"]["model"] == "small"
 
     intent_classify.send(161, 42, {"text": "x"})  # the primary is still down: straight there
-    wait_for(lambda: _completed(fake_core, [161]), timeout=10)
+    wait_for(lambda: jobs_completed(fake_core, [161]), timeout=10)
     assert fake_core.job_updates(161)[0]["usage"]["served_by"] == "fallback"
-    wait_for(lambda: _probes(fake_llm))  # the primary is still probed
+    wait_for(lambda: llm_probes(fake_llm))  # the primary is still probed
     assert breaker_status().is_open
 
     fake_llm.fallback = None  # the primary recovers: its probe closes its breaker
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     wait_for(lambda: not breaker_status().is_open, timeout=10)
-    fallback_calls = len(_job_calls(fallback_llm))
+    fallback_calls = len(llm_job_calls(fallback_llm))
     intent_classify.send(162, 42, {"text": "x"})
-    wait_for(lambda: _completed(fake_core, [162]), timeout=10)
+    wait_for(lambda: jobs_completed(fake_core, [162]), timeout=10)
     usage = fake_core.job_updates(162)[0]["usage"]
     assert (usage["model"], usage["served_by"]) == ("mistral", "primary")
-    assert len(_job_calls(fallback_llm)) == fallback_calls
+    assert len(llm_job_calls(fallback_llm)) == fallback_calls
 
 
 def test_with_both_down_jobs_are_held_until_one_returns(
@@ -242,8 +232,8 @@ def test_with_both_down_jobs_are_held_until_one_returns(
     assert fake_core.job_updates() == []
 
     fallback_llm.fallback = None  # the fallback returns first: it takes the held jobs
-    fallback_llm.answers["IntentResult"] = GOOD
-    wait_for(lambda: _completed(fake_core, range(170, 174)), timeout=15)
+    fallback_llm.answers["IntentResult"] = GOOD_TASK
+    wait_for(lambda: jobs_completed(fake_core, range(170, 174)), timeout=15)
     assert {u["usage"]["served_by"] for u in fake_core.job_updates()} == {"fallback"}
     assert breaker_status().is_open
 
@@ -252,7 +242,7 @@ def test_with_both_down_jobs_are_held_until_one_returns(
 def test_a_killed_workers_slots_return_within_the_lease(
     start_worker, fake_llm, fake_core, redis_client, tmp_path
 ):
-    fake_llm.fallback = lambda request: Reply(content=GOOD, delay=30)
+    fake_llm.fallback = lambda request: Reply(content=GOOD_TASK, delay=30)
     lease = 2.0
     limits = {"LLM_MAX_CONCURRENT_REQUESTS": "4", "LLM_SLOT_LEASE_SECONDS": str(lease)}
     cli = start_worker("--processes", "1", "--threads", "2", **limits)
@@ -299,7 +289,7 @@ def test_status_shows_the_fleets_capacity(cli_env, redis_client):
 def test_capacity_metrics_and_tokens_corrected_by_usage(
     start_worker, fake_llm, fake_core, tmp_path
 ):
-    fake_llm.fallback = lambda request: Reply(content=GOOD, delay=3.0)
+    fake_llm.fallback = lambda request: Reply(content=GOOD_TASK, delay=3.0)
     port = free_port()
     start_worker(
         "--processes",
@@ -325,6 +315,6 @@ def test_capacity_metrics_and_tokens_corrected_by_usage(
     intent_classify.send(190, 42, {"text": "x"})
     text = wait_for(lambda: scrape("llm_slots_in_use 1.0"), timeout=30)
     assert "llm_slots_limit 3.0" in text and "llm_tokens_per_minute_limit 60000.0" in text
-    wait_for(lambda: _completed(fake_core, [190]), timeout=30)
+    wait_for(lambda: jobs_completed(fake_core, [190]), timeout=30)
     # The prompt's estimate was charged, then corrected to the 11 + 7 tokens the LLM reported.
     wait_for(lambda: scrape("llm_slots_in_use 0.0", "llm_tokens_last_minute 18.0"), timeout=30)

@@ -19,6 +19,7 @@ from actors import broker, intent_classify
 from llm_worker.fleet.breaker import BreakerStore
 from llm_worker.jobs.retry import HELD_SINCE
 from llm_worker.testing.fakes import Reply
+from tests.payloads import GOOD_REMINDER
 from tests.support import (
     ROOT,
     drain,
@@ -31,7 +32,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.cli
-GOOD = {"intent": "reminder", "confidence": 0.9}
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -81,7 +81,7 @@ def test_status_reports_queues_breaker_and_held_jobs(env, worker, cli_env, redis
 
 
 def test_send_waits_for_the_notification(start_worker, cli_env, fake_llm, fake_core):
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     start_worker("--processes", "1", "--threads", "2")
 
     done = run_cli(
@@ -104,7 +104,7 @@ def test_send_waits_for_the_notification(start_worker, cli_env, fake_llm, fake_c
         "user_id": 42,
         "job_id": 7,
         "message_type": "llm_intent_result",
-        "content": GOOD,
+        "content": GOOD_REMINDER,
     }
     assert fake_core.job_updates(7)[0]["status"] == "completed"
 
@@ -120,7 +120,7 @@ def test_requeue_dead_runs_failed_jobs_again(
     env, worker, cli_env, fake_llm, fake_core, redis_client
 ):
     env(JOB_MAX_RETRIES=0)
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     fake_core.failures.extend([500] * 120)  # Core is down: every job fails for good
     for n in range(60):
         intent_classify.send(n, 42, {"text": "x"})
@@ -146,7 +146,7 @@ def test_requeue_dead_runs_invalid_payload_jobs_again(
     env, worker, cli_env, fake_llm, fake_core, redis_client
 ):
     env(JOB_MAX_PAYLOAD_BYTES=200)
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     send_unchecked(intent_classify, 81, 42, {"text": "x" * 300})  # over the limit
     send_unchecked(intent_classify, 82, 42, {"text": 82})  # never valid
     drain(worker, "llm.intent")
@@ -207,7 +207,7 @@ def _stop(process):
 
 
 def test_up_runs_a_job_and_stops_cleanly(cli_env, tmp_path, fake_llm, fake_core):
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     port, metrics_port = free_port(), free_port()
     process, log_path, log = _up(
         cli_env,
@@ -277,7 +277,7 @@ def test_up_says_what_to_do_without_a_broker(cli_env, tmp_path):
 
 
 def test_metrics_after_a_job(start_worker, cli_env, fake_llm, fake_core, tmp_path):
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     port = free_port()
     start_worker(
         "--processes",
@@ -323,7 +323,7 @@ SECRET = "SECRET-CONTENT-8d1f"
 def test_logs_never_show_user_content(
     start_worker, cli_env, fake_llm, fake_core, tmp_path, image_dir
 ):
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     start_worker("--processes", "1", "--threads", "2", "--verbose", LOG_FORMAT="json")
     intent_classify.send(21, 42, {"text": f"my password is {SECRET}"})
     send_unchecked(intent_classify, 22, 42, {"text": SECRET, "unknown": SECRET})
@@ -525,7 +525,7 @@ def test_send_wait_says_the_job_is_retrying_after_core_failed(
         "JOB_RETRY_MAX_BACKOFF_SECONDS": "120",
     }
     env(**settings)
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     fake_core.failures.extend([503] * 10)
 
     done = _send_and_wait(cli_env, 82, 3, **settings)
@@ -702,7 +702,7 @@ def test_requeue_dead_runs_a_job_the_llm_failed_as_a_fresh_attempt(
             return Reply(content="pong")
         if failures:
             return Reply(status=failures.pop(), body={"error": {"message": "boom"}})
-        return Reply(content=GOOD)
+        return Reply(content=GOOD_REMINDER)
 
     fake_llm.fallback = llm
     intent_classify.send(80, 42, {"text": "x"})

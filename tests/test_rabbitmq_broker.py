@@ -4,7 +4,6 @@ it run unchecked or be acknowledged unreplaced.  Against the real RabbitMQ."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,22 +13,9 @@ import pytest
 from dramatiq import Worker
 from dramatiq.middleware import Middleware
 
-from tests.support import wait_for
+from tests.support import BASE_AMQP_URL, amqp_answers, wait_for
 
-RABBITMQ_URL = os.environ.get("LLMW_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-
-
-def _rabbitmq_answers() -> bool:
-    import pika
-
-    try:
-        pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL)).close()
-    except Exception:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _rabbitmq_answers(), reason="needs RabbitMQ")
+pytestmark = pytest.mark.skipif(not amqp_answers(BASE_AMQP_URL), reason="needs RabbitMQ")
 
 
 class FailingHook(Middleware):
@@ -58,11 +44,11 @@ class FailingHook(Middleware):
 
 
 @pytest.fixture
-def rabbitmq_broker() -> Iterator[Any]:
+def rabbitmq_broker(rabbitmq_url: str) -> Iterator[Any]:
     """A fail-safe RabbitMQ broker of the test's own (its own queue, deleted afterwards)."""
     from llm_worker.broker.rabbitmq_broker import RecoveringRabbitmqBroker
 
-    broker = RecoveringRabbitmqBroker(url=RABBITMQ_URL, middleware=[])
+    broker = RecoveringRabbitmqBroker(url=rabbitmq_url, middleware=[])
     broker.redelivery_pause_seconds = 0.05
     yield broker
     for queue in list(broker.get_declared_queues()):

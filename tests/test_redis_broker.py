@@ -14,9 +14,9 @@ import redis
 import actors
 from actors import intent_classify
 from llm_worker.testing.fakes import FakeCore, FakeLLM, Reply
-from tests.support import run_cli, running_worker, wait_for
+from tests.payloads import GOOD_REMINDER
+from tests.support import accepted_states, run_cli, running_worker, wait_for
 
-GOOD = {"intent": "reminder", "confidence": 0.9}
 GARBAGE = [b"not json at all", b'{"queue_name": "llm.intent"}', b"[1, 2, 3]"]
 
 
@@ -35,7 +35,7 @@ def _push_message(client, redis_id: str, data: bytes) -> None:
 def test_unreadable_messages_are_moved_aside_logged_and_counted(
     env, fake_llm, fake_core, redis_client, cli_env, caplog
 ):
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
     garbage_ids = []
     for n, data in enumerate(GARBAGE):  # garbage between good jobs, fetched together
         intent_classify.send(n, 42, {"text": "x"})
@@ -116,7 +116,7 @@ class LLMFailingWithRedis(FakeLLM):
         self.saboteur = saboteur
         self.first_reply = reply
         super().__init__()
-        self.answers["IntentResult"] = GOOD
+        self.answers["IntentResult"] = GOOD_REMINDER
 
     def respond(self, request):
         if request["path"].endswith("/chat/completions") and not self.saboteur.fired.is_set():
@@ -139,7 +139,7 @@ def test_a_job_survives_redis_stopping_when_its_replacement_is_written(
     core, llm = fake_core, fake_llm
     if where.startswith("core"):
         core = CoreFailingWithRedis(saboteur)
-        fake_llm.answers["IntentResult"] = GOOD
+        fake_llm.answers["IntentResult"] = GOOD_REMINDER
     elif where.startswith("invalid"):
         llm = LLMFailingWithRedis(saboteur, Reply(content="no JSON here"))
     else:
@@ -165,23 +165,13 @@ def test_a_job_survives_redis_stopping_when_its_replacement_is_written(
         client.close()
 
         assert saboteur.restarted.wait(60)
-        wait_for(lambda: _accepted(core, 51), timeout=60)
+        wait_for(lambda: accepted_states(core, 51), timeout=60)
     finally:
         if core is not fake_core:
             core.down()
         if llm is not fake_llm:
             llm.down()
-    assert _accepted(core, 51) == ["completed"]
-
-
-def _accepted(core, job_id):
-    """The job states Core accepted (answered 2xx)."""
-    with core.lock:
-        return [
-            r["json"]["status"]
-            for r in core.requests
-            if r["method"] == "PATCH" and r["path"] == f"/jobs/{job_id}" and r["status"] < 300
-        ]
+    assert accepted_states(core, 51) == ["completed"]
 
 
 def test_a_delay_queue_consumer_survives_redis_stopping_and_puts_its_messages_back(

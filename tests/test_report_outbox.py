@@ -7,16 +7,7 @@ import time
 
 from actors import intent_classify
 from llm_worker.core.outbox import Report
-from tests.support import drain, notifications, run_cli, send_unchecked, wait_for
-
-
-def _accepted(fake_core, job_id):
-    """The job states Core accepted (answered 2xx to)."""
-    return [
-        r["json"]["status"]
-        for r in list(fake_core.requests)
-        if r["method"] == "PATCH" and r["path"] == f"/jobs/{job_id}" and r.get("status", 999) < 300
-    ]
+from tests.support import accepted_states, drain, notifications, run_cli, send_unchecked, wait_for
 
 
 def test_failure_report_lands_once_core_is_back(env, worker, fake_llm, fake_core, redis_client):
@@ -27,11 +18,11 @@ def test_failure_report_lands_once_core_is_back(env, worker, fake_llm, fake_core
 
     assert svc.outbox.counts()["pending"] == 1  # Core refused the report: it waits
     assert notifications(redis_client) == []  # the user hears of it only after Core
-    wait_for(lambda: _accepted(fake_core, 1), timeout=15)
+    wait_for(lambda: accepted_states(fake_core, 1), timeout=15)
 
     [update] = [u for u in fake_core.job_updates(1) if u["status"] == "failed"][-1:]
     assert "payload.text" in update["error"]
-    assert _accepted(fake_core, 1) == ["failed"]
+    assert accepted_states(fake_core, 1) == ["failed"]
     wait_for(lambda: notifications(redis_client), timeout=10)  # published after Core answered
     assert [n["message_type"] for n in notifications(redis_client)] == ["llm_failure"]
     wait_for(lambda: svc.outbox.counts() == {"pending": 0, "dead": 0}, timeout=10)
@@ -44,8 +35,8 @@ def test_stale_report_waits_for_core_too(env, worker, fake_llm, fake_core, redis
     intent_classify.send_with_options(args=(2, 42, {"text": "x"}), max_age_seconds=1, delay=1500)
     drain(worker, "llm.intent")
 
-    wait_for(lambda: _accepted(fake_core, 2), timeout=15)
-    assert _accepted(fake_core, 2) == ["skipped"]
+    wait_for(lambda: accepted_states(fake_core, 2), timeout=15)
+    assert accepted_states(fake_core, 2) == ["skipped"]
     # The report leaves the outbox once Core's answer is in (just after Core saw it).
     wait_for(lambda: svc.outbox.counts()["pending"] == 0, timeout=10)
     assert notifications(redis_client) == []  # skipped jobs notify no one
@@ -60,7 +51,7 @@ def test_report_core_never_accepts_is_kept_dead_and_can_be_requeued(
     drain(worker, "llm.intent")
     wait_for(lambda: svc.outbox.counts()["dead"] == 1, timeout=10)
     assert svc.outbox.counts()["pending"] == 0
-    assert _accepted(fake_core, 3) == []
+    assert accepted_states(fake_core, 3) == []
 
     status = run_cli(cli_env, "status")
     assert "job reports waiting for Core: 0, dead: 1" in status.stdout
@@ -70,8 +61,8 @@ def test_report_core_never_accepts_is_kept_dead_and_can_be_requeued(
     assert "llm.intent: requeued 1" in requeued.stdout
     assert "requeued 0 dead reports" in requeued.stdout
 
-    wait_for(lambda: _accepted(fake_core, 3), timeout=10)  # the running worker reports it
-    assert _accepted(fake_core, 3) == ["failed"]
+    wait_for(lambda: accepted_states(fake_core, 3), timeout=10)  # the running worker reports it
+    assert accepted_states(fake_core, 3) == ["failed"]
     assert [n["message_type"] for n in notifications(redis_client)] == ["llm_failure"]
     assert svc.outbox.counts() == {"pending": 0, "dead": 0}
 
@@ -104,7 +95,7 @@ def test_two_drains_deliver_a_report_once(env, fake_core, redis_client):
         thread.join()
 
     assert sorted(results) == [0, 0, 0, 1]
-    assert _accepted(fake_core, 4) == ["failed"]
+    assert accepted_states(fake_core, 4) == ["failed"]
     assert len(notifications(redis_client)) == 1
     assert svc.outbox.counts() == {"pending": 0, "dead": 0}
 

@@ -10,6 +10,7 @@ from actors import review_chunk
 from llm_worker import keys
 from llm_worker.llm.tokens import estimate_text_tokens
 from llm_worker.testing.fakes import Reply
+from tests.payloads import COMMENTS
 from tests.support import app_diff, drain, git, send_unchecked
 
 pytestmark = pytest.mark.usefixtures("git_actors")
@@ -35,34 +36,6 @@ def _results(redis_client, review_id="rr-1"):
 def _conversation(redis_client, chunk_id="1"):
     raw = redis_client.get(keys.review_conversation(PREFIX, "rr-1", chunk_id))
     return json.loads(raw) if raw else None
-
-
-COMMENTS = [
-    {
-        "path": "app.py",
-        "line": 5,
-        "end_line": 6,
-        "severity": "warning",
-        "body": "The file is never closed.",
-        "suggestion": "with open(path) as handle:",
-    },
-    {
-        "path": "app.py",
-        "line": 12,
-        "end_line": None,
-        "severity": "error",
-        "body": "quantity may be missing on old items.",
-        "suggestion": None,
-    },
-    {
-        "path": "app.py",
-        "line": 17,
-        "end_line": None,
-        "severity": "info",
-        "body": "discount shadows the total function.",
-        "suggestion": None,
-    },
-]
 
 
 def test_two_tool_calls_then_three_comments(worker, git_repo, fake_llm, redis_client):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,11 +13,10 @@ import pytest
 
 from llm_worker import keys
 from llm_worker.testing.fakes import Reply
+from tests.payloads import COMMENTS
 from tests.support import ROOT, app_diff, git, produce, run_cli, wait_for
-from tests.test_review import COMMENTS
 
 pytestmark = pytest.mark.cli
-AMQP_URL = os.environ.get("LLMW_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 REVIEW_QUEUES = ["llm.review", "git_queue"]
 
 
@@ -60,8 +58,8 @@ def test_review_of_an_unknown_base_is_one_line(cli_env, git_repo):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def _purge_rabbitmq(queues):
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+def _purge_rabbitmq(url, queues):
+    connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     for queue in queues:
         for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
@@ -70,13 +68,13 @@ def _purge_rabbitmq(queues):
 
 
 @pytest.fixture
-def rabbitmq():
+def rabbitmq(rabbitmq_url):
     try:
-        _purge_rabbitmq(REVIEW_QUEUES)
+        _purge_rabbitmq(rabbitmq_url, REVIEW_QUEUES)
     except pika.exceptions.AMQPError as exc:  # pragma: no cover - CI starts RabbitMQ
-        pytest.fail(f"RabbitMQ is not answering at {AMQP_URL}: {exc}")
-    yield AMQP_URL
-    _purge_rabbitmq(REVIEW_QUEUES)
+        pytest.fail(f"RabbitMQ is not answering at {rabbitmq_url}: {exc}")
+    yield rabbitmq_url
+    _purge_rabbitmq(rabbitmq_url, REVIEW_QUEUES)
 
 
 def test_review_loop_on_rabbitmq(start_worker, cli_env, git_repo, fake_llm, redis_client, rabbitmq):

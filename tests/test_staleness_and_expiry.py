@@ -13,9 +13,8 @@ from llm_worker.fleet.breaker import BreakerStore
 from llm_worker.jobs.sweep import sweep_redis_queues
 from llm_worker.services import services
 from llm_worker.settings import Settings
+from tests.payloads import GOOD_TASK
 from tests.support import drain, notifications, produce, running_worker, wait_for
-
-GOOD = {"intent": "task", "confidence": 0.9}
 
 
 def _enqueue_aged(job_id, age_seconds, **options):
@@ -49,7 +48,7 @@ def test_stale_job_is_skipped_without_llm_call(worker, fake_llm, fake_core, redi
 
 
 def test_per_message_max_age_override(worker, fake_llm, fake_core):
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     _enqueue_aged(71, 400, max_age_seconds=600)
     _enqueue_aged(72, 20, max_age_seconds=10)
     drain(worker, "llm.intent")
@@ -60,7 +59,7 @@ def test_per_message_max_age_override(worker, fake_llm, fake_core):
 
 def test_time_in_an_outage_does_not_count_towards_staleness(env, worker, fake_llm, fake_core):
     svc = env()
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     store = BreakerStore(svc.redis, "llmw", outage_retention=3600)
     now = time.time()
     store.open("down", next_probe_at=now - 60, now=now - 500)
@@ -76,7 +75,7 @@ def test_job_picked_up_after_expiry_is_expired_not_run(
     env, worker, fake_llm, fake_core, redis_client
 ):
     env(LLM_UNAVAILABLE_EXPIRY_SECONDS=3)
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     _enqueue_aged(74, 5, llm_held_since=time.time() - 5)
     drain(worker, "llm.intent")
 
@@ -92,7 +91,7 @@ def test_job_queued_during_an_outage_and_never_held_expires_at_pick_up(
     env, worker, fake_llm, fake_core, redis_client
 ):
     svc = env(LLM_UNAVAILABLE_EXPIRY_SECONDS=1, LLM_PROBE_INTERVAL_SECONDS=0.2)
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     BreakerStore(svc.redis, "llmw", outage_retention=60).open("down", next_probe_at=time.time() + 2)
     wait_for(lambda: worker.consumers["llm.intent"].paused)  # nothing picks it up meanwhile
     intent_classify.send(75, 42, {"text": "x"})  # queued while the LLM is down
@@ -194,7 +193,7 @@ def test_cli_worker_expires_jobs_queued_during_an_outage_that_outlived_them(
 ):
     """The reported scenario, with the real `dramatiq` CLI, run several times and with two
     processes (no sweep: the worker schedules none)."""
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     start_worker("--processes", str(processes), "--threads", "2", **OUTAGE_SETTINGS)
     log = tmp_path / "worker0.log"
     wait_for(lambda: log.read_text().count("Worker process is ready") == processes, 60)
@@ -211,7 +210,7 @@ def test_worker_started_after_an_outage_expires_the_jobs_it_outlived(
 ):
     """Jobs sent while the LLM was down and no worker ran (so no breaker was ever opened),
     picked up after their expiry age by a worker started once the LLM is back."""
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     for job_id in (3, 4):
         intent_classify.send(job_id, 42, {"text": "x"})
     time.sleep(3.5)
@@ -229,7 +228,7 @@ def test_time_waiting_out_a_429_cooldown_does_not_count_towards_staleness(env, f
     from llm_worker.testing.fakes import Reply
 
     env(MESSAGE_MAX_AGE_SECONDS=1, LLM_CAPACITY_WAIT_SECONDS=10)
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     busy = {"error": {"message": "slow down"}}
     fake_llm.push(Reply(status=429, body=busy, headers={"Retry-After": "3"}))
     with running_worker(broker, threads=1) as worker:
@@ -252,7 +251,7 @@ def test_cli_worker_on_rabbitmq_expires_jobs_that_outlived_an_outage(
 ):
     """The same scenario with RabbitMQ, where nothing sweeps: expiry at pick-up is all."""
     url, _ = own_rabbitmq
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     start_worker("--processes", "1", "--threads", "2", BROKER_URL=url, **OUTAGE_SETTINGS)
     wait_for(lambda: "Worker process is ready" in (tmp_path / "worker0.log").read_text(), 60)
     producer = {**cli_env, "BROKER_URL": url}
@@ -277,8 +276,8 @@ def test_a_job_that_expires_waiting_for_llm_capacity_is_expired_not_sent(
         LLM_MAX_CONCURRENT_REQUESTS=1,
         LLM_CAPACITY_WAIT_SECONDS=10,
     )
-    fake_llm.answers["IntentResult"] = GOOD
-    fake_llm.push(Reply(content=GOOD, delay=3))
+    fake_llm.answers["IntentResult"] = GOOD_TASK
+    fake_llm.push(Reply(content=GOOD_TASK, delay=3))
     with running_worker(broker, threads=2) as worker:
         intent_classify.send(24, 42, {"text": "x"})
         wait_for(lambda: fake_llm.chat_requests(), timeout=10)

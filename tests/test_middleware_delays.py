@@ -27,11 +27,8 @@ from llm_worker.services import Services
 from llm_worker.settings import broker_settings
 from llm_worker.testing.fakes import Reply
 from middleware import breaker_status
+from tests.payloads import GOOD_TASK
 from tests.support import wait_for
-
-pytestmark = pytest.mark.unit
-
-GOOD = {"intent": "task", "confidence": 0.9}
 
 
 @dataclass(frozen=True)
@@ -136,7 +133,7 @@ def test_job_retries_back_off_exponentially_between_the_bounds(stub, fake_llm, f
     stub.configure(
         JOB_MAX_RETRIES=3, JOB_RETRY_MIN_BACKOFF_SECONDS=0.01, JOB_RETRY_MAX_BACKOFF_SECONDS=10
     )
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     fake_core.failures.extend([503] * 4)  # the result's report fails every time
 
     stub.actor.send(3, 42, {"text": "x"})
@@ -153,7 +150,7 @@ def test_job_retries_never_wait_longer_than_the_maximum(stub, fake_llm, fake_cor
     stub.configure(
         JOB_MAX_RETRIES=3, JOB_RETRY_MIN_BACKOFF_SECONDS=0.02, JOB_RETRY_MAX_BACKOFF_SECONDS=0.03
     )
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     fake_core.failures.extend([503] * 3)
 
     stub.actor.send(4, 42, {"text": "x"})
@@ -169,7 +166,7 @@ def test_a_job_without_a_free_slot_waits_in_the_broker_not_as_a_retry(
     stub, fake_llm, fake_core, redis_client
 ):
     stub.configure(LLM_MAX_CONCURRENT_REQUESTS=1, LLM_CAPACITY_WAIT_SECONDS=0)
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
     store = CapacityStore(redis_client, "llmw", CapacityLimits(max_concurrent=1))
     assert store.acquire("another-process", priority=0, tokens=0).granted
 
@@ -186,7 +183,7 @@ def test_a_429_makes_the_job_wait_out_the_fleets_cooldown(stub, fake_llm, fake_c
     fake_llm.push(
         Reply(status=429, body={"error": {"message": "slow"}}, headers={"Retry-After": "2"})
     )
-    fake_llm.answers["IntentResult"] = GOOD
+    fake_llm.answers["IntentResult"] = GOOD_TASK
 
     stub.actor.send(6, 42, {"text": "x"})
     [waited] = wait_for(lambda: stub.recorder.delayed)
