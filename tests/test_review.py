@@ -252,10 +252,9 @@ def test_overflowing_conversation_is_shortened_to_the_budget(
     assert [r["summary"] for r in _results(redis_client)] == ["fine"]
 
 
-def test_diff_larger_than_the_budget_is_split_into_sub_chunks(
-    env, worker, git_repo, fake_llm, redis_client
-):
-    env(LLM_CONTEXT_TOKENS=4000, LLM_MAX_OUTPUT_TOKENS=200, LLM_TOKENIZER="estimate")
+def _many_changes_diff(git_repo):
+    """The diff of many.py, committed with 120 small functions, a third of them changed:
+    too large for one prompt of a 4,000-token context."""
     lines = [f"def f{n}(x):\n    return x + {n}\n" for n in range(120)]
     (git_repo / "many.py").write_text("".join(lines))
     git(git_repo, "add", "many.py")
@@ -263,7 +262,14 @@ def test_diff_larger_than_the_budget_is_split_into_sub_chunks(
     changed = [line.replace("x + ", "x - ") if n % 3 == 0 else line for n, line in enumerate(lines)]
     (git_repo / "many.py").write_text("".join(changed))
     diff = git(git_repo, "diff", "--no-color", "HEAD", "--", "many.py")
-    diff = diff[diff.index("--- a/") :]
+    return diff[diff.index("--- a/") :]
+
+
+def test_diff_larger_than_the_budget_is_split_into_sub_chunks(
+    env, worker, git_repo, fake_llm, redis_client
+):
+    env(LLM_CONTEXT_TOKENS=4000, LLM_MAX_OUTPUT_TOKENS=200, LLM_TOKENIZER="estimate")
+    diff = _many_changes_diff(git_repo)
     fake_llm.fallback = lambda request: Reply(content={"action": "no_issues", "summary": "ok"})
 
     review_chunk.send(
@@ -294,14 +300,7 @@ def test_a_sub_chunk_retried_after_an_invalid_answer_is_not_refused_as_too_large
     env, worker, git_repo, fake_llm, redis_client
 ):
     env(LLM_CONTEXT_TOKENS=4000, LLM_MAX_OUTPUT_TOKENS=200, LLM_TOKENIZER="estimate")
-    lines = [f"def f{n}(x):\n    return x + {n}\n" for n in range(120)]
-    (git_repo / "many.py").write_text("".join(lines))
-    git(git_repo, "add", "many.py")
-    git(git_repo, "commit", "-q", "-m", "many")
-    changed = [line.replace("x + ", "x - ") if n % 3 == 0 else line for n, line in enumerate(lines)]
-    (git_repo / "many.py").write_text("".join(changed))
-    diff = git(git_repo, "diff", "--no-color", "HEAD", "--", "many.py")
-    diff = diff[diff.index("--- a/") :]
+    diff = _many_changes_diff(git_repo)
     garbage = "I think this looks fine overall. " * 40  # not JSON: retried with feedback
 
     def answer(request):
