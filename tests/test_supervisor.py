@@ -20,10 +20,10 @@ from console.ops.supervisor import Child, Supervisor
 children = [Child(f"sleeper{n}", [sys.executable, "-c", "import time; time.sleep(600)"])
             for n in range(2)]
 supervisor = Supervisor(children)
-import threading
+import threading, time
 def note_pids():
     while any(c.process is None for c in children):
-        pass
+        time.sleep(0.01)
     with open(sys.argv[1], "w") as out:
         out.write(" ".join(str(c.process.pid) for c in children))
 threading.Thread(target=note_pids, daemon=True).start()

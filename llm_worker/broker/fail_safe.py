@@ -111,7 +111,8 @@ class FailSafeHooks:
             except Exception as exc:
                 self._hook_failed(f"{type(middleware).__name__} failed before", message, exc)
                 raise SkipMessage("a middleware failed: redelivered") from None
-        self._failures().succeeded(message.message_id)
+        if self._hook_failures is not None:  # nothing to forget until a hook first failed
+            self._hook_failures.succeeded(message.message_id)
 
     def emit_after(self, signal: str, *args: Any, **kwargs: Any) -> None:
         """Dramatiq's, except that a hook that fails after a message was processed or
