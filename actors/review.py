@@ -11,7 +11,7 @@ from llm_worker.broker.outbound import send_message
 from llm_worker.errors import JobRejected, LLMError
 from llm_worker.review.kind import ReviewJob, parse_review_arguments
 from llm_worker.review.loop import ReviewTurn
-from llm_worker.review.protocol import GIT_QUEUE, REVIEW_ACTOR, REVIEW_QUEUE
+from llm_worker.review.protocol import GIT_QUEUE, REVIEW_ACTOR, REVIEW_QUEUE, SUB_CHUNK_OPTION
 from llm_worker.services import services
 
 
@@ -38,7 +38,10 @@ def review_chunk(
         send_message(GIT_QUEUE, actor_name, args, kwargs)
 
     def send_review(sub_chunk_id: str, sub_event: str, sub_payload: dict[str, Any]) -> None:
-        review_chunk.send(review_request_id, sub_chunk_id, sub_event, sub_payload)
+        options: dict[str, Any] = {SUB_CHUNK_OPTION: True}
+        review_chunk.send_with_options(
+            args=(review_request_id, sub_chunk_id, sub_event, sub_payload), **options
+        )
 
     message = CurrentMessage.get_current_message()
     ReviewTurn(services(), args, send_git, send_review, message).run()

@@ -1,10 +1,17 @@
 """Names of this service's own Redis keys (the broker's keys are Dramatiq's).
 
-Every name starts with ``KEY_PREFIX`` (default ``llmw``), written ``{p}`` here, but
-:func:`legacy_review_conversation`, only ever read.
+Every name starts with ``KEY_PREFIX`` (default ``llmw``), written ``{p}`` here.  An
+identifier that comes from a message (a job, review request or chunk id) is written as
+one segment by :func:`segment`, so no two different ids, or pairs of ids, give one key.
 """
 
 from __future__ import annotations
+
+
+def segment(value: str | int) -> str:
+    """``value`` as one segment of a key: ``%`` and ``:`` percent-encoded, so the segment
+    holds no separator and decodes to exactly one id (ids without either are unchanged)."""
+    return str(value).replace("%", "%25").replace(":", "%3A")
 
 
 def breaker(prefix: str) -> str:
@@ -29,20 +36,20 @@ def notified(
 ) -> str:
     """``{p}:notified:{job_type}:{job_id}:{message_type}:{n}``: set when that notification
     was published, so a redelivered job never publishes it again."""
-    return f"{prefix}:notified:{job_type}:{job_id}:{message_type}:{discriminator}"
+    return f"{prefix}:notified:{job_type}:{segment(job_id)}:{message_type}:{segment(discriminator)}"
 
 
 def job_result(prefix: str, job_type: str, result_name: str, job_id: str | int) -> str:
     """``{p}:result:{job_type}:{result}:{job_id}``: a job's valid LLM result and the usage
     it cost (JSON), kept so that a retry (Core failing) or a second message for the same
     job (Core resending it) reuses it instead of asking the model again."""
-    return f"{prefix}:result:{job_type}:{result_name}:{job_id}"
+    return f"{prefix}:result:{job_type}:{result_name}:{segment(job_id)}"
 
 
 def job_lease(prefix: str, job_type: str, job_id: str | int) -> str:
     """``{p}:lease:{job_type}:{job_id}``: held (value: the message id) by the one message of a
     job that is calling the LLM, so a second message for it waits instead of calling too."""
-    return f"{prefix}:lease:{job_type}:{job_id}"
+    return f"{prefix}:lease:{job_type}:{segment(job_id)}"
 
 
 def finished(prefix: str, message_id: str) -> str:
@@ -151,31 +158,24 @@ def review_conversation(prefix: str, review_request_id: str | int, chunk_id: str
     """``{p}:review:conversation:{review_request_id}:{chunk_id}``: one chunk's review
     conversation, a JSON list of messages (see :mod:`llm_worker.review.conversation`); it
     lives ``REVIEW_CONVERSATION_TTL_SECONDS`` after its last turn."""
-    return f"{prefix}:review:conversation:{review_request_id}:{chunk_id}"
-
-
-def legacy_review_conversation(review_request_id: str | int, chunk_id: str | int) -> str:
-    """``conversation:{review_request_id}:{chunk_id}``: where a conversation was kept before
-    its key had the prefix; read when the prefixed key is missing, so a review in flight
-    across an upgrade carries on, and deleted once the conversation is saved again."""
-    return f"conversation:{review_request_id}:{chunk_id}"
+    return f"{prefix}:review:conversation:{segment(review_request_id)}:{segment(chunk_id)}"
 
 
 def review_conversation_lock(prefix: str, review_request_id: str | int, chunk_id: str | int) -> str:
     """``{p}:review:lock:{review_request_id}:{chunk_id}``: held by the one turn of a chunk's
     conversation under way, so a duplicate message waits and then sees its result."""
-    return f"{prefix}:review:lock:{review_request_id}:{chunk_id}"
+    return f"{prefix}:review:lock:{segment(review_request_id)}:{segment(chunk_id)}"
 
 
 def review_comments(prefix: str, review_request_id: str | int) -> str:
     """``{p}:review:comments:{review_request_id}``: list of what the reference git worker
     received for a review, one JSON record per chunk (``chunk_id``, ``comments``,
     ``summary``, ``error``)."""
-    return f"{prefix}:review:comments:{review_request_id}"
+    return f"{prefix}:review:comments:{segment(review_request_id)}"
 
 
 def review_cancelled(prefix: str, review_request_id: str | int) -> str:
     """``{p}:review:cancelled:{review_request_id}``: present once a review was given up (the
     ``llm-worker review`` command timed out); its messages still queued are dropped
     instead of calling the LLM.  It lives ``REVIEW_CONVERSATION_TTL_SECONDS``."""
-    return f"{prefix}:review:cancelled:{review_request_id}"
+    return f"{prefix}:review:cancelled:{segment(review_request_id)}"

@@ -79,44 +79,52 @@ def test_two_tool_calls_then_three_comments(worker, git_repo, fake_llm, redis_cl
     assert 0 < redis_client.ttl(keys.review_conversation(PREFIX, "rr-1", "1")) <= 604_800
 
 
-def test_a_conversation_under_its_unprefixed_key_carries_on(
+def test_an_unprefixed_key_of_the_same_name_is_neither_read_nor_deleted(
     worker, git_repo, fake_llm, redis_client
 ):
-    """A conversation saved before its key had the prefix, waiting for a tool call's result,
-    goes on from where it was, and moves to the prefixed key."""
-    diff = app_diff(git_repo)
-    tool_call = {"action": "tool_call", "tool": "read_file", "arguments": {"path": "app.py"}}
-    legacy = [
-        {
-            "role": "user",
-            "kind": "data",
-            "content": "legacy first turn: review app.py",
-            "chunk": {"path": "app.py", "diff": diff, "language": "python"},
-        },
-        {
-            "role": "assistant",
-            "kind": "tool_call",
-            "content": json.dumps({**tool_call, "reason": "see the whole file"}),
-            "tool_call_id": "legacy-call",
-            "delivered": True,
-        },
-    ]
-    old_key = keys.legacy_review_conversation("rr-1", "1")
-    redis_client.set(old_key, json.dumps(legacy), ex=600)
-    fake_llm.push({"action": "comment", "comments": COMMENTS})
+    other = json.dumps([{"role": "user", "kind": "data", "content": "another application"}])
+    redis_client.set("conversation:rr-1:1", other, ex=600)
+    fake_llm.push({"action": "no_issues", "summary": "Looks good."})
 
-    ready = {"tool_call_id": "legacy-call", "content": "def total(items): ...", "error": None}
-    review_chunk.send("rr-1", "1", "CONTEXT_READY", ready)
+    _request(git_repo)
     drain(worker, *QUEUES)
 
     [call] = fake_llm.chat_requests()
-    sent = [m["content"] for m in call["json"]["messages"]]
-    assert any("legacy first turn" in text for text in sent)
-    assert any("Result of tool call" in text and "def total(items)" in text for text in sent)
-    assert [r["comments"] for r in _results(redis_client)] == [COMMENTS]
-    conversation = _conversation(redis_client)
-    assert [m["kind"] for m in conversation] == ["data", "tool_call", "tool_result", "answer"]
-    assert not redis_client.exists(old_key)
+    assert not any("another application" in m["content"] for m in call["json"]["messages"])
+    assert [r["summary"] for r in _results(redis_client)] == ["Looks good."]
+    assert redis_client.get("conversation:rr-1:1") == other.encode()
+
+
+def test_ids_holding_the_key_separator_get_a_conversation_each(
+    worker, git_repo, fake_llm, redis_client
+):
+    fake_llm.fallback = lambda request: Reply(content={"action": "no_issues", "summary": "ok"})
+    payload = {
+        "repo": "demo",
+        "chunk": {"path": "app.py", "diff": app_diff(git_repo), "language": "python"},
+    }
+
+    review_chunk.send("rr:1", "2", "REVIEW_REQUEST", payload)
+    review_chunk.send("rr", "1:2", "REVIEW_REQUEST", payload)
+    review_chunk.send("rr%3A1", "2", "REVIEW_REQUEST", payload)
+    drain(worker, *QUEUES)
+
+    assert len(fake_llm.chat_requests()) == 3
+    assert [r["chunk_id"] for r in _results(redis_client, "rr:1")] == ["2"]
+    assert [r["chunk_id"] for r in _results(redis_client, "rr")] == ["1:2"]
+    assert [r["chunk_id"] for r in _results(redis_client, "rr%3A1")] == ["2"]
+
+
+def test_a_producer_chunk_id_with_the_part_mark_is_refused(
+    worker, git_repo, fake_llm, redis_client
+):
+    _request(git_repo, chunk_id="big#1")
+    drain(worker, *QUEUES)
+
+    [result] = _results(redis_client)
+    assert result["chunk_id"] == "big#1"
+    assert "chunk_id" in result["error"] and "'#'" in result["error"]
+    assert fake_llm.chat_requests() == []
 
 
 def test_no_issues_posts_summary(worker, git_repo, fake_llm, redis_client):

@@ -58,10 +58,6 @@ class Conversation:
 class ConversationStore:
     """Loads and saves conversations, one turn at a time under a lock.
 
-    A conversation kept under its unprefixed key
-    (:func:`~llm_worker.keys.legacy_review_conversation`) is read when the
-    prefixed one is missing, and moves to the prefixed key at its next save.
-
     Parameters:
       client: Redis at ``REDIS_URL``.
       prefix: ``KEY_PREFIX``.
@@ -80,8 +76,6 @@ class ConversationStore:
     def load(self, review_request_id: str | int, chunk_id: str | int) -> Conversation:
         """The conversation, empty if it does not exist (or expired)."""
         raw = self._redis.get(keys.review_conversation(self._prefix, review_request_id, chunk_id))
-        if raw is None:
-            raw = self._redis.get(keys.legacy_review_conversation(review_request_id, chunk_id))
         return Conversation(tuple(json.loads(raw)) if raw else ())
 
     def save(
@@ -90,12 +84,9 @@ class ConversationStore:
         chunk_id: str | int,
         messages: list[dict[str, Any]],
     ) -> None:
-        """Replace the conversation and refresh its TTL (an unprefixed copy is deleted)."""
+        """Replace the conversation and refresh its TTL."""
         key = keys.review_conversation(self._prefix, review_request_id, chunk_id)
-        pipe = self._redis.pipeline()
-        pipe.set(key, json.dumps(messages, ensure_ascii=False), ex=self._ttl)
-        pipe.delete(keys.legacy_review_conversation(review_request_id, chunk_id))
-        pipe.execute()
+        self._redis.set(key, json.dumps(messages, ensure_ascii=False), ex=self._ttl)
 
     @contextmanager
     def turn(self, review_request_id: str | int, chunk_id: str | int) -> Iterator[None]:

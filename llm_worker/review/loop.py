@@ -24,7 +24,14 @@ from llm_worker.review.anchors import anchor_comments
 from llm_worker.review.conversation import Conversation, ConversationStore
 from llm_worker.review.diff import FileDiff, parse_file_diff, split_diff
 from llm_worker.review.kind import REVIEW_PRIORITY
-from llm_worker.review.protocol import FETCH_CONTEXT, POST_COMMENT, REVIEW_ACTOR, REVIEW_REQUEST
+from llm_worker.review.protocol import (
+    FETCH_CONTEXT,
+    POST_COMMENT,
+    REVIEW_ACTOR,
+    REVIEW_REQUEST,
+    SUB_CHUNK_MARK,
+    SUB_CHUNK_OPTION,
+)
 from llm_worker.review.schemas import (
     CommentAnswer,
     ContextReadyPayload,
@@ -101,7 +108,8 @@ class ReviewTurn:
       svc: the process's clients.
       args: the validated message arguments.
       send_git: sends ``(actor_name, args, kwargs)`` to the git worker.
-      send_review: sends ``(chunk_id, event, payload)`` to ``review_chunk`` (sub-chunks).
+      send_review: sends ``(chunk_id, event, payload)`` to ``review_chunk`` with the
+        :data:`~llm_worker.review.protocol.SUB_CHUNK_OPTION` (a split chunk's parts).
       message: the message being handled (its options carry the usage and an invalid
         answer's feedback); ``None`` outside a worker (the eval command).
     """
@@ -154,6 +162,10 @@ class ReviewTurn:
         if conversation.exists:
             logger.warning("duplicate REVIEW_REQUEST for %s ignored", self._name)
             return None
+        if SUB_CHUNK_MARK in str(self.args.chunk_id) and not self._is_sub_chunk:
+            raise InvalidPayload(
+                "chunk_id", f"must not contain {SUB_CHUNK_MARK!r} (it marks a split chunk's parts)"
+            )
         try:
             diff = parse_file_diff(payload.chunk.diff)
         except ValueError as exc:
@@ -162,7 +174,7 @@ class ReviewTurn:
         budget = int(self.svc.settings.prompt_token_budget * FIRST_PROMPT_SHARE)
         size = self._prompt_tokens([first])
         if size > budget:
-            if "#" in str(self.args.chunk_id):
+            if self._is_sub_chunk:
                 raise PromptTooLarge(
                     f"sub-chunk prompt of {size} tokens is over {budget} even after splitting"
                 )
@@ -215,6 +227,11 @@ class ReviewTurn:
         return True
 
     # -- turns ---------------------------------------------------------------------------
+
+    @property
+    def _is_sub_chunk(self) -> bool:
+        """Whether this request is a part of a split chunk, sent by the loop itself."""
+        return self.message is not None and bool(self.message.options.get(SUB_CHUNK_OPTION))
 
     @property
     def _name(self) -> str:
@@ -303,7 +320,8 @@ class ReviewTurn:
         for n, part in enumerate(parts, start=1):
             chunk = {**payload.chunk.model_dump(), "diff": part.text()}
             sub_payload = {**payload.model_dump(), "chunk": chunk}
-            self.send_review(f"{self.args.chunk_id}#{n}", REVIEW_REQUEST, sub_payload)
+            part_id = f"{self.args.chunk_id}{SUB_CHUNK_MARK}{n}"
+            self.send_review(part_id, REVIEW_REQUEST, sub_payload)
 
     def _take_turn(self, store: ConversationStore, messages: list[dict[str, Any]]) -> None:
         tool_calls = Conversation(tuple(messages)).tool_calls

@@ -32,5 +32,11 @@ POST_COMMENT: Final = "post_comment"
 REVIEW_REQUEST: Final = "REVIEW_REQUEST"
 #: The event that brings a tool call's result.
 CONTEXT_READY: Final = "CONTEXT_READY"
+#: Joins a split chunk's id and a part's number into the part's chunk id (``{chunk_id}#2``).
+SUB_CHUNK_MARK: Final = "#"
+#: The message option of a ``REVIEW_REQUEST`` the loop sent for a part of a split chunk;
+#: any other ``REVIEW_REQUEST`` whose chunk id holds :data:`SUB_CHUNK_MARK` is refused,
+#: so a producer's chunk id never collides with a part's.
+SUB_CHUNK_OPTION: Final = "review_sub_chunk"
 #: The events of ``review_chunk``.
 Event = Literal["REVIEW_REQUEST", "CONTEXT_READY"]
