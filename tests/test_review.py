@@ -401,6 +401,11 @@ def test_small_profile_shows_numbered_lines_and_anchors_a_comment_by_its_code(
     assert "tool_call" not in json.dumps(schema)  # the small profile answers at once
     quoted = schema["$defs"]["ReviewComment"]["properties"]["code"]["enum"]
     assert sorted(quoted) == sorted({code.strip() for code in added.values() if code.strip()})
+    text = "\n".join(m["content"] for m in body["messages"])
+    assert (
+        '"enum"' not in text and '"const"' not in text
+    )  # the narrowed schema is not in the prompt
+    assert text.count(added[target].strip()) == 1  # the chunk's code is shown once
     [result] = _results(redis_client)
     [posted] = result["comments"]
     assert posted["line"] == target and "code" not in posted
