@@ -23,7 +23,7 @@
           |                       4xx): the job fails at once (also a JobRejected)
           +-- CoreUnauthorized    Core refused our credentials (401, 403): jobs
                                   are held, not failed, until an operator fixes it
-     +-- JobInProgress            another message of the same job is calling the LLM:
+     +-- JobInProgress            another delivery of the same job is calling the LLM:
                                   the message waits, counting as no retry
 
 :class:`SettingsError` and :class:`CommandError` are not job errors: they stop a
@@ -159,14 +159,14 @@ class InvalidLLMResponse(LLMError):
 
 
 class JobInProgress(JobError):
-    """Another message of the same job (job type and ``job_id``) holds its LLM lease.
+    """Another delivery of the same job (job type and ``job_id``) holds its LLM lease.
 
     Parameters:
-      holder: the message id holding it.
+      holder: the delivery holding it (``{message_id}/{delivery}``).
     """
 
     def __init__(self, holder: str) -> None:
-        super().__init__(f"another message ({holder}) of this job is calling the LLM")
+        super().__init__(f"another delivery ({holder}) of this job is calling the LLM")
         self.holder = holder
 
 

@@ -7,13 +7,15 @@
   (a retry, a hold, a redelivery, a requeue from the dead letters)
   (:func:`message_key`).  The finished marker and the expiry claim are keyed by it.
 - **A delivery**: one fetch of one copy of a message by one worker
-  (:func:`delivery_key`).  The broker's held set, the job's lease holder and the
-  outcome log are keyed by it.  Today a delivery is known by its message id, so two
-  copies of one message delivered at once share a key.
+  (:func:`delivery_key`, unique across the fleet).  The job's lease holder and the
+  outcome log are keyed by it, so two copies of one message running at once (a host
+  back from a partition or a freeze while another host runs the redelivered copy)
+  are two holders: one calls the LLM, the other waits and reuses its result.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -45,10 +47,22 @@ def message_key(message: AnyMessage) -> str:
     return str(message.message_id)
 
 
+#: The attribute of a fetched message (Dramatiq's per-fetch ``MessageProxy``) that holds its
+#: delivery key once :func:`delivery_key` made it.
+DELIVERY_KEY_ATTRIBUTE = "_llmw_delivery_key"
+
+
 def delivery_key(message: AnyMessage) -> str:
-    """The key of this delivery of ``message``: today its message id (see the module
-    docstring)."""
-    return str(message.message_id)
+    """The key of this delivery of ``message``: ``{message_id}/{random hex}``, made at its
+    first use and kept on the fetched message, so every fetch of every copy, on every host,
+    has its own.  A bare ``Message`` (never fetched) is keyed by its message id."""
+    if not isinstance(message, MessageProxy):
+        return str(message.message_id)
+    key = vars(message).get(DELIVERY_KEY_ATTRIBUTE)
+    if key is None:
+        key = f"{message.message_id}/{uuid.uuid4().hex}"
+        setattr(message, DELIVERY_KEY_ATTRIBUTE, key)
+    return str(key)
 
 
 @dataclass(frozen=True)

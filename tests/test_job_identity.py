@@ -3,7 +3,14 @@ however many messages Core sends for it."""
 
 from __future__ import annotations
 
-from actors import followup, intent_classify
+import itertools
+
+import pytest
+import redis
+
+from actors import broker, followup, intent_classify
+from llm_worker.errors import JobInProgress
+from llm_worker.jobs.lease import job_lease
 from llm_worker.testing.fakes import Reply
 from tests.support import dead_letters, drain, notifications, usage
 
@@ -43,6 +50,48 @@ def test_a_job_sent_twice_at_once_calls_the_llm_once(worker, fake_llm, fake_core
     assert dead_letters(redis_client, "llm.intent") == []
     assert len(notifications(redis_client)) == 1
     assert not redis_client.exists("llmw:lease:intent_classify:72")  # released
+
+
+def test_two_copies_of_one_message_at_once_call_the_llm_once(
+    worker, fake_llm, fake_core, redis_client
+):
+    """A host back from a partition runs its copy while another host runs the redelivered
+    one: both copies share a message id, but each delivery is its own lease holder."""
+    answers = itertools.cycle([FIRST, SECOND])
+    fake_llm.fallback = lambda request: Reply(content=next(answers), delay=0.5)
+    message = intent_classify.message(74, 42, {"text": "x"})
+    broker.enqueue(message)
+    broker.enqueue(message)  # a second copy under the same message id
+    drain(worker, "llm.intent")
+
+    assert len(fake_llm.chat_requests()) == 1
+    results = {str(u["result"]) for u in fake_core.job_updates(74)}
+    assert results == {str(FIRST)}
+    assert [n["content"] for n in notifications(redis_client)] == [FIRST]
+
+
+def test_a_delivery_that_lost_its_lease_drops_its_answer(redis_client: redis.Redis):
+    lease, result = "llmw:lease:t:1", "llmw:result:t:R:1"
+    with job_lease(redis_client, lease, result, "m/a", ttl_seconds=60) as first:
+        redis_client.delete(lease)  # its holder froze past the lease's expiry
+        with job_lease(redis_client, lease, result, "m/b", ttl_seconds=60) as second:
+            with pytest.raises(JobInProgress, match="m/b"):
+                first.store('"late"', 60)  # another delivery holds the lease now
+            assert second.store('"second"', 60) is None
+    assert redis_client.get(result) == b'"second"'
+    assert not redis_client.exists(lease)
+    with job_lease(redis_client, lease, result, "m/c", ttl_seconds=60) as third:
+        assert third.stored == b'"second"'  # read before the call: no call is made
+
+
+def test_a_late_answer_gets_the_result_stored_first(redis_client: redis.Redis):
+    lease, result = "llmw:lease:t:2", "llmw:result:t:R:2"
+    with job_lease(redis_client, lease, result, "m/a", ttl_seconds=60) as first:
+        redis_client.delete(lease)
+        with job_lease(redis_client, lease, result, "m/b", ttl_seconds=60) as second:
+            assert second.store('"second"', 60) is None
+        assert first.store('"late"', 60) == b'"second"'  # never replaced
+    assert redis_client.get(result) == b'"second"'
 
 
 def test_different_job_types_with_the_same_id_stay_apart(worker, fake_llm, fake_core):

@@ -110,7 +110,8 @@ class Job(Generic[P]):
 
         A valid result stored by an earlier attempt or another message of the same
         job (job type and ``job_id``, for ``JOB_RESULT_TTL_SECONDS``) is reused; the
-        call itself is made under the job's lease (:mod:`llm_worker.jobs.lease`).
+        call itself is made under the job's lease (:mod:`llm_worker.jobs.lease`), and
+        the first result stored is the one returned by every delivery of the job.
 
         Raises:
           PromptTooLarge, LLMUnavailable, LLMRequestRejected, InvalidLLMResponse,
@@ -133,7 +134,9 @@ class Job(Generic[P]):
             parsed = self._call(result_model, data, image)
             usage = message_usage(message).as_dict()
             stored = {"result": parsed.model_dump(mode="json"), "usage": usage}
-            lease.store(json.dumps(stored), config.job_result_ttl_seconds)
+            earlier = lease.store(json.dumps(stored), config.job_result_ttl_seconds)
+            if earlier is not None:  # another delivery's result was stored first: it wins
+                return self._reuse(result_model, earlier, message.options)
             return parsed
 
     def _call(self, result_model: type[R], data: dict[str, Any], image: StoredImage | None) -> R:

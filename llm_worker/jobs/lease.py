@@ -1,11 +1,18 @@
 """One LLM call at a time per job: a lease in Redis keyed by the job's identity.
 
 A job's identity is its job type and ``job_id``.  Core may send the same job
-twice (a new message, a new message id); the message that takes the lease
-calls the LLM, a second one finds the lease held and waits (see
+twice (a new message, a new message id), and one message may be delivered twice
+(a host back from a partition or a freeze runs its copy while another host runs
+the redelivered one).  The lease's holder is one delivery
+(:func:`~llm_worker.identity.delivery_key`): the delivery that takes the lease
+calls the LLM, any other finds the lease held and waits (see
 :class:`~llm_worker.errors.JobInProgress`), then reuses the stored result.
-The lease expires on its own (``LLM_TIMEOUT_SECONDS`` + 60 s) should its
-holder die.
+
+The first valid result stored wins and is never overwritten: a delivery whose
+answer comes after another's was stored reports the stored one, and a delivery
+that lost its lease (it expired during a freeze and another delivery took it)
+drops its answer and waits like any other.  The lease expires on its own
+(``LLM_TIMEOUT_SECONDS`` + 60 s) should its holder die.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ _TAKE = lua_script(__name__, "lease_take.lua")
 #: Delete KEYS[1] if it still holds ARGV[1].
 _RELEASE = lua_script(__name__, "lease_release.lua")
 
-#: Store the result ARGV[2] at KEYS[2] for ARGV[3] s, then release KEYS[1] if ARGV[1] holds it.
+#: Store the result ARGV[2] at KEYS[2] for ARGV[3] s unless one is stored or another holds
+#: the lease KEYS[1]; release KEYS[1] if ARGV[1] holds it.
 _STORE_AND_RELEASE = lua_script(__name__, "lease_store_and_release.lua")
 
 
@@ -49,12 +57,24 @@ class JobLease:
     stored: bytes | None = None
     released: bool = False
 
-    def store(self, value: str, ttl_seconds: int) -> None:
+    def store(self, value: str, ttl_seconds: int) -> bytes | None:
         """Store the job's valid result for ``ttl_seconds`` and release the lease, in one
-        round trip."""
+        round trip.
+
+        Returns:
+          ``None`` when ``value`` is now the job's result; the result stored before it
+          when there was one (``value`` is dropped).
+
+        Raises:
+          JobInProgress: another delivery holds the lease now (this one's expired);
+            ``value`` is dropped.
+        """
         keys_and_args = (self.lease_key, self.result_key, self.holder, value, ttl_seconds)
-        self.client.eval(_STORE_AND_RELEASE, 2, *keys_and_args)
+        state, stored = self.client.eval(_STORE_AND_RELEASE, 2, *keys_and_args)
         self.released = True
+        if state == b"lost":
+            raise JobInProgress(stored.decode() if isinstance(stored, bytes) else str(stored))
+        return bytes(stored) if state == b"stored" else None
 
     def release(self) -> None:
         """Release the lease without a result (the call failed)."""
@@ -72,14 +92,12 @@ def job_lease(
     *,
     ttl_seconds: float,
 ) -> Iterator[JobLease]:
-    """Read the job's stored result, or hold its LLM lease for ``holder`` (a message
-    id), in one round trip; the lease is released on leaving unless
+    """Read the job's stored result, or hold its LLM lease for ``holder`` (a delivery
+    key), in one round trip; the lease is released on leaving unless
     :meth:`JobLease.store` did.
 
-    Re-entrant for the same holder (a retry of the same message).
-
     Raises:
-      JobInProgress: another message holds it.
+      JobInProgress: another delivery holds it.
     """
     ttl_ms = max(1, int(ttl_seconds * 1000))
     state, value = client.eval(_TAKE, 2, lease_key, result_key, holder, ttl_ms)
