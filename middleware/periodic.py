@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import dramatiq
 from dramatiq.middleware import Middleware
 
 logger = logging.getLogger(__name__)
+
+#: While passes keep failing, the failure is logged in full once per this many seconds.
+FAILURE_LOG_INTERVAL_SECONDS = 60.0
 
 
 class PeriodicPass(Middleware):
@@ -16,7 +20,9 @@ class PeriodicPass(Middleware):
 
     The thread starts after the worker boots (when :meth:`runs_on` accepts the
     broker) and stops before it shuts down; an exception from a pass is logged
-    and the next pass runs on time.
+    and the next pass runs on time.  Passes failing in a row (Redis unreachable)
+    are logged with their traceback once per :data:`FAILURE_LOG_INTERVAL_SECONDS`,
+    at DEBUG in between, and the first pass that works again says how many failed.
 
     Parameters:
       interval: seconds between two passes.
@@ -63,8 +69,26 @@ class PeriodicPass(Middleware):
             self._thread.join(timeout=5)
 
     def _run(self, broker: dramatiq.Broker) -> None:
+        failed, logged_at = 0, float("-inf")
         while not self._stop.wait(self.interval):
             try:
                 self.run_pass(broker)
-            except Exception:  # Redis or Core unreachable: the next pass tries again
-                logger.exception("%s: pass failed; retrying", self.thread_name)
+            except Exception as exc:  # Redis or Core unreachable: the next pass tries again
+                failed += 1
+                now = time.monotonic()
+                if now - logged_at >= FAILURE_LOG_INTERVAL_SECONDS:
+                    logged_at = now
+                    logger.exception(
+                        "%s: pass failed (%d in a row, logged in full once per %.0fs); retrying",
+                        self.thread_name,
+                        failed,
+                        FAILURE_LOG_INTERVAL_SECONDS,
+                    )
+                else:
+                    logger.debug("%s: pass failed again: %r", self.thread_name, exc)
+            else:
+                if failed:
+                    logger.warning(
+                        "%s: passes work again after %d failed", self.thread_name, failed
+                    )
+                failed, logged_at = 0, float("-inf")

@@ -178,6 +178,31 @@ def test_worker_survives_a_redis_restart(start_worker, cli_env, fake_llm, fake_c
     assert fake_core.job_updates(7)[0]["status"] == "completed"
 
 
+def test_a_worker_cut_from_redis_says_so_without_filling_its_log(
+    start_worker, cli_env, fake_llm, fake_core, redis_server, tmp_path
+):
+    fake_llm.answers["IntentResult"] = GOOD_REMINDER
+    start_worker("--processes", "1", "--threads", "4", REDIS_URL=redis_server.url)
+    env = {**cli_env, "REDIS_URL": redis_server.url}
+    _send_intent(env, 8)
+    wait_for(lambda: fake_core.job_updates(8), timeout=30)
+    log = tmp_path / "worker0.log"
+    before = len(log.read_bytes().splitlines())
+
+    redis_server.stop()
+    time.sleep(12)  # every consumer and background thread fails again and again meanwhile
+    redis_server.start()
+    _send_intent(env, 9)
+    wait_for(lambda: fake_core.job_updates(9), timeout=60)
+
+    lines = log.read_text(errors="replace").splitlines()[before:]
+    assert sum("Consumer encountered a connection error" in line for line in lines) == 1
+    failed_passes = [line.split("] [")[2] for line in lines if ": pass failed (" in line]
+    assert failed_passes and len(failed_passes) == len(set(failed_passes))  # once per thread
+    assert sum("Traceback" in line for line in lines) <= 3 * len(failed_passes)  # chained
+    assert len(lines) < 600, f"{len(lines)} lines logged while Redis was away"
+
+
 @pytest.mark.skipif(
     not os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server"), reason="needs rabbitmq-server"
 )

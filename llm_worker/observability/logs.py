@@ -86,21 +86,49 @@ SKIPPED_LOG = "Message %s was skipped."
 CONSUMER_RESTART_LOG = "Restarting consumer in %0.2f seconds."
 
 
+#: Dramatiq's CRITICAL line each time a consumer thread loses its broker connection.
+CONSUMER_CONNECTION_ERROR_LOG = "Consumer encountered a connection error: %s"
+
+#: While the broker stays unreachable, each consumer thread's connection error and restart
+#: lines are let through once per this many seconds per process (the first at once).
+REPEATED_LINE_INTERVAL_SECONDS = 60.0
+
+
 class DropRoutineDramatiqLines(logging.Filter):
     """Drop Dramatiq's lines that repeat this service's own or describe no event.
 
     - ``Message ... was skipped.`` (WARNING), see :data:`SKIPPED_LOG`;
     - ``Restarting consumer in 3.00 seconds.`` from a consumer the breaker paused
-      (one per queue and process during an outage); after a real consumer error
-      the line is kept, next to Dramatiq's own CRITICAL line.
+      (one per queue and process during an outage);
+    - while the broker is unreachable, every consumer thread (one per queue and delay
+      queue) logs a connection error and a restart every 3 s: those two lines pass once
+      per :data:`REPEATED_LINE_INTERVAL_SECONDS` per process, so a host cut from Redis
+      says so without filling its log.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._last_passed: dict[str, float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg == SKIPPED_LOG:
             return False
-        if record.msg == CONSUMER_RESTART_LOG:
-            return not getattr(threading.current_thread(), "paused", False)
+        if record.msg == CONSUMER_RESTART_LOG and getattr(
+            threading.current_thread(), "paused", False
+        ):
+            return False
+        if record.msg in (CONSUMER_CONNECTION_ERROR_LOG, CONSUMER_RESTART_LOG):
+            return self._once_per_interval(str(record.msg))
         return True
+
+    def _once_per_interval(self, line: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_passed.get(line, float("-inf")) < REPEATED_LINE_INTERVAL_SECONDS:
+                return False
+            self._last_passed[line] = now
+            return True
 
 
 #: Client libraries whose debug logs print request bodies (prompts).
