@@ -12,11 +12,14 @@ The first valid result stored wins and is never overwritten: a delivery whose
 answer comes after another's was stored reports the stored one, and a delivery
 that lost its lease (it expired during a freeze and another delivery took it)
 drops its answer and waits like any other.  The lease expires on its own
-(``LLM_TIMEOUT_SECONDS`` + 60 s) should its holder die.
+(``LLM_TIMEOUT_SECONDS`` + 60 s) should its holder die; a release that meets a Redis
+gone away is tried again for :data:`RELEASE_RETRY_SECONDS` first, so the job's next
+delivery, once Redis is back, finds the lease free instead of waiting it out.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +31,10 @@ from llm_worker.lua import lua_script
 
 #: Seconds a lease outlives the LLM call's own bound.
 LEASE_MARGIN_SECONDS = 60.0
+#: How long a release that meets an unreachable Redis is tried again, in seconds.
+RELEASE_RETRY_SECONDS = 30.0
+#: The longest pause between two tries of a release, in seconds.
+RELEASE_MAX_PAUSE_SECONDS = 2.0
 
 #: The stored result KEYS[2] when there is one; else take the lease KEYS[1] for ARGV[1]
 #: (for ARGV[2] ms) unless another holds it.
@@ -77,10 +84,26 @@ class JobLease:
         return bytes(stored) if state == b"stored" else None
 
     def release(self) -> None:
-        """Release the lease without a result (the call failed)."""
-        if not self.released:
-            self.client.eval(_RELEASE, 1, self.lease_key, self.holder)
-            self.released = True
+        """Release the lease without a result (the call failed), trying again while Redis
+        is unreachable, for up to :data:`RELEASE_RETRY_SECONDS`.
+
+        Raises:
+          redis.ConnectionError, redis.TimeoutError: Redis stayed unreachable; the lease
+            then expires on its own.
+        """
+        if self.released:
+            return
+        deadline, pause = time.monotonic() + RELEASE_RETRY_SECONDS, 0.05
+        while True:
+            try:
+                self.client.eval(_RELEASE, 1, self.lease_key, self.holder)
+                break
+            except (redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, RELEASE_MAX_PAUSE_SECONDS)
+        self.released = True
 
 
 @contextmanager
