@@ -51,8 +51,12 @@ def check_broker() -> str:
         return f"RabbitMQ at {safe_url(url)}"
     import redis
 
+    from llm_worker.redis_pools import connection_pool
+
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+        timeouts = {"socket_connect_timeout": 3.0, "socket_timeout": 3.0}
+        pool = connection_pool(url, socket_options=timeouts)
+        redis.Redis(connection_pool=pool).ping()
     except redis.RedisError as exc:
         raise CommandError(
             f"Redis at {safe_url(url)} is not answering ({exc}): start it "

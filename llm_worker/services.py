@@ -25,6 +25,7 @@ from llm_worker.llm.providers import (
 from llm_worker.llm.providers.base import Prompt
 from llm_worker.llm.tokens import estimate_tokens
 from llm_worker.prompts.profiles import PromptProfile, load_profile
+from llm_worker.redis_pools import connection_pool
 from llm_worker.settings import Settings, settings
 
 #: Most connections a worker process's Redis pool opens for its worker threads (or
@@ -69,12 +70,12 @@ class Services:
         Its pool is bounded (``redis_max_connections``): a command waits for a free
         connection instead of opening one per thread or greenlet.
         """
-        pool = redis.BlockingConnectionPool.from_url(
+        pool = connection_pool(
             self.settings.redis_url,
             max_connections=self.redis_max_connections,
-            timeout=POOL_WAIT_SECONDS,
+            wait_seconds=POOL_WAIT_SECONDS,
             health_check_interval=30,
-            **self.settings.redis_socket_options,
+            socket_options=self.settings.redis_socket_options,
         )
         return redis.Redis(connection_pool=pool)
 

@@ -62,12 +62,19 @@ def _require_scheme(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+#: The schemes of a Redis URL: redis-py's, and a primary found through Sentinel
+#: (:mod:`llm_worker.redis_pools`).
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+
+
 class BrokerSettings(BaseSettings):
     """What importing :mod:`actors` needs: where jobs are queued, and the sweeper's schedule."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True, case_sensitive=False)
 
     #: Redis for notifications and shared state; also the broker unless BROKER_URL is set.
+    #: ``redis+sentinel://host:port,host:port/service_name/db`` finds the primary through
+    #: Redis Sentinel (see Operations).
     redis_url: str = "redis://localhost:6379/0"
     #: Broker URL; unset means REDIS_URL, an ``amqp://`` URL selects RabbitMQ.
     broker_url: str | None = None
@@ -92,14 +99,14 @@ class BrokerSettings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        return _require_scheme(value, ("redis", "rediss", "unix"))
+        return _require_scheme(value, REDIS_SCHEMES)
 
     @field_validator("broker_url")
     @classmethod
     def _broker_scheme(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        return _require_scheme(value, ("redis", "rediss", "unix", "amqp", "amqps"))
+        return _require_scheme(value, (*REDIS_SCHEMES, "amqp", "amqps"))
 
     @field_validator("sweep_cron")
     @classmethod

@@ -8,10 +8,12 @@ from typing import Any
 
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from redis.sentinel import SentinelConnectionPool
 
 from llm_worker.broker.fail_safe import FailSafeHooks
 from llm_worker.broker.redis_consumer import HeldMessages, SafeRedisConsumer, delivery_of
 from llm_worker.broker.redis_layout import RedisLayout
+from llm_worker.redis_pools import BlockingSentinelConnectionPool, connection_pool
 from llm_worker.settings import BrokerSettings
 
 
@@ -87,8 +89,8 @@ class RecoveringRedisBroker(FailSafeHooks, RedisBroker):
     ) -> RecoveringRedisBroker:
         """A broker on ``config``'s URL with its heartbeat timeout and maintenance
         chance; ``middleware`` ``None`` means Dramatiq's default stack."""
-        pool = redis.ConnectionPool.from_url(
-            config.effective_broker_url, **config.redis_socket_options
+        pool = connection_pool(
+            config.effective_broker_url, socket_options=config.redis_socket_options
         )
         return cls(
             connection_pool=pool,
@@ -104,12 +106,22 @@ class RecoveringRedisBroker(FailSafeHooks, RedisBroker):
         old = self.client.connection_pool
         if isinstance(old, redis.BlockingConnectionPool) and old.max_connections == max_connections:
             return
-        self.client.connection_pool = redis.BlockingConnectionPool(
-            connection_class=old.connection_class,
-            max_connections=max_connections,
-            timeout=wait_seconds,
-            **old.connection_kwargs,
-        )
+        bound = {"max_connections": max_connections, "timeout": wait_seconds}
+        new: redis.ConnectionPool
+        if isinstance(old, SentinelConnectionPool):
+            kwargs = {k: v for k, v in old.connection_kwargs.items() if k != "connection_pool"}
+            new = BlockingSentinelConnectionPool(
+                old.service_name,
+                old.sentinel_manager,
+                connection_class=old.connection_class,
+                **bound,
+                **kwargs,
+            )
+        else:
+            new = redis.BlockingConnectionPool(
+                connection_class=old.connection_class, **bound, **old.connection_kwargs
+            )
+        self.client.connection_pool = new
         old.disconnect()
 
     def _should_do_maintenance(self, command: str) -> int:
