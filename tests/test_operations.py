@@ -167,6 +167,32 @@ def test_requeue_dead_runs_invalid_payload_jobs_again(
     assert sorted(types) == [(81, "llm_failure"), (81, "llm_intent_result"), (82, "llm_failure")]
 
 
+def test_requeue_dead_leaves_a_dead_letter_it_cannot_read_with_the_reason(
+    worker, cli_env, redis_client
+):
+    _dead_letter_one(worker)
+    worker.stop()
+    _unreadable_dead_letter(redis_client, "llm.intent", "unreadable")
+
+    done = run_cli(cli_env, "requeue-dead", "--queue", "llm.intent")
+    assert done.returncode == 1
+    assert "llm.intent: requeued 1" in done.stdout  # the readable one
+    assert done.stderr == (
+        "llm-worker: dead letter unreadable of llm.intent not requeued: it cannot be read "
+        "(DecodeError: failed to decode message '{not a message'); it is still among the "
+        "dead letters\n"
+    )
+    assert redis_client.zrange("dramatiq:llm.intent.XQ", 0, -1) == [b"unreadable"]
+    assert redis_client.hkeys("dramatiq:llm.intent.XQ.msgs") == [b"unreadable"]
+    assert redis_client.llen("dramatiq:llm.intent") == 1
+
+
+def _unreadable_dead_letter(client, queue, redis_id):
+    """A dead letter of ``queue`` whose payload is not a message, dead just now."""
+    client.zadd(f"dramatiq:{queue}.XQ", {redis_id: int(time.time() * 1000)})
+    client.hset(f"dramatiq:{queue}.XQ.msgs", redis_id, b"{not a message")
+
+
 def test_probe(cli_env, fake_llm):
     ok = run_cli(cli_env, "probe")
     assert ok.returncode == 0 and "answered in" in ok.stdout
