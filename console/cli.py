@@ -150,10 +150,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     from .ops.dashboard import serve_dashboard
 
-    config = services().settings
+    svc = services()
+    config = svc.settings
     password = config.dashboard_password.get_secret_value() if config.dashboard_password else None
     serve_dashboard(
         broker,
+        svc,
         host=args.host or config.dashboard_host,
         port=args.port or config.dashboard_port,
         user=config.dashboard_user,
@@ -231,10 +233,13 @@ def cmd_requeue_dead(args: argparse.Namespace) -> int:
             print(f"{queue}: {verb} {count.requeued}")
     total = sum(c.requeued for c in counts.values())
     print(f"{verb} {plural(total, 'dead-lettered message')}")
+    failed = [error for count in counts.values() for error in count.failed]
+    for error in failed:
+        print(f"llm-worker: {error}", file=sys.stderr)
     if not args.queue:
         reports = svc.outbox.requeue_dead(dry_run=args.dry_run)
         print(f"{verb} {plural(reports, 'dead report')} (job states Core never accepted)")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_probe(args: argparse.Namespace) -> int:

@@ -11,6 +11,9 @@ from typing import Any
 import dramatiq
 
 from llm_worker.errors import CommandError
+from llm_worker.services import Services
+
+from .dead_letters import Requeuer
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -78,25 +81,29 @@ def basic_auth(app: WSGIApp, user: str, password: str, realm: str = "llm-worker"
 
 def dashboard_app(
     broker: dramatiq.Broker,
+    svc: Services,
     user: str | None,
     password: str | None,
     allowed_hosts: Iterable[str] = (),
 ) -> WSGIApp:
     """The dashboard for ``broker``'s queues: with basic auth when credentials are given,
-    else only for requests addressed to loopback or ``allowed_hosts``."""
+    else only for requests addressed to loopback or ``allowed_hosts``.  Its Requeue
+    button puts a dead letter back as ``llm-worker requeue-dead`` does, through ``svc``
+    (:class:`~console.ops.dashboard_requeue.RequeueingDashboard`)."""
     from dramatiq.brokers.redis import RedisBroker
 
     try:
-        from dramatiq_dashboard import DashboardApp
+        import dramatiq_dashboard  # noqa: F401
     except ImportError:
         raise CommandError(
             "dramatiq-dashboard is not installed: run scripts/install-dashboard.sh "
             "(pip install --no-deps dramatiq-dashboard==0.4.0; its declared pins are stale)"
         ) from None
+    from .dashboard_requeue import RequeueingDashboard
 
     if not isinstance(broker, RedisBroker):
         raise CommandError("the dashboard needs the Redis broker (BROKER_URL selects RabbitMQ)")
-    app: WSGIApp = DashboardApp(broker=broker, prefix="")
+    app: WSGIApp = RequeueingDashboard(broker, Requeuer(broker, svc))
     if user and password:
         return basic_auth(app, user, password)
     return host_guard(app, allowed_hosts)
@@ -104,6 +111,7 @@ def dashboard_app(
 
 def serve_dashboard(
     broker: dramatiq.Broker,
+    svc: Services,
     *,
     host: str,
     port: int,
@@ -111,7 +119,8 @@ def serve_dashboard(
     password: str | None,
     allowed_hosts: Iterable[str] = (),
 ) -> None:
-    """Serve the dashboard until interrupted (``allowed_hosts``: see :func:`host_guard`).
+    """Serve the dashboard until interrupted (``allowed_hosts``: see :func:`host_guard`;
+    ``svc``: see :func:`dashboard_app`).
 
     Raises:
       CommandError: on a non-loopback address without credentials, or a RabbitMQ broker.
@@ -123,7 +132,7 @@ def serve_dashboard(
             f"refusing to serve the dashboard on {host} without DASHBOARD_USER and "
             "DASHBOARD_PASSWORD"
         )
-    app = dashboard_app(broker, user, password, allowed_hosts)
+    app = dashboard_app(broker, svc, user, password, allowed_hosts)
     auth = "with basic auth" if user and password else "without auth (loopback only)"
     print(f"dashboard on http://{host}:{port}/ {auth}", flush=True)
     waitress.serve(app, host=host, port=port, threads=4, ident="llm-worker", _quiet=True)

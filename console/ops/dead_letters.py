@@ -1,9 +1,12 @@
-"""``llm-worker requeue-dead``: move dead-lettered messages back to their queues."""
+"""``llm-worker requeue-dead``: move dead-lettered messages back to their queues.
+
+The dashboard's Requeue button puts one dead letter back through the same
+:class:`Requeuer` (:mod:`console.ops.dashboard_requeue`)."""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
@@ -18,6 +21,8 @@ from llm_worker.services import Services
 
 #: Show a progress bar from this many messages on.
 PROGRESS_FROM = 50
+#: Longest reason quoted for a dead letter that cannot be read, in characters.
+REASON_CHARS = 200
 
 _REMOVE_DEAD = lua_script(__name__, "dead_letters_remove_dead.lua")
 
@@ -52,13 +57,29 @@ class Progress:
 
 @dataclass
 class QueueRequeue:
-    """What requeueing one queue's dead letters did."""
+    """What requeueing one queue's dead letters did.
+
+    Attributes:
+      requeued: how many went back to their queue (with ``--dry-run``: how many would).
+      failed: why each dead letter that could not be requeued was left where it is.
+    """
 
     requeued: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+class RequeueFailed(Exception):
+    """A dead letter was not requeued, or not wholly: the message says where it is now.
+
+    It is never lost: it is still among its queue's dead letters, as it was, unless the
+    message says it is back on its queue too.
+    """
 
 
 class Requeuer:
     """Puts dead jobs back as fresh attempts, their earlier end forgotten.
+
+    Both ``llm-worker requeue-dead`` and the dashboard's Requeue button go through it.
 
     Parameters:
       broker: the actors' broker.
@@ -69,38 +90,87 @@ class Requeuer:
         self.broker = broker
         self.svc = svc
 
-    def requeue(self, message: Message[Any]) -> None:
-        """Enqueue a fresh copy of a dead message, whatever it was dead-lettered for.
+    def requeue(self, message: Message[Any]) -> Message[Any]:
+        """Enqueue a fresh copy of a dead message, whatever it was dead-lettered for;
+        return the copy as enqueued.
 
         The message keeps its id, so a valid LLM result stored by its last
-        attempt is reused; a failure report of it not yet delivered is dropped,
-        so Core never gets the old state after the new one.  A job with an
-        invalid payload runs its checks again at pick-up: it runs if they now
-        pass (a raised ``JOB_MAX_PAYLOAD_BYTES``), else fails again and Core
-        gets that new state.
+        attempt is reused; its finished marker and a failure report of it not
+        yet delivered are dropped first, so the copy is not taken for a
+        redelivery of a finished job and Core never gets the old state after
+        the new one.  A job with an invalid payload runs its checks again at
+        pick-up: it runs if they now pass (a raised ``JOB_MAX_PAYLOAD_BYTES``),
+        else fails again and Core gets that new state.
         """
         self.svc.outbox.reopen(message.message_id)
-        self.broker.enqueue(fresh_copy(message))
+        return self.broker.enqueue(fresh_copy(message))
 
-    def requeue_redis(self, queue: str, dry_run: bool) -> QueueRequeue:
-        """Requeue a Redis queue's dead letters."""
+    def requeue_redis_dead_letter(self, queue: str, redis_id: str | bytes) -> Message[Any] | None:
+        """Requeue one dead letter of the Redis queue ``queue`` (not its ``.XQ``), known by
+        its Redis id; return the copy enqueued, or ``None`` when there is no such dead
+        letter (already requeued or deleted).
+
+        The dead letter is removed only once its copy is enqueued: when it cannot be read,
+        or the enqueue fails, it stays among the dead letters as it was (after a failed
+        enqueue, with the job's finished marker and undelivered report already dropped,
+        as the next requeue would).
+
+        Raises:
+          RequeueFailed: saying why, and where the message is.
+        """
         assert isinstance(self.broker, RedisBroker)
         layout = RedisLayout.of(self.broker)
-        client, dead = layout.client, layout.dead_letter_queue(queue)
+        dead = layout.dead_letter_queue(queue)
         ids_key, msgs_key = layout.ids_key(dead), layout.messages_key(dead)
-        dead_ids = layout.dead_letter_ids(queue)
+        name = redis_id.decode(errors="replace") if isinstance(redis_id, bytes) else redis_id
+        data = layout.client.hget(msgs_key, redis_id)
+        if data is None:
+            return None
+        try:
+            message = Message.decode(data)
+        except Exception as exc:
+            reason = exc.__cause__ or exc  # Message.decode wraps the encoder's error
+            detail = str(reason)  # it may quote the whole payload
+            if len(detail) > REASON_CHARS:
+                detail = detail[:REASON_CHARS] + "..."
+            raise RequeueFailed(
+                f"dead letter {name} of {queue} not requeued: it cannot be read "
+                f"({type(reason).__name__}: {detail}); it is still among the dead letters"
+            ) from None
+        try:
+            copy = self.requeue(message)
+        except Exception as exc:
+            raise RequeueFailed(
+                f"dead letter {name} of {queue} (message {message.message_id}) not requeued: "
+                f"{type(exc).__name__}: {exc}; it is still among the dead letters"
+            ) from exc
+        try:
+            layout.client.register_script(_REMOVE_DEAD)(keys=[ids_key, msgs_key], args=[redis_id])
+        except Exception as exc:
+            raise RequeueFailed(
+                f"dead letter {name} of {queue} (message {message.message_id}) requeued, "
+                f"but still among the dead letters ({type(exc).__name__}: {exc}): delete it "
+                "there, or requeueing it again runs the job twice"
+            ) from exc
+        return copy
+
+    def requeue_redis(self, queue: str, dry_run: bool) -> QueueRequeue:
+        """Requeue a Redis queue's dead letters, one by one
+        (:meth:`requeue_redis_dead_letter`); one that fails is left where it is, with
+        the reason in the result, and the others go on."""
+        assert isinstance(self.broker, RedisBroker)
+        dead_ids = RedisLayout.of(self.broker).dead_letter_ids(queue)
         result = QueueRequeue()
         if dry_run or not dead_ids:
             result.requeued = len(dead_ids)
             return result
-        remove = client.register_script(_REMOVE_DEAD)
         progress = Progress(len(dead_ids), queue)
         for redis_id in dead_ids:
-            data = client.hget(msgs_key, redis_id)
-            if data is not None:
-                self.requeue(Message.decode(data))
-            result.requeued += 1
-            remove(keys=[ids_key, msgs_key], args=[redis_id])
+            try:
+                if self.requeue_redis_dead_letter(queue, redis_id) is not None:
+                    result.requeued += 1
+            except RequeueFailed as exc:
+                result.failed.append(str(exc))
             progress.step()
         return result
 

@@ -36,7 +36,8 @@ Which failures run a job again (and which middleware re-enqueues it), after how 
   by up to twice, past ``JOB_RETRY_MAX_BACKOFF_SECONDS`` drawn between half of it and all
   of it.
 
-An operator's requeue of a dead letter (``llm-worker requeue-dead``) is a fresh attempt:
+An operator's requeue of a dead letter (``llm-worker requeue-dead``, or the dashboard's
+Requeue button) is a fresh attempt:
 :func:`requeued_message` drops every option of :data:`OPTIONS` whose ``on_requeue`` is
 ``"reset"`` (every counter, hold mark, feedback and usage of the earlier attempts), then
 marks the message :data:`REQUEUED_AT` and :data:`CHECKED`.
