@@ -53,7 +53,7 @@ from tests.dramatiq_contract.stub_view import (
     _StubView,
 )
 
-#: The run's own redis-server (a database there is flushed whole before each test).
+#: The run's own redis-server (flushed whole, FLUSHALL, before and after each test).
 REDIS_URL = os.environ.get("LLMW_CONTRACT_REDIS_URL", "")
 #: The run's own RabbitMQ vhost, or empty.
 AMQP_URL = os.environ.get("LLMW_CONTRACT_AMQP_URL", "")

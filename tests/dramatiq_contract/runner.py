@@ -77,12 +77,13 @@ def run(
     redis_url: str,
     amqp_url: str = "",
     timeout: float = 300,
-    brokers: str = "project",
+    brokers: str | None = None,
 ) -> Report:
     """Run Dramatiq's test modules ``files`` against the project's brokers: the Redis ones
     on the redis-server at ``redis_url`` (flushed whole: it must be the run's own), the
     RabbitMQ one on the vhost of ``amqp_url``; in ``workdir``, within ``timeout`` seconds.
-    ``brokers="dramatiq"`` runs them against Dramatiq's own brokers instead.
+    ``brokers="dramatiq"`` runs them against Dramatiq's own brokers instead; without
+    ``brokers``, ``LLMW_CONTRACT_BROKERS`` says which (``project`` when unset).
 
     Raises:
       FileNotFoundError: when Dramatiq's tests are not unpacked (``scripts/setup.sh test``).
@@ -109,7 +110,7 @@ def run(
         LLMW_CONTRACT_REDIS_URL=redis_url,
         LLMW_CONTRACT_AMQP_URL=amqp_url,
         LLMW_CONTRACT_REPORT=str(report_path),
-        LLMW_CONTRACT_BROKERS=brokers,
+        LLMW_CONTRACT_BROKERS=brokers or env.get("LLMW_CONTRACT_BROKERS", "project"),
     )
     command = [
         sys.executable,

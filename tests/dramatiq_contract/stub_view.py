@@ -14,10 +14,11 @@ of the project's broker.
 
 The view changes nothing the broker does with a message:
 
-- its consumer is :class:`~llm_worker.broker.redis_consumer.SafeRedisConsumer`, which
-  only hands out ``_StubMessageProxy`` (Dramatiq's stub message proxy, which keeps the
-  actor's exception after processing, so ``join`` can re-raise it) instead of
-  ``MessageProxy``, and notes each message it dead-letters before it does;
+- its consumer is the broker's own
+  (:class:`~llm_worker.broker.redis_consumer.SafeRedisConsumer`), but for two things: it
+  hands out each message as a ``_StubMessageProxy`` (Dramatiq's stub message proxy, which
+  keeps the actor's exception after processing, so ``join`` can re-raise it) instead of
+  a ``MessageProxy``, and it notes each message it dead-letters before it does;
 - a message the broker puts back on its queue instead (a failed hook) is not a dead
   letter;
 - ``dead_letters`` shows each dead letter's message as its sender built it, without the
@@ -63,12 +64,14 @@ class QueueView:
         self._payloads = broker.layout.messages_key(queue_name)
 
     def get(self, timeout: float | None = None) -> bytes:
-        """Take the first message off the queue: its encoded payload.
+        """Take the first message off the queue, unprocessed: its encoded payload.
 
         Raises:
-          queue.Empty: when the queue stayed empty for ``timeout`` seconds.
+          queue.Empty: when the queue stayed empty for ``timeout`` seconds (without one,
+            as long as the broker's ``join`` waits).
         """
-        deadline = time.monotonic() + (timeout or 0)
+        wait = timeout if timeout is not None else self.broker.join_timeout_ms / 1000
+        deadline = time.monotonic() + wait
         client = self.broker.client
         while True:
             redis_id = client.lpop(self._ids)
