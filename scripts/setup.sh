@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh Debian machine: Redis (installed and started
 # when nothing answers on REDIS_PORT, with AOF persistence in data/redis, which
-# git ignores) and a virtualenv in .venv with the project and its dashboard.
+# git ignores) and a virtualenv in .venv with the project and its dashboard; with
+# `test`, the test extras too and the installed Dramatiq's own tests (upstream-tests/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,3 +43,7 @@ if [ -n "$local_llm" ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
 scripts/install-dashboard.sh .venv/bin/python
+if [ "${1:-}" = test ]; then
+    # Dramatiq's own tests, which the suite runs against the project's brokers.
+    PYTHON=.venv/bin/python scripts/fetch-dramatiq-tests.sh
+fi

@@ -26,14 +26,19 @@ README = ROOT / "README.md"
 README_MAX_LINES = 200
 
 
-def settings_hook() -> ModuleType:
-    """The MkDocs hook that builds the settings table, loaded from its file."""
-    path = ROOT / "docs" / "hooks" / "settings_table.py"
-    spec = importlib.util.spec_from_file_location("settings_table", path)
+def docs_hook(name: str) -> ModuleType:
+    """The MkDocs hook ``docs/hooks/{name}.py``, loaded from its file."""
+    path = ROOT / "docs" / "hooks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def settings_hook() -> ModuleType:
+    """The MkDocs hook that builds the settings table."""
+    return docs_hook("settings_table")
 
 
 def test_the_settings_table_has_a_row_for_every_field():
@@ -68,6 +73,19 @@ def test_the_settings_page_keeps_its_placeholder():
     page = (ROOT / "docs" / hook.PAGE).read_text(encoding="utf-8")
 
     assert page.count(hook.PLACEHOLDER) == 1
+
+
+def test_the_manual_lists_every_difference_from_dramatiqs_contract_and_test_set_aside():
+    from tests.dramatiq_contract.differences import DIFFERENCES, NOT_RUN, OTHER_FILES
+
+    hook = docs_hook("dramatiq_contract")
+    differences, not_run = hook.render_differences(), hook.render_not_run()
+
+    assert DIFFERENCES and all(f"`{name}` fails: " in differences for name in DIFFERENCES)
+    assert all(f"`{name}`: " in not_run for name in NOT_RUN)
+    assert all(f"`{name}` (" in not_run for name in OTHER_FILES)
+    for page, placeholder in hook.PAGES.items():
+        assert (ROOT / "docs" / page).read_text(encoding="utf-8").count(placeholder) == 1
 
 
 def test_readme_is_a_doorway():
