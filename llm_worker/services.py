@@ -14,6 +14,7 @@ from llm_worker.core.notify import Notifier
 from llm_worker.core.outbox import ReportOutbox, RetryPolicy
 from llm_worker.fleet.breaker import BreakerStore
 from llm_worker.fleet.capacity import CapacityGate, CapacityLimits, CapacityStore
+from llm_worker.jobs.lease import JobLeases
 from llm_worker.jobs.registry import declared_prompts
 from llm_worker.llm.providers import (
     Provider,
@@ -78,6 +79,12 @@ class Services:
             socket_options=self.settings.redis_socket_options,
         )
         return redis.Redis(connection_pool=pool)
+
+    @cached_property
+    def job_leases(self) -> JobLeases:
+        """The job leases this process holds, renewed together; each lasts
+        ``BROKER_HEARTBEAT_TIMEOUT_SECONDS`` unrenewed, as a worker's heartbeat does."""
+        return JobLeases(self.redis, ttl_seconds=self.settings.broker_heartbeat_timeout_seconds)
 
     @cached_property
     def llm(self) -> Provider:

@@ -10,7 +10,7 @@ import redis
 
 from actors import broker, followup, intent_classify
 from llm_worker.errors import JobInProgress
-from llm_worker.jobs.lease import job_lease
+from llm_worker.jobs.lease import JobLeases
 from llm_worker.testing.fakes import Reply
 from tests.support import dead_letters, drain, notifications, usage
 
@@ -72,23 +72,23 @@ def test_two_copies_of_one_message_at_once_call_the_llm_once(
 
 def test_a_delivery_that_lost_its_lease_drops_its_answer(redis_client: redis.Redis):
     lease, result = "llmw:lease:t:1", "llmw:result:t:R:1"
-    with job_lease(redis_client, lease, result, "m/a", ttl_seconds=60) as first:
+    with JobLeases(redis_client, ttl_seconds=60).hold(lease, result, "m/a") as first:
         redis_client.delete(lease)  # its holder froze past the lease's expiry
-        with job_lease(redis_client, lease, result, "m/b", ttl_seconds=60) as second:
+        with JobLeases(redis_client, ttl_seconds=60).hold(lease, result, "m/b") as second:
             with pytest.raises(JobInProgress, match="m/b"):
                 first.store('"late"', 60)  # another delivery holds the lease now
             assert second.store('"second"', 60) is None
     assert redis_client.get(result) == b'"second"'
     assert not redis_client.exists(lease)
-    with job_lease(redis_client, lease, result, "m/c", ttl_seconds=60) as third:
+    with JobLeases(redis_client, ttl_seconds=60).hold(lease, result, "m/c") as third:
         assert third.stored == b'"second"'  # read before the call: no call is made
 
 
 def test_a_late_answer_gets_the_result_stored_first(redis_client: redis.Redis):
     lease, result = "llmw:lease:t:2", "llmw:result:t:R:2"
-    with job_lease(redis_client, lease, result, "m/a", ttl_seconds=60) as first:
+    with JobLeases(redis_client, ttl_seconds=60).hold(lease, result, "m/a") as first:
         redis_client.delete(lease)
-        with job_lease(redis_client, lease, result, "m/b", ttl_seconds=60) as second:
+        with JobLeases(redis_client, ttl_seconds=60).hold(lease, result, "m/b") as second:
             assert second.store('"second"', 60) is None
         assert first.store('"late"', 60) == b'"second"'  # never replaced
     assert redis_client.get(result) == b'"second"'
@@ -104,3 +104,17 @@ def test_different_job_types_with_the_same_id_stay_apart(worker, fake_llm, fake_
     assert len(fake_llm.chat_requests()) == 2
     results = [u["result"] for u in fake_core.job_updates(73)]
     assert sorted(results, key=str) == sorted([FIRST, {"question": "Which mum?"}], key=str)
+
+
+def test_held_leases_are_renewed_together_and_only_while_still_held(redis_client: redis.Redis):
+    leases = JobLeases(redis_client, ttl_seconds=60)
+    with leases.hold("llmw:lease:t:3", "llmw:result:t:R:3", "m/a"):
+        with leases.hold("llmw:lease:t:4", "llmw:result:t:R:4", "m/b"):
+            redis_client.pexpire("llmw:lease:t:3", 100)  # about to run out
+            redis_client.set("llmw:lease:t:4", "m/c", px=100)  # lost to another delivery
+            assert leases.renew() == 1
+            assert redis_client.pttl("llmw:lease:t:3") > 50_000
+            assert redis_client.get("llmw:lease:t:4") == b"m/c"
+            assert redis_client.pttl("llmw:lease:t:4") <= 100
+    assert leases.renew() == 0
+    assert not redis_client.exists("llmw:lease:t:3")

@@ -13,7 +13,6 @@ from llm_worker.core.notify import Notification
 from llm_worker.core.outbox import Report
 from llm_worker.identity import delivery_key, message_key
 from llm_worker.jobs.arguments import P, parse_arguments
-from llm_worker.jobs.lease import LEASE_MARGIN_SECONDS, job_lease
 from llm_worker.jobs.llm_call import JobMessage, LLMRequest, message_usage, retry_feedback
 from llm_worker.jobs.registry import JobType
 from llm_worker.jobs.schemas import Result, response_schema
@@ -122,12 +121,10 @@ class Job(Generic[P]):
             return self._call(result_model, data, image)
         config = self.services.settings
         prefix = config.key_prefix
-        with job_lease(
-            self.services.redis,
+        with self.services.job_leases.hold(
             keys.job_lease(prefix, self.job_type.name, self.job_id),
             keys.job_result(prefix, self.job_type.name, result_model.__name__, self.job_id),
             delivery_key(message),
-            ttl_seconds=config.llm_timeout_seconds + LEASE_MARGIN_SECONDS,
         ) as lease:
             if lease.stored is not None:
                 return self._reuse(result_model, lease.stored, message.options)

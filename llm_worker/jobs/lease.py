@@ -11,14 +11,20 @@ calls the LLM, any other finds the lease held and waits (see
 The first valid result stored wins and is never overwritten: a delivery whose
 answer comes after another's was stored reports the stored one, and a delivery
 that lost its lease (it expired during a freeze and another delivery took it)
-drops its answer and waits like any other.  The lease expires on its own
-(``LLM_TIMEOUT_SECONDS`` + 60 s) should its holder die; a release that meets a Redis
-gone away is tried again for :data:`RELEASE_RETRY_SECONDS` first, so the job's next
-delivery, once Redis is back, finds the lease free instead of waiting it out.
+drops its answer and waits like any other.
+
+A lease lasts ``BROKER_HEARTBEAT_TIMEOUT_SECONDS`` and is renewed every third of that by
+one thread of each process for all the leases it holds (:class:`JobLeases`), so it
+expires when its holder's worker is dead, frozen or cut from Redis: by the time the
+broker counts that worker dead and its messages run elsewhere.  A release that meets a
+Redis gone away is tried again for :data:`RELEASE_RETRY_SECONDS` first, so the job's
+next delivery, once Redis is back, finds the lease free instead of waiting it out.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,8 +35,8 @@ import redis
 from llm_worker.errors import JobInProgress
 from llm_worker.lua import lua_script
 
-#: Seconds a lease outlives the LLM call's own bound.
-LEASE_MARGIN_SECONDS = 60.0
+logger = logging.getLogger(__name__)
+
 #: How long a release that meets an unreachable Redis is tried again, in seconds.
 RELEASE_RETRY_SECONDS = 30.0
 #: The longest pause between two tries of a release, in seconds.
@@ -47,10 +53,13 @@ _RELEASE = lua_script(__name__, "lease_release.lua")
 #: the lease KEYS[1]; release KEYS[1] if ARGV[1] holds it.
 _STORE_AND_RELEASE = lua_script(__name__, "lease_store_and_release.lua")
 
+#: Extend each lease KEYS[i] to ARGV[1] ms if ARGV[i + 1] still holds it.
+_RENEW = lua_script(__name__, "lease_renew.lua")
+
 
 @dataclass
 class JobLease:
-    """A job's lease as taken by :func:`job_lease`.
+    """A job's lease as taken by :meth:`JobLeases.hold`.
 
     Attributes:
       stored: the result another attempt or message of the job stored (then no
@@ -106,31 +115,70 @@ class JobLease:
         self.released = True
 
 
-@contextmanager
-def job_lease(
-    client: redis.Redis,
-    lease_key: str,
-    result_key: str,
-    holder: str,
-    *,
-    ttl_seconds: float,
-) -> Iterator[JobLease]:
-    """Read the job's stored result, or hold its LLM lease for ``holder`` (a delivery
-    key), in one round trip; the lease is released on leaving unless
-    :meth:`JobLease.store` did.
+class JobLeases:
+    """The job leases a process holds, each lasting ``ttl_seconds`` and renewed together,
+    in one Redis call every third of it, by one thread started with the first lease.
 
-    Raises:
-      JobInProgress: another delivery holds it.
+    Parameters:
+      client: Redis at ``REDIS_URL``.
+      ttl_seconds: a lease's life without renewal (``BROKER_HEARTBEAT_TIMEOUT_SECONDS``).
     """
-    ttl_ms = max(1, int(ttl_seconds * 1000))
-    state, value = client.eval(_TAKE, 2, lease_key, result_key, holder, ttl_ms)
-    if state == b"held":
-        raise JobInProgress(value.decode() if isinstance(value, bytes) else str(value))
-    if state == b"stored":
-        yield JobLease(client, lease_key, result_key, holder, stored=bytes(value), released=True)
-        return
-    lease = JobLease(client, lease_key, result_key, holder)
-    try:
-        yield lease
-    finally:
-        lease.release()
+
+    def __init__(self, client: redis.Redis, *, ttl_seconds: float) -> None:
+        self._client = client
+        self._ttl_ms = max(1, int(ttl_seconds * 1000))
+        self._held: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
+
+    @contextmanager
+    def hold(self, lease_key: str, result_key: str, holder: str) -> Iterator[JobLease]:
+        """Read the job's stored result, or hold its LLM lease for ``holder`` (a delivery
+        key), in one round trip; the lease is renewed while held and released on leaving
+        unless :meth:`JobLease.store` did.
+
+        Raises:
+          JobInProgress: another delivery holds it.
+        """
+        state, value = self._client.eval(_TAKE, 2, lease_key, result_key, holder, self._ttl_ms)
+        if state == b"held":
+            raise JobInProgress(value.decode() if isinstance(value, bytes) else str(value))
+        if state == b"stored":
+            yield JobLease(
+                self._client, lease_key, result_key, holder, stored=bytes(value), released=True
+            )
+            return
+        lease = JobLease(self._client, lease_key, result_key, holder)
+        self._keep((lease_key, holder))
+        try:
+            yield lease
+        finally:
+            with self._lock:
+                self._held.discard((lease_key, holder))
+            lease.release()
+
+    def renew(self) -> int:
+        """Renew every lease held now, in one call; how many were still this process's."""
+        with self._lock:
+            held = sorted(self._held)
+        if not held:
+            return 0
+        keys, holders = [key for key, _ in held], [holder for _, holder in held]
+        return int(self._client.eval(_RENEW, len(keys), *keys, self._ttl_ms, *holders))
+
+    def _keep(self, lease: tuple[str, str]) -> None:
+        with self._lock:
+            self._held.add(lease)
+            if self._renewer is None or not self._renewer.is_alive():
+                self._renewer = threading.Thread(
+                    target=self._renew_forever, name="llm-job-lease-renewer", daemon=True
+                )
+                self._renewer.start()
+
+    def _renew_forever(self) -> None:
+        while True:
+            time.sleep(self._ttl_ms / 3000)
+            try:
+                self.renew()
+            except redis.RedisError as exc:  # those it misses expire: another delivery may run
+                logger.warning("could not renew the job leases: %r", exc)
