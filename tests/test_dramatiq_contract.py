@@ -34,6 +34,23 @@ def contract_vhost() -> Iterator[str]:
     delete_amqp_vhost(vhost)
 
 
+#: Dramatiq's tests carry wall-clock bounds written for an idle machine (a retry within
+#: 2.2 s); up to this many tests that fail unexpectedly run once more, alone, and only a
+#: second failure counts.
+RERUN_AT_MOST = 3
+
+
+def _run_and_check(files: tuple[str, ...], workdir: Path, **options: str) -> None:
+    report = runner.run(files, workdir=workdir / "run", timeout=RUN_TIMEOUT_SECONDS, **options)
+    failed = runner.unexpected_failures(report)
+    if failed and len(failed) <= RERUN_AT_MOST and not report.collect_errors:
+        again = runner.run(
+            files, workdir=workdir / "rerun", timeout=RUN_TIMEOUT_SECONDS, only=failed, **options
+        )
+        report.tests.update({name: again.tests[name] for name in failed if name in again.tests})
+    _check(files, report)
+
+
 def _check(files: tuple[str, ...], report: runner.Report) -> None:
     problems = runner.mismatches(report, files)
     assert report.tests, f"no test ran (exit {report.returncode}):\n{report.output[-4000:]}"
@@ -47,28 +64,18 @@ def test_every_dramatiq_test_module_is_run_or_set_aside() -> None:
     assert runner.unsorted_modules() == []
 
 
-@pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 30)
+@pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 90)  # a run, and a short one again
 @pytest.mark.parametrize(
     "files", [STUB_VIEW_FILES, REDIS_FILES], ids=["through-the-stub-view", "redis-broker"]
 )
 def test_dramatiqs_tests_pass_on_the_redis_broker(
     files: tuple[str, ...], redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    report = runner.run(
-        files, workdir=tmp_path / "run", redis_url=redis_server.url, timeout=RUN_TIMEOUT_SECONDS
-    )
-    _check(files, report)
+    _run_and_check(files, tmp_path, redis_url=redis_server.url)
 
 
-@pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 30)
+@pytest.mark.timeout(RUN_TIMEOUT_SECONDS + 90)  # a run, and a short one again
 def test_dramatiqs_tests_pass_on_the_rabbitmq_broker(
     redis_server: RedisServer, contract_vhost: str, tmp_path: Path
 ) -> None:
-    report = runner.run(
-        RABBITMQ_FILES,
-        workdir=tmp_path / "run",
-        redis_url=redis_server.url,
-        amqp_url=contract_vhost,
-        timeout=RUN_TIMEOUT_SECONDS,
-    )
-    _check(RABBITMQ_FILES, report)
+    _run_and_check(RABBITMQ_FILES, tmp_path, redis_url=redis_server.url, amqp_url=contract_vhost)

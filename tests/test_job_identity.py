@@ -108,13 +108,15 @@ def test_different_job_types_with_the_same_id_stay_apart(worker, fake_llm, fake_
 
 def test_held_leases_are_renewed_together_and_only_while_still_held(redis_client: redis.Redis):
     leases = JobLeases(redis_client, ttl_seconds=60)
-    with leases.hold("llmw:lease:t:3", "llmw:result:t:R:3", "m/a"):
-        with leases.hold("llmw:lease:t:4", "llmw:result:t:R:4", "m/b"):
-            redis_client.pexpire("llmw:lease:t:3", 100)  # about to run out
-            redis_client.set("llmw:lease:t:4", "m/c", px=100)  # lost to another delivery
-            assert leases.renew() == 1
-            assert redis_client.pttl("llmw:lease:t:3") > 50_000
-            assert redis_client.get("llmw:lease:t:4") == b"m/c"
-            assert redis_client.pttl("llmw:lease:t:4") <= 100
+    with (
+        leases.hold("llmw:lease:t:3", "llmw:result:t:R:3", "m/a"),
+        leases.hold("llmw:lease:t:4", "llmw:result:t:R:4", "m/b"),
+    ):
+        redis_client.pexpire("llmw:lease:t:3", 100)  # about to run out
+        redis_client.set("llmw:lease:t:4", "m/c", px=100)  # lost to another delivery
+        assert leases.renew() == 1
+        assert redis_client.pttl("llmw:lease:t:3") > 50_000
+        assert redis_client.get("llmw:lease:t:4") == b"m/c"
+        assert redis_client.pttl("llmw:lease:t:4") <= 100
     assert leases.renew() == 0
     assert not redis_client.exists("llmw:lease:t:3")

@@ -78,12 +78,14 @@ def run(
     amqp_url: str = "",
     timeout: float = 300,
     brokers: str | None = None,
+    only: Iterable[str] = (),
 ) -> Report:
     """Run Dramatiq's test modules ``files`` against the project's brokers: the Redis ones
     on the redis-server at ``redis_url`` (flushed whole: it must be the run's own), the
     RabbitMQ one on the vhost of ``amqp_url``; in ``workdir``, within ``timeout`` seconds.
     ``brokers="dramatiq"`` runs them against Dramatiq's own brokers instead; without
     ``brokers``, ``LLMW_CONTRACT_BROKERS`` says which (``project`` when unset).
+    ``only``: run just these tests (ids as in the report) of ``files``.
 
     Raises:
       FileNotFoundError: when Dramatiq's tests are not unpacked (``scripts/setup.sh test``).
@@ -130,7 +132,7 @@ def run(
         str(TEST_TIMEOUT_SECONDS),
         "-q",
         "-rfE",
-        *(f"{PACKAGE}/{name}" for name in files),
+        *(f"{PACKAGE}/{name}" for name in (list(only) or files)),
     ]
     started = time.monotonic()
     done = subprocess.run(
@@ -163,6 +165,17 @@ def unsorted_modules() -> list[str]:
     }
     present = {path.name for path in upstream_tests().glob("test_*.py")}
     return sorted(present ^ listed)
+
+
+def unexpected_failures(report: Report) -> list[str]:
+    """The tests of ``report`` that did not pass and are not listed as differences."""
+    from tests.dramatiq_contract.differences import DIFFERENCES
+
+    return sorted(
+        name
+        for name, outcome in report.tests.items()
+        if outcome.outcome != "passed" and name not in DIFFERENCES
+    )
 
 
 def mismatches(report: Report, files: Iterable[str]) -> list[str]:
