@@ -191,3 +191,25 @@ def test_proxy_from_the_environment(monkeypatch, fake_core):
     [request] = fake_core.requests
     assert request["path"] == "http://core.invalid:8000/jobs/a%2Fb"
     client.close()
+
+
+def test_many_threads_keep_their_connections_alive(fake_core):
+    """Each thread sends through one of the transport's pools and reuses its connection:
+    48 threads of 5 calls each open about one connection per thread, not one per call."""
+    client = deadline_client(10, fake_core.url)
+    statuses: list[int] = []
+
+    def calls() -> None:
+        for _ in range(5):
+            statuses.append(client.get(f"{fake_core.url}/users/1/tasks").status_code)
+
+    threads = [threading.Thread(target=calls) for _ in range(48)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    client.close()
+
+    assert statuses == [200] * 240
+    connections = {tuple(r["peer"]) for r in fake_core.requests}
+    assert len(connections) <= 48

@@ -17,11 +17,22 @@ The transport is httpx's own (connection pool, TLS verification, an explicit
 proxy, no retries) with its socket layer wrapped, so the ``openai`` SDK, the Core
 client and the Ollama provider share it, and the ``anthropic`` SDK (built on the
 ``httpx2`` fork, same API) gets the same from that fork.
+
+httpcore's pool walks all its connections, and for each idle one counts them all
+again, every time a request starts or ends (``ConnectionPool.
+_assign_requests_to_connections``): with hundreds of calls in flight in one process
+that costs more CPU than the calls themselves.  So the transport keeps
+:data:`POOL_SHARDS` pools, and each thread (or greenlet) sends through one of them,
+given in turn at its first request: a pool then holds about one connection per
+thread of its share, and a request's bookkeeping stays small however many are in
+flight.
 """
 
 from __future__ import annotations
 
 import importlib
+import itertools
+import threading
 import time
 import urllib.request
 from collections.abc import Iterable
@@ -35,6 +46,8 @@ import httpx
 _deadline: ContextVar[float | None] = ContextVar("llm_worker_http_deadline", default=None)
 #: Bytes written per socket write, so a slow reader cannot stretch one write.
 _WRITE_CHUNK = 65_536
+#: Connection pools of one transport; each thread or greenlet uses one of them.
+POOL_SHARDS = 32
 
 
 class BodyTooLarge(Exception):
@@ -158,7 +171,7 @@ class DeadlineTransport:
       proxy: an HTTP(S) proxy URL, or ``None``.
       flavour: the ``httpx`` module the client comes from (``httpx``, or ``httpx2``
         for SDKs built on it).
-      max_connections: connections kept in the pool: above a process's worker threads or
+      max_connections: connections kept in each pool: above a process's worker threads or
         greenlets (up to 1,024 under gevent), so a call never waits for a connection.
       max_body_bytes: the largest answer body read (:class:`BodyTooLarge` past it), or
         ``None`` for no bound.
@@ -176,11 +189,16 @@ class DeadlineTransport:
         limits = flavour.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        self._inner = flavour.HTTPTransport(proxy=proxy, limits=limits, retries=0)
         errors = importlib.import_module(flavour.__name__.replace("httpx", "httpcore", 1))
-        # httpcore builds every connection of the pool through this backend.
-        pool = self._inner._pool
-        pool._network_backend = _DeadlineBackend(pool._network_backend, errors)
+        self._shards = []
+        for _ in range(POOL_SHARDS):
+            shard = flavour.HTTPTransport(proxy=proxy, limits=limits, retries=0)
+            # httpcore builds every connection of the pool through this backend.
+            pool = shard._pool
+            pool._network_backend = _DeadlineBackend(pool._network_backend, errors)
+            self._shards.append(shard)
+        self._next_shard = itertools.count()
+        self._shard_of_thread = threading.local()  # a greenlet's own under gevent
         self.seconds = seconds
         self.max_body_bytes = max_body_bytes
         self._capped = _capped_stream_class(flavour)
@@ -196,7 +214,7 @@ class DeadlineTransport:
         request.extensions["timeout"] = dict.fromkeys(
             ("connect", "read", "write", "pool"), self.seconds
         )
-        response = self._inner.handle_request(request)
+        response = self._shard().handle_request(request)
         limit = self.max_body_bytes
         if limit is None:
             return response
@@ -207,9 +225,17 @@ class DeadlineTransport:
         response.stream = self._capped(response.stream, limit)
         return response
 
+    def _shard(self) -> Any:
+        """The pool of this thread or greenlet (given in turn at its first request)."""
+        index = getattr(self._shard_of_thread, "index", None)
+        if index is None:
+            index = self._shard_of_thread.index = next(self._next_shard) % POOL_SHARDS
+        return self._shards[index]
+
     def close(self) -> None:
         """Close the pooled connections."""
-        self._inner.close()
+        for shard in self._shards:
+            shard.close()
 
     def __enter__(self) -> DeadlineTransport:
         return self

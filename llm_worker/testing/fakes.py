@@ -74,6 +74,7 @@ class FakeHTTPServer:
                     "json": body,
                     "headers": dict(self.headers),
                     "at": time.time(),
+                    "peer": self.client_address,  # one per connection
                 }
                 with owner.lock:
                     owner.requests.append(request)
