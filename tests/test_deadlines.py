@@ -196,6 +196,7 @@ def test_proxy_from_the_environment(monkeypatch, fake_core):
 def test_many_threads_keep_their_connections_alive(fake_core):
     """Each thread sends through one of the transport's pools and reuses its connection:
     48 threads of 5 calls each open about one connection per thread, not one per call."""
+    fake_core.clear()
     client = deadline_client(10, fake_core.url)
     statuses: list[int] = []
 

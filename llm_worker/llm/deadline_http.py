@@ -47,7 +47,7 @@ _deadline: ContextVar[float | None] = ContextVar("llm_worker_http_deadline", def
 #: Bytes written per socket write, so a slow reader cannot stretch one write.
 _WRITE_CHUNK = 65_536
 #: Connection pools of one transport; each thread or greenlet uses one of them.
-POOL_SHARDS = 32
+POOL_SHARDS = 128
 
 
 class BodyTooLarge(Exception):
@@ -189,14 +189,11 @@ class DeadlineTransport:
         limits = flavour.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        errors = importlib.import_module(flavour.__name__.replace("httpx", "httpcore", 1))
-        self._shards = []
-        for _ in range(POOL_SHARDS):
-            shard = flavour.HTTPTransport(proxy=proxy, limits=limits, retries=0)
-            # httpcore builds every connection of the pool through this backend.
-            pool = shard._pool
-            pool._network_backend = _DeadlineBackend(pool._network_backend, errors)
-            self._shards.append(shard)
+        self._errors = importlib.import_module(flavour.__name__.replace("httpx", "httpcore", 1))
+        self._flavour, self._proxy, self._limits = flavour, proxy, limits
+        self._ssl_context = flavour.create_ssl_context()  # one for every pool: each costs MBs
+        self._shards: list[Any] = [None] * POOL_SHARDS  # made at their first request
+        self._shards_lock = threading.Lock()
         self._next_shard = itertools.count()
         self._shard_of_thread = threading.local()  # a greenlet's own under gevent
         self.seconds = seconds
@@ -230,12 +227,28 @@ class DeadlineTransport:
         index = getattr(self._shard_of_thread, "index", None)
         if index is None:
             index = self._shard_of_thread.index = next(self._next_shard) % POOL_SHARDS
-        return self._shards[index]
+        shard = self._shards[index]
+        if shard is None:
+            with self._shards_lock:
+                shard = self._shards[index]
+                if shard is None:
+                    shard = self._shards[index] = self._new_pool()
+        return shard
+
+    def _new_pool(self) -> Any:
+        transport = self._flavour.HTTPTransport(
+            verify=self._ssl_context, proxy=self._proxy, limits=self._limits, retries=0
+        )
+        # httpcore builds every connection of the pool through this backend.
+        pool = transport._pool
+        pool._network_backend = _DeadlineBackend(pool._network_backend, self._errors)
+        return transport
 
     def close(self) -> None:
         """Close the pooled connections."""
         for shard in self._shards:
-            shard.close()
+            if shard is not None:
+                shard.close()
 
     def __enter__(self) -> DeadlineTransport:
         return self
