@@ -18,6 +18,7 @@ lossy link is a link set down and up at intervals.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,8 @@ SUBNET = "10.77.0"
 #: Where each run keeps its folder (``llmw-fleet-<run id>``).
 RUNS_ROOT = Path(tempfile.gettempdir())
 OWNER_FILE = "owner.pid"
+#: A run id: five hexadecimal digits.
+_RUN_ID = re.compile(r"[0-9a-f]{5}")
 
 
 def ip(*args: str, namespace: str | None = None, check: bool = True) -> str:
@@ -87,7 +90,8 @@ def _run_id_of(name: str) -> str | None:
     """The run id in a fleet name ``lwf<run id>-...``, or ``None`` for another name."""
     if not name.startswith(PREFIX) or "-" not in name:
         return None
-    return name[len(PREFIX) :].split("-", 1)[0]
+    run_id = name[len(PREFIX) :].split("-", 1)[0]
+    return run_id if _RUN_ID.fullmatch(run_id) else None
 
 
 def clean_leftovers(keep: str | None = None) -> list[str]:
@@ -121,7 +125,7 @@ def clean_leftovers(keep: str | None = None) -> list[str]:
             ip("link", "delete", name, check=False)
     for folder in RUNS_ROOT.glob("llmw-fleet-*"):
         run_id = folder.name.removeprefix("llmw-fleet-")
-        if dead(run_id):
+        if _RUN_ID.fullmatch(run_id) and dead(run_id):
             shutil.rmtree(folder, ignore_errors=True)
     return removed
 
