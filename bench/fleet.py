@@ -27,6 +27,7 @@ left.  Logs stay in ``--logs`` (a new temporary folder by default).  Needs root.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -57,8 +58,6 @@ BASE_SETTINGS = {
     "JOB_RETRY_MIN_BACKOFF_SECONDS": "1",
     "JOB_RETRY_MAX_BACKOFF_SECONDS": "10",
 }
-#: The host every fault is done to.
-FAULTY = "w3"
 #: Slots the fleet may use, and above which the fake LLM answers 429 in scenario 1.
 CAP = 8
 #: Longest wait for every job of a scenario to end, in seconds.
@@ -218,6 +217,39 @@ def log_part(path: Path, start: int, end: int | None = None) -> list[str]:
     return data.decode(errors="replace").splitlines()
 
 
+def pick_faulty(fleet: Fleet, wait: float = 5.0) -> str:
+    """The worker host with the most LLM calls under way now (waiting up to ``wait`` s for
+    one to have any), so that a fault catches calls in flight."""
+    deadline = time.monotonic() + wait
+    while True:
+        busy: dict[str, int] = {}
+        for record in fleet.llm.call("stats")["records"]:
+            if record.get("ended") is None and not record.get("probe"):
+                host = fleet.host_of(record.get("client"))
+                busy[host] = busy.get(host, 0) + 1
+        if busy or time.monotonic() > deadline:
+            return max(WORKER_HOSTS, key=lambda host: (busy.get(host, 0), host))
+        time.sleep(0.1)
+
+
+def log_sources(lines: list[str], top: int = 3) -> str:
+    """The loggers that wrote most of ``lines`` (a traceback counts for the entry it
+    follows), as ``logger LEVEL: lines``."""
+    counts: dict[str, int] = {}
+    source = "?"
+    for line in lines:
+        if line.startswith("[") and (fields := re.findall(r"\[([^\]]*)\]", line))[3:5]:
+            source = " ".join(fields[3:5])
+        counts[source] = counts.get(source, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: -item[1])[:top]
+    return ", ".join(f"{name}: {n}" for name, n in ranked)
+
+
+def entries(lines: list[str]) -> int:
+    """How many log entries ``lines`` hold (a traceback belongs to its entry)."""
+    return sum(line.startswith("[") for line in lines)
+
+
 def tracebacks(lines: list[str]) -> int:
     """How many tracebacks ``lines`` hold."""
     return sum(line.startswith("Traceback") for line in lines)
@@ -288,10 +320,10 @@ def scenario_cap(run: Run) -> Outcome:
     fleet.llm.call("set", mode="up")
     up_at = time.time()
     down_done = fleet.wait_final(down_ids, FINAL_TIMEOUT)
-    llm, core = run.finish(outcome, ids + down_ids)
+    llm, _core = run.finish(outcome, ids + down_ids)
     probes = sorted(r["at"] for r in llm if r.get("probe") and r["at"] >= down_at)
     probes_down = [t for t in probes if t < up_at]
-    gaps = [b - a for a, b in zip(probes, probes[1:], strict=False) if a < up_at]
+    gaps = [b - a for a, b in itertools.pairwise(probes) if a < up_at]
     refused = [r for r in llm if not r.get("probe") and r.get("status") == 503]
     first_call = first_after([r["at"] for r in job_calls(llm)], up_at)
     closing_probe = first_after([r["at"] for r in llm if r.get("probe")], up_at)
@@ -315,6 +347,8 @@ def scenario_cap(run: Run) -> Outcome:
         within(first_call, interval + 1.0),
         f"first job call {first_call:.2f} s after the LLM came back",
     )
+    calls = outcome.accounting.calls_per_host if outcome.accounting else {}
+    outcome.times.append(f"LLM calls by host {dict(sorted(calls.items()))}")
     outcome.raw = {
         "probe_interval_s": interval,
         "peak_in_flight": peak,
@@ -354,7 +388,7 @@ def _in_call(llm: list[dict[str, Any]], fleet: Fleet, host: str, at: float) -> s
 
 
 def _held_fate(
-    outcome: Outcome, held: set[int], core: list[dict[str, Any]], fault: float
+    outcome: Outcome, faulty: str, held: set[int], core: list[dict[str, Any]], fault: float
 ) -> float:
     """Note what became of the faulty host's jobs; seconds after the fault until the last
     of them had its first final state."""
@@ -365,7 +399,7 @@ def _held_fate(
     missing = len(held) - len(ends)
     last = max(ends, default=fault) - fault
     outcome.times.append(
-        f"{FAULTY}'s {len(held)} held jobs all final {last:.1f} s after the fault"
+        f"{faulty}'s {len(held)} held jobs all final {last:.1f} s after the fault"
         + (f" ({missing} never)" if missing else "")
     )
     return last
@@ -377,20 +411,21 @@ def scenario_partition(run: Run) -> Outcome:
     return within the lease; and what it logged meanwhile."""
     fleet = run.fleet
     warm, fault = (6.0, 15.0) if run.quick else (10.0, 30.0)
-    outcome = Outcome(f"2. {FAULTY} partitioned {fault:g} s, 1 s LLM")
     settings = run.settings()
     ids, _ = _load(run, "2-partition", warm, fault, settings)
+    faulty = pick_faulty(fleet)
+    outcome = Outcome(f"2. {faulty} partitioned {fault:g} s, 1 s LLM")
     logs = fleet_logs(fleet)
     llm_before = fleet.llm.call("stats")["records"]
-    held = fleet.held_jobs(FAULTY)
+    held = fleet.held_jobs(faulty)
     sizes = {host: log_size(path) for host, path in logs.items()}
     fault_at = time.time()
-    fleet.fabric.link(FAULTY, up=False)
+    fleet.fabric.link(faulty, up=False)
     time.sleep(fault)
-    fleet.fabric.link(FAULTY, up=True)
+    fleet.fabric.link(faulty, up=True)
     healed_at = time.time()
     during = {host: log_part(path, sizes[host], log_size(path)) for host, path in logs.items()}
-    calling = _in_call(llm_before, fleet, FAULTY, fault_at)
+    calling = _in_call(llm_before, fleet, faulty, fault_at)
     done = fleet.wait_final(ids, FINAL_TIMEOUT)
     samples = list(fleet.samples)
     opened = count_in_logs(logs, "breaker opened")
@@ -398,32 +433,33 @@ def scenario_partition(run: Run) -> Outcome:
 
     firsts = first_completions(core)
     times = [r["at"] for r in firsts.values()]
-    others = [r["at"] for r in firsts.values() if fleet.host_of(r["client"]) != FAULTY]
+    others = [r["at"] for r in firsts.values() if fleet.host_of(r["client"]) != faulty]
     before = rate(times, fault_at - warm, fault_at)
     during_rate = rate(others, fault_at, healed_at)
     ratio = during_rate / before if before else 0.0
-    requeued = requeued_after(fleet, samples, FAULTY, fault_at)
+    requeued = requeued_after(fleet, samples, faulty, fault_at)
     stuck, freed = slots_returned(samples, fault_at)
     lease = float(settings["LLM_SLOT_LEASE_SECONDS"])
     heartbeat = float(settings["BROKER_HEARTBEAT_TIMEOUT_SECONDS"])
     recovery = float(settings["BROKER_RECOVERY_INTERVAL_SECONDS"])
     back = first_after(
-        [r["at"] for r in job_calls(llm) if fleet.host_of(r["client"]) == FAULTY], healed_at
+        [r["at"] for r in job_calls(llm) if fleet.host_of(r["client"]) == faulty], healed_at
     )
     outcome.times.append(
         f"throughput before {before:.1f}/s, others during {during_rate:.1f}/s (ratio {ratio:.2f})"
     )
     outcome.times.append(
-        f"{FAULTY} held {len(held)} messages ({len(calling)} in an LLM call): "
+        f"{faulty} held {len(held)} messages ({len(calling)} in an LLM call): "
         f"requeued after {requeued:.1f} s"
     )
-    _held_fate(outcome, held | calling, core, fault_at)
-    outcome.times.append(f"{stuck} slots of {FAULTY} back after {freed:.1f} s (lease {lease:g} s)")
-    outcome.times.append(f"{FAULTY} calling the LLM again {back:.1f} s after the heal")
-    others_lines = [len(during[h]) for h in during if h != FAULTY]
+    _held_fate(outcome, faulty, held | calling, core, fault_at)
+    outcome.times.append(f"{stuck} slots of {faulty} back after {freed:.1f} s (lease {lease:g} s)")
+    outcome.times.append(f"{faulty} calling the LLM again {back:.1f} s after the heal")
+    others_lines = [len(during[h]) for h in sorted(during) if h != faulty]
     outcome.times.append(
-        f"log lines during the partition: {FAULTY} {len(during[FAULTY])} "
-        f"({tracebacks(during[FAULTY])} tracebacks), others {others_lines}"
+        f"log during the partition: {faulty} {len(during[faulty])} lines "
+        f"({entries(during[faulty])} entries, {tracebacks(during[faulty])} tracebacks; "
+        f"most from {log_sources(during[faulty])}), others {others_lines} lines"
     )
     outcome.times.append(f"'breaker opened' lines: {opened}")
     outcome.times.append(f"all final {(done or time.time()) - healed_at:.1f} s after the heal")
@@ -448,7 +484,11 @@ def scenario_partition(run: Run) -> Outcome:
         "requeued_after_s": requeued,
         "slots_stuck": stuck,
         "slots_freed_after_s": freed,
+        "faulty": faulty,
+        "calls_per_host": outcome.accounting.calls_per_host if outcome.accounting else {},
         "log_lines_during": {h: len(lines) for h, lines in during.items()},
+        "log_entries_during": {h: entries(lines) for h, lines in during.items()},
+        "log_sources_during": log_sources(during[faulty], top=8),
         "tracebacks_during": {h: tracebacks(lines) for h, lines in during.items()},
         "breaker_opened_lines": opened,
         "faulty_back_after_s": back,
@@ -463,23 +503,24 @@ def _host_down(run: Run, label: str, freeze: bool) -> Outcome:
     fleet = run.fleet
     warm, fault = (6.0, 15.0) if run.quick else (10.0, 30.0)
     what = f"frozen (SIGSTOP) {fault:g} s" if freeze else "powered off (SIGKILL, link down)"
-    outcome = Outcome(f"3. {FAULTY} {what}, 1 s LLM")
     settings = run.settings()
     ids, _ = _load(run, label, warm, fault, settings)
+    faulty = pick_faulty(fleet)
+    outcome = Outcome(f"3. {faulty} {what}, 1 s LLM")
     logs = fleet_logs(fleet)
     llm_before = fleet.llm.call("stats")["records"]
-    held = fleet.held_jobs(FAULTY)
+    held = fleet.held_jobs(faulty)
     fault_at = time.time()
     if freeze:
-        signalled = fleet.fabric.signal_host(FAULTY, signal.SIGSTOP)
+        signalled = fleet.fabric.signal_host(faulty, signal.SIGSTOP)
         time.sleep(fault)
-        size = log_size(logs[FAULTY])
-        fleet.fabric.signal_host(FAULTY, signal.SIGCONT)
+        size = log_size(logs[faulty])
+        fleet.fabric.signal_host(faulty, signal.SIGCONT)
         resumed_at = time.time()
     else:
-        fleet.fabric.link(FAULTY, up=False)
-        signalled = fleet.fabric.signal_host(FAULTY, signal.SIGKILL)
-    calling = _in_call(llm_before, fleet, FAULTY, fault_at)
+        fleet.fabric.link(faulty, up=False)
+        signalled = fleet.fabric.signal_host(faulty, signal.SIGKILL)
+    calling = _in_call(llm_before, fleet, faulty, fault_at)
     done = fleet.wait_final(ids, FINAL_TIMEOUT)
     time.sleep(3)  # a late copy of the frozen host would report now
     samples = list(fleet.samples)
@@ -490,12 +531,12 @@ def _host_down(run: Run, label: str, freeze: bool) -> Outcome:
     recovery = float(settings["BROKER_RECOVERY_INTERVAL_SECONDS"])
     lease = float(settings["LLM_SLOT_LEASE_SECONDS"])
     job_lease = float(settings["LLM_TIMEOUT_SECONDS"]) + 60
-    requeued = requeued_after(fleet, samples, FAULTY, fault_at)
+    requeued = requeued_after(fleet, samples, faulty, fault_at)
     elsewhere = first_after(
         [
             r["at"]
             for r in job_calls(llm)
-            if r["job"] in held | calling and fleet.host_of(r["client"]) != FAULTY
+            if r["job"] in held | calling and fleet.host_of(r["client"]) != faulty
         ],
         fault_at,
     )
@@ -505,12 +546,13 @@ def _host_down(run: Run, label: str, freeze: bool) -> Outcome:
         f"({len(calling)} in an LLM call): requeued after {requeued:.1f} s, "
         f"first run elsewhere after {elsewhere:.1f} s"
     )
-    last = _held_fate(outcome, held | calling, core, fault_at)
+    last = _held_fate(outcome, faulty, held | calling, core, fault_at)
     outcome.times.append(f"{stuck} slots back after {freed:.1f} s (lease {lease:g} s)")
     if freeze:
-        after = log_part(logs[FAULTY], size)
+        after = log_part(logs[faulty], size)
         outcome.times.append(
-            f"{FAULTY} after resuming: {len(after)} log lines, {tracebacks(after)} tracebacks"
+            f"{faulty} after resuming: {len(after)} log lines ({entries(after)} entries, "
+            f"{tracebacks(after)} tracebacks; most from {log_sources(after)})"
         )
         outcome.raw["log_lines_after_resume"] = len(after)
         outcome.raw["resumed_at"] = resumed_at
@@ -533,6 +575,7 @@ def _host_down(run: Run, label: str, freeze: bool) -> Outcome:
     )
     outcome.raw.update(
         {
+            "faulty": faulty,
             "held": sorted(held),
             "in_call": sorted(calling),
             "requeued_after_s": requeued,
@@ -566,27 +609,28 @@ def scenario_flap(run: Run) -> Outcome:
     fleet = run.fleet
     warm, fault = (6.0, 15.0) if run.quick else (10.0, 30.0)
     timeout = 5.0
-    outcome = Outcome(f"4. {FAULTY}'s link flapping {fault:g} s (1-2 s down/up), 1 s LLM")
     settings = run.settings(LLM_TIMEOUT_SECONDS=f"{timeout:g}")
     ids, _ = _load(run, "4-flap", warm, fault, settings)
+    faulty = pick_faulty(fleet)
+    outcome = Outcome(f"4. {faulty}'s link flapping {fault:g} s (1-2 s down/up), 1 s LLM")
     logs = fleet_logs(fleet)
-    size = log_size(logs[FAULTY])
+    size = log_size(logs[faulty])
     chooser = random.Random(4)
     started = time.time()
     flaps = 0
     while time.time() - started < fault:
-        fleet.fabric.link(FAULTY, up=False)
+        fleet.fabric.link(faulty, up=False)
         time.sleep(chooser.uniform(1.0, 2.0))
-        fleet.fabric.link(FAULTY, up=True)
+        fleet.fabric.link(faulty, up=True)
         flaps += 1
         time.sleep(chooser.uniform(1.0, 2.0))
     ended = time.time()
     done = fleet.wait_final(ids, FINAL_TIMEOUT)
-    lines = log_part(logs[FAULTY], size)
+    lines = log_part(logs[faulty], size)
     opened = count_in_logs(logs, "breaker opened")
     llm, _ = run.finish(outcome, ids)
 
-    address = fleet.address(FAULTY)
+    address = fleet.address(faulty)
     calls = [
         r for r in job_calls(llm) if r["client"] == address and started <= r["at"] <= ended + 10
     ]
@@ -595,14 +639,17 @@ def scenario_flap(run: Run) -> Outcome:
     durations = [int(m.group(1)) / 1000 for line in lines if (m := _DURATION.search(line))]
     timeouts = sum("timed out" in line.lower() or "did not answer" in line for line in lines)
     outcome.times.append(
-        f"{flaps} flaps; {FAULTY} made {len(calls)} answered calls, "
+        f"{flaps} flaps; {faulty} made {len(calls)} answered calls, "
         f"{len(unacknowledged)} answers never acknowledged"
     )
     outcome.times.append(
         f"longest call to an acknowledged answer {max(answered_in, default=0):.2f} s "
         f"(deadline {timeout:g} s); longest job attempt logged {max(durations, default=0):.1f} s"
     )
-    outcome.times.append(f"{FAULTY} log: {timeouts} timeout lines, {tracebacks(lines)} tracebacks")
+    outcome.times.append(
+        f"{faulty} log: {len(lines)} lines ({entries(lines)} entries, {timeouts} timeouts, "
+        f"{tracebacks(lines)} tracebacks)"
+    )
     outcome.times.append(f"'breaker opened' lines: {opened}")
     outcome.times.append(f"all final {(done or time.time()) - ended:.1f} s after the flapping")
     outcome.check(
@@ -611,6 +658,7 @@ def scenario_flap(run: Run) -> Outcome:
         f"{max(answered_in, default=0):.2f} s (deadline {timeout:g} s)",
     )
     outcome.raw = {
+        "faulty": faulty,
         "flaps": flaps,
         "faulty_calls": len(calls),
         "unacknowledged_answers": len(unacknowledged),

@@ -9,6 +9,7 @@ fake LLM recorded and the notification stream holds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -130,6 +131,8 @@ class Fleet:
         self.logs = logs
         self.fabric = Fabric()
         self.workers: dict[str, WorkerHost] = {}
+        #: Each worker host's broker ids, kept after its workers stopped.
+        self.broker_ids: dict[str, list[str]] = {}
         self.samples: list[Sample] = []
         self._observing = threading.Event()
         self._observer: threading.Thread | None = None
@@ -218,13 +221,13 @@ class Fleet:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if self.redis().ping():
+                if self.client().ping():
                     return
             except (redis.RedisError, OSError):
                 time.sleep(0.1)
         raise RuntimeError("the fleet's redis-server did not start")
 
-    def redis(self) -> redis.Redis:
+    def client(self) -> redis.Redis:
         """A client of the fleet's Redis through its Unix socket."""
         return redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=10)
 
@@ -247,7 +250,7 @@ class Fleet:
         from console.ops.supervisor import worker_command
 
         command = worker_command(sys.executable, processes=1, threads=threads, gevent=False)
-        client = self.redis()
+        client = self.client()
         layout = RedisLayout(client)
         for host in WORKER_HOSTS:
             log = self.logs / f"{label}-{host}.log"
@@ -269,6 +272,7 @@ class Fleet:
                 time.sleep(0.1)
                 now = {m.decode() for m in client.zrange(layout.heartbeats_key, 0, -1)}
                 worker.broker_ids = sorted(now - before)
+            self.broker_ids[host] = worker.broker_ids
         client.close()
 
     def stop_workers(self) -> None:
@@ -282,27 +286,24 @@ class Fleet:
                 worker.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 30
         for worker in self.workers.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
             self.fabric.signal_host(worker.name, signal.SIGKILL)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
             worker.out.close()
         self.workers.clear()
 
     def reset(self) -> None:
         """Empty the fleet's Redis (its own server) and the fakes' records."""
-        client = self.redis()
+        client = self.client()
         client.flushall()
         client.close()
         self.llm.call("reset")
         self.llm.call("set", mode="up", limit=0)
         self.core.call("reset")
         self.samples = []
+        self.broker_ids = {}
 
     # -- the observer ----------------------------------------------------------------------
 
@@ -320,21 +321,19 @@ class Fleet:
             self._observer = None
 
     def _observe(self) -> None:
-        client = self.redis()
+        client = self.client()
         layout = RedisLayout(client)
         slots_key = keys.capacity_slots("llmw")
         while self._observing.is_set():
-            try:
+            with contextlib.suppress(redis.RedisError, OSError):
                 self.samples.append(self._look(client, layout, slots_key))
-            except (redis.RedisError, OSError):
-                pass
             time.sleep(OBSERVE_SECONDS)
         client.close()
 
     def _look(self, client: redis.Redis, layout: RedisLayout, slots_key: str) -> Sample:
         acks = {}
-        for worker in list(self.workers.values()):
-            for broker_id in worker.broker_ids:
+        for ids in list(self.broker_ids.values()):
+            for broker_id in ids:
                 for queue in (QUEUE, layout.delay_queue(QUEUE)):
                     acks[f"{broker_id}/{queue}"] = int(
                         client.scard(layout.acks_key(broker_id, queue))
@@ -353,10 +352,10 @@ class Fleet:
 
     def held_jobs(self, host: str) -> set[int]:
         """The job ids of the messages a worker host has fetched and not acknowledged."""
-        client = self.redis()
+        client = self.client()
         layout = RedisLayout(client)
         found = set()
-        for broker_id in self.workers[host].broker_ids:
+        for broker_id in self.broker_ids[host]:
             for queue in (QUEUE, layout.delay_queue(QUEUE)):
                 ids = client.smembers(layout.acks_key(broker_id, queue))
                 for redis_id in ids:
@@ -368,7 +367,7 @@ class Fleet:
 
     def acks_of(self, sample: Sample, host: str) -> int:
         """Messages ``host`` had fetched and not acknowledged at ``sample``."""
-        ids = self.workers[host].broker_ids
+        ids = self.broker_ids[host]
         return sum(n for key, n in sample.acks.items() if key.split("/")[0] in ids)
 
     # -- jobs ------------------------------------------------------------------------------
@@ -380,7 +379,7 @@ class Fleet:
 
     def notifications(self) -> dict[str, int]:
         """Notifications per job id on the stream."""
-        client = self.redis()
+        client = self.client()
         counts: dict[str, int] = {}
         for _, fields in client.xrange(NOTIFY_STREAM):
             job = str(json.loads(fields[b"data"])["job_id"])
@@ -390,7 +389,7 @@ class Fleet:
 
     def unacknowledged(self) -> int:
         """Messages of the job queue not acknowledged yet (waiting, delayed, in flight)."""
-        client = self.redis()
+        client = self.client()
         count = RedisLayout(client).unacknowledged_count(QUEUE)
         client.close()
         return count
@@ -402,9 +401,9 @@ class Fleet:
         wanted = {str(job) for job in job_ids}
         while time.monotonic() < deadline:
             reported = {r["job"] for r in self.core.call("stats")["records"]}
-            if wanted <= reported and wanted <= set(self.notifications()):
-                if self.unacknowledged() == 0:
-                    return time.time()
+            notified = set(self.notifications())
+            if wanted <= reported and wanted <= notified and self.unacknowledged() == 0:
+                return time.time()
             time.sleep(1)
         return None
 
@@ -463,6 +462,55 @@ class Accounting:
         )
 
 
+def _core_fates(
+    wanted: list[str], core_records: list[dict[str, Any]]
+) -> tuple[dict[str, int], list[str], list[str], list[str]]:
+    """Final states by count, and the jobs lost, with two states, with two results."""
+    per_job: dict[str, list[dict[str, Any]]] = {job: [] for job in wanted}
+    for record in core_records:
+        if record["job"] in per_job:
+            per_job[record["job"]].append(record)
+    states: dict[str, int] = {}
+    lost, conflicting, two_results = [], [], []
+    for job, records in per_job.items():
+        if not records:
+            lost.append(job)
+            continue
+        records.sort(key=lambda r: r["at"])
+        final = records[-1]["status"]
+        states[final] = states.get(final, 0) + 1
+        if len({r["status"] for r in records}) > 1:
+            conflicting.append(job)
+        if len({r["result"] for r in records if r["status"] == "completed"}) > 1:
+            two_results.append(job)
+    return states, lost, conflicting, two_results
+
+
+def _llm_calls(
+    wanted: list[str], llm_records: list[dict[str, Any]], host_of: Callable[[str | None], str]
+) -> tuple[list[str], list[str], dict[str, int]]:
+    """The jobs answered more than once, those answered again after an answer reached a
+    host, and the answered calls per host."""
+    calls: dict[str, list[dict[str, Any]]] = {job: [] for job in wanted}
+    calls_per_host: dict[str, int] = {}
+    for record in llm_records:
+        if record.get("probe") or record.get("status") != 200 or record.get("job") is None:
+            continue
+        calls.setdefault(str(record["job"]), []).append(record)
+        host = host_of(record.get("client"))
+        calls_per_host[host] = calls_per_host.get(host, 0) + 1
+    recalled, after_acknowledged = [], []
+    for job in wanted:
+        answered = sorted(calls.get(job, []), key=lambda r: r["at"])
+        if len(answered) < 2:
+            continue
+        recalled.append(job)
+        first_ack = min((r["acked"] for r in answered if r.get("acked")), default=None)
+        if first_ack is not None and any(r["at"] > first_ack for r in answered):
+            after_acknowledged.append(job)
+    return recalled, after_acknowledged, calls_per_host
+
+
 def account(
     job_ids: list[int],
     llm_records: list[dict[str, Any]],
@@ -480,41 +528,8 @@ def account(
       before the later call began: a worker had the answer and still paid again.
     """
     wanted = [str(job) for job in job_ids]
-    per_job: dict[str, list[dict[str, Any]]] = {job: [] for job in wanted}
-    for record in core_records:
-        if record["job"] in per_job:
-            per_job[record["job"]].append(record)
-    calls: dict[str, list[dict[str, Any]]] = {job: [] for job in wanted}
-    calls_per_host: dict[str, int] = {}
-    for record in llm_records:
-        if record.get("probe") or record.get("status") != 200 or record.get("job") is None:
-            continue
-        job = str(record["job"])
-        calls.setdefault(job, []).append(record)
-        host = host_of(record.get("client"))
-        calls_per_host[host] = calls_per_host.get(host, 0) + 1
-    states: dict[str, int] = {}
-    lost, conflicting, two_results = [], [], []
-    for job, records in per_job.items():
-        if not records:
-            lost.append(job)
-            continue
-        records.sort(key=lambda r: r["at"])
-        final = records[-1]["status"]
-        states[final] = states.get(final, 0) + 1
-        if len({r["status"] for r in records}) > 1:
-            conflicting.append(job)
-        if len({r["result"] for r in records if r["status"] == "completed"}) > 1:
-            two_results.append(job)
-    recalled, after_acknowledged = [], []
-    for job in wanted:
-        answered = sorted(calls.get(job, []), key=lambda r: r["at"])
-        if len(answered) < 2:
-            continue
-        recalled.append(job)
-        first_ack = min((r["acked"] for r in answered if r.get("acked")), default=None)
-        if first_ack is not None and any(r["at"] > first_ack for r in answered):
-            after_acknowledged.append(job)
+    states, lost, conflicting, two_results = _core_fates(wanted, core_records)
+    recalled, after_acknowledged, calls_per_host = _llm_calls(wanted, llm_records, host_of)
     return Accounting(
         sent=len(wanted),
         states=states,

@@ -17,6 +17,7 @@ lossy link is a link set down and up at intervals.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -41,7 +42,9 @@ _RUN_ID = re.compile(r"[0-9a-f]{5}")
 
 def ip(*args: str, namespace: str | None = None, check: bool = True) -> str:
     """Run ``ip ARGS`` (inside ``namespace`` if given); return its output."""
-    command = ["ip", *args] if namespace is None else ["ip", "netns", "exec", namespace, "ip", *args]
+    command = (
+        ["ip", *args] if namespace is None else ["ip", "netns", "exec", namespace, "ip", *args]
+    )
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if check and done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)}: {done.stderr.strip()}")
@@ -79,10 +82,8 @@ def _kill_namespace(namespace: str) -> None:
             return
         for pid in pids:
             for sig in (signal.SIGKILL, signal.SIGCONT):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
         time.sleep(0.1)
 
 
