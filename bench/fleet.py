@@ -60,6 +60,8 @@ BASE_SETTINGS = {
 }
 #: Slots the fleet may use, and above which the fake LLM answers 429 in scenario 1.
 CAP = 8
+#: A held job final later than this after the fault waited for a job lease to expire.
+LEASE_WAIT_SECONDS = 40.0
 #: Longest wait for every job of a scenario to end, in seconds.
 FINAL_TIMEOUT = 300.0
 
@@ -268,6 +270,17 @@ def count_in_logs(paths: dict[str, Path], text: str) -> dict[str, int]:
     }
 
 
+def breaker_note(samples: list[Sample], opened: dict[str, int], start: float) -> str:
+    """How often, by whom and for how long (from ``start``) the fleet's breaker opened."""
+    seconds = sum(
+        b.at - a.at for a, b in itertools.pairwise(samples) if a.at >= start and a.breaker_open
+    )
+    if not any(opened.values()):
+        return "breaker never opened"
+    by = ", ".join(f"{host} {n}" for host, n in sorted(opened.items()) if n)
+    return f"breaker opened by {by}, open {seconds:.1f} s for the whole fleet"
+
+
 def first_after(times: list[float], start: float) -> float:
     """Seconds from ``start`` to the first of ``times`` after it (``-1``: none)."""
     later = [t for t in times if t >= start]
@@ -363,10 +376,19 @@ def scenario_cap(run: Run) -> Outcome:
     return outcome
 
 
-def _load(run: Run, label: str, warm: float, fault: float, settings: dict[str, str]) -> Any:
-    """Start a fleet, send enough 1 s jobs for the warm-up, the fault and some more, wait
-    for the warm-up; the job ids and their send time."""
-    jobs = int(CAP * (warm + fault) + (40 if run.quick else 80))
+def _load(
+    run: Run,
+    label: str,
+    warm: float,
+    fault: float,
+    settings: dict[str, str],
+    extra_jobs: int | None = None,
+) -> Any:
+    """Start a fleet, send enough 1 s jobs for the warm-up, the fault and ``extra_jobs``
+    more (40, 80 without ``quick``), wait for the warm-up; the job ids and send times."""
+    if extra_jobs is None:
+        extra_jobs = 40 if run.quick else 80
+    jobs = int(CAP * (warm + fault) + extra_jobs)
     run.start(label, settings, latency=1.0, limit=0)
     ids = run.job_ids(jobs)
     sent = run.fleet.send(ids)
@@ -395,13 +417,17 @@ def _held_fate(
     first: dict[str, float] = {}
     for record in sorted(core, key=lambda r: r["at"]):
         first.setdefault(record["job"], record["at"])
-    ends = [first[str(job)] for job in held if str(job) in first]
-    missing = len(held) - len(ends)
-    last = max(ends, default=fault) - fault
+    delays = {job: first[str(job)] - fault for job in held if str(job) in first}
+    missing = len(held) - len(delays)
+    last = max(delays.values(), default=0.0)
+    slow = sum(delay > LEASE_WAIT_SECONDS for delay in delays.values())
     outcome.times.append(
         f"{faulty}'s {len(held)} held jobs all final {last:.1f} s after the fault"
         + (f" ({missing} never)" if missing else "")
+        + (f", {slow} of them after {LEASE_WAIT_SECONDS:g} s" if slow else "")
     )
+    outcome.raw["held_final_after_s"] = {str(job): round(d, 1) for job, d in delays.items()}
+    outcome.raw["fault_at"] = fault
     return last
 
 
@@ -461,7 +487,7 @@ def scenario_partition(run: Run) -> Outcome:
         f"({entries(during[faulty])} entries, {tracebacks(during[faulty])} tracebacks; "
         f"most from {log_sources(during[faulty])}), others {others_lines} lines"
     )
-    outcome.times.append(f"'breaker opened' lines: {opened}")
+    outcome.times.append(breaker_note(samples, opened, fault_at))
     outcome.times.append(f"all final {(done or time.time()) - healed_at:.1f} s after the heal")
     outcome.check(
         "others' throughput during >= 0.6 of the fleet's before", ratio >= 0.6, f"{ratio:.2f}"
@@ -496,15 +522,25 @@ def scenario_partition(run: Run) -> Outcome:
     return outcome
 
 
-def _host_down(run: Run, label: str, freeze: bool) -> Outcome:
+def host_down(
+    run: Run,
+    label: str,
+    *,
+    freeze: bool,
+    warm: float | None = None,
+    fault: float | None = None,
+    extra_jobs: int | None = None,
+    **changes: str,
+) -> Outcome:
     """3. A worker host powered off (every process SIGKILLed at once, its link cut), or
-    frozen (SIGSTOP) and resumed: its messages go to the others, its slots come back,
-    nothing doubles when a frozen host resumes."""
+    frozen (SIGSTOP) for ``fault`` s and resumed: its messages go to the others, its slots
+    come back, nothing doubles when a frozen host resumes.  ``changes``: settings."""
     fleet = run.fleet
-    warm, fault = (6.0, 15.0) if run.quick else (10.0, 30.0)
+    warm = warm if warm is not None else (6.0 if run.quick else 10.0)
+    fault = fault if fault is not None else (15.0 if run.quick else 30.0)
     what = f"frozen (SIGSTOP) {fault:g} s" if freeze else "powered off (SIGKILL, link down)"
-    settings = run.settings()
-    ids, _ = _load(run, label, warm, fault, settings)
+    settings = run.settings(**changes)
+    ids, _ = _load(run, label, warm, fault, settings, extra_jobs)
     faulty = pick_faulty(fleet)
     outcome = Outcome(f"3. {faulty} {what}, 1 s LLM")
     logs = fleet_logs(fleet)
@@ -556,7 +592,7 @@ def _host_down(run: Run, label: str, freeze: bool) -> Outcome:
         )
         outcome.raw["log_lines_after_resume"] = len(after)
         outcome.raw["resumed_at"] = resumed_at
-    outcome.times.append(f"'breaker opened' lines: {opened}")
+    outcome.times.append(breaker_note(samples, opened, fault_at))
     outcome.times.append(f"all final {(done or time.time()) - fault_at:.1f} s after the fault")
     outcome.check(
         "held messages requeued within heartbeat timeout + recovery interval",
@@ -582,7 +618,7 @@ def _host_down(run: Run, label: str, freeze: bool) -> Outcome:
             "first_run_elsewhere_s": elsewhere,
             "slots_stuck": stuck,
             "slots_freed_after_s": freed,
-            "held_final_after_s": last,
+            "held_last_final_after_s": last,
             "breaker_opened_lines": opened,
         }
     )
@@ -591,12 +627,12 @@ def _host_down(run: Run, label: str, freeze: bool) -> Outcome:
 
 def scenario_power_off(run: Run) -> Outcome:
     """3a. A worker host powered off under load."""
-    return _host_down(run, "3-power-off", freeze=False)
+    return host_down(run, "3-power-off", freeze=False)
 
 
 def scenario_freeze(run: Run) -> Outcome:
     """3b. A worker host frozen under load, then resumed."""
-    return _host_down(run, "3-freeze", freeze=True)
+    return host_down(run, "3-freeze", freeze=True)
 
 
 #: ``duration_ms=`` of a job's log line.
@@ -650,7 +686,7 @@ def scenario_flap(run: Run) -> Outcome:
         f"{faulty} log: {len(lines)} lines ({entries(lines)} entries, {timeouts} timeouts, "
         f"{tracebacks(lines)} tracebacks)"
     )
-    outcome.times.append(f"'breaker opened' lines: {opened}")
+    outcome.times.append(breaker_note(fleet.samples, opened, started))
     outcome.times.append(f"all final {(done or time.time()) - ended:.1f} s after the flapping")
     outcome.check(
         "no answer taken past the whole-call deadline",
@@ -733,7 +769,6 @@ def render_checks(outcomes: list[Outcome]) -> str:
 
 def run_scenarios(names: list[str], *, quick: bool, logs: Path) -> list[Outcome]:
     """Build a fleet, run ``names`` in order, tear it all down; the outcomes."""
-    clean_leftovers()
     outcomes: list[Outcome] = []
     fleet = Fleet(logs)
     try:

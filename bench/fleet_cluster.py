@@ -28,7 +28,7 @@ from llm_worker import keys
 from llm_worker.broker.redis_layout import RedisLayout
 
 from .fleet_agent import PORT
-from .netns import Fabric
+from .netns import Fabric, clean_leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "llm.intent"
@@ -129,6 +129,7 @@ class Fleet:
 
     def __init__(self, logs: Path, *, latency: float = 1.0) -> None:
         self.logs = logs
+        clean_leftovers()
         self.fabric = Fabric()
         self.workers: dict[str, WorkerHost] = {}
         #: Each worker host's broker ids, kept after its workers stopped.
