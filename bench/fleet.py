@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -60,8 +61,8 @@ BASE_SETTINGS = {
 }
 #: Slots the fleet may use, and above which the fake LLM answers 429 in scenario 1.
 CAP = 8
-#: A held job final later than this after the fault waited for a job lease to expire.
-LEASE_WAIT_SECONDS = 40.0
+#: A job that waited longer than this on another delivery's job lease is reported.
+LEASE_WAIT_SECONDS = 30.0
 #: Longest wait for every job of a scenario to end, in seconds.
 FINAL_TIMEOUT = 300.0
 
@@ -270,6 +271,35 @@ def count_in_logs(paths: dict[str, Path], text: str) -> dict[str, int]:
     }
 
 
+#: A log entry's time, and a job's wait on another delivery's job lease.
+_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+_LEASE_WAIT = re.compile(r"job_id=(\S+) .*outcome=waiting error=another message of the same job")
+
+
+def lease_waits(paths: dict[str, Path]) -> dict[str, float]:
+    """Per job, seconds from its first to its last wait on another delivery's job lease
+    (``outcome=waiting``: another message of the same job is calling the LLM), over
+    every host's log."""
+    seen: dict[str, list[float]] = {}
+    for path in paths.values():
+        for line in path.read_text(errors="replace").splitlines():
+            if (wait := _LEASE_WAIT.search(line)) and (stamp := _STAMP.match(line)):
+                at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                seen.setdefault(wait.group(1), []).append(at)
+    return {job: max(times) - min(times) for job, times in seen.items()}
+
+
+def lease_note(waits: dict[str, float]) -> str:
+    """The jobs that waited long on another delivery's job lease."""
+    long = {job: wait for job, wait in waits.items() if wait > LEASE_WAIT_SECONDS}
+    if not long:
+        return f"no job waited over {LEASE_WAIT_SECONDS:g} s on another delivery's job lease"
+    return (
+        f"{len(long)} jobs waited over {LEASE_WAIT_SECONDS:g} s (up to "
+        f"{max(long.values()):.0f} s) on a job lease left by a delivery that died or was cut off"
+    )
+
+
 def breaker_note(samples: list[Sample], opened: dict[str, int], start: float) -> str:
     """How often, by whom and for how long (from ``start``) the fleet's breaker opened."""
     seconds = sum(
@@ -362,17 +392,19 @@ def scenario_cap(run: Run) -> Outcome:
     )
     calls = outcome.accounting.calls_per_host if outcome.accounting else {}
     outcome.times.append(f"LLM calls by host {dict(sorted(calls.items()))}")
-    outcome.raw = {
-        "probe_interval_s": interval,
-        "peak_in_flight": peak,
-        "http_429": busy,
-        "peak_slots": peak_slots,
-        "jobs_per_second": throughput,
-        "probes_while_down": len(probes_down),
-        "probe_gaps_s": gaps,
-        "job_calls_answered_503": len(refused),
-        "recovery_first_job_call_s": first_call,
-    }
+    outcome.raw.update(
+        {
+            "probe_interval_s": interval,
+            "peak_in_flight": peak,
+            "http_429": busy,
+            "peak_slots": peak_slots,
+            "jobs_per_second": throughput,
+            "probes_while_down": len(probes_down),
+            "probe_gaps_s": gaps,
+            "job_calls_answered_503": len(refused),
+            "recovery_first_job_call_s": first_call,
+        }
+    )
     return outcome
 
 
@@ -420,11 +452,9 @@ def _held_fate(
     delays = {job: first[str(job)] - fault for job in held if str(job) in first}
     missing = len(held) - len(delays)
     last = max(delays.values(), default=0.0)
-    slow = sum(delay > LEASE_WAIT_SECONDS for delay in delays.values())
     outcome.times.append(
         f"{faulty}'s {len(held)} held jobs all final {last:.1f} s after the fault"
         + (f" ({missing} never)" if missing else "")
-        + (f", {slow} of them after {LEASE_WAIT_SECONDS:g} s" if slow else "")
     )
     outcome.raw["held_final_after_s"] = {str(job): round(d, 1) for job, d in delays.items()}
     outcome.raw["fault_at"] = fault
@@ -487,6 +517,9 @@ def scenario_partition(run: Run) -> Outcome:
         f"({entries(during[faulty])} entries, {tracebacks(during[faulty])} tracebacks; "
         f"most from {log_sources(during[faulty])}), others {others_lines} lines"
     )
+    waits = lease_waits(logs)
+    outcome.times.append(lease_note(waits))
+    outcome.raw["lease_waits_s"] = {job: round(w, 1) for job, w in waits.items() if w > 1}
     outcome.times.append(breaker_note(samples, opened, fault_at))
     outcome.times.append(f"all final {(done or time.time()) - healed_at:.1f} s after the heal")
     outcome.check(
@@ -502,23 +535,25 @@ def scenario_partition(run: Run) -> Outcome:
         within(freed, lease + 1),
         f"{stuck} slots, {freed:.1f} s (lease {lease:g} s)",
     )
-    outcome.raw = {
-        "held": sorted(held),
-        "in_call": sorted(calling),
-        "rate_before": before,
-        "rate_others_during": during_rate,
-        "requeued_after_s": requeued,
-        "slots_stuck": stuck,
-        "slots_freed_after_s": freed,
-        "faulty": faulty,
-        "calls_per_host": outcome.accounting.calls_per_host if outcome.accounting else {},
-        "log_lines_during": {h: len(lines) for h, lines in during.items()},
-        "log_entries_during": {h: entries(lines) for h, lines in during.items()},
-        "log_sources_during": log_sources(during[faulty], top=8),
-        "tracebacks_during": {h: tracebacks(lines) for h, lines in during.items()},
-        "breaker_opened_lines": opened,
-        "faulty_back_after_s": back,
-    }
+    outcome.raw.update(
+        {
+            "held": sorted(held),
+            "in_call": sorted(calling),
+            "rate_before": before,
+            "rate_others_during": during_rate,
+            "requeued_after_s": requeued,
+            "slots_stuck": stuck,
+            "slots_freed_after_s": freed,
+            "faulty": faulty,
+            "calls_per_host": outcome.accounting.calls_per_host if outcome.accounting else {},
+            "log_lines_during": {h: len(lines) for h, lines in during.items()},
+            "log_entries_during": {h: entries(lines) for h, lines in during.items()},
+            "log_sources_during": log_sources(during[faulty], top=8),
+            "tracebacks_during": {h: tracebacks(lines) for h, lines in during.items()},
+            "breaker_opened_lines": opened,
+            "faulty_back_after_s": back,
+        }
+    )
     return outcome
 
 
@@ -592,6 +627,9 @@ def host_down(
         )
         outcome.raw["log_lines_after_resume"] = len(after)
         outcome.raw["resumed_at"] = resumed_at
+    waits = lease_waits(logs)
+    outcome.times.append(lease_note(waits))
+    outcome.raw["lease_waits_s"] = {job: round(w, 1) for job, w in waits.items() if w > 1}
     outcome.times.append(breaker_note(samples, opened, fault_at))
     outcome.times.append(f"all final {(done or time.time()) - fault_at:.1f} s after the fault")
     outcome.check(
@@ -693,16 +731,18 @@ def scenario_flap(run: Run) -> Outcome:
         max(answered_in, default=0) <= timeout + 0.5,
         f"{max(answered_in, default=0):.2f} s (deadline {timeout:g} s)",
     )
-    outcome.raw = {
-        "faulty": faulty,
-        "flaps": flaps,
-        "faulty_calls": len(calls),
-        "unacknowledged_answers": len(unacknowledged),
-        "longest_acknowledged_call_s": max(answered_in, default=0),
-        "longest_attempt_logged_s": max(durations, default=0),
-        "timeout_lines": timeouts,
-        "breaker_opened_lines": opened,
-    }
+    outcome.raw.update(
+        {
+            "faulty": faulty,
+            "flaps": flaps,
+            "faulty_calls": len(calls),
+            "unacknowledged_answers": len(unacknowledged),
+            "longest_acknowledged_call_s": max(answered_in, default=0),
+            "longest_attempt_logged_s": max(durations, default=0),
+            "timeout_lines": timeouts,
+            "breaker_opened_lines": opened,
+        }
+    )
     return outcome
 
 
