@@ -322,6 +322,23 @@ def job_calls(llm: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in llm if not r.get("probe") and r.get("status") == 200]
 
 
+def seconds(value: float) -> str:
+    """``value`` seconds as text; a negative value means never."""
+    return f"{value:.1f} s" if value >= 0 else "never"
+
+
+def copies_note(paths: dict[str, Path]) -> str:
+    """How many copies of a job found it done: acknowledged as already finished, or
+    reporting the result another delivery stored."""
+    duplicates = sum(count_in_logs(paths, "outcome=duplicate").values())
+    reused = sum(count_in_logs(paths, "reusing the stored LLM result").values())
+    redelivered = sum(count_in_logs(paths, "redelivery ignored").values())
+    return (
+        f"copies that found their job done: {duplicates} duplicates, {redelivered} "
+        f"redeliveries ignored, {reused} reused the stored result"
+    )
+
+
 def within(value: float, bound: float) -> bool:
     """``0 <= value <= bound`` (a negative value means never)."""
     return 0 <= value <= bound
@@ -506,11 +523,13 @@ def scenario_partition(run: Run) -> Outcome:
     )
     outcome.times.append(
         f"{faulty} held {len(held)} messages ({len(calling)} in an LLM call): "
-        f"requeued after {requeued:.1f} s"
+        f"requeued after {seconds(requeued)}"
     )
     _held_fate(outcome, faulty, held | calling, core, fault_at)
-    outcome.times.append(f"{stuck} slots of {faulty} back after {freed:.1f} s (lease {lease:g} s)")
-    outcome.times.append(f"{faulty} calling the LLM again {back:.1f} s after the heal")
+    outcome.times.append(
+        f"{stuck} slots of {faulty} back after {seconds(freed)} (lease {lease:g} s)"
+    )
+    outcome.times.append(f"{faulty} calling the LLM again {seconds(back)} after the heal")
     others_lines = [len(during[h]) for h in sorted(during) if h != faulty]
     outcome.times.append(
         f"log during the partition: {faulty} {len(during[faulty])} lines "
@@ -518,6 +537,7 @@ def scenario_partition(run: Run) -> Outcome:
         f"most from {log_sources(during[faulty])}), others {others_lines} lines"
     )
     waits = lease_waits(logs)
+    outcome.times.append(copies_note(logs))
     outcome.times.append(lease_note(waits))
     outcome.raw["lease_waits_s"] = {job: round(w, 1) for job, w in waits.items() if w > 1}
     outcome.times.append(breaker_note(samples, opened, fault_at))
@@ -614,11 +634,11 @@ def host_down(
     stuck, freed = slots_returned(samples, fault_at)
     outcome.times.append(
         f"{signalled} processes signalled; {len(held)} messages held "
-        f"({len(calling)} in an LLM call): requeued after {requeued:.1f} s, "
-        f"first run elsewhere after {elsewhere:.1f} s"
+        f"({len(calling)} in an LLM call): requeued after {seconds(requeued)}, "
+        f"first LLM call for one of them from another host after {seconds(elsewhere)}"
     )
     last = _held_fate(outcome, faulty, held | calling, core, fault_at)
-    outcome.times.append(f"{stuck} slots back after {freed:.1f} s (lease {lease:g} s)")
+    outcome.times.append(f"{stuck} slots back after {seconds(freed)} (lease {lease:g} s)")
     if freeze:
         after = log_part(logs[faulty], size)
         outcome.times.append(
@@ -628,6 +648,7 @@ def host_down(
         outcome.raw["log_lines_after_resume"] = len(after)
         outcome.raw["resumed_at"] = resumed_at
     waits = lease_waits(logs)
+    outcome.times.append(copies_note(logs))
     outcome.times.append(lease_note(waits))
     outcome.raw["lease_waits_s"] = {job: round(w, 1) for job, w in waits.items() if w > 1}
     outcome.times.append(breaker_note(samples, opened, fault_at))
