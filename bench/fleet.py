@@ -872,12 +872,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"removed {len(removed)} namespaces: {' '.join(removed) or '-'}")
         return 0
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logs = args.logs or Path(tempfile.mkdtemp(prefix="llmw-fleet-logs-"))
     logs.mkdir(parents=True, exist_ok=True)
     names = args.only or list(SCENARIOS)
     load_before = os.getloadavg()
     started = time.monotonic()
-    outcomes = run_scenarios(names, quick=args.quick, logs=logs)
+    try:
+        outcomes = run_scenarios(names, quick=args.quick, logs=logs)
+    except KeyboardInterrupt:
+        print(f"interrupted; everything the run made is removed (logs in {logs})")
+        return 130
     load_after = os.getloadavg()
     print(render(outcomes))
     print()

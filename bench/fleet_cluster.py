@@ -55,6 +55,7 @@ class Agent:
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
+            start_new_session=True,  # a terminal's Ctrl-C reaches the harness only
         )
         self._lock = threading.Lock()
         ready = self._read()
@@ -216,7 +217,10 @@ class Fleet:
         ]
         log = (self.logs / "redis.log").open("wb")
         self._redis_process = subprocess.Popen(
-            self.fabric.command("redis", command), stdout=log, stderr=subprocess.STDOUT
+            self.fabric.command("redis", command),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + 30
@@ -263,6 +267,7 @@ class Fleet:
                 env=self.worker_env(host, **settings),
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             worker = WorkerHost(host, process, log, out)
             self.workers[host] = worker
