@@ -747,6 +747,15 @@ def scenario_flap(run: Run) -> Outcome:
     )
     outcome.times.append(breaker_note(fleet.samples, opened, started))
     outcome.times.append(f"all final {(done or time.time()) - ended:.1f} s after the flapping")
+    bound = sum(
+        float(settings[name])
+        for name in ("LLM_TIMEOUT_SECONDS", "CORE_TIMEOUT_SECONDS", "REDIS_SOCKET_TIMEOUT_SECONDS")
+    ) + float(settings.get("LLM_CAPACITY_WAIT_SECONDS", "5"))
+    outcome.check(
+        "each attempt within its bounds (capacity wait + LLM, Core and Redis timeouts)",
+        max(durations, default=0) <= bound,
+        f"longest {max(durations, default=0):.1f} s (bound {bound:g} s)",
+    )
     outcome.check(
         "no answer taken past the whole-call deadline",
         max(answered_in, default=0) <= timeout + 0.5,
