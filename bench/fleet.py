@@ -124,6 +124,14 @@ class Run:
     logs: Path
     outcomes: list[Outcome] = field(default_factory=list)
     next_job: int = 1
+    #: Seconds of each fault of scenarios 2 to 4 (``None``: 30, 15 with ``quick``).
+    fault_seconds: float | None = None
+
+    def timing(self) -> tuple[float, float]:
+        """Seconds of warm-up and of the fault."""
+        warm = 6.0 if self.quick else 10.0
+        default = 15.0 if self.quick else 30.0
+        return warm, self.fault_seconds if self.fault_seconds is not None else default
 
     def job_ids(self, count: int) -> list[int]:
         """``count`` job ids never used in this run."""
@@ -483,7 +491,7 @@ def scenario_partition(run: Run) -> Outcome:
     then back: the others go on, its jobs are neither lost nor finished twice, its slots
     return within the lease; and what it logged meanwhile."""
     fleet = run.fleet
-    warm, fault = (6.0, 15.0) if run.quick else (10.0, 30.0)
+    warm, fault = run.timing()
     settings = run.settings()
     ids, _ = _load(run, "2-partition", warm, fault, settings)
     faulty = pick_faulty(fleet)
@@ -591,8 +599,8 @@ def host_down(
     frozen (SIGSTOP) for ``fault`` s and resumed: its messages go to the others, its slots
     come back, nothing doubles when a frozen host resumes.  ``changes``: settings."""
     fleet = run.fleet
-    warm = warm if warm is not None else (6.0 if run.quick else 10.0)
-    fault = fault if fault is not None else (15.0 if run.quick else 30.0)
+    warm = warm if warm is not None else run.timing()[0]
+    fault = fault if fault is not None else run.timing()[1]
     what = f"frozen (SIGSTOP) {fault:g} s" if freeze else "powered off (SIGKILL, link down)"
     settings = run.settings(**changes)
     ids, _ = _load(run, label, warm, fault, settings, extra_jobs)
@@ -702,7 +710,7 @@ def scenario_flap(run: Run) -> Outcome:
     """4. A worker host's link down and up every 1 to 2 s: nothing lost or doubled, and the
     whole-call deadline (``LLM_TIMEOUT_SECONDS`` 5 s here) still bounds its calls."""
     fleet = run.fleet
-    warm, fault = (6.0, 15.0) if run.quick else (10.0, 30.0)
+    warm, fault = run.timing()
     timeout = 5.0
     settings = run.settings(LLM_TIMEOUT_SECONDS=f"{timeout:g}")
     ids, _ = _load(run, "4-flap", warm, fault, settings)
@@ -837,12 +845,14 @@ def render_checks(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def run_scenarios(names: list[str], *, quick: bool, logs: Path) -> list[Outcome]:
+def run_scenarios(
+    names: list[str], *, quick: bool, logs: Path, fault_seconds: float | None = None
+) -> list[Outcome]:
     """Build a fleet, run ``names`` in order, tear it all down; the outcomes."""
     outcomes: list[Outcome] = []
     fleet = Fleet(logs)
     try:
-        run = Run(fleet, quick, logs, outcomes)
+        run = Run(fleet, quick, logs, outcomes, fault_seconds=fault_seconds)
         for name in names:
             print(f"running {name} ...", file=sys.stderr, flush=True)
             started = time.monotonic()
@@ -872,6 +882,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=list(SCENARIOS), help="repeatable")
     parser.add_argument("--out", default="fleet-results.json", help="where to write raw numbers")
     parser.add_argument("--logs", type=Path, help="folder for the logs (kept)")
+    parser.add_argument(
+        "--fault-seconds",
+        type=float,
+        help="length of the faults of scenarios 2 to 4 (30, 15 quick)",
+    )
     parser.add_argument("--clean", action="store_true", help="remove a crashed run's leftovers")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -888,7 +903,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     started = time.monotonic()
     try:
-        outcomes = run_scenarios(names, quick=args.quick, logs=logs)
+        outcomes = run_scenarios(
+            names, quick=args.quick, logs=logs, fault_seconds=args.fault_seconds
+        )
     except KeyboardInterrupt:
         print(f"interrupted; everything the run made is removed (logs in {logs})")
         return 130
