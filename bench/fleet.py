@@ -63,6 +63,8 @@ BASE_SETTINGS = {
 CAP = 8
 #: A job that waited longer than this on another delivery's job lease is reported.
 LEASE_WAIT_SECONDS = 30.0
+#: A longer fault gets no more jobs than this one: the backlog runs out during it.
+MAX_LOADED_FAULT = 30.0
 #: Longest wait for every job of a scenario to end, in seconds.
 FINAL_TIMEOUT = 300.0
 
@@ -445,7 +447,7 @@ def _load(
     more (40, 80 without ``quick``), wait for the warm-up; the job ids and send times."""
     if extra_jobs is None:
         extra_jobs = 40 if run.quick else 80
-    jobs = int(CAP * (warm + fault) + extra_jobs)
+    jobs = int(CAP * (warm + min(fault, MAX_LOADED_FAULT)) + extra_jobs)
     run.start(label, settings, latency=1.0, limit=0)
     ids = run.job_ids(jobs)
     sent = run.fleet.send(ids)
