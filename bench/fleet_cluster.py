@@ -455,6 +455,8 @@ class Accounting:
     recalled: list[str]
     recalled_after_acknowledged: list[str]
     calls_per_host: dict[str, int]
+    #: For each job answered more than once: its answered calls as (host, at, acknowledged at).
+    recalled_calls: dict[str, list[tuple[str, float, float | None]]] = field(default_factory=dict)
 
     @property
     def doubled(self) -> int:
@@ -536,6 +538,14 @@ def account(
     wanted = [str(job) for job in job_ids]
     states, lost, conflicting, two_results = _core_fates(wanted, core_records)
     recalled, after_acknowledged, calls_per_host = _llm_calls(wanted, llm_records, host_of)
+    recalled_calls = {
+        job: [
+            (host_of(r.get("client")), r["at"], r.get("acked"))
+            for r in sorted(llm_records, key=lambda r: r["at"])
+            if str(r.get("job")) == job and r.get("status") == 200 and not r.get("probe")
+        ]
+        for job in recalled
+    }
     return Accounting(
         sent=len(wanted),
         states=states,
@@ -547,4 +557,5 @@ def account(
         recalled=recalled,
         recalled_after_acknowledged=after_acknowledged,
         calls_per_host=calls_per_host,
+        recalled_calls=recalled_calls,
     )
