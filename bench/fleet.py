@@ -7,7 +7,8 @@ worker host's link cut (partition), its processes frozen (``SIGSTOP``) or killed
 with its link cut (power off), its link flapping.  This kernel has no ``netem``, so a lossy
 link is its link set down and up every one to two seconds.
 
-Scenarios (``--only NAME``, repeatable; ``--quick`` for shorter faults and fewer jobs):
+Scenarios (``--only NAME``, repeatable; ``--quick`` for shorter faults and fewer jobs;
+``--fault-seconds`` sets the length of the faults of scenarios 2 to 4):
 
 1. ``cap``: the fleet-wide cap of 8 over three hosts against an LLM that answers 429 above
    8 in flight; then the LLM down (503): probes across all hosts, recovery.
@@ -15,7 +16,9 @@ Scenarios (``--only NAME``, repeatable; ``--quick`` for shorter faults and fewer
 3. ``power-off``: a host's processes SIGKILLed with its link cut; ``freeze``: a host's
    processes stopped for 30 s (15 s quick), then resumed.
 4. ``flap``: a host's link down and up every 1 to 2 s for 30 s (15 s quick).
-5. ``sentinel``: Redis Sentinel failover; built separately, listed here as not run.
+5. ``sentinel``: Redis Sentinel failover; built separately, listed here as not run: its
+   function (:func:`scenario_sentinel`, given the :class:`Run`, returning an
+   :class:`Outcome`) takes this one's place in :data:`SCENARIOS`.
 
 Each scenario counts every job (completed, failed, skipped, expired, lost, doubled) from
 what the fake Core and the fake LLM recorded and the notification stream holds, and
@@ -612,6 +615,7 @@ def host_down(
     llm_before = fleet.llm.call("stats")["records"]
     held = fleet.held_jobs(faulty)
     fault_at = time.time()
+    size, resumed_at = 0, 0.0
     if freeze:
         signalled = fleet.fabric.signal_host(faulty, signal.SIGSTOP)
         time.sleep(fault)
