@@ -886,7 +886,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="shorter faults, fewer jobs")
     parser.add_argument("--only", action="append", choices=list(SCENARIOS), help="repeatable")
-    parser.add_argument("--out", default="fleet-results.json", help="where to write raw numbers")
+    parser.add_argument(
+        "--out", type=Path, help="where to write raw numbers (fleet-results.json in --logs)"
+    )
     parser.add_argument("--logs", type=Path, help="folder for the logs (kept)")
     parser.add_argument(
         "--fault-seconds",
@@ -924,7 +926,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{load_before[0]:.1f} before / {load_after[0]:.1f} after; "
         f"{time.monotonic() - started:.0f} s; logs in {logs}"
     )
-    Path(args.out).write_text(
+    (args.out or logs / "fleet-results.json").write_text(
         json.dumps(
             [
                 {**asdict(o), "accounting": asdict(o.accounting) if o.accounting else None}
