@@ -6,6 +6,7 @@ Used by the tests, the benchmarks and outage drills; not by the worker itself.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -37,11 +38,14 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeHTTPServer:
-    """A threaded HTTP server on 127.0.0.1 that records requests and can go down."""
+    """A threaded HTTP server on 127.0.0.1 (or ``host``) that records requests and can go
+    down."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
+        #: The address it listens on: loopback, or a test network's own address.
+        self.host = host
         #: ``0`` picks a free port; a test that takes the server down and up again while
         #: clients reconnect gives one outside the ephemeral range, which no client's own
         #: outgoing connection can take meanwhile.
@@ -51,7 +55,7 @@ class FakeHTTPServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def up(self) -> None:
         """Start listening (again, on the same port after :meth:`down`)."""
@@ -75,10 +79,12 @@ class FakeHTTPServer:
                     "headers": dict(self.headers),
                     "at": time.time(),
                     "peer": self.client_address,  # one per connection
+                    "client": self.client_address[0],
                 }
                 with owner.lock:
                     owner.requests.append(request)
                 owner.enter(request)
+                written = False
                 try:
                     reply = owner.respond(request)
                     request["status"] = reply.status
@@ -93,14 +99,17 @@ class FakeHTTPServer:
                             self.send_header(name, value)
                         self.end_headers()
                         self.wfile.write(payload)
+                        written = True
                     except (BrokenPipeError, ConnectionResetError):
                         pass
                 finally:
                     owner.leave(request)
+                if written:
+                    owner.answered(request, self.connection)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self._server = _Server(("127.0.0.1", self.port), Handler)
+        self._server = _Server((self.host, self.port), Handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -119,6 +128,11 @@ class FakeHTTPServer:
 
     def leave(self, request: dict[str, Any]) -> None:
         """Called once its answer was sent (or the client went away)."""
+
+    def answered(self, request: dict[str, Any], connection: socket.socket) -> None:
+        """Called after :meth:`leave` once the whole answer was written to ``connection``
+        (a subclass may wait there for the client's host to acknowledge it); the next
+        request on that connection waits for it to return."""
 
     def clear(self) -> None:
         with self.lock:
@@ -149,7 +163,7 @@ class FakeLLM(FakeHTTPServer):
     :attr:`fallback` is set; anything else gets the fallback or a 500.
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.script: deque[Reply] = deque()
         self.answers: dict[str, Any] = {}
         self.fallback: Callable[[dict[str, Any]], Reply] | None = None
@@ -165,7 +179,7 @@ class FakeLLM(FakeHTTPServer):
         self.busy_answers = 0
         #: Seconds each tokenize request takes.
         self.tokenize_delay = 0.0
-        super().__init__(port)
+        super().__init__(port, host)
 
     def reset_counters(self) -> None:
         """Forget the in-flight peak and the busy answers."""
@@ -278,13 +292,13 @@ def _wrap(path: str, model: str, text: str) -> dict[str, Any]:
 class FakeCore(FakeHTTPServer):
     """A recording Core API: job updates, image tags and open tasks."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.tasks: dict[int, list[dict[str, Any]]] = {}
         #: Scripted failures, answered first: a status (with a small JSON body) or a Reply.
         self.failures: deque[int | Reply] = deque()
         #: Seconds every answer takes (a slow Core).
         self.delay = 0.0
-        super().__init__(port)
+        super().__init__(port, host)
 
     def respond(self, request: dict[str, Any]) -> Reply:
         with self.lock:
