@@ -120,3 +120,17 @@ def test_held_leases_are_renewed_together_and_only_while_still_held(redis_client
         assert redis_client.pttl("llmw:lease:t:4") <= 100
     assert leases.renew() == 0
     assert not redis_client.exists("llmw:lease:t:3")
+
+
+def test_a_delivery_confirms_its_lease_before_a_late_call(redis_client: redis.Redis):
+    """A process frozen past its lease while it waited for capacity finds, before it asks
+    the LLM, that another delivery holds the job now, and does not ask."""
+    leases = JobLeases(redis_client, ttl_seconds=60)
+    with leases.hold("llmw:lease:t:5", "llmw:result:t:R:5", "m/a") as lease:
+        lease.confirm()  # just taken: still its own, Redis not asked
+        redis_client.set("llmw:lease:t:5", "m/b")  # expired during the freeze, taken again
+        lease.confirm()  # within a third of the lease: not asked again
+        lease.confirmed_at -= 30  # the freeze: a third of the lease and more went by
+        with pytest.raises(JobInProgress, match="m/b"):
+            lease.confirm()
+    assert redis_client.get("llmw:lease:t:5") == b"m/b"  # the other delivery's, untouched

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -128,7 +128,7 @@ class Job(Generic[P]):
         ) as lease:
             if lease.stored is not None:
                 return self._reuse(result_model, lease.stored, message.options)
-            parsed = self._call(result_model, data, image)
+            parsed = self._call(result_model, data, image, before_call=lease.confirm)
             usage = message_usage(message).as_dict()
             stored = {"result": parsed.model_dump(mode="json"), "usage": usage}
             earlier = lease.store(json.dumps(stored), config.job_result_ttl_seconds)
@@ -136,8 +136,15 @@ class Job(Generic[P]):
                 return self._reuse(result_model, earlier, message.options)
             return parsed
 
-    def _call(self, result_model: type[R], data: dict[str, Any], image: StoredImage | None) -> R:
-        answer = self.request(result_model, data, image).call(self.services, self.message)
+    def _call(
+        self,
+        result_model: type[R],
+        data: dict[str, Any],
+        image: StoredImage | None,
+        before_call: Callable[[], None] | None = None,
+    ) -> R:
+        request = self.request(result_model, data, image)
+        answer = request.call(self.services, self.message, before_call)
         parsed = parse_answer(answer.text, result_model)
         assert isinstance(parsed, result_model)
         return parsed

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -72,6 +72,28 @@ class JobLease:
     holder: str
     stored: bytes | None = None
     released: bool = False
+    #: When it was taken or last confirmed (``time.monotonic()``).
+    confirmed_at: float = field(default_factory=time.monotonic)
+    #: After this many seconds :meth:`confirm` asks Redis again (a third of the lease).
+    confirm_after: float = 0.0
+
+    def confirm(self) -> None:
+        """Make sure the lease is still this delivery's before the LLM is asked: a process
+        frozen or cut off past the lease (while it waited for capacity) may have lost it to
+        another delivery.  Asks Redis only when a third of the lease has gone by since it was
+        taken or last confirmed.
+
+        Raises:
+          JobInProgress: another delivery holds it, or it expired.
+        """
+        if time.monotonic() - self.confirmed_at < self.confirm_after:
+            return
+        current = self.client.get(self.lease_key)
+        if current != self.holder.encode():
+            self.released = True  # nothing of this delivery's to release
+            holder = current.decode() if isinstance(current, bytes) else "none: it expired"
+            raise JobInProgress(holder)
+        self.confirmed_at = time.monotonic()
 
     def store(self, value: str, ttl_seconds: int) -> bytes | None:
         """Store the job's valid result for ``ttl_seconds`` and release the lease, in one
@@ -148,7 +170,9 @@ class JobLeases:
                 self._client, lease_key, result_key, holder, stored=bytes(value), released=True
             )
             return
-        lease = JobLease(self._client, lease_key, result_key, holder)
+        lease = JobLease(
+            self._client, lease_key, result_key, holder, confirm_after=self._ttl_ms / 3000
+        )
         self._keep((lease_key, holder))
         try:
             yield lease

@@ -4,6 +4,7 @@ the call made and measured, its usage kept on the job's message."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,9 +75,13 @@ def call_llm(
     max_tokens: int | None = None,
     priority: int = 0,
     message: JobMessage = None,
+    before_call: Callable[[], None] | None = None,
 ) -> LLMAnswer:
     """Fit ``prompt`` into the token budget, wait for fleet capacity, call the model,
     and record the usage.
+
+    ``before_call`` runs once capacity is held, just before the model is asked (the job
+    checks there that its lease is still its own); what it raises ends the call.
 
     ``max_tokens`` is the answer's budget, capped by ``LLM_MAX_OUTPUT_TOKENS``;
     ``priority`` orders the call among those waiting for capacity (lower runs first).
@@ -109,6 +114,8 @@ def call_llm(
         if message is not None and is_expired(message, config.llm_unavailable_expiry_seconds):
             age = message_age(message)
             raise JobExpired(f"expired while it waited for LLM capacity ({age:.0f}s old)")
+        if before_call is not None:
+            before_call()
         started = time.monotonic()
         try:
             answer = provider.complete(
@@ -164,7 +171,12 @@ class LLMRequest:
     #: Its priority when capacity is short (lower runs first).
     priority: int = 0
 
-    def call(self, svc: Services, message: JobMessage = None) -> LLMAnswer:
+    def call(
+        self,
+        svc: Services,
+        message: JobMessage = None,
+        before_call: Callable[[], None] | None = None,
+    ) -> LLMAnswer:
         """Make the call for the job of ``message`` (see :func:`call_llm`)."""
         return call_llm(
             svc,
@@ -175,4 +187,5 @@ class LLMRequest:
             max_tokens=self.max_tokens,
             priority=self.priority,
             message=message,
+            before_call=before_call,
         )
