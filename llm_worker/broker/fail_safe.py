@@ -20,7 +20,8 @@ logger = logging.getLogger("llm_worker.fail_safe")
 FIRST_PAUSE_SECONDS = 0.05
 #: The longest pause after a failed hook, in seconds.
 MAX_PAUSE_SECONDS = 5.0
-#: A message's failing hooks are logged with their traceback once per this many seconds.
+#: A message's failing hooks are logged once per this many seconds (with a traceback once per
+#: this many seconds for the whole process).
 LOG_INTERVAL_SECONDS = 60.0
 #: Messages whose failures are remembered at once (the oldest are forgotten first).
 REMEMBERED_MESSAGES = 10_000
@@ -32,6 +33,17 @@ class HookFailures:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._traced_at = float("-inf")
+
+    def trace_due(self, now: float) -> bool:
+        """Whether a logged failure carries its traceback: once per
+        :data:`LOG_INTERVAL_SECONDS` for the whole process, since while Redis is away every
+        message fails the same way."""
+        with self._lock:
+            if now - self._traced_at < LOG_INTERVAL_SECONDS:
+                return False
+            self._traced_at = now
+            return True
 
     def failed(self, message_id: str, now: float) -> tuple[float, bool]:
         """Note a failure of ``message_id``'s hooks: the pause before it goes back on its
@@ -140,14 +152,16 @@ class FailSafeHooks:
         pause, log_in_full = self._failures().failed(message.message_id, time.monotonic())
         pause = max(pause, self.redelivery_pause_seconds)
         if log_in_full:
+            traced = self._failures().trace_due(time.monotonic())
             logger.critical(
-                "%s %s; it goes back on its queue for redelivery (after %.2fs; the next "
+                "%s %s%s; it goes back on its queue for redelivery (after %.2fs; the next "
                 "failures of this message within %.0fs are logged at DEBUG)",
                 what,
                 message.message_id,
+                "" if traced else f": {exc!r}",
                 pause,
                 LOG_INTERVAL_SECONDS,
-                exc_info=exc,
+                exc_info=exc if traced else None,
             )
         else:
             logger.debug(

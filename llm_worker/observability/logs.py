@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.broker import MessageProxy
 
 from llm_worker.settings import Settings
@@ -89,6 +90,9 @@ CONSUMER_RESTART_LOG = "Restarting consumer in %0.2f seconds."
 #: Dramatiq's CRITICAL line each time a consumer thread loses its broker connection.
 CONSUMER_CONNECTION_ERROR_LOG = "Consumer encountered a connection error: %s"
 
+#: Dramatiq's ERROR line, with its traceback, for a message whose actor raised.
+UNHANDLED_EXCEPTION_LOG = "Failed to process message %s with unhandled exception."
+
 #: While the broker stays unreachable, each consumer thread's connection error and restart
 #: lines are let through once per this many seconds per process (the first at once).
 REPEATED_LINE_INTERVAL_SECONDS = 60.0
@@ -103,7 +107,10 @@ class DropRoutineDramatiqLines(logging.Filter):
     - while the broker is unreachable, every consumer thread (one per queue and delay
       queue) logs a connection error and a restart every 3 s: those two lines pass once
       per :data:`REPEATED_LINE_INTERVAL_SECONDS` per process, so a host cut from Redis
-      says so without filling its log.
+      says so without filling its log;
+    - every job that meets the unreachable Redis ends with Dramatiq's ``Failed to process
+      message ... with unhandled exception.`` and the same chained traceback: the line
+      stays (with the error's text), its traceback is kept once per interval per process.
     """
 
     def __init__(self) -> None:
@@ -120,7 +127,21 @@ class DropRoutineDramatiqLines(logging.Filter):
             return False
         if record.msg in (CONSUMER_CONNECTION_ERROR_LOG, CONSUMER_RESTART_LOG):
             return self._once_per_interval(str(record.msg))
+        if record.msg == UNHANDLED_EXCEPTION_LOG and record.exc_info:
+            self._shorten_if_repeated(record, record.exc_info[1])
         return True
+
+    def _shorten_if_repeated(self, record: logging.LogRecord, error: BaseException | None) -> None:
+        """Drop the traceback of a job's Redis connection error but once per interval."""
+        if not isinstance(error, redis.ConnectionError | redis.TimeoutError):
+            return
+        if self._once_per_interval(f"{UNHANDLED_EXCEPTION_LOG} {type(error).__name__}"):
+            return
+        record.msg = f"{UNHANDLED_EXCEPTION_LOG[:-1]}: %s: %s."
+        args = record.args if isinstance(record.args, tuple) else ()
+        record.args = (*args, type(error).__name__, error)
+        record.exc_info = None
+        record.exc_text = None
 
     def _once_per_interval(self, line: str) -> bool:
         now = time.monotonic()

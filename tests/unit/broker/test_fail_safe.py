@@ -45,3 +45,9 @@ def test_the_memory_of_failures_is_bounded():
         failures.failed(f"m{n}", now=0.0)
     assert len(failures._seen) == REMEMBERED_MESSAGES
     assert failures.failed("m0", now=0.0)[0] == FIRST_PAUSE_SECONDS  # the oldest forgotten
+
+
+def test_a_traceback_is_logged_once_per_interval_for_the_whole_process():
+    failures = HookFailures()
+    traced = [failures.trace_due(now=t) for t in (0.0, 1.0, 30.0, LOG_INTERVAL_SECONDS)]
+    assert traced == [True, False, False, True]
