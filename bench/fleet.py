@@ -847,7 +847,7 @@ def sentinel_failover(run: Run, *, stock: bool) -> Outcome:
             fleet.start_workers(label, settings)
         fleet.observe()
         ids = run.job_ids(count)
-        sent = fleet.send(ids)
+        sent = producer.call("send", ids=ids)["sent"]
         time.sleep(max(0.0, sent[0] + 2 + warm - time.time()))
         what = "Dramatiq's RedisBroker (redis-py Sentinel client)" if stock else "llm-worker"
         outcome = Outcome(f"5. Sentinel: primary powered off under load, {what}, 1 s LLM")
