@@ -16,9 +16,10 @@ Scenarios (``--only NAME``, repeatable; ``--quick`` for shorter faults and fewer
 3. ``power-off``: a host's processes SIGKILLed with its link cut; ``freeze``: a host's
    processes stopped for 30 s (15 s quick), then resumed.
 4. ``flap``: a host's link down and up every 1 to 2 s for 30 s (15 s quick).
-5. ``sentinel``: Redis Sentinel failover; built separately, listed here as not run: its
-   function (:func:`scenario_sentinel`, given the :class:`Run`, returning an
-   :class:`Outcome`) takes this one's place in :data:`SCENARIOS`.
+5. ``sentinel``: Redis behind Sentinel (:mod:`bench.fleet_sentinel`: a primary, its
+   replica, three sentinels on hosts of their own), the primary's host powered off under
+   load (1 s LLM); ``sentinel-stock``: the same failover under Dramatiq's own
+   ``RedisBroker`` on a redis-py Sentinel client (:mod:`bench.fleet_stock`), for comparison.
 
 Each scenario counts every job (completed, failed, skipped, expired, lost, doubled) from
 what the fake Core and the fake LLM recorded and the notification stream holds, and
