@@ -16,9 +16,10 @@ Scenarios (``--only NAME``, repeatable; ``--quick`` for shorter faults and fewer
 3. ``power-off``: a host's processes SIGKILLed with its link cut; ``freeze``: a host's
    processes stopped for 30 s (15 s quick), then resumed.
 4. ``flap``: a host's link down and up every 1 to 2 s for 30 s (15 s quick).
-5. ``sentinel``: Redis Sentinel failover; built separately, listed here as not run: its
-   function (:func:`scenario_sentinel`, given the :class:`Run`, returning an
-   :class:`Outcome`) takes this one's place in :data:`SCENARIOS`.
+5. ``sentinel``: Redis behind Sentinel (:mod:`bench.fleet_sentinel`: a primary, its
+   replica, three sentinels on hosts of their own), the primary's host powered off under
+   load (1 s LLM); ``sentinel-stock``: the same failover under Dramatiq's own
+   ``RedisBroker`` on a redis-py Sentinel client (:mod:`bench.fleet_stock`), for comparison.
 
 Each scenario counts every job (completed, failed, skipped, expired, lost, doubled) from
 what the fake Core and the fake LLM recorded and the notification stream holds, and
@@ -46,7 +47,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from .fleet_cluster import WORKER_HOSTS, Accounting, Fleet, Sample, account
+import redis
+
+from .fleet_agent import STOCK_QUEUE
+from .fleet_cluster import QUEUE, WORKER_HOSTS, Accounting, Fleet, Sample, account
+from .fleet_sentinel import DOWN_AFTER_MS, SentinelSet
 from .netns import clean_leftovers
 
 #: Settings of every worker host (each scenario may change some).
@@ -790,9 +795,149 @@ def scenario_flap(run: Run) -> Outcome:
     return outcome
 
 
+def _replica_lag(sentinel_set: SentinelSet) -> int:
+    """Bytes of the primary's replication stream the replica has not confirmed yet."""
+    primary = sentinel_set.client("rp")
+    try:
+        info = primary.info("replication")
+        offsets = [
+            int(value["offset"])
+            for name, value in info.items()
+            if name.startswith("slave") and isinstance(value, dict)
+        ]
+        return int(info["master_repl_offset"]) - max(offsets, default=0)
+    except (redis.RedisError, OSError, KeyError, ValueError):
+        return -1
+    finally:
+        primary.close()
+
+
+def sentinel_failover(run: Run, *, stock: bool) -> Outcome:
+    """5. Redis behind Sentinel (a primary, its replica, three sentinels; hosts ``rp``,
+    ``rr``, ``rs``), the workers' ``REDIS_URL`` in the ``redis+sentinel://`` form; under
+    load (1 s LLM) the primary's host powered off (link cut, SIGKILL): the sentinels
+    promote the replica, the workers go on with it.  ``stock``: the same with Dramatiq's
+    own ``RedisBroker`` on a redis-py Sentinel client (:mod:`bench.fleet_stock`), 3
+    threads a host (9 in flight, as near the product's cap of 8 as three hosts allow)."""
+    fleet = run.fleet
+    warm = 6.0 if run.quick else 10.0
+    count = 250 if run.quick else 350
+    label = "5-sentinel-stock" if stock else "5-sentinel"
+    sentinel_set = SentinelSet(fleet)
+    producer = None
+    try:
+        sentinel_set.start(label)
+        fleet.redis_socket = sentinel_set.socket("rp")
+        fleet.queue = STOCK_QUEUE if stock else QUEUE
+        fleet.reset()
+        fleet.llm.call("set", latency=1.0, limit=0, mode="up")
+        producer = fleet._agent(
+            "prod",
+            ["stock-producer" if stock else "producer"],
+            log=f"{label}-prod",
+            REDIS_URL=sentinel_set.url,
+            STOCK_SENTINELS=sentinel_set.sentinels,
+        )
+        if stock:
+            command = [sys.executable, "-m", "dramatiq", "bench.fleet_stock"]
+            command += ["--processes", "1", "--threads", "3"]
+            settings = {"STOCK_SENTINELS": sentinel_set.sentinels}
+            fleet.start_workers(label, settings, command=command)
+        else:
+            settings = run.settings(REDIS_URL=sentinel_set.url)
+            fleet.start_workers(label, settings)
+        fleet.observe()
+        ids = run.job_ids(count)
+        sent = producer.call("send", ids=ids)["sent"]
+        time.sleep(max(0.0, sent[0] + 2 + warm - time.time()))
+        what = "Dramatiq's RedisBroker (redis-py Sentinel client)" if stock else "llm-worker"
+        outcome = Outcome(f"5. Sentinel: primary powered off under load, {what}, 1 s LLM")
+        logs = fleet_logs(fleet)
+        sizes = {host: log_size(path) for host, path in logs.items()}
+        lag = _replica_lag(sentinel_set)
+        kill_at = time.time()
+        killed = sentinel_set.kill_primary()
+        promoted = sentinel_set.wait_promoted()
+        fleet.redis_socket = sentinel_set.socket("rr")
+        done = fleet.wait_final(ids, FINAL_TIMEOUT)
+        time.sleep(3)  # a late second report would come now
+        after = {host: log_part(path, sizes[host]) for host, path in logs.items()}
+        fleet.stop_observing()
+        llm = fleet.llm.call("stats")["records"]
+        core = fleet.core.call("stats")["records"]
+        outcome.accounting = account(ids, llm, core, fleet.notifications(), fleet.host_of)
+        if not stock:
+            outcome.check_jobs()
+        fleet.stop_workers()
+    finally:
+        if producer is not None:
+            producer.stop()
+            fleet.agents.remove(producer)
+        sentinel_set.stop()
+        fleet.redis_socket = fleet.fabric.folder / "redis.sock"
+        fleet.queue = QUEUE
+
+    switch = (promoted - kill_at) if promoted else float("nan")
+    times = sorted(r["at"] for r in first_completions(core).values())
+    resumed = first_after(times, promoted or kill_at)
+    around = [t for t in times if t >= kill_at - 2]
+    gaps = [b - a for a, b in itertools.pairwise(around)]
+    before = rate(times, kill_at - warm, kill_at)
+    back = promoted or kill_at
+    after_rate = rate(times, back + resumed, back + resumed + 10)
+    lines = sum(len(part) for part in after.values())
+    outcome.times.append(
+        f"replica {lag} bytes behind at the kill; {killed} processes killed; "
+        f"replica promoted {seconds(switch)} after (down-after {DOWN_AFTER_MS / 1000:g} s)"
+    )
+    outcome.times.append(
+        f"first job completed {seconds(resumed)} after the promotion; longest gap between "
+        f"completions {max(gaps, default=0):.1f} s; throughput {before:.1f}/s before, "
+        f"{after_rate:.1f}/s after"
+    )
+    outcome.times.append(
+        f"workers' log after the kill: {lines} lines "
+        f"({sum(tracebacks(p) for p in after.values())} tracebacks; most from "
+        f"{log_sources([line for part in after.values() for line in part])})"
+    )
+    outcome.times.append(f"all final {(done or time.time()) - kill_at:.1f} s after the kill")
+    if not stock:
+        outcome.check(
+            "replica promoted within down-after + 10 s",
+            within(switch, DOWN_AFTER_MS / 1000 + 10),
+            f"{switch:.1f} s",
+        )
+        outcome.check(
+            "jobs complete again within 15 s of the promotion",
+            within(resumed, 15),
+            f"{resumed:.1f} s",
+        )
+        outcome.check("every job final", done is not None, "within the final timeout")
+    outcome.raw.update(
+        {
+            "kill_at": kill_at,
+            "promoted_at": promoted,
+            "replica_lag_bytes": lag,
+            "switch_s": switch,
+            "resumed_after_promotion_s": resumed,
+            "longest_gap_s": max(gaps, default=0),
+            "rate_before": before,
+            "rate_after": after_rate,
+            "log_lines_after_kill": {h: len(part) for h, part in after.items()},
+            "all_final_after_kill_s": (done - kill_at) if done else None,
+        }
+    )
+    return outcome
+
+
 def scenario_sentinel(run: Run) -> Outcome:
-    """5. Redis Sentinel failover: built separately; listed so its row has its place."""
-    return Outcome("5. Redis Sentinel failover", note="not run: built separately")
+    """5a. Redis Sentinel failover under the product's workers."""
+    return sentinel_failover(run, stock=False)
+
+
+def scenario_sentinel_stock(run: Run) -> Outcome:
+    """5b. The same failover under Dramatiq's own broker, for comparison."""
+    return sentinel_failover(run, stock=True)
 
 
 #: The scenarios by ``--only`` name, in the table's order.
@@ -803,6 +948,7 @@ SCENARIOS: dict[str, Callable[[Run], Outcome]] = {
     "freeze": scenario_freeze,
     "flap": scenario_flap,
     "sentinel": scenario_sentinel,
+    "sentinel-stock": scenario_sentinel_stock,
 }
 
 

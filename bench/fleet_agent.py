@@ -12,6 +12,8 @@ JSON line on stdout: the harness drives it through pipes, never over the network
   probes included, answered 503).  Above ``limit`` completions in flight it answers 429.
 - ``core``: the recording fake Core on ``ADDRESS:8000``.
 - ``producer``: sends ``intent_classify`` jobs through the actors' broker (``REDIS_URL``).
+- ``stock-producer``: sends :func:`bench.fleet_stock.stock_job` jobs through Dramatiq's own
+  broker behind Sentinel (``STOCK_SENTINELS``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from llm_worker.testing.fakes import FakeCore, FakeLLM, Reply
 
 #: The port both fakes listen on, on their host's own address.
 PORT = 8000
+#: The queue of the stock-Dramatiq comparison's actor (:mod:`bench.fleet_stock`).
+STOCK_QUEUE = "stock.job"
 #: How a job's text names its job id, for the fake LLM to find it in the prompt.
 JOB_MARK = "fleetjob-{}-"
 _JOB_ID = re.compile(r"fleetjob-(\d+)-")
@@ -224,6 +228,21 @@ def _produce() -> None:
     _command_loop(handle)
 
 
+def _produce_stock() -> None:
+    from .fleet_stock import stock_job
+
+    def handle(command: dict[str, Any]) -> dict[str, Any]:
+        if command["cmd"] != "send":
+            raise ValueError(f"unknown command {command['cmd']}")
+        sent = []
+        for job_id in command["ids"]:
+            stock_job.send(job_id)
+            sent.append(time.time())
+        return {"sent": sent}
+
+    _command_loop(handle)
+
+
 def _command_loop(handle: Any) -> None:
     """Answer each JSON line of stdin with one JSON line on stdout, until stdin closes."""
     print(json.dumps({"ready": True}), flush=True)
@@ -242,7 +261,7 @@ def _command_loop(handle: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one agent until stdin closes."""
     parser = argparse.ArgumentParser(prog="python -m bench.fleet_agent")
-    parser.add_argument("role", choices=("llm", "core", "producer"))
+    parser.add_argument("role", choices=("llm", "core", "producer", "stock-producer"))
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per LLM answer")
     args = parser.parse_args(argv)
@@ -250,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         _serve_llm(args.host, args.latency)
     elif args.role == "core":
         _serve_core(args.host)
-    else:
+    elif args.role == "producer":
         _produce()
+    else:
+        _produce_stock()
     return 0
 
 

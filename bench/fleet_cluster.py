@@ -140,6 +140,11 @@ class Fleet:
         self._observer: threading.Thread | None = None
         self._redis_process: subprocess.Popen[bytes] | None = None
         self.agents: list[Agent] = []
+        #: The Unix socket of the Redis the harness looks at (:meth:`client`); a scenario
+        #: with Redis servers of its own points it at theirs.
+        self.redis_socket = self.fabric.folder / "redis.sock"
+        #: The job queue the harness watches (a scenario with actors of its own changes it).
+        self.queue = QUEUE
         try:
             for name, number in ADDRESSES.items():
                 if name in WORKER_HOSTS:
@@ -169,7 +174,7 @@ class Fleet:
     @property
     def socket_path(self) -> Path:
         """Redis's Unix socket, the harness's own way in."""
-        return self.fabric.folder / "redis.sock"
+        return self.redis_socket
 
     def base_env(self, **extra: str) -> dict[str, str]:
         """A clean environment: the harness's ``PATH`` and ``PYTHONPATH`` and ``extra``."""
@@ -180,16 +185,16 @@ class Fleet:
         """A worker host's environment: the fleet's servers and ``settings``."""
         scratch = self.fabric.folder / host
         scratch.mkdir(exist_ok=True)
-        return self.base_env(
-            REDIS_URL=self.redis_url,
-            LLM_BASE_URL=f"http://{self.address('llm')}:{PORT}/v1",
-            CORE_API_URL=f"http://{self.address('core')}:{PORT}",
-            LLM_TOKENIZER="estimate",
-            METRICS_ENABLED="false",
-            LIVENESS_DIR=str(scratch / "liveness"),
-            dramatiq_prom_db=str(scratch / "prometheus"),
-            **settings,
-        )
+        fleet = {
+            "REDIS_URL": self.redis_url,
+            "LLM_BASE_URL": f"http://{self.address('llm')}:{PORT}/v1",
+            "CORE_API_URL": f"http://{self.address('core')}:{PORT}",
+            "LLM_TOKENIZER": "estimate",
+            "METRICS_ENABLED": "false",
+            "LIVENESS_DIR": str(scratch / "liveness"),
+            "dramatiq_prom_db": str(scratch / "prometheus"),
+        }
+        return self.base_env(**{**fleet, **settings})
 
     # -- servers ---------------------------------------------------------------------------
 
@@ -236,11 +241,13 @@ class Fleet:
         """A client of the fleet's Redis through its Unix socket."""
         return redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=10)
 
-    def _agent(self, host: str, arguments: list[str], **env: str) -> Agent:
+    def _agent(self, host: str, arguments: list[str], log: str = "", **env: str) -> Agent:
         command = [sys.executable, "-m", "bench.fleet_agent", *arguments]
         command += ["--host", self.address(host)]
         agent = Agent(
-            self.fabric.command(host, command), self.base_env(**env), self.logs / f"{host}.log"
+            self.fabric.command(host, command),
+            self.base_env(**env),
+            self.logs / f"{log or host}.log",
         )
         self.agents.append(agent)
         return agent
@@ -248,13 +255,21 @@ class Fleet:
     # -- workers ---------------------------------------------------------------------------
 
     def start_workers(
-        self, label: str, settings: dict[str, str], *, threads: int = 8, timeout: float = 180
+        self,
+        label: str,
+        settings: dict[str, str],
+        *,
+        threads: int = 8,
+        timeout: float = 180,
+        command: list[str] | None = None,
     ) -> None:
-        """Start ``dramatiq actors --processes 1 --threads THREADS`` on every worker host,
-        one after another, each host's brokers known by the heartbeats they add."""
+        """Start ``dramatiq actors --processes 1 --threads THREADS`` (or ``command``) on
+        every worker host, one after another, each host's brokers known by the heartbeats
+        they add."""
         from console.ops.supervisor import worker_command
 
-        command = worker_command(sys.executable, processes=1, threads=threads, gevent=False)
+        if command is None:
+            command = worker_command(sys.executable, processes=1, threads=threads, gevent=False)
         client = self.client()
         layout = RedisLayout(client)
         for host in WORKER_HOSTS:
@@ -331,8 +346,12 @@ class Fleet:
         layout = RedisLayout(client)
         slots_key = keys.capacity_slots("llmw")
         while self._observing.is_set():
-            with contextlib.suppress(redis.RedisError, OSError):
+            try:
                 self.samples.append(self._look(client, layout, slots_key))
+            except (redis.RedisError, OSError):
+                client.close()  # its Redis may be another one now (see redis_socket)
+                client = self.client()
+                layout = RedisLayout(client)
             time.sleep(OBSERVE_SECONDS)
         client.close()
 
@@ -340,7 +359,7 @@ class Fleet:
         acks = {}
         for ids in list(self.broker_ids.values()):
             for broker_id in ids:
-                for queue in (QUEUE, layout.delay_queue(QUEUE)):
+                for queue in (self.queue, layout.delay_queue(self.queue)):
                     acks[f"{broker_id}/{queue}"] = int(
                         client.scard(layout.acks_key(broker_id, queue))
                     )
@@ -352,7 +371,7 @@ class Fleet:
                 for m, s in client.zrange(layout.heartbeats_key, 0, -1, withscores=True)
             },
             acks=acks,
-            unacknowledged=layout.unacknowledged_count(QUEUE),
+            unacknowledged=layout.unacknowledged_count(self.queue),
             breaker_open=bool(client.exists(keys.breaker("llmw"))),
         )
 
@@ -362,7 +381,7 @@ class Fleet:
         layout = RedisLayout(client)
         found = set()
         for broker_id in self.broker_ids[host]:
-            for queue in (QUEUE, layout.delay_queue(QUEUE)):
+            for queue in (self.queue, layout.delay_queue(self.queue)):
                 ids = client.smembers(layout.acks_key(broker_id, queue))
                 for redis_id in ids:
                     raw = client.hget(layout.messages_key(queue), redis_id)
@@ -396,7 +415,7 @@ class Fleet:
     def unacknowledged(self) -> int:
         """Messages of the job queue not acknowledged yet (waiting, delayed, in flight)."""
         client = self.client()
-        count = RedisLayout(client).unacknowledged_count(QUEUE)
+        count = RedisLayout(client).unacknowledged_count(self.queue)
         client.close()
         return count
 
