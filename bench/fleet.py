@@ -496,6 +496,28 @@ def _held_fate(
     return last
 
 
+def _check_requeue_and_slots(
+    outcome: Outcome,
+    requeued: float,
+    requeue_bound: float,
+    stuck: int,
+    freed: float,
+    lease: float,
+) -> None:
+    """The checks of a host lost to the fleet: its held messages requeued within heartbeat
+    timeout + recovery interval (``requeue_bound``), its slots back within their lease."""
+    outcome.check(
+        "held messages requeued within heartbeat timeout + recovery interval",
+        within(requeued, requeue_bound + 1),
+        f"{requeued:.1f} s (bound {requeue_bound + 1:g} s)",
+    )
+    outcome.check(
+        "its slots back within the lease",
+        within(freed, lease + 1),
+        f"{stuck} slots, {freed:.1f} s (lease {lease:g} s)",
+    )
+
+
 def scenario_partition(run: Run) -> Outcome:
     """2. A worker host cut off from everything (its switch port down) for 30 s under load,
     then back: the others go on, its jobs are neither lost nor finished twice, its slots
@@ -563,16 +585,7 @@ def scenario_partition(run: Run) -> Outcome:
     outcome.check(
         "others' throughput during >= 0.6 of the fleet's before", ratio >= 0.6, f"{ratio:.2f}"
     )
-    outcome.check(
-        "held messages requeued within heartbeat timeout + recovery interval",
-        within(requeued, heartbeat + recovery + 1),
-        f"{requeued:.1f} s (bound {heartbeat + recovery + 1:g} s)",
-    )
-    outcome.check(
-        "its slots back within the lease",
-        within(freed, lease + 1),
-        f"{stuck} slots, {freed:.1f} s (lease {lease:g} s)",
-    )
+    _check_requeue_and_slots(outcome, requeued, heartbeat + recovery, stuck, freed, lease)
     outcome.raw.update(
         {
             "held": sorted(held),
@@ -672,16 +685,7 @@ def host_down(
     outcome.raw["lease_waits_s"] = {job: round(w, 1) for job, w in waits.items() if w > 1}
     outcome.times.append(breaker_note(samples, opened, fault_at))
     outcome.times.append(f"all final {(done or time.time()) - fault_at:.1f} s after the fault")
-    outcome.check(
-        "held messages requeued within heartbeat timeout + recovery interval",
-        within(requeued, heartbeat + recovery + 1),
-        f"{requeued:.1f} s (bound {heartbeat + recovery + 1:g} s)",
-    )
-    outcome.check(
-        "its slots back within the lease",
-        within(freed, lease + 1),
-        f"{stuck} slots, {freed:.1f} s (lease {lease:g} s)",
-    )
+    _check_requeue_and_slots(outcome, requeued, heartbeat + recovery, stuck, freed, lease)
     longest_wait = max(waits.values(), default=0.0)
     outcome.check(
         "no copy waited on its job's lease past the lease (BROKER_HEARTBEAT_TIMEOUT_SECONDS)",
