@@ -223,6 +223,38 @@ def test_a_delay_queue_consumer_survives_redis_stopping_and_puts_its_messages_ba
     client.close()
 
 
+def test_a_put_back_that_meets_a_lost_connection_puts_it_back_once_redis_returns(
+    redis_server,
+):
+    """A message marked for redelivery (a hook failed) whose put-back meets Redis refusing
+    connections: Dramatiq's consumer thread tries the put-back again, and once Redis answers
+    the message goes back on its queue; it must not be acknowledged away unrun."""
+    from dramatiq import Message
+    from dramatiq.errors import ConnectionClosed
+
+    from llm_worker.broker.redis_broker import RecoveringRedisBroker
+
+    broker = RecoveringRedisBroker(url=redis_server.url)
+    queue = "put-back-test"
+    broker.declare_queue(queue)
+    broker.enqueue(Message(queue_name=queue, actor_name="a", args=(7,), kwargs={}, options={}))
+    consumer = broker.consume(queue, prefetch=1, timeout=100)
+    message = wait_for(lambda: next(consumer), timeout=5)
+    broker.redeliver(message)  # what a failed hook does
+
+    redis_server.stop()
+    try:
+        with pytest.raises(ConnectionClosed):
+            consumer.ack(message)  # the worker thread is done: the put-back fails
+    finally:
+        redis_server.start()
+    consumer.ack(message)  # Dramatiq's consumer thread tries again
+
+    again = broker.consume(queue, prefetch=1, timeout=100)
+    redelivered = wait_for(lambda: next(again), timeout=5)
+    assert list(redelivered.args) == [7]
+
+
 @pytest.mark.parametrize("timeout_from", ["url", "setting"])
 def test_an_ack_redis_does_not_answer_in_time_is_retried_until_it_does(redis_server, timeout_from):
     """The broker's Redis stops answering (``CLIENT PAUSE``, longer than the URL's

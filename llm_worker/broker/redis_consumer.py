@@ -252,14 +252,17 @@ class SafeRedisConsumer(_RedisConsumer):
         self.broker.held_messages.release(self.queue_name, redis_id, delivery)
 
     def _put_back(self, message: Any, redis_id: str, delivery: int | None) -> None:
-        # Released first: once requeued, the message may be fetched (a new delivery) at once.
-        self.broker.held_messages.release(self.queue_name, redis_id, delivery)
+        # Released only once requeued: a put-back that meets a lost connection keeps its hold
+        # and its mark, so Dramatiq's consumer thread, trying again, puts it back again
+        # instead of acknowledging it away.  (A new delivery fetched between the requeue and
+        # the release keeps its own hold: holds and marks are per delivery.)
         try:
             self.broker.do_requeue(self.queue_name, redis_id)
         except CONNECTION_LOST as exc:
             raise ConnectionClosed(exc) from None
         finally:
             self.queued_message_ids.discard(message.message_id)
+        self.broker.held_messages.release(self.queue_name, redis_id, delivery)
         logger.warning(
             "message %s put back on %s for redelivery", message.message_id, self.queue_name
         )
