@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ import redis
 from llm_worker import keys
 from llm_worker.errors import LLMAtCapacity
 from llm_worker.fleet.intervals import Interval, intervals_ending_after
+from llm_worker.fleet.renewal import HeldLeases
 from llm_worker.lua import lua_script
 
 logger = logging.getLogger("llm_worker.capacity")
@@ -279,9 +279,12 @@ class CapacityGate:
     def __init__(self, store: CapacityStore, *, wait_seconds: float) -> None:
         self.store = store
         self.wait_seconds = wait_seconds
-        self._held: set[str] = set()
-        self._lock = threading.Lock()
-        self._renewer: threading.Thread | None = None
+        self._held: HeldLeases[str] = HeldLeases(
+            store.renew,
+            interval=store.limits.lease_seconds / 3,
+            name="llm-slot-renewer",
+            what="LLM slot leases",
+        )
         self._cooldown_read_at = -COOLDOWN_READ_SECONDS
         self._cooldown_ends = 0.0
 
@@ -305,8 +308,7 @@ class CapacityGate:
         try:
             yield lease
         finally:
-            with self._lock:
-                self._held.discard(lease.lease_id)
+            self._held.discard(lease.lease_id)
             try:
                 self.store.release(lease)
             except redis.RedisError:  # the lease expires by itself
@@ -350,23 +352,5 @@ class CapacityGate:
             time.sleep(pause)
 
     def _hold(self, lease_id: str) -> None:
-        if not self.store.limits.max_concurrent:
-            return
-        with self._lock:
+        if self.store.limits.max_concurrent:
             self._held.add(lease_id)
-            if self._renewer is None or not self._renewer.is_alive():
-                self._renewer = threading.Thread(
-                    target=self._renew_forever, name="llm-slot-renewer", daemon=True
-                )
-                self._renewer.start()
-
-    def _renew_forever(self) -> None:
-        interval = self.store.limits.lease_seconds / 3
-        while True:
-            time.sleep(interval)
-            with self._lock:
-                held = list(self._held)
-            try:
-                self.store.renew(held)
-            except redis.RedisError:
-                logger.warning("could not renew %d LLM slot leases", len(held))

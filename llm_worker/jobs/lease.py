@@ -23,8 +23,6 @@ next delivery, once Redis is back, finds the lease free instead of waiting it ou
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,9 +31,8 @@ from dataclasses import dataclass, field
 import redis
 
 from llm_worker.errors import JobInProgress
+from llm_worker.fleet.renewal import HeldLeases
 from llm_worker.lua import lua_script
-
-logger = logging.getLogger(__name__)
 
 #: How long a release that meets an unreachable Redis is tried again, in seconds.
 RELEASE_RETRY_SECONDS = 30.0
@@ -139,7 +136,7 @@ class JobLease:
 
 class JobLeases:
     """The job leases a process holds, each lasting ``ttl_seconds`` and renewed together,
-    in one Redis call every third of it, by one thread started with the first lease.
+    in one Redis call every third of it (:class:`~llm_worker.fleet.renewal.HeldLeases`).
 
     Parameters:
       client: Redis at ``REDIS_URL``.
@@ -149,9 +146,12 @@ class JobLeases:
     def __init__(self, client: redis.Redis, *, ttl_seconds: float) -> None:
         self._client = client
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
-        self._held: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
-        self._renewer: threading.Thread | None = None
+        self._held: HeldLeases[tuple[str, str]] = HeldLeases(
+            self._renew,
+            interval=ttl_seconds / 3,
+            name="llm-job-lease-renewer",
+            what="job leases",
+        )
 
     @contextmanager
     def hold(self, lease_key: str, result_key: str, holder: str) -> Iterator[JobLease]:
@@ -173,36 +173,19 @@ class JobLeases:
         lease = JobLease(
             self._client, lease_key, result_key, holder, confirm_after=self._ttl_ms / 3000
         )
-        self._keep((lease_key, holder))
+        self._held.add((lease_key, holder))
         try:
             yield lease
         finally:
-            with self._lock:
-                self._held.discard((lease_key, holder))
+            self._held.discard((lease_key, holder))
             lease.release()
 
     def renew(self) -> int:
         """Renew every lease held now, in one call; how many were still this process's."""
-        with self._lock:
-            held = sorted(self._held)
+        return self._renew(self._held.held())
+
+    def _renew(self, held: list[tuple[str, str]]) -> int:
         if not held:
             return 0
         keys, holders = [key for key, _ in held], [holder for _, holder in held]
         return int(self._client.eval(_RENEW, len(keys), *keys, self._ttl_ms, *holders))
-
-    def _keep(self, lease: tuple[str, str]) -> None:
-        with self._lock:
-            self._held.add(lease)
-            if self._renewer is None or not self._renewer.is_alive():
-                self._renewer = threading.Thread(
-                    target=self._renew_forever, name="llm-job-lease-renewer", daemon=True
-                )
-                self._renewer.start()
-
-    def _renew_forever(self) -> None:
-        while True:
-            time.sleep(self._ttl_ms / 3000)
-            try:
-                self.renew()
-            except redis.RedisError as exc:  # those it misses expire: another delivery may run
-                logger.warning("could not renew the job leases: %r", exc)
