@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import dramatiq
 from dramatiq.middleware import Middleware
+
+from llm_worker.observability.logs import Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +70,13 @@ class PeriodicPass(Middleware):
             self._thread.join(timeout=5)
 
     def _run(self, broker: dramatiq.Broker) -> None:
-        failed, logged_at = 0, float("-inf")
+        failed, in_full = 0, Throttle(FAILURE_LOG_INTERVAL_SECONDS)
         while not self._stop.wait(self.interval):
             try:
                 self.run_pass(broker)
             except Exception as exc:  # Redis or Core unreachable: the next pass tries again
                 failed += 1
-                now = time.monotonic()
-                if now - logged_at >= FAILURE_LOG_INTERVAL_SECONDS:
-                    logged_at = now
+                if in_full.due():
                     logger.exception(
                         "%s: pass failed (%d in a row, logged in full once per %.0fs); retrying",
                         self.thread_name,
@@ -91,4 +90,5 @@ class PeriodicPass(Middleware):
                     logger.warning(
                         "%s: passes work again after %d failed", self.thread_name, failed
                     )
-                failed, logged_at = 0, float("-inf")
+                    failed = 0
+                    in_full.reset()

@@ -12,6 +12,7 @@ from typing import Any
 from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
 from llm_worker.observability import metrics
+from llm_worker.observability.logs import Throttle
 
 logger = logging.getLogger("llm_worker.fail_safe")
 
@@ -33,17 +34,13 @@ class HookFailures:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()
-        self._traced_at = float("-inf")
+        self._traces = Throttle(LOG_INTERVAL_SECONDS)
 
     def trace_due(self, now: float) -> bool:
         """Whether a logged failure carries its traceback: once per
         :data:`LOG_INTERVAL_SECONDS` for the whole process, since while Redis is away every
         message fails the same way."""
-        with self._lock:
-            if now - self._traced_at < LOG_INTERVAL_SECONDS:
-                return False
-            self._traced_at = now
-            return True
+        return self._traces.due(now=now)
 
     def failed(self, message_id: str, now: float) -> tuple[float, bool]:
         """Note a failure of ``message_id``'s hooks: the pause before it goes back on its

@@ -98,6 +98,35 @@ UNHANDLED_EXCEPTION_LOG = "Failed to process message %s with unhandled exception
 REPEATED_LINE_INTERVAL_SECONDS = 60.0
 
 
+class Throttle:
+    """Says when something repeated may be logged again: once per ``seconds`` per key, the
+    first time at once (thread-safe).
+
+    Parameters:
+      seconds: the interval.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+
+    def due(self, key: str = "", now: float | None = None) -> bool:
+        """Whether ``key``'s interval has passed (``now``: ``time.monotonic()``); if so, a
+        new interval starts."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if now - self._last.get(key, float("-inf")) < self.seconds:
+                return False
+            self._last[key] = now
+            return True
+
+    def reset(self, key: str = "") -> None:
+        """Make ``key`` due at once again."""
+        with self._lock:
+            self._last.pop(key, None)
+
+
 class DropRoutineDramatiqLines(logging.Filter):
     """Drop Dramatiq's lines that repeat this service's own or describe no event.
 
@@ -115,8 +144,7 @@ class DropRoutineDramatiqLines(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._lock = threading.Lock()
-        self._last_passed: dict[str, float] = {}
+        self._repeated = Throttle(REPEATED_LINE_INTERVAL_SECONDS)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg == SKIPPED_LOG:
@@ -126,7 +154,7 @@ class DropRoutineDramatiqLines(logging.Filter):
         ):
             return False
         if record.msg in (CONSUMER_CONNECTION_ERROR_LOG, CONSUMER_RESTART_LOG):
-            return self._once_per_interval(str(record.msg))
+            return self._repeated.due(str(record.msg))
         if record.msg == UNHANDLED_EXCEPTION_LOG and record.exc_info:
             self._shorten_if_repeated(record, record.exc_info[1])
         return True
@@ -135,21 +163,13 @@ class DropRoutineDramatiqLines(logging.Filter):
         """Drop the traceback of a job's Redis connection error but once per interval."""
         if not isinstance(error, redis.ConnectionError | redis.TimeoutError):
             return
-        if self._once_per_interval(f"{UNHANDLED_EXCEPTION_LOG} {type(error).__name__}"):
+        if self._repeated.due(f"{UNHANDLED_EXCEPTION_LOG} {type(error).__name__}"):
             return
         record.msg = f"{UNHANDLED_EXCEPTION_LOG[:-1]}: %s: %s."
         args = record.args if isinstance(record.args, tuple) else ()
         record.args = (*args, type(error).__name__, error)
         record.exc_info = None
         record.exc_text = None
-
-    def _once_per_interval(self, line: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last_passed.get(line, float("-inf")) < REPEATED_LINE_INTERVAL_SECONDS:
-                return False
-            self._last_passed[line] = now
-            return True
 
 
 #: Client libraries whose debug logs print request bodies (prompts).
