@@ -496,6 +496,23 @@ def _held_fate(
     return last
 
 
+def _note_copies_leases_and_breaker(
+    outcome: Outcome,
+    logs: dict[str, Path],
+    samples: list[Sample],
+    opened: dict[str, int],
+    fault_at: float,
+) -> dict[str, float]:
+    """Note what the copies of a faulty host's messages did, their waits on job leases and
+    the breaker; return the waits (seconds per job)."""
+    waits = lease_waits(logs)
+    outcome.times.append(copies_note(logs))
+    outcome.times.append(lease_note(waits))
+    outcome.raw["lease_waits_s"] = {job: round(w, 1) for job, w in waits.items() if w > 1}
+    outcome.times.append(breaker_note(samples, opened, fault_at))
+    return waits
+
+
 def _check_requeue_and_slots(
     outcome: Outcome,
     requeued: float,
@@ -576,11 +593,7 @@ def scenario_partition(run: Run) -> Outcome:
         f"({entries(during[faulty])} entries, {tracebacks(during[faulty])} tracebacks; "
         f"most from {log_sources(during[faulty])}), others {others_lines} lines"
     )
-    waits = lease_waits(logs)
-    outcome.times.append(copies_note(logs))
-    outcome.times.append(lease_note(waits))
-    outcome.raw["lease_waits_s"] = {job: round(w, 1) for job, w in waits.items() if w > 1}
-    outcome.times.append(breaker_note(samples, opened, fault_at))
+    _note_copies_leases_and_breaker(outcome, logs, samples, opened, fault_at)
     outcome.times.append(f"all final {(done or time.time()) - healed_at:.1f} s after the heal")
     outcome.check(
         "others' throughput during >= 0.6 of the fleet's before", ratio >= 0.6, f"{ratio:.2f}"
@@ -679,11 +692,7 @@ def host_down(
         )
         outcome.raw["log_lines_after_resume"] = len(after)
         outcome.raw["resumed_at"] = resumed_at
-    waits = lease_waits(logs)
-    outcome.times.append(copies_note(logs))
-    outcome.times.append(lease_note(waits))
-    outcome.raw["lease_waits_s"] = {job: round(w, 1) for job, w in waits.items() if w > 1}
-    outcome.times.append(breaker_note(samples, opened, fault_at))
+    waits = _note_copies_leases_and_breaker(outcome, logs, samples, opened, fault_at)
     outcome.times.append(f"all final {(done or time.time()) - fault_at:.1f} s after the fault")
     _check_requeue_and_slots(outcome, requeued, heartbeat + recovery, stuck, freed, lease)
     longest_wait = max(waits.values(), default=0.0)
