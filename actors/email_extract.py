@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from pydantic import Field, StrictStr
 
 from llm_worker.jobs.job import Job
 from llm_worker.jobs.registry import JobType
 from llm_worker.jobs.schemas import Confidence, IsoDateTime, Payload, Result, longest
+from llm_worker.prompts.dates import dates_from
 
 from .job_actor import job_actor
 
@@ -50,13 +52,17 @@ EMAIL_EXTRACT = JobType(
 )
 
 
+def model_data(payload: EmailExtractPayload, now: datetime) -> dict[str, Any]:
+    """What the model is shown: the email and the dates around its receipt."""
+    return {**payload.model_dump(), "dates": dates_from(payload.received_at, now)}
+
+
 @job_actor(EMAIL_EXTRACT)
 def email_extract(job: Job[EmailExtractPayload]) -> None:
     """Extract events from the email; keep those with confidence over 0.7.
 
     One ``event_confirmation`` notification is published per kept event.
     """
-    data = job.payload.model_dump()
-    answer = job.ask(EmailExtractResult, data=data)
+    answer = job.ask(EmailExtractResult, data=model_data(job.payload, datetime.now(UTC)))
     events = [event.model_dump() for event in answer.events if event.confidence > EVENT_THRESHOLD]
     job.complete({"events": events}, [job.notification(event) for event in events])

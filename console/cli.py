@@ -296,31 +296,68 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from llm_worker.services import services
+    from pathlib import Path
 
+    from llm_worker.services import reset_services, services
+
+    from .evaluation.cases import SPLITS, CaseFileError, read_cases
     from .evaluation.run import job_names, run_eval
+    from .local_llm import LOCAL_PROTOCOLS
 
     known = job_names()
     jobs = args.jobs.split(",") if args.jobs else known
     unknown = sorted(set(jobs) - set(known))
     if unknown:
         raise CommandError(f"unknown job types {unknown} (one of {known})")
-    with local_llm_for(args):
-        return run_eval(
-            services(),
-            jobs=jobs,
-            limit=args.limit,
-            concurrency=args.concurrency,
-            json_path=args.json,
-        )
+    if args.cases:
+        case_files = {Path(path).name: Path(path) for path in args.cases}
+    else:
+        case_files = {name: SPLITS[name] for name in (args.split or list(SPLITS))}
+    try:
+        splits = {name: read_cases(path) for name, path in case_files.items()}
+    except CaseFileError as exc:
+        raise CommandError(str(exc)) from None
+    providers = args.providers.split(",") if args.providers else [None]
+    if args.providers and not args.local_llm:
+        raise CommandError("--providers needs --local-llm (set LLM_PROVIDER otherwise)")
+    unknown = sorted(set(providers) - set(LOCAL_PROTOCOLS) - {None})
+    if unknown:
+        raise CommandError(f"unknown providers {unknown} (one of {list(LOCAL_PROTOCOLS)})")
+    status = 0
+    with local_llm_for(args) as base_url:
+        for provider in providers:
+            if provider is not None:
+                os.environ.update(LOCAL_PROTOCOLS[provider](base_url))
+                reset_services()
+            status = max(
+                status,
+                run_eval(
+                    services(),
+                    splits=splits,
+                    jobs=jobs,
+                    limit=args.limit,
+                    concurrency=args.concurrency,
+                    json_path=args.json and _per_provider(args.json, provider, providers),
+                ),
+            )
+    return status
+
+
+def _per_provider(path: str, provider: str | None, providers: list[str | None]) -> str:
+    """The JSON file of one provider's run: ``path`` itself when there is one provider."""
+    if len(providers) == 1 or provider is None:
+        return path
+    stem, dot, suffix = path.rpartition(".")
+    return f"{stem}.{provider}.{suffix}" if dot else f"{path}.{provider}"
 
 
 @contextlib.contextmanager
-def local_llm_for(args: argparse.Namespace) -> Iterator[None]:
-    """With ``--local-llm``: serve the bundled model for the command's lifetime and point
-    this process at it (the one switch of ``review`` and ``eval``)."""
+def local_llm_for(args: argparse.Namespace) -> Iterator[str]:
+    """With ``--local-llm``: serve the bundled model for the command's lifetime, point
+    this process at it (the one switch of ``review`` and ``eval``) and give its ``/v1``
+    URL; without it, give ``""``."""
     if not getattr(args, "local_llm", False):
-        yield
+        yield ""
         return
     from pathlib import Path
 
@@ -334,7 +371,7 @@ def local_llm_for(args: argparse.Namespace) -> Iterator[None]:
     use_local_llm(base_url, args.local_model)
     reset_services()
     try:
-        yield
+        yield base_url
     finally:
         stop_local_llm(process)
 
@@ -352,8 +389,9 @@ def add_local_llm_switch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--local-model",
         default=DEFAULT_MODEL,
-        choices=sorted(MODELS),
-        help=f"which bundled model (default {DEFAULT_MODEL})",
+        metavar="NAME|PATH.gguf",
+        help=f"which bundled model ({', '.join(MODELS)}; default {DEFAULT_MODEL}), or a GGUF "
+        "file of your own that carries its chat template",
     )
     parser.add_argument(
         "--local-llm-log",
@@ -512,7 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     from .local_llm import DEFAULT_MODEL
 
-    local.add_argument("--model", default=DEFAULT_MODEL, help="bundled model alias")
+    local.add_argument(
+        "--model", default=DEFAULT_MODEL, help="bundled model alias, or a path to a .gguf file"
+    )
     local.add_argument("--log-file", help="write the engine's log here (default: stderr)")
     local.add_argument(
         "--threads", type=int, help="CPU threads (default LOCAL_LLM_THREADS, else 1)"
@@ -581,8 +621,28 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy against a majority-class baseline, latency p50/p95 and tokens per call.",
         "llm-worker eval --local-llm --limit 10",
     )
+    from .local_llm import LOCAL_PROTOCOLS
+
     evaluation.add_argument("--jobs", help="comma-separated job types (default: all)")
-    evaluation.add_argument("--limit", type=int, help="first N cases of each job only")
+    evaluation.add_argument(
+        "--split",
+        action="append",
+        choices=["dev", "test"],
+        help="one bundled split only (repeatable; default: dev and test)",
+    )
+    evaluation.add_argument(
+        "--cases",
+        action="append",
+        metavar="FILE.jsonl",
+        help="your own labelled cases instead of the bundled splits (repeatable; the format "
+        "is in the manual's Evaluation page)",
+    )
+    evaluation.add_argument(
+        "--providers",
+        help="with --local-llm: the protocols to run the eval through, comma-separated "
+        f"(of {', '.join(LOCAL_PROTOCOLS)}; default openai)",
+    )
+    evaluation.add_argument("--limit", type=int, help="N cases of each job only, spread")
     evaluation.add_argument("--concurrency", type=int, default=2, help="calls in flight")
     evaluation.add_argument("--json", metavar="FILE", help="also write every outcome here")
     add_local_llm_switch(evaluation)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from console.evaluation.cases import SPLITS, read_cases
 from console.evaluation.run import run_eval
 from llm_worker.testing.fakes import Reply
 from tests.support import run_cli
@@ -23,18 +26,47 @@ def _answer(request):
     return Reply(content={"intent": "task", "confidence": 0.5})
 
 
+#: Six intents, one of each label and two tasks; "later" makes the scripted model ramble.
+INTENTS = [
+    ("remind me at 5 to call later", "reminder"),
+    ("buy bread", "task"),
+    ("fix the bike light", "task"),
+    ("where is the ladder?", "search"),
+    ("the ladder is in the shed", "general_note"),
+    ("hm", "ambiguous"),
+]
+
+
+def _case_file(tmp_path):
+    """The six intents above and the bundled dev split's first three review chunks."""
+    lines = [
+        json.dumps({"job": "intent_classify", "input": {"text": text}, "expect": {"intent": label}})
+        for text, label in INTENTS
+    ]
+    dev = [json.loads(line) for line in SPLITS["dev"].read_text().splitlines() if line.strip()]
+    lines += [json.dumps(case) for case in dev if case["job"] == "review"][:3]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def test_eval_scores_validity_accuracy_and_baseline(env, fake_llm, capsys, tmp_path):
     svc = env(LLM_PROMPT_PROFILE="small")
     fake_llm.fallback = _answer
     out = tmp_path / "eval.json"
 
     status = run_eval(
-        svc, jobs=["intent_classify", "review"], limit=6, concurrency=2, json_path=str(out)
+        svc,
+        splits={"mine": read_cases(_case_file(tmp_path))},
+        jobs=["intent_classify", "review"],
+        limit=6,
+        concurrency=2,
+        json_path=str(out),
     )
 
     assert status == 0
     table = capsys.readouterr().out
-    assert "| intent_classify | 6 |" in table
+    assert "| mine | intent_classify | 6 |" in table
     report = {job["job_type"]: job for job in json.loads(out.read_text())["jobs"]}
     intent = report["intent_classify"]
     labels = [o["label"] for o in intent["outcomes"]]
@@ -56,7 +88,15 @@ def test_eval_stops_when_the_llm_is_down(env, fake_llm, capsys):
     svc = env()
     fake_llm.down()
     try:
-        assert run_eval(svc, jobs=["followup"], limit=1, concurrency=1, json_path=None) == 2
+        status = run_eval(
+            svc,
+            splits={"dev": read_cases(SPLITS["dev"])},
+            jobs=["followup"],
+            limit=1,
+            concurrency=1,
+            json_path=None,
+        )
+        assert status == 2
     finally:
         fake_llm.up()
     assert "not answering" in capsys.readouterr().out
@@ -66,3 +106,38 @@ def test_eval_refuses_unknown_job_types(cli_env):
     done = run_cli(cli_env, "eval", "--jobs", "intent_classify,weather")
     assert done.returncode == 2
     assert "unknown job types ['weather']" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("{not json", "Expecting property name"),
+        ('{"job": "weather", "input": {}, "expect": {}}', "unknown job 'weather'"),
+        ('{"job": "intent_classify", "input": {"text": "x"}}', 'exactly "job", "input"'),
+        (
+            '{"job": "intent_classify", "input": {"text": "x"}, "expect": {"intent": "joke"}}',
+            "intent 'joke' is not one of",
+        ),
+        (
+            '{"job": "task_match", "input": {"content": "x", "open_tasks": [{"id": 1, '
+            '"title": "a"}]}, "expect": {"task_id": 2}}',
+            "task_id 2 is not among the open tasks",
+        ),
+        (
+            '{"job": "email_extract", "input": {"subject": "s", "body": "b"}, '
+            '"expect": {"events": [{"start": "next week"}]}}',
+            "Invalid isoformat",
+        ),
+        ('{"job": "followup", "input": {"txt": "x"}, "expect": {}}', "txt: Extra inputs"),
+    ],
+)
+def test_eval_refuses_a_bad_case_file_naming_its_line(cli_env, fake_llm, tmp_path, line, reason):
+    good = '{"job": "intent_classify", "input": {"text": "buy milk"}, "expect": {"intent": "task"}}'
+    path = tmp_path / "mine.jsonl"
+    path.write_text(good + "\n\n" + line + "\n")
+
+    done = run_cli(cli_env, "eval", "--cases", str(path))
+
+    assert done.returncode == 2
+    assert f"{path}:3: " in done.stderr and reason in done.stderr, done.stderr
+    assert not fake_llm.chat_requests()

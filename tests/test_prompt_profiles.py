@@ -137,11 +137,10 @@ def test_a_bad_prompts_file_stops_the_worker_at_boot(cli_env, tmp_path):
     assert "max_tokens of 'intent_classify'" in done.stderr
 
 
-def test_small_profile_examples_are_disjoint_from_the_evaluation_set():
-    from console.evaluation import cases
+def test_small_profile_shows_twelve_examples_of_each_intent():
+    """(Kept out of the evaluation set by ``tests/unit/test_evaluation_cases.py``.)"""
     from llm_worker.prompts.data import PROFILES
 
-    evaluated = {text.strip().lower() for text, _ in cases.INTENT_CASES}
     shown = [e["data"]["text"] for e in PROFILES["small"]["intent_classify"]["examples"]]
     assert len(shown) == 60
     assert {e["answer"]["intent"] for e in PROFILES["small"]["intent_classify"]["examples"]} == {
@@ -151,11 +150,10 @@ def test_small_profile_examples_are_disjoint_from_the_evaluation_set():
         "general_note",
         "ambiguous",
     }
-    assert not evaluated & {text.strip().lower() for text in shown}
 
 
 def test_small_review_example_is_apart_from_the_evaluation_set():
-    from console.evaluation import cases
+    from console.evaluation.cases import SPLITS, read_cases
     from llm_worker.prompts.data import PROFILES
     from llm_worker.review.diff import parse_file_diff
 
@@ -165,11 +163,17 @@ def test_small_review_example_is_apart_from_the_evaluation_set():
     assert comment["path"] == example["data"]["path"]
     assert diff.new_side_code()[comment["line"]].strip() == comment["code"]
     assert comment["line"] > 2  # not the line most evaluation bugs sit on
-    evaluated_paths = {path for path, _, _ in cases.REVIEW_CASES}
+    chunks = [
+        case.payload.chunk  # type: ignore[attr-defined]
+        for path in SPLITS.values()
+        for case in read_cases(path)
+        if case.job_type == "review"
+    ]
+    evaluated_paths = {chunk.path for chunk in chunks}
     evaluated_lines = {
         code.strip()
-        for _, text, _ in cases.REVIEW_CASES
-        for code in parse_file_diff(text).new_side_code().values()
+        for chunk in chunks
+        for code in parse_file_diff(chunk.diff).new_side_code().values()
     }
     assert example["data"]["path"] not in evaluated_paths
     assert not evaluated_lines & {code.strip() for code in diff.new_side_code().values()}

@@ -1,13 +1,16 @@
-"""``llm-worker eval``: the labelled set through the real worker path, scored per job.
+"""``llm-worker eval``: labelled cases through the real worker path, scored per job.
 
 Each case goes through what a worker does (the job's prompt profile, its result
 schema, the configured provider, the defensive parsing and the actors' own
 post-processing: task-match and event thresholds), against whatever LLM the
-settings point at.  Per job it reports the share of schema-valid answers,
-accuracy against the labels, the accuracy of always giving the most common
-label (the baseline), latency p50/p95 and tokens per call.  Review cases are
-chunks with one known bug, asked for their final answer (no tool calls): right
-when a comment covers the bug's line.
+settings point at.  Per case file (the bundled ``dev`` and ``test`` splits, or
+a user's own) and job it reports the share of schema-valid answers, accuracy
+against the labels, the accuracy of always giving the most common label (the
+baseline), for emails the share of expected events found with the right start,
+latency p50/p95 once the prompt's shared prefix is cached (and the first,
+uncached call), and tokens per call.  Review cases are chunks with one known
+bug, asked for their final answer (no tool calls): right when a comment covers
+the bug's line.
 """
 
 from __future__ import annotations
@@ -38,12 +41,12 @@ from llm_worker.review.schemas import (
 )
 from llm_worker.services import Services
 
-from .cases import Case, all_cases
+from .cases import JOB_TYPES, Case, by_job
 
 
 def job_names() -> list[str]:
-    """The job types the eval covers, in the order printed."""
-    return list(all_cases())
+    """The job types a case file may hold, in the order printed."""
+    return list(JOB_TYPES)
 
 
 @dataclass
@@ -52,8 +55,12 @@ class Outcome:
 
     job_type: str
     label: Any
+    where: str = ""
     valid: bool = False
     right: bool = False
+    #: For answers with several expected parts (an email's events): how many were right.
+    parts_right: int = 0
+    parts: int = 0
     answer: Any = None
     error: str | None = None
     seconds: float = 0.0
@@ -63,16 +70,21 @@ class Outcome:
 
 @dataclass
 class JobReport:
-    """The figures of one job type."""
+    """The figures of one job type on one case file."""
 
+    split: str
     job_type: str
     labelled: bool
     cases: int
     valid_share: float
     accuracy: float
     baseline: float
+    #: Share of expected parts (an email's events) answered right; ``None``: not scored so.
+    parts_share: float | None
     latency_p50: float
     latency_p95: float
+    #: Seconds of the slowest warm-up call (the prompt's shared prefix not yet cached).
+    first_call: float
     prompt_tokens: float
     completion_tokens: float
     outcomes: list[Outcome] = field(default_factory=list)
@@ -121,7 +133,7 @@ def run_case(svc: Services, case: Case, number: int) -> Outcome:
     Raises:
       LLMUnavailable: when the LLM cannot be reached (the eval stops).
     """
-    outcome = Outcome(case.job_type, case.label)
+    outcome = Outcome(case.job_type, case.label, case.where)
     started = time.monotonic()
     try:
         declared = declared_job_type(case.job_type)
@@ -147,6 +159,8 @@ def run_case(svc: Services, case: Case, number: int) -> Outcome:
     outcome.valid = True
     outcome.answer = result.model_dump()
     outcome.right = bool(case.score(result))
+    if case.parts is not None:
+        outcome.parts_right, outcome.parts = case.parts(result)
     return outcome
 
 
@@ -164,88 +178,129 @@ def _baseline(labelled: bool, labels: list[Any]) -> float:
     return Counter(json.dumps(label) for label in labels).most_common(1)[0][1] / len(labels)
 
 
-def report(job_type: str, outcomes: list[Outcome], *, labelled: bool = True) -> JobReport:
+def _parts_share(outcomes: list[Outcome]) -> float | None:
+    total = sum(o.parts for o in outcomes)
+    return sum(o.parts_right for o in outcomes) / total if total else None
+
+
+def report(
+    job_type: str,
+    outcomes: list[Outcome],
+    *,
+    labelled: bool = True,
+    split: str = "",
+    first_call: float = 0.0,
+) -> JobReport:
     """Aggregate one job's outcomes (``labelled``: scored against a label, so a
     majority baseline exists)."""
     n = len(outcomes)
     seconds = [o.seconds for o in outcomes]
     return JobReport(
+        split=split,
         job_type=job_type,
         labelled=labelled,
         cases=n,
         valid_share=sum(o.valid for o in outcomes) / n if n else 0.0,
         accuracy=sum(o.right for o in outcomes) / n if n else 0.0,
         baseline=_baseline(labelled, [o.label for o in outcomes]),
+        parts_share=_parts_share(outcomes),
         latency_p50=statistics.median(seconds) if seconds else 0.0,
         latency_p95=_percentile(seconds, 0.95),
+        first_call=first_call,
         prompt_tokens=statistics.mean(o.prompt_tokens for o in outcomes) if n else 0.0,
         completion_tokens=statistics.mean(o.completion_tokens for o in outcomes) if n else 0.0,
         outcomes=outcomes,
     )
 
 
+def _warm_up(pool: ThreadPoolExecutor, svc: Services, cases: list[Case]) -> float:
+    """Ask ``cases`` once, unscored, so that every server slot has the job's shared prompt
+    prefix cached; return the slowest call's seconds."""
+    warm = list(pool.map(lambda case: run_case(svc, case, -1), cases))
+    return max((o.seconds for o in warm), default=0.0)
+
+
 def evaluate(
-    svc: Services, jobs: Iterable[str], *, limit: int | None = None, concurrency: int = 2
+    svc: Services,
+    cases: list[Case],
+    jobs: Iterable[str],
+    *,
+    split: str = "",
+    limit: int | None = None,
+    concurrency: int = 2,
 ) -> list[JobReport]:
-    """Run the cases of ``jobs`` (the first ``limit`` of each) with ``concurrency`` calls
-    in flight.
+    """Run the ``cases`` of ``jobs`` (``limit`` of each, spread over the file) with
+    ``concurrency`` calls in flight, after one warm-up call per call in flight.
 
     Raises:
       LLMUnavailable: when the LLM cannot be reached.
     """
-    by_job = all_cases()
+    grouped = by_job(cases)
     reports = []
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for job_type in jobs:
-            selected = spread(by_job[job_type], limit)
+            if job_type not in grouped:
+                continue
+            selected = spread(grouped[job_type], limit)
+            first_call = _warm_up(pool, svc, selected[:concurrency])
             outcomes = list(
                 pool.map(lambda pair: run_case(svc, pair[1], pair[0]), enumerate(selected))
             )
             labelled = all(case.labelled for case in selected)
-            reports.append(report(job_type, outcomes, labelled=labelled))
+            reports.append(
+                report(job_type, outcomes, labelled=labelled, split=split, first_call=first_call)
+            )
     return reports
 
 
-def render(reports: list[JobReport], model: str) -> str:
+def render(reports: list[JobReport], model: str, provider: str = "") -> str:
     """The table printed by ``llm-worker eval``."""
     lines = [
-        f"model {model}",
-        "| job | cases | schema-valid | accuracy | majority baseline | p50 s | p95 s "
-        "| prompt tok | completion tok |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"model {model}" + (f" via {provider}" if provider else ""),
+        "| split | job | cases | schema-valid | accuracy | majority baseline | event starts "
+        "| p50 s | p95 s | first call s | prompt tok | completion tok |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
         baseline = f"{r.baseline:.2f}" if r.labelled else "n/a"
+        parts = f"{r.parts_share:.2f}" if r.parts_share is not None else "n/a"
         lines.append(
-            f"| {r.job_type} | {r.cases} | {r.valid_share:.0%} | {r.accuracy:.2f} | {baseline} "
-            f"| {r.latency_p50:.2f} | {r.latency_p95:.2f} | {r.prompt_tokens:.0f} "
-            f"| {r.completion_tokens:.0f} |"
+            f"| {r.split} | {r.job_type} | {r.cases} | {r.valid_share:.0%} | {r.accuracy:.2f} "
+            f"| {baseline} | {parts} | {r.latency_p50:.2f} | {r.latency_p95:.2f} "
+            f"| {r.first_call:.2f} | {r.prompt_tokens:.0f} | {r.completion_tokens:.0f} |"
         )
     return "\n".join(lines)
 
 
-def to_json(reports: list[JobReport], model: str) -> str:
+def to_json(reports: list[JobReport], model: str, provider: str = "") -> str:
     """Every figure and outcome as JSON."""
-    return json.dumps({"model": model, "jobs": [asdict(r) for r in reports]}, indent=2)
+    return json.dumps(
+        {"model": model, "provider": provider, "jobs": [asdict(r) for r in reports]}, indent=2
+    )
 
 
 def run_eval(
     svc: Services,
     *,
+    splits: dict[str, list[Case]],
     jobs: list[str],
     limit: int | None,
     concurrency: int,
     json_path: str | None,
 ) -> int:
-    """Evaluate, print the table (and write JSON); return the exit status."""
+    """Evaluate the cases of each split (by its name), print one table (and write JSON);
+    return the exit status."""
     model = svc.settings.llm_text_model
+    provider = svc.provider_choice.name
+    reports: list[JobReport] = []
     try:
-        reports = evaluate(svc, jobs, limit=limit, concurrency=concurrency)
+        for name, cases in splits.items():
+            reports += evaluate(svc, cases, jobs, split=name, limit=limit, concurrency=concurrency)
     except LLMUnavailable as exc:
         print(f"llm-worker: the LLM is not answering: {exc}")
         return 2
-    print(render(reports, model))
+    print(render(reports, model, provider))
     if json_path:
         with open(json_path, "w", encoding="utf-8") as out:
-            out.write(to_json(reports, model))
+            out.write(to_json(reports, model, provider))
     return 0
