@@ -12,9 +12,22 @@ whose entries replace the profile's, key by key, for users' own models.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from llm_worker.prompts import render as prompts
+from llm_worker.prompts.dates import dates_from
+
+
+def _email(subject: str, body: str, received_at: str) -> dict[str, Any]:
+    """An example email as the model is shown one: with the dates around its receipt."""
+    return {
+        "subject": subject,
+        "body": body,
+        "received_at": received_at,
+        "dates": dates_from(received_at, datetime.now(UTC)),
+    }
+
 
 #: Labelled intents for the ``small`` profile's few-shot examples, interleaved by label.
 #: Written for the prompt, disjoint from the evaluation set (``console/evaluation/cases.py``;
@@ -160,8 +173,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "max_tokens": 128,
             "examples": [
                 {
-                    "data": {"text": "move it", "context": None},
-                    "answer": {"question": "What would you like me to move, and to when?"},
+                    "data": {"text": "push it back", "context": None},
+                    "answer": {"question": "What would you like me to push back, and to when?"},
                 },
                 {
                     "data": {"text": "remind me", "context": "Dentist on Friday at 9"},
@@ -217,39 +230,82 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "email_extract": {
             "task": (
-                "List the calendar events (appointments, meetings, reservations, deadlines) "
-                "the email announces. Each event: title (a few words), start and end as "
-                "ISO 8601 date-times like 2026-05-04T14:00:00Z (end null if not given), "
-                "location or null, confidence from 0 to 1. Resolve relative dates against "
-                "received_at. events is an empty list when the email announces no event."
+                "List the calendar events the email announces: appointments, meetings, "
+                "bookings, flights, classes, deadlines, each on a coming day. Each event: "
+                "title (a few words); start, and end or null, as ISO 8601 date-times with "
+                "the date and time written in the email, like 2026-05-04T14:00:00, plus the "
+                "offset when the email names a time zone (15:00 CET is "
+                "2026-05-04T15:00:00+01:00, 9am EST is 2026-05-04T09:00:00-05:00); a day "
+                "without a time starts at T00:00:00. For a relative day (tomorrow, on "
+                "Friday, this Thursday) copy the date from dates, which names the day the "
+                "email was received and the date of each of the seven days after it. "
+                "location or null; confidence 0.9 when the email states the event, lower "
+                "when it is only suggested. events is [] when the email announces no event "
+                "(a newsletter, a receipt, an event already past, a vague 'some time')."
             ),
             "schema_in_prompt": False,
             "max_tokens": 400,
             "examples": [
                 {
-                    "data": {
-                        "subject": "Your table is booked",
-                        "body": "See you on 2026-03-14 at 19:30 at Trattoria Roma.",
-                        "received_at": "2026-03-01T08:00:00Z",
-                    },
+                    "data": _email(
+                        "Physio appointment",
+                        "Hi Sam, confirming your physiotherapy session this Thursday at "
+                        "16:15 at the Riverside clinic. Please arrive ten minutes early.",
+                        "2026-03-02T08:00:00Z",
+                    ),
                     "answer": {
                         "events": [
                             {
-                                "title": "Dinner at Trattoria Roma",
-                                "start": "2026-03-14T19:30:00Z",
+                                "title": "Physiotherapy session",
+                                "start": "2026-03-05T16:15:00",
                                 "end": None,
-                                "location": "Trattoria Roma",
+                                "location": "Riverside clinic",
                                 "confidence": 0.9,
                             }
                         ]
                     },
                 },
                 {
-                    "data": {
-                        "subject": "Newsletter",
-                        "body": "Ten tips for a tidy kitchen. Unsubscribe at any time.",
-                        "received_at": "2026-03-01T08:00:00Z",
+                    "data": _email(
+                        "Newsletter",
+                        "Ten tips for a tidy kitchen. Unsubscribe at any time.",
+                        "2026-03-01T08:00:00Z",
+                    ),
+                    "answer": {"events": []},
+                },
+                {
+                    "data": _email(
+                        "Kick-off and workshop",
+                        "The kick-off call is on 13 January at 15:00 CET. The workshop "
+                        "follows the next day from 09:30 to 12:00 CET in room 4.",
+                        "2026-01-08T17:20:00Z",
+                    ),
+                    "answer": {
+                        "events": [
+                            {
+                                "title": "Kick-off call",
+                                "start": "2026-01-13T15:00:00+01:00",
+                                "end": None,
+                                "location": None,
+                                "confidence": 0.9,
+                            },
+                            {
+                                "title": "Workshop",
+                                "start": "2026-01-14T09:30:00+01:00",
+                                "end": "2026-01-14T12:00:00+01:00",
+                                "location": "room 4",
+                                "confidence": 0.9,
+                            },
+                        ]
                     },
+                },
+                {
+                    "data": _email(
+                        "Thanks for coming",
+                        "It was lovely to see you at the wine tasting yesterday. Your "
+                        "receipt of 42.00 EUR is attached.",
+                        "2026-02-16T10:05:00Z",
+                    ),
                     "answer": {"events": []},
                 },
             ],

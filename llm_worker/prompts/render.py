@@ -54,7 +54,9 @@ EMAIL_EXTRACT = (
     "You extract calendar events (meetings, appointments, deadlines, reservations) "
     "from an email. For each event give a title, start and end as ISO 8601 date-times "
     "(end null if unknown), the location or null, and your confidence between 0 and 1. "
-    "Resolve relative dates against 'received_at' when given. Answer with an empty "
+    "Write the date and time as the email states them, with the offset of a time zone "
+    "it names. Resolve relative dates against 'received_at': 'dates' gives the date of "
+    "that day and of each of the seven days after it. Answer with an empty "
     "'events' list when the email contains no event."
 )
 
