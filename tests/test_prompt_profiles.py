@@ -32,7 +32,11 @@ def test_small_profile_sends_examples_budget_and_enforced_grammar(env, worker, f
     assert body["grammar"].startswith("%llguidance {}\nstart: %json ")
     schema = json.loads(body["grammar"].split("%json ", 1)[1])
     assert schema["additionalProperties"] is False
-    assert schema["x-guidance"] == {"whitespace_flexible": False}
+    assert schema["x-guidance"] == {
+        "whitespace_flexible": False,
+        "key_separator": ": ",
+        "item_separator": ", ",
+    }
     assert schema["properties"]["confidence"]["maximum"] == 1.0
     system = body["messages"][0]["content"]
     assert "Examples:" in system and '"intent": "general_note"' in system
