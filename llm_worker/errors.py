@@ -129,13 +129,18 @@ class LLMAtCapacity(LLMError):
 
     Parameters:
       wait_seconds: when capacity is likely again, in seconds from now.
-      reason: ``slots``, ``requests``, ``tokens``, ``priority`` or ``cooldown``.
+      reason: ``slots``, ``requests``, ``tokens``, ``priority``, ``cooldown``, ``turn``
+        (another user's job goes first), ``share_limit`` (the user's own limit) or
+        ``quota`` (the user's daily token budget is spent).
+      sent_back: the job did not wait on its thread: its user had jobs waiting there
+        already, or its budget is spent.
     """
 
-    def __init__(self, wait_seconds: float, reason: str) -> None:
+    def __init__(self, wait_seconds: float, reason: str, *, sent_back: bool = False) -> None:
         super().__init__(f"no LLM capacity ({reason}); waiting {wait_seconds:.2f}s")
         self.wait_seconds = wait_seconds
         self.reason = reason
+        self.sent_back = sent_back
 
 
 class JobExpired(LLMError):

@@ -122,6 +122,35 @@ def capacity_waiting_seen(prefix: str) -> str:
     return f"{prefix}:capacity:waiting:seen"
 
 
+def capacity_slot_shares(prefix: str) -> str:
+    """``{p}:capacity:slot_shares``: hash, lease id of a held slot -> the share (user or
+    review request) it was granted to; kept with the slot."""
+    return f"{prefix}:capacity:slot_shares"
+
+
+def capacity_share_slots(prefix: str) -> str:
+    """``{p}:capacity:share_slots``: hash, share -> slots it holds now (no field at 0)."""
+    return f"{prefix}:capacity:share_slots"
+
+
+def capacity_waiter_shares(prefix: str) -> str:
+    """``{p}:capacity:waiter_shares``: hash, lease id of a waiter -> its share; kept with
+    the waiter."""
+    return f"{prefix}:capacity:waiter_shares"
+
+
+def capacity_share_waiters(prefix: str) -> str:
+    """``{p}:capacity:share_waiters``: hash, share -> jobs of it waiting on a thread now
+    (no field at 0)."""
+    return f"{prefix}:capacity:share_waiters"
+
+
+def capacity_quota(prefix: str, day: int, user: str) -> str:
+    """``{p}:capacity:quota:{day}:{user}``: tokens charged to one user on one UTC day
+    (days since the epoch); expires a day after that day ends."""
+    return f"{prefix}:capacity:quota:{day}:{segment(user)}"
+
+
 def capacity_bucket(prefix: str, name: str) -> str:
     """``{p}:capacity:bucket:{requests|tokens}``: hash of a token bucket (``level``,
     ``at`` in milliseconds) of the per-minute limits."""

@@ -149,6 +149,8 @@ class Services:
             requests_per_minute=config.llm_requests_per_minute,
             tokens_per_minute=config.llm_tokens_per_minute,
             lease_seconds=config.llm_slot_lease_seconds,
+            per_share=config.llm_max_concurrent_requests_per_user,
+            daily_tokens=config.llm_user_daily_tokens,
         )
         store = CapacityStore(
             self.redis,

@@ -207,6 +207,16 @@ class Settings(BrokerSettings, SendCheckSettings):
     message_max_age_seconds: float = Field(300.0, ge=0)
     #: Most LLM requests in flight across the fleet (0: no cap).
     llm_max_concurrent_requests: int = Field(0, ge=0)
+    #: Who shares LLM capacity fairly when it is short: ``user_id`` (within one priority
+    #: the job of the user with fewer calls in flight goes first; a review counts for its
+    #: review request) or ``none`` (first come, first served within a priority).
+    llm_share_key: Literal["user_id", "none"] = "user_id"
+    #: Most LLM requests one user (one review request) has in flight across the fleet
+    #: (0: no limit).
+    llm_max_concurrent_requests_per_user: int = Field(0, ge=0)
+    #: Tokens (prompt plus completion) one user may use per UTC day (0: no budget); a
+    #: job over it waits in the broker until the day turns, and the user is told once.
+    llm_user_daily_tokens: int = Field(0, ge=0)
     #: Fleet-wide LLM requests and tokens per minute (0: no limit).
     llm_requests_per_minute: int = Field(0, ge=0)
     #: Fleet-wide LLM tokens per minute (0: no limit); a call is charged its prompt, then

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import dramatiq
 from dramatiq.broker import MessageProxy
 
 from llm_worker.errors import LLMAtCapacity, LLMRateLimited
+from llm_worker.fleet.quota import tell_over_budget
+from llm_worker.identity import JobRef
 from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.kind import actor_job_kind
 from llm_worker.jobs.outcome import note_outcome
-from llm_worker.jobs.retry import MIN_CAPACITY_WAIT_SECONDS, backoff, send_again
+from llm_worker.jobs.retry import (
+    MAX_SHARE_WAIT_SECONDS,
+    MIN_CAPACITY_WAIT_SECONDS,
+    QUOTA_SPREAD_SECONDS,
+    SHARE_WAIT_SECONDS,
+    backoff,
+    send_again,
+)
 from llm_worker.observability import metrics
 from llm_worker.services import services
 
@@ -27,6 +37,23 @@ def wait_delay(seconds: float) -> float:
     :data:`~llm_worker.jobs.retry.MIN_CAPACITY_WAIT_SECONDS`, spread by up to a quarter so
     waiters do not all come back in the same instant."""
     return backoff(0, base=seconds, minimum=MIN_CAPACITY_WAIT_SECONDS, spread=0.25)
+
+
+def capacity_delay(exception: LLMAtCapacity, waits: int) -> float:
+    """The re-enqueue delay of a job that found no capacity, its ``waits``-th wait.
+
+    A job sent back because its user has jobs waiting already backs off from
+    :data:`~llm_worker.jobs.retry.SHARE_WAIT_SECONDS` to
+    :data:`~llm_worker.jobs.retry.MAX_SHARE_WAIT_SECONDS`, so a large backlog of one user
+    circulates slowly while the user's waiting jobs keep its share busy; one over its
+    daily budget waits for the day to turn; the others wait what the gate said.
+    """
+    if exception.reason == "quota":
+        return exception.wait_seconds + random.uniform(0, QUOTA_SPREAD_SECONDS)
+    if exception.sent_back:
+        base = backoff(waits - 1, base=SHARE_WAIT_SECONDS)
+        return wait_delay(min(MAX_SHARE_WAIT_SECONDS, base))
+    return wait_delay(exception.wait_seconds)
 
 
 class LLMCapacity(JobMiddleware, PeriodicPass):
@@ -74,17 +101,27 @@ class LLMCapacity(JobMiddleware, PeriodicPass):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        if isinstance(exception, LLMAtCapacity):
-            wait, reason = exception.wait_seconds, exception.reason
-        elif isinstance(exception, LLMRateLimited):
-            wait, reason = services().capacity.store.cooldown_seconds(), "cooldown"
-        else:
+        if not isinstance(exception, LLMAtCapacity | LLMRateLimited):
             return
         if self.kind_of(broker, message) is None:
             return
-        delay = wait_delay(wait)
         waits = int(message.options.get(message_options.CAPACITY_WAITS) or 0) + 1
         message.options[message_options.CAPACITY_WAITS] = waits
+        if isinstance(exception, LLMAtCapacity):
+            reason = exception.reason
+            delay = capacity_delay(exception, waits)
+            if reason == "quota":
+                svc = services()
+                tell_over_budget(
+                    svc.notifier,
+                    svc.settings.key_prefix,
+                    JobRef.from_message(message),
+                    daily_tokens=svc.settings.llm_user_daily_tokens,
+                    resets_in=exception.wait_seconds,
+                )
+        else:
+            reason = "cooldown"
+            delay = wait_delay(services().capacity.store.cooldown_seconds())
         note_outcome("waiting", f"no LLM capacity ({reason})")
         metrics.count_capacity_wait(message.actor_name, reason)
         send_again(broker, message, delay)

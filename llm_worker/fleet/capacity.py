@@ -3,16 +3,24 @@
 Every LLM call of every worker process asks :class:`CapacityGate` first.  One
 atomic script per request (:data:`_ACQUIRE`) checks, in order:
 
+- the user's daily token budget (``LLM_USER_DAILY_TOKENS``): a user who spent it
+  waits, in the broker, until the UTC day turns;
 - the cooldown after a 429 (``{p}:capacity:cooldown``);
-- priority: a job waiting with a better (lower) priority goes first;
+- the waiting order: a job waiting with a better (lower) priority goes first, and
+  within one priority the job of the share (its user, or its review request) with
+  fewer calls in flight (fair share, ``LLM_SHARE_KEY``);
+- the share's own limit (``LLM_MAX_CONCURRENT_REQUESTS_PER_USER``);
 - a free slot of ``LLM_MAX_CONCURRENT_REQUESTS`` (``{p}:capacity:slots``, leases
   that expire unless the holder renews them, so a killed worker's slot returns);
 - the token buckets of ``LLM_REQUESTS_PER_MINUTE`` and ``LLM_TOKENS_PER_MINUTE``
   (each holds one second's worth: ``limit / 60``, at least 1).
 
 and either takes all of them or none, answering how long to wait.  A call's
-prompt estimate is charged to the token bucket before it and corrected by the
-usage the LLM reports after it.
+prompt estimate is charged to the token bucket (and the user's budget) before it
+and corrected by the usage the LLM reports after it.  A share keeps at most
+:data:`WAITERS_PER_SHARE` jobs waiting on threads; its further jobs go back to
+the broker at once, so one user's backlog cannot fill every worker thread while
+other users' jobs sit behind it in the queue.
 """
 
 from __future__ import annotations
@@ -42,6 +50,11 @@ WAITER_STALE_MS = 1000
 POLL_SECONDS = 0.05
 #: With no limit set, how long a process trusts its last read of the cooldown, in seconds.
 COOLDOWN_READ_SECONDS = 0.1
+#: Jobs of one share that may wait on worker threads at once; more go back to the broker.
+WAITERS_PER_SHARE = 2
+#: A priority's weight in the waiting order's score (``priority * scale + calls in
+#: flight``): more calls in flight than this rank as this many.
+SHARE_SCALE = 100_000
 #: Width of one usage window of ``{p}:capacity:usage:{window}``, in seconds.
 USAGE_WINDOW_SECONDS = 10
 
@@ -49,7 +62,22 @@ _ACQUIRE = lua_script(__name__, "capacity_acquire.lua")
 
 _RELEASE = lua_script(__name__, "capacity_release.lua")
 
+_FORGET = lua_script(__name__, "capacity_forget.lua")
+
 _COOL_DOWN = lua_script(__name__, "capacity_cool_down.lua")
+
+
+def job_share(share_key: str, user_id: int | None) -> str:
+    """Who a job's LLM calls count for in the fair order (``LLM_SHARE_KEY``): its user,
+    or nobody (``""``) when fair share is off or the job has no user."""
+    if share_key == "none" or user_id is None:
+        return ""
+    return f"user:{user_id}"
+
+
+def review_share(share_key: str, review_request_id: str | int) -> str:
+    """Who a review chunk's LLM calls count for in the fair order: its review request."""
+    return "" if share_key == "none" else f"review:{review_request_id}"
 
 
 @dataclass(frozen=True)
@@ -61,17 +89,33 @@ class CapacityLimits:
       requests_per_minute: ``LLM_REQUESTS_PER_MINUTE``.
       tokens_per_minute: ``LLM_TOKENS_PER_MINUTE``.
       lease_seconds: a slot's lease (``LLM_SLOT_LEASE_SECONDS``), renewed during a call.
+      per_share: LLM requests one share (user) may have in flight at once
+        (``LLM_MAX_CONCURRENT_REQUESTS_PER_USER``).
+      daily_tokens: tokens one user may use per UTC day (``LLM_USER_DAILY_TOKENS``).
     """
 
     max_concurrent: int = 0
     requests_per_minute: int = 0
     tokens_per_minute: int = 0
     lease_seconds: float = 30.0
+    per_share: int = 0
+    daily_tokens: int = 0
 
     @property
     def any(self) -> bool:
         """Whether any limit is set."""
-        return bool(self.max_concurrent or self.requests_per_minute or self.tokens_per_minute)
+        return bool(
+            self.max_concurrent
+            or self.requests_per_minute
+            or self.tokens_per_minute
+            or self.per_share
+            or self.daily_tokens
+        )
+
+    @property
+    def counts_slots(self) -> bool:
+        """Whether calls in flight are counted (a fleet or a per-share cap)."""
+        return bool(self.max_concurrent or self.per_share)
 
 
 @dataclass(frozen=True)
@@ -81,16 +125,26 @@ class Grant:
     granted: bool
     wait_seconds: float
     reason: str
+    #: Wait in the broker, not on the thread (the share has jobs waiting already, or
+    #: its daily budget is spent).
+    send_back: bool = False
 
 
 @dataclass
 class Lease:
-    """A granted request: its id, its token estimate, and the tokens it really used."""
+    """A granted request: its id, its token estimate, and the tokens it really used.
+
+    ``share`` is who the call is counted for (``""``: nobody), ``user`` whose daily
+    budget it is charged to (``""``: nobody's), ``day`` the UTC day it was charged.
+    """
 
     lease_id: str
     estimate: int
     window: int
     used: int | None = None
+    share: str = ""
+    user: str = ""
+    day: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,25 +194,45 @@ class CapacityStore:
         self._slots = keys.capacity_slots(prefix)
         self._waiting = keys.capacity_waiting(prefix)
         self._seen = keys.capacity_waiting_seen(prefix)
+        self._slot_shares = keys.capacity_slot_shares(prefix)
+        self._share_slots = keys.capacity_share_slots(prefix)
+        self._waiter_shares = keys.capacity_waiter_shares(prefix)
+        self._share_waiters = keys.capacity_share_waiters(prefix)
         self._requests = keys.capacity_bucket(prefix, "requests")
         self._tokens = keys.capacity_bucket(prefix, "tokens")
         self._cooldown = keys.capacity_cooldown(prefix)
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
+        self._forget = client.register_script(_FORGET)
         self._cool_down = client.register_script(_COOL_DOWN)
 
     def _usage_key(self, window: int) -> str:
         return keys.capacity_usage(self._prefix, window)
 
+    def _quota_key(self, user: str, day: int) -> str:
+        return keys.capacity_quota(self._prefix, day, user) if user else ""
+
     def acquire(
-        self, lease_id: str, *, priority: int, tokens: int, now: float | None = None
+        self,
+        lease_id: str,
+        *,
+        priority: int,
+        tokens: int,
+        share: str = "",
+        user: str = "",
+        now: float | None = None,
     ) -> Grant:
-        """Ask for one request's capacity (atomically: all limits or none)."""
+        """Ask for one request's capacity (atomically: all limits or none).
+
+        ``share``: who the call counts for in the fair order and the per-share limit;
+        ``user``: whose daily token budget it is charged to (``""``: none of them).
+        """
         now = time.time() if now is None else now
         now_ms = int(now * 1000)
         window = int(now // USAGE_WINDOW_SECONDS)
+        day = int(now // 86_400)
         limits = self.limits
-        granted, wait_ms, reason = self._acquire(
+        granted, wait_ms, reason, send_back = self._acquire(
             keys=[
                 self._slots,
                 self._waiting,
@@ -167,6 +241,11 @@ class CapacityStore:
                 self._tokens,
                 self._cooldown,
                 self._usage_key(window),
+                self._slot_shares,
+                self._share_slots,
+                self._waiter_shares,
+                self._share_waiters,
+                self._quota_key(user, day) if limits.daily_tokens else "",
             ],
             args=[
                 now_ms,
@@ -179,25 +258,48 @@ class CapacityStore:
                 priority,
                 int(POLL_SECONDS * 1000),
                 WAITER_STALE_MS,
+                share,
+                limits.per_share,
+                WAITERS_PER_SHARE,
+                limits.daily_tokens,
+                (day + 1) * 86_400_000 - now_ms,
+                SHARE_SCALE,
+                int(limits.counts_slots),
             ],
         )
         text = reason.decode() if isinstance(reason, bytes) else str(reason)
-        return Grant(bool(granted), int(wait_ms) / 1000, text)
+        return Grant(bool(granted), int(wait_ms) / 1000, text, bool(send_back))
 
     def release(self, lease: Lease) -> None:
-        """Give the slot back and correct the token count by the reported usage."""
+        """Give the slot back and correct the token counts by the reported usage."""
         correction = 0 if lease.used is None else lease.used - lease.estimate
         self._release(
-            keys=[self._slots, self._tokens, self._usage_key(lease.window)],
+            keys=[
+                self._slots,
+                self._tokens,
+                self._usage_key(lease.window),
+                self._slot_shares,
+                self._share_slots,
+                self._quota_key(lease.user, lease.day) if self.limits.daily_tokens else "",
+            ],
             args=[lease.lease_id, self.limits.tokens_per_minute, correction],
         )
 
     def forget_waiter(self, lease_id: str) -> None:
         """Stop counting a job that gave up waiting on its thread."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.zrem(self._waiting, lease_id)
-        pipe.zrem(self._seen, lease_id)
-        pipe.execute()
+        self._forget(
+            keys=[self._waiting, self._seen, self._waiter_shares, self._share_waiters],
+            args=[lease_id],
+        )
+
+    def quota_used(self, user: str, *, now: float | None = None) -> int:
+        """Tokens charged to ``user`` today (UTC)."""
+        now = time.time() if now is None else now
+        return int(self._redis.get(self._quota_key(user, int(now // 86_400))) or 0)
+
+    def held_by(self, share: str) -> int:
+        """Slots ``share`` holds now."""
+        return int(self._redis.hget(self._share_slots, share) or 0)
 
     def renew(self, lease_ids: list[str], *, now: float | None = None) -> None:
         """Extend the leases still held (one command for all of them)."""
@@ -289,17 +391,29 @@ class CapacityGate:
         self._cooldown_ends = 0.0
 
     @contextmanager
-    def request(self, *, priority: int, tokens: int) -> Iterator[Lease]:
-        """Hold capacity for one LLM call of about ``tokens`` prompt tokens.
+    def request(
+        self, *, priority: int, tokens: int, share: str = "", user: str = ""
+    ) -> Iterator[Lease]:
+        """Hold capacity for one LLM call of about ``tokens`` prompt tokens, counted for
+        ``share`` (fair share and its limit) and charged to ``user``'s daily budget.
 
         Set ``lease.used`` to the tokens the call really used (prompt plus
         completion) before leaving the block.
 
         Raises:
-          LLMAtCapacity: no capacity within ``wait_seconds``.
+          LLMAtCapacity: no capacity within ``wait_seconds``; at once when the job
+            should wait in the broker (its share has jobs waiting on threads already, or
+            the user's daily budget is spent).
         """
         now = time.time()
-        lease = Lease(uuid.uuid4().hex, max(0, tokens), int(now // USAGE_WINDOW_SECONDS))
+        lease = Lease(
+            uuid.uuid4().hex,
+            max(0, tokens),
+            int(now // USAGE_WINDOW_SECONDS),
+            share=share,
+            user=user,
+            day=int(now // 86_400),
+        )
         if not self.store.limits.any:
             self._wait_out_cooldown()
             yield lease
@@ -338,13 +452,23 @@ class CapacityGate:
     def _acquire(self, lease: Lease, priority: int) -> None:
         deadline = time.monotonic() + self.wait_seconds
         while True:
-            grant = self.store.acquire(lease.lease_id, priority=priority, tokens=lease.estimate)
+            grant = self.store.acquire(
+                lease.lease_id,
+                priority=priority,
+                tokens=lease.estimate,
+                share=lease.share,
+                user=lease.user,
+            )
             if grant.granted:
-                lease.window = int(time.time() // USAGE_WINDOW_SECONDS)
+                now = time.time()
+                lease.window = int(now // USAGE_WINDOW_SECONDS)
+                lease.day = int(now // 86_400)
                 self._hold(lease.lease_id)
                 return
+            if grant.send_back:
+                raise LLMAtCapacity(grant.wait_seconds, grant.reason, sent_back=True)
             pause = grant.wait_seconds
-            if grant.reason in ("slots", "priority"):
+            if grant.reason in ("slots", "priority", "turn", "share_limit"):
                 pause = random.uniform(0.5, 1.5) * POLL_SECONDS
             if time.monotonic() + pause > deadline:
                 self.store.forget_waiter(lease.lease_id)
@@ -352,5 +476,5 @@ class CapacityGate:
             time.sleep(pause)
 
     def _hold(self, lease_id: str) -> None:
-        if self.store.limits.max_concurrent:
+        if self.store.limits.counts_slots:
             self._held.add(lease_id)

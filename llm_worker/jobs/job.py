@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from llm_worker import keys
 from llm_worker.core.notify import Notification
 from llm_worker.core.outbox import Report
+from llm_worker.fleet.capacity import job_share
 from llm_worker.identity import delivery_key, message_key
 from llm_worker.jobs.arguments import P, parse_arguments
 from llm_worker.jobs.llm_call import JobMessage, LLMRequest, message_usage, retry_feedback
@@ -96,6 +97,8 @@ class Job(Generic[P]):
             schema=schema,
             max_tokens=spec.max_tokens,
             priority=config.llm_priority(self.job_type.name, self.job_type.priority),
+            share=job_share(config.llm_share_key, self.user_id),
+            user=str(self.user_id) if self.user_id is not None else "",
         )
 
     def ask(

@@ -74,6 +74,8 @@ def call_llm(
     schema: dict[str, Any],
     max_tokens: int | None = None,
     priority: int = 0,
+    share: str = "",
+    user: str = "",
     message: JobMessage = None,
     before_call: Callable[[], None] | None = None,
 ) -> LLMAnswer:
@@ -84,7 +86,9 @@ def call_llm(
     checks there that its lease is still its own); what it raises ends the call.
 
     ``max_tokens`` is the answer's budget, capped by ``LLM_MAX_OUTPUT_TOKENS``;
-    ``priority`` orders the call among those waiting for capacity (lower runs first).
+    ``priority`` orders the call among those waiting for capacity (lower runs first),
+    ``share`` says who it counts for in the fair order (its user, or its review request;
+    ``""``: nobody) and ``user`` whose daily token budget it is charged to.
 
     While the primary LLM's breaker is open and a fallback is configured, the
     call goes to the fallback (with its model names).  A 429 starts the fleet's
@@ -110,7 +114,7 @@ def call_llm(
         prompt, config.prompt_token_budget, lambda p: svc.count_tokens(model, p, provider)
     )
     actor = message.actor_name if message is not None else "?"
-    with svc.capacity.request(priority=priority, tokens=size) as lease:
+    with svc.capacity.request(priority=priority, tokens=size, share=share, user=user) as lease:
         if message is not None and is_expired(message, config.llm_unavailable_expiry_seconds):
             age = message_age(message)
             raise JobExpired(f"expired while it waited for LLM capacity ({age:.0f}s old)")
@@ -170,6 +174,10 @@ class LLMRequest:
     max_tokens: int | None = None
     #: Its priority when capacity is short (lower runs first).
     priority: int = 0
+    #: Who it counts for when capacity is shared fairly (``""``: nobody).
+    share: str = ""
+    #: Whose daily token budget it is charged to (``""``: nobody's).
+    user: str = ""
 
     def call(
         self,
@@ -186,6 +194,8 @@ class LLMRequest:
             schema=self.schema,
             max_tokens=self.max_tokens,
             priority=self.priority,
+            share=self.share,
+            user=self.user,
             message=message,
             before_call=before_call,
         )

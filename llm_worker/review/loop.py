@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from llm_worker import keys
 from llm_worker.errors import InvalidLLMResponse, InvalidPayload
+from llm_worker.fleet.capacity import review_share
 from llm_worker.jobs.llm_call import JobMessage, LLMRequest, call_llm, message_usage, retry_feedback
 from llm_worker.llm.json_extract import ANSWER_EXCERPT_CHARS, extract_json_object
 from llm_worker.llm.providers.base import Prompt, Turn
@@ -123,6 +124,10 @@ class ReviewTurn:
     @property
     def _priority(self) -> int:
         return self.svc.settings.llm_priority(REVIEW_ACTOR, REVIEW_PRIORITY)
+
+    @property
+    def _share(self) -> str:
+        return review_share(self.svc.settings.llm_share_key, self.args.review_request_id)
 
     @property
     def _max_tool_calls(self) -> int:
@@ -272,6 +277,7 @@ class ReviewTurn:
             ),
             max_tokens=self.svc.prompt_profile.job("review").max_tokens,
             priority=self._priority,
+            share=self._share,
         )
 
     def _quotable(self, diff: FileDiff) -> list[str]:
@@ -344,6 +350,7 @@ class ReviewTurn:
             schema=schema,
             max_tokens=self.svc.prompt_profile.job("review").max_tokens,
             priority=self._priority,
+            share=self._share,
             message=self.message,
         )
         parsed = self._parse(answer.text, messages, tools_allowed)
