@@ -333,6 +333,8 @@ def serve(
     ``log_file``: where the engine's own log lines go (default: standard error).
     ``threads``: CPU threads of the engine (default ``LOCAL_LLM_THREADS``, else 1: on a
     shared machine more threads than idle cores make llama.cpp's threads wait on each other).
+    A request that names no temperature is decoded greedily, as the worker's OpenAI-style
+    requests ask (temperature 0): its Anthropic-style ones cannot name one.
     """
     try:
         import xllamacpp
@@ -354,6 +356,7 @@ def serve(
     threads = threads or int(os.environ.get("LOCAL_LLM_THREADS") or 1)
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
+    params.sampling.temp = 0.0
     print(
         f"local LLM {model.alias} on http://{host}:{port}/v1"
         + (f" (engine log: {log_file})" if log_file else ""),

@@ -173,9 +173,11 @@ class Settings(BrokerSettings, SendCheckSettings):
     llm_timeout_seconds: float = Field(120.0, gt=0)
     #: Largest LLM answer read, in bytes; a larger one is refused as an invalid answer.
     llm_max_response_bytes: int = Field(8_388_608, ge=1_024)
-    #: How the answer's shape is requested: a JSON Schema, plain JSON mode, or only by prompt.
+    #: How the answer's shape is requested: a JSON Schema (Anthropic: structured outputs),
+    #: ``tool`` (Anthropic: a forced strict tool), plain JSON mode, or only by prompt; see
+    #: the providers page.
     llm_response_format: Literal[
-        "json_schema", "json_object_schema", "json_object", "llguidance", "none"
+        "json_schema", "json_object_schema", "json_object", "llguidance", "tool", "none"
     ] = "json_schema"
     #: Which prompts (task texts, examples, answer budgets) the jobs use: ``default`` or
     #: ``small`` (small local models); a JSON file of the same shape replaces entries.

@@ -73,6 +73,7 @@ def test_answer_usage_and_vision(env, fake_llm, kind):
             "data": encoded,
         }
         assert body["max_tokens"] == 64
+        assert body["output_config"]["format"]["type"] == "json_schema"
     else:
         assert body["messages"][0] == {"role": "system", "content": "system rules"}
         assert body["messages"][1]["images"] == [encoded]
@@ -190,6 +191,124 @@ def test_tokenizer_is_decided_once_per_process(env, fake_llm, serves):
     fake_llm.clear()
     assert provider.count_tokens("m", prompt) == (3 + 4 + 2 + 4 if serves else None)
     assert len([r for r in fake_llm.requests if "tokenize" in r["path"]]) == (2 if serves else 0)
+
+
+#: A schema with keywords Anthropic's structured outputs refuse.
+BOUNDED = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "note": {"type": "string", "maxLength": 20},
+    },
+    "required": ["score", "note"],
+}
+#: A schema whose root is no object (the review's answers).
+EITHER = {
+    "$defs": {"Yes": BOUNDED, "No": {"type": "object", "properties": {"why": {"type": "string"}}}},
+    "oneOf": [{"$ref": "#/$defs/Yes"}, {"$ref": "#/$defs/No"}],
+}
+
+
+def tool_use(name, value):
+    """A Messages API answer that calls the tool ``name`` with ``value``."""
+    return Reply(
+        body={
+            "id": "msg_tool",
+            "type": "message",
+            "role": "assistant",
+            "model": "m",
+            "content": [
+                {"type": "text", "text": "Calling it."},
+                {"type": "tool_use", "id": "toolu_1", "name": name, "input": value},
+            ],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 11, "output_tokens": 7},
+        }
+    )
+
+
+def ask_anthropic(fake_llm, response_format, schema, name="Answer"):
+    provider = AnthropicProvider(
+        api_key="k", base_url=fake_llm.url, timeout=2.0, response_format=response_format
+    )
+    prompt = Prompt("system rules", (Turn("user", "score it"),))
+    answer = provider.complete(
+        model="m", prompt=prompt, schema_name=name, schema=schema, max_tokens=64
+    )
+    [request] = fake_llm.chat_requests()
+    return answer, request["json"]
+
+
+def test_anthropic_structured_output_drops_what_it_refuses(env, fake_llm):
+    fake_llm.push({"score": 0.5, "note": "fine"})
+
+    answer, body = ask_anthropic(fake_llm, "json_schema", BOUNDED)
+
+    assert answer.text == '{"score": 0.5, "note": "fine"}'
+    sent = body["output_config"]["format"]
+    assert sent["type"] == "json_schema"
+    assert sent["schema"]["additionalProperties"] is False
+    score, note = sent["schema"]["properties"]["score"], sent["schema"]["properties"]["note"]
+    assert score["type"] == "number" and "minimum" not in score and "maximum" not in score
+    assert "maxLength" not in note
+    assert "minimum: 0" in score["description"]  # kept as words for the model
+    assert "tools" not in body
+    assert BOUNDED["properties"]["score"]["maximum"] == 1  # the caller's schema is untouched
+
+
+def test_anthropic_forced_tool_answer_is_its_input(env, fake_llm):
+    fake_llm.push(tool_use("Answer", {"score": 0.5, "note": "fine"}))
+
+    answer, body = ask_anthropic(fake_llm, "tool", BOUNDED)
+
+    assert answer.text == '{"score": 0.5, "note": "fine"}'
+    [tool] = body["tools"]
+    assert tool["name"] == "Answer" and tool["strict"] is True
+    assert tool["input_schema"]["additionalProperties"] is False
+    assert body["tool_choice"] == {"type": "tool", "name": "Answer"}
+    assert "output_config" not in body
+
+
+def test_anthropic_tool_wraps_a_schema_that_is_no_object(env, fake_llm):
+    fake_llm.push(tool_use("Review_Answer", {"answer": {"why": "none"}}))
+
+    answer, body = ask_anthropic(fake_llm, "tool", EITHER, name="Review Answer")
+
+    assert answer.text == '{"why": "none"}'
+    schema = body["tools"][0]["input_schema"]
+    assert schema["type"] == "object" and schema["required"] == ["answer"]
+    assert set(schema["$defs"]) == {"Yes", "No"}  # where the references point
+    assert schema["properties"]["answer"]["anyOf"] == [
+        {"$ref": "#/$defs/Yes"},
+        {"$ref": "#/$defs/No"},
+    ]
+
+
+def test_anthropic_tool_not_called_gives_the_text(env, fake_llm):
+    fake_llm.push({"score": 1, "note": "typed out"})
+
+    answer, _ = ask_anthropic(fake_llm, "tool", BOUNDED)
+
+    assert answer.text == '{"score": 1, "note": "typed out"}'
+
+
+@pytest.mark.parametrize("response_format", ["none", "json_object", "llguidance"])
+def test_anthropic_other_formats_leave_the_schema_to_the_prompt(env, fake_llm, response_format):
+    fake_llm.push({"score": 1, "note": "ok"})
+
+    _, body = ask_anthropic(fake_llm, response_format, BOUNDED)
+
+    assert not {"output_config", "tools", "tool_choice"} & set(body)
+
+
+def test_anthropic_response_format_comes_from_the_settings(env, fake_llm):
+    svc = env(LLM_PROVIDER="anthropic", ANTHROPIC_BASE_URL=fake_llm.url, LLM_RESPONSE_FORMAT="tool")
+    fake_llm.push(tool_use("Answer", {"ok": True}))
+
+    answer = ask(svc.llm)
+
+    assert answer.text == '{"ok": true}'
+    assert fake_llm.chat_requests()[0]["json"]["tool_choice"]["name"] == "Answer"
 
 
 def test_anthropic_counts_with_its_endpoint(env, fake_llm):

@@ -86,7 +86,13 @@ def make_fallback_provider(settings: Settings) -> Provider | None:
     if settings.llm_fallback_provider == "anthropic":
         from llm_worker.llm.providers.anthropic_messages import AnthropicProvider
 
-        return AnthropicProvider(api_key=key, base_url=url, timeout=timeout, max_bytes=max_bytes)
+        return AnthropicProvider(
+            api_key=key,
+            base_url=url,
+            timeout=timeout,
+            response_format=settings.llm_response_format,
+            max_bytes=max_bytes,
+        )
     if settings.llm_fallback_provider == "ollama":
         from llm_worker.llm.providers.ollama import OllamaProvider
 
@@ -116,6 +122,7 @@ def make_provider(settings: Settings) -> Provider:
             api_key=key.get_secret_value(),
             base_url=choice.url,
             timeout=timeout,
+            response_format=settings.llm_response_format,
             max_bytes=max_bytes,
         )
     if choice.name == "ollama":

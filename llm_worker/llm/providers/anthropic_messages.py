@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
 import time
 from typing import Any
 
@@ -39,6 +41,54 @@ def anthropic_messages(prompt: Prompt) -> list[dict[str, Any]]:
     return [{"role": turn.role, "content": _content(turn)} for turn in prompt.turns]
 
 
+#: The property that carries an answer whose schema is no object, in a tool's input.
+WRAPPED = "answer"
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` as Anthropic's structured outputs accept it: the SDK's own
+    ``transform_schema``, which sets ``additionalProperties: false`` on every object and
+    moves what they refuse (``minimum``, ``maximum``, ``maxLength``, ``maxItems``, ...) into
+    the ``description``; the worker still validates every answer against the full schema."""
+    return anthropic.transform_schema(schema)
+
+
+def answer_tool(name: str, schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The strict tool whose input is the answer, and whether the answer is wrapped.
+
+    A tool's input must be an object: any other schema (the review's ``oneOf``) becomes
+    the :data:`WRAPPED` property of one, its ``$defs`` kept at the root.
+    """
+    strict = strict_schema(schema)
+    wrapped = strict.get("type") != "object"
+    if wrapped:
+        defs = strict.pop("$defs", None)
+        strict = {
+            "type": "object",
+            "properties": {WRAPPED: strict},
+            "required": [WRAPPED],
+            "additionalProperties": False,
+            **({"$defs": defs} if defs is not None else {}),
+        }
+    tool = {
+        "name": re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "answer",
+        "description": "Give the answer.",
+        "input_schema": strict,
+        "strict": True,
+    }
+    return tool, wrapped
+
+
+def answer_text(message: Any, tool: dict[str, Any] | None, wrapped: bool) -> str:
+    """The answer in ``message``: the input of its call of ``tool`` as JSON when it made
+    one, else its text."""
+    for block in message.content:
+        if tool is not None and block.type == "tool_use" and block.name == tool["name"]:
+            value = block.input.get(WRAPPED) if wrapped else block.input
+            return json.dumps(value)
+    return "".join(getattr(block, "text", "") for block in message.content)
+
+
 class AnthropicProvider:
     """Claude models; the system prompt is its own field, token counts come
     from the count-tokens endpoint.
@@ -47,13 +97,22 @@ class AnthropicProvider:
       api_key: ``ANTHROPIC_API_KEY``.
       base_url: the API's URL (``ANTHROPIC_BASE_URL``).
       timeout: seconds one call may take, from connecting to the answer's last byte.
+      response_format: ``json_schema`` (structured outputs: the schema as
+        ``output_config.format``), ``tool`` (a strict tool whose input is the answer,
+        forced by ``tool_choice``); any other value: the prompt alone.
       max_bytes: the largest answer read (larger: an invalid answer); ``None``: no bound.
     """
 
     name = "anthropic"
 
     def __init__(
-        self, *, api_key: str, base_url: str, timeout: float, max_bytes: int | None = None
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: float,
+        response_format: str = "json_schema",
+        max_bytes: int | None = None,
     ) -> None:
         self._client = anthropic.Anthropic(
             api_key=api_key,
@@ -68,6 +127,7 @@ class AnthropicProvider:
         # because under gevent an import made from a greenlet can deadlock the process.
         self._messages = self._client.messages
         self._timeout = timeout
+        self._response_format = response_format
 
     def complete(
         self,
@@ -78,17 +138,27 @@ class AnthropicProvider:
         schema: dict[str, Any],
         max_tokens: int,
     ) -> LLMAnswer:
-        """See :meth:`Provider.complete`; the schema travels in the system prompt."""
+        """See :meth:`Provider.complete`; the schema travels as the provider's
+        ``response_format`` says."""
+        shape: dict[str, Any] = {}
+        tool, wrapped = None, False
+        if self._response_format == "json_schema":
+            answer_format = {"type": "json_schema", "schema": strict_schema(schema)}
+            shape = {"output_config": {"format": answer_format}}
+        elif self._response_format == "tool":
+            tool, wrapped = answer_tool(schema_name, schema)
+            shape = {"tools": [tool], "tool_choice": {"type": "tool", "name": tool["name"]}}
         try:
             message = self._messages.create(
                 model=model,
                 system=prompt.system,
                 messages=anthropic_messages(prompt),  # type: ignore[arg-type]
                 max_tokens=max_tokens,
+                **shape,
             )
         except anthropic.AnthropicError as exc:
             raise translate_sdk_error(exc, self._timeout, anthropic) from None
-        text = "".join(getattr(block, "text", "") for block in message.content)
+        text = answer_text(message, tool, wrapped)
         if not text:
             raise InvalidLLMResponse("the answer was empty")
         return LLMAnswer(

@@ -71,7 +71,8 @@ class OpenAICompatibleProvider:
       timeout: seconds one call may take, from connecting to the answer's last byte.
       response_format: ``json_schema`` (OpenAI, vLLM, llama.cpp), ``json_object_schema``
         (llama-cpp-python's server), ``llguidance`` (llama.cpp's ``grammar`` field, see
-        :mod:`llm_worker.llm.constrained`), ``json_object`` or ``none``.
+        :mod:`llm_worker.llm.constrained`), ``json_object`` or ``none``; ``tool`` (Anthropic's)
+        is the prompt alone here.
       tokenizer: ``auto`` (the server's ``/tokenize`` when it has one),
         ``server`` (the same, required) or ``estimate``.
       max_bytes: the largest answer read (larger: an invalid answer); ``None``: no bound.
