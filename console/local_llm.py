@@ -303,6 +303,9 @@ def _anthropic_protocol(base_url: str) -> dict[str, str]:
         "LLM_PROVIDER": "anthropic",
         "ANTHROPIC_BASE_URL": base_url.removesuffix("/v1"),
         "ANTHROPIC_API_KEY": "local",
+        # Anthropic's own way to send the schema; llama.cpp's Messages API does not
+        # enforce it, so the answers are as valid as the model makes them.
+        "LLM_RESPONSE_FORMAT": "json_schema",
     }
 
 
@@ -310,7 +313,11 @@ def _anthropic_protocol(base_url: str) -> dict[str, str]:
 #: provider at the server's ``/v1`` URL through it (llama.cpp's server answers OpenAI's
 #: chat completions and Anthropic's Messages API on the same port).
 LOCAL_PROTOCOLS: dict[str, Callable[[str], dict[str, str]]] = {
-    "openai": lambda base_url: {"LLM_PROVIDER": "openai", "LLM_BASE_URL": base_url},
+    "openai": lambda base_url: {
+        "LLM_PROVIDER": "openai",
+        "LLM_BASE_URL": base_url,
+        "LLM_RESPONSE_FORMAT": "llguidance",
+    },
     "anthropic": _anthropic_protocol,
 }
 
