@@ -11,7 +11,7 @@ from typing import Any
 from llm_worker.fleet.capacity import CapacityLimits, CapacityStore
 from llm_worker.testing.fakes import Reply
 
-from .harness import bench_redis, median, pending, run_workers, wait_until
+from .harness import bench_redis, median, pending, percentile, run_workers, wait_until
 from .scenarios import GOOD, Bench, Row
 
 NO_MATCH = {"task_id": None, "confidence": 0.1, "reason": "-"}
@@ -289,10 +289,150 @@ def slot_lease(bench: Bench) -> None:
     ]
 
 
+NO_EVENT: dict[str, list[Any]] = {"events": []}
+
+
+def _user_of(request: dict[str, Any]) -> int:
+    """The user a fair-share job was for: its email's subject is ``u{user}-{n}``."""
+    text = str(request["json"]["messages"][-1]["content"])
+    return int(text.split('"subject": "u', 1)[1].split("-", 1)[0])
+
+
+def _peak_in_flight(starts: list[float], seconds: float) -> int:
+    """Most calls in flight at once, each from its start for ``seconds``."""
+    edges = sorted([(t, 1) for t in starts] + [(t + seconds, -1) for t in starts])
+    peak = current = 0
+    for _, step in edges:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+def _share_run(
+    bench: Bench, name: str, backlog: int, others: int, latency: float, **env: str
+) -> dict[str, Any]:
+    """User 1 queues ``backlog`` email jobs; once they run, ``others`` other users send one
+    each. Each other job's send -> Core time, user 1's throughput and calls in flight."""
+    from actors import email_extract
+
+    bench.reset()
+    bench.llm.fallback = lambda request: Reply(content=NO_EVENT, delay=latency)
+    settings = bench.env(LLM_TOKENIZER="estimate", LLM_MAX_CONCURRENT_REQUESTS="8", **env)
+    log = bench.logs / f"share-{name}.log"
+    client = bench_redis()
+    with run_workers("actors", processes=2, threads=32, env=settings, log=log) as workers:
+        cpu_before = workers.cpu()
+        for n in range(backlog):
+            email_extract.send(n, 1, {"subject": f"u1-{n}", "body": "newsletter"})
+        wait_until(lambda: len(bench.core.requests) >= 24, 120, "the backlog to run")
+        sent = time.time()
+        for user in range(2, 2 + others):
+            job_id = 900_000 + user
+            email_extract.send(job_id, user, {"subject": f"u{user}-0", "body": "see you"})
+        wait_until(
+            lambda: pending(client, email_extract.queue_name) == 0, 900, "the jobs to finish"
+        )
+        cpu = workers.cpu() - cpu_before
+    patches = [r for r in bench.core.requests if r["method"] == "PATCH"]
+    other_done = [r["at"] - sent for r in patches if int(r["path"].split("/")[-1]) >= 900_000]
+    backlog_done = sorted(r["at"] for r in patches if int(r["path"].split("/")[-1]) < 900_000)
+    calls = _job_calls(bench)
+    starts = {user: [r["at"] for r in calls if _user_of(r) == user] for user in (1,)}
+    return {
+        "others_send_to_core_s": sorted(other_done),
+        "backlog_completed": len(backlog_done),
+        "backlog_jobs_per_second": (len(backlog_done) - 1) / (backlog_done[-1] - backlog_done[0]),
+        "user1_peak_in_flight": _peak_in_flight(starts[1], latency),
+        "peak_in_flight": _peak_in_flight([r["at"] for r in calls], latency),
+        "cpu_ms_per_job": cpu * 1000 / (backlog + others),
+        "sent_back": log.read_text(errors="replace").count("for LLM capacity ("),
+    }
+
+
+def fair_share(bench: Bench) -> None:
+    """One user queues 400 ``email_extract`` jobs with the cap of 8 saturated by a 0.5 s
+    LLM; then 10 other users send one each: their send -> Core time with fair share
+    (``LLM_SHARE_KEY=user_id``) against first come, first served (``none``) in the same
+    run, and the first user's throughput against the cap's; then the same backlog with
+    ``LLM_MAX_CONCURRENT_REQUESTS_PER_USER=3``: the user's peak calls in flight."""
+    backlog, others, latency = (150, 5, 0.25) if bench.quick else (400, 10, 0.5)
+    ideal = 8 / latency
+    runs = {
+        "first come, first served": _share_run(
+            bench, "none", backlog, others, latency, LLM_SHARE_KEY="none"
+        ),
+        "fair share": _share_run(bench, "fair", backlog, others, latency),
+        "per-user limit 3": _share_run(
+            bench, "limit", backlog, 0, latency, LLM_MAX_CONCURRENT_REQUESTS_PER_USER="3"
+        ),
+    }
+    bench.raw["fair_share"] = {
+        "backlog": backlog,
+        "others": others,
+        "llm_latency_s": latency,
+        "runs": runs,
+    }
+    scenario = f"10. fair share: one user's {backlog} jobs queued, cap 8 saturated"
+    fifo, fair, limited = runs.values()
+    for name, run in (("first come, first served", fifo), ("fair share", fair)):
+        times = run["others_send_to_core_s"]
+        bench.rows += [
+            Row(
+                scenario,
+                f"{others} other users' jobs send -> Core, p50, {name}",
+                median(times),
+                latency,
+                "s",
+                "<= 2 LLM latencies" if name == "fair share" else "",
+            ),
+            Row(
+                scenario,
+                f"{others} other users' jobs send -> Core, p95, {name}",
+                percentile(times, 0.95),
+                latency,
+                "s",
+                "<= 4 LLM latencies" if name == "fair share" else "",
+            ),
+        ]
+    bench.rows += [
+        Row(
+            scenario,
+            "first user's jobs/s with fair share, against the cap's",
+            fair["backlog_jobs_per_second"],
+            ideal,
+            "jobs/s",
+            ">= 0.9",
+        ),
+        Row(
+            scenario,
+            "first user's jobs/s first come, first served, against the cap's",
+            fifo["backlog_jobs_per_second"],
+            ideal,
+            "jobs/s",
+        ),
+        Row(
+            scenario,
+            "peak calls in flight of a user limited to 3",
+            limited["user1_peak_in_flight"],
+            3,
+            "",
+            "<= 3",
+        ),
+        Row(
+            scenario,
+            "worker CPU per job with fair share, against first come, first served",
+            fair["cpu_ms_per_job"],
+            fifo["cpu_ms_per_job"],
+            "ms",
+        ),
+    ]
+
+
 #: The capacity scenarios, run by ``python -m bench`` after the others.
 CAPACITY_SCENARIOS = {
     "capacity-cap": concurrency_cap,
     "rate-limit": rate_limit,
     "priority": priority,
     "slot-lease": slot_lease,
+    "fair-share": fair_share,
 }

@@ -42,17 +42,19 @@ def wait_delay(seconds: float) -> float:
 def capacity_delay(exception: LLMAtCapacity, waits: int) -> float:
     """The re-enqueue delay of a job that found no capacity, its ``waits``-th wait.
 
-    A job sent back because its user has jobs waiting already backs off from
-    :data:`~llm_worker.jobs.retry.SHARE_WAIT_SECONDS` to
-    :data:`~llm_worker.jobs.retry.MAX_SHARE_WAIT_SECONDS`, so a large backlog of one user
-    circulates slowly while the user's waiting jobs keep its share busy; one over its
-    daily budget waits for the day to turn; the others wait what the gate said.
+    A job sent back because its user has jobs waiting already waits a random time up to
+    :data:`~llm_worker.jobs.retry.SHARE_WAIT_SECONDS` doubled at each such wait, at most
+    :data:`~llm_worker.jobs.retry.MAX_SHARE_WAIT_SECONDS` (full jitter: a backlog sent at
+    once comes back spread out, not in waves that leave the user's share idle between
+    them), so a large backlog of one user circulates slowly while its waiting jobs keep
+    its share busy; one over its daily budget waits for the day to turn; the others wait
+    what the gate said.
     """
     if exception.reason == "quota":
         return exception.wait_seconds + random.uniform(0, QUOTA_SPREAD_SECONDS)
     if exception.sent_back:
-        base = backoff(waits - 1, base=SHARE_WAIT_SECONDS)
-        return wait_delay(min(MAX_SHARE_WAIT_SECONDS, base))
+        ceiling = min(MAX_SHARE_WAIT_SECONDS, backoff(waits - 1, base=SHARE_WAIT_SECONDS))
+        return random.uniform(MIN_CAPACITY_WAIT_SECONDS, ceiling)
     return wait_delay(exception.wait_seconds)
 
 

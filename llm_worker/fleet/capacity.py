@@ -51,7 +51,7 @@ POLL_SECONDS = 0.05
 #: With no limit set, how long a process trusts its last read of the cooldown, in seconds.
 COOLDOWN_READ_SECONDS = 0.1
 #: Jobs of one share that may wait on worker threads at once; more go back to the broker.
-WAITERS_PER_SHARE = 2
+WAITERS_PER_SHARE = 4
 #: A priority's weight in the waiting order's score (``priority * scale + calls in
 #: flight``): more calls in flight than this rank as this many.
 SHARE_SCALE = 100_000

@@ -17,8 +17,8 @@ Which failures run a job again (and which middleware re-enqueues it), after how 
   (:class:`~llm_worker.errors.LLMRateLimited`; ``LLMCapacity``): the job waits what the
   slot, bucket or cooldown says, at least :data:`MIN_CAPACITY_WAIT_SECONDS`, spread by up
   to a quarter; counted in :data:`CAPACITY_WAITS`, never a retry.  A job sent back at
-  once because its user already has jobs waiting for capacity (fair share) waits
-  :data:`SHARE_WAIT_SECONDS` doubled with each of its capacity waits, at most
+  once because its user already has jobs waiting for capacity (fair share) waits a random
+  time up to :data:`SHARE_WAIT_SECONDS` doubled with each of its capacity waits, at most
   :data:`MAX_SHARE_WAIT_SECONDS`; one whose user spent the daily token budget waits until
   the UTC day turns, spread by up to :data:`QUOTA_SPREAD_SECONDS`.
 - An invalid answer (:class:`~llm_worker.errors.InvalidLLMResponse`;
@@ -86,11 +86,11 @@ RETRIES = "retries"
 
 #: Shortest re-enqueue delay of a job waiting for capacity, in seconds.
 MIN_CAPACITY_WAIT_SECONDS = 0.1
-#: First re-enqueue delay of a job sent back because its user has jobs waiting for
-#: capacity already (fair share); it doubles with each such wait, in seconds.
+#: Longest first re-enqueue delay of a job sent back because its user has jobs waiting
+#: for capacity already (fair share); it doubles with each such wait, in seconds.
 SHARE_WAIT_SECONDS = 0.5
-#: Longest such delay, in seconds.
-MAX_SHARE_WAIT_SECONDS = 8.0
+#: Longest such delay ever, in seconds.
+MAX_SHARE_WAIT_SECONDS = 2.0
 #: Most seconds by which jobs held for a spent daily budget are spread after the day turns.
 QUOTA_SPREAD_SECONDS = 60.0
 
