@@ -87,7 +87,7 @@ class LLMCapacity(JobMiddleware, PeriodicPass):
         message.options[message_options.CAPACITY_WAITS] = waits
         note_outcome("waiting", f"no LLM capacity ({reason})")
         metrics.count_capacity_wait(message.actor_name, reason)
-        send_again(broker, message, delay)
+        send_again(broker, message, delay, reason="capacity")
         logger.info(
             "%s waits %.2fs for LLM capacity (%s), wait %d",
             message.message_id,
