@@ -264,16 +264,10 @@ def inject(carrier: MutableMapping[str, Any]) -> None:
     if "opentelemetry.trace" not in sys.modules or TRACEPARENT in carrier:
         return
     from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
-        return
-    carrier[TRACEPARENT] = (
-        f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
-    )
-    state = context.trace_state.to_header()
-    if state:
-        carrier[TRACESTATE] = state
+    if trace.get_current_span().get_span_context().is_valid:
+        TraceContextTextMapPropagator().inject(carrier)
 
 
 def extract(carrier: Mapping[str, Any]) -> Any:
