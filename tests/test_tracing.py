@@ -289,6 +289,23 @@ def test_a_job_asked_again_after_an_invalid_answer_keeps_both_attempts_in_one_tr
     assert fake_core.job_updates(72)[0]["status"] == "completed"
 
 
+def test_a_job_sent_outside_a_span_starts_its_trace_at_its_first_attempt(
+    env, traced, worker, fake_llm
+):
+    from actors import followup
+
+    env(LLM_RETRY_BACKOFF_SECONDS=0.05)
+    fake_llm.push("not JSON", {"question": "Which day?"})
+
+    followup.send(75, 42, {"text": "move it"})
+    drain(worker, "llm.followup")
+    spans = traced.wait_for(lambda spans: len(named(spans, "process followup")) == 2)
+
+    first, second = named(spans, "process followup")
+    assert first.parent_span_id == ""
+    assert (second.trace_id, second.parent_span_id) == (first.trace_id, first.span_id)
+
+
 def test_a_job_held_by_the_breaker_keeps_both_attempts_in_one_trace(
     env, traced, producer, worker, fake_llm, fake_core
 ):
