@@ -15,7 +15,7 @@ from llm_worker.observability import tracing
 from llm_worker.testing.fakes import Reply
 from llm_worker.testing.otlp import OTLPReceiver, ReceivedSpan
 from tests.payloads import COMMENTS, GOOD_TASK
-from tests.support import ROOT, app_diff, drain, produce, wait_for
+from tests.support import ROOT, app_diff, drain, produce, running_worker, wait_for
 
 #: Spans leave a worker in batches this often, in milliseconds.
 EXPORT_DELAY_MS = "50"
@@ -369,13 +369,11 @@ def test_prompts_and_answers_go_on_the_llm_span_only_when_asked(
 
 
 def test_a_reviews_trace_crosses_the_git_worker_and_back(
-    start_worker, traced, producer, worker, git_repo, otel_env, fake_llm
+    start_worker, env, traced, producer, git_repo, otel_env, fake_llm
 ):
     import actors
     from actors import review_chunk
 
-    if "fetch_context" in actors.broker.actors:
-        pytest.skip("the git worker's actors run in this process (an earlier test declared them)")
     fake_llm.push(
         {
             "action": "tool_call",
@@ -400,9 +398,12 @@ def test_a_reviews_trace_crosses_the_git_worker_and_back(
         "chunk": {"path": "app.py", "diff": app_diff(git_repo), "language": "python"},
     }
 
-    with producer.start_as_current_span("send the review"):
-        review_chunk.send("rr-9", "1", "REVIEW_REQUEST", payload)
-    spans = traced.wait_for(lambda spans: bool(named(spans, "process post_comment")), 60)
+    # The LLM worker's side only: the git worker's queue is the other process's, even where
+    # an earlier test declared the git worker's actors on this broker.
+    with running_worker(actors.broker, threads=2, timeout_ms=20, queues={"llm.review"}):
+        with producer.start_as_current_span("send the review"):
+            review_chunk.send("rr-9", "1", "REVIEW_REQUEST", payload)
+        spans = traced.wait_for(lambda spans: bool(named(spans, "process post_comment")), 60)
 
     [sent] = named(spans, "send the review")
     [start] = children(spans, sent, "process review_chunk")
