@@ -21,7 +21,7 @@ COPY scripts/install-dashboard.sh ./scripts/
 RUN mkdir console actors middleware llm_worker gitworker \
     && touch README.md console/__init__.py actors/__init__.py middleware/__init__.py \
         llm_worker/__init__.py gitworker/__init__.py \
-    && pip install . \
+    && pip install ".[otel]" \
     && scripts/install-dashboard.sh python \
     && pip uninstall -y llm-worker \
     && rm -rf console actors middleware llm_worker gitworker build README.md

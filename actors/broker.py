@@ -36,6 +36,7 @@ from middleware import (
     LLMCapacity,
     MessageAgeCheck,
     ReportOutboxDrain,
+    Tracing,
     WorkerSetup,
 )
 
@@ -54,6 +55,7 @@ def service_middleware(config: BrokerSettings) -> list[Middleware]:
         metrics.append(Prometheus())
     return [
         WorkerSetup(),
+        Tracing(),
         JobOutcomeLog(),
         *metrics,
         TimeLimit(),

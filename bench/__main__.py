@@ -19,8 +19,9 @@ from .harness import BENCH_REDIS_URL, bench_redis
 from .scenarios import SCENARIOS as BASE_SCENARIOS
 from .scenarios import Bench, Row
 from .soak import soak
+from .tracing import tracing
 
-SCENARIOS = {**BASE_SCENARIOS, **CAPACITY_SCENARIOS, "soak": soak}
+SCENARIOS = {**BASE_SCENARIOS, **CAPACITY_SCENARIOS, "soak": soak, "tracing": tracing}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from llm_worker.broker.redis_broker import RecoveringRedisBroker
 from llm_worker.settings import broker_settings
 from middleware.dead_worker_recovery import DeadWorkerRecovery
 from middleware.log_setup import LogSetup
+from middleware.tracing import Tracing
 
 from .handlers import declare
 
@@ -22,5 +23,7 @@ broker: dramatiq.Broker = (
 broker.add_middleware(DeadWorkerRecovery(interval=_config.broker_recovery_interval_seconds))
 # Messages' arguments (diffs, tool arguments, comments) stay out of the logs.
 broker.add_middleware(LogSetup())
+# A review's turns through the git worker stay in the trace of the chunk's review.
+broker.add_middleware(Tracing(service_name="llm-git-worker"))
 dramatiq.set_broker(broker)
 actors = declare(broker)

@@ -18,6 +18,7 @@ from .job_retries import JobRetries
 from .liveness_beat import LivenessBeat
 from .llm_capacity import LLMCapacity
 from .report_outbox import ReportOutboxDrain
+from .tracing import Tracing
 from .worker_setup import WorkerSetup
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     # Process and observability
     "JobOutcomeLog",
     "LivenessBeat",
+    "Tracing",
     "WorkerSetup",
     # Validation
     "JobArgumentsCheck",

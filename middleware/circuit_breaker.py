@@ -238,7 +238,7 @@ class CircuitBreaker(JobMiddleware, PeriodicPass):
         note_outcome("held")
         now = time.time()
         message.options.setdefault(message_options.HELD_SINCE, now)
-        delay_ms = send_again(broker, message, until - now)
+        delay_ms = send_again(broker, message, until - now, reason="held")
         logger.debug("held back %s for %d ms: %s", message.message_id, delay_ms, reason)
 
     def _set_paused(self, broker: dramatiq.Broker, *, paused: bool) -> None:

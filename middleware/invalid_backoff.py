@@ -76,4 +76,4 @@ class InvalidResponseBackoff(JobMiddleware):
             delay,
             exception.problem,
         )
-        send_again(broker, message, delay)
+        send_again(broker, message, delay, reason="invalid_answer")

@@ -13,7 +13,7 @@ from llm_worker.identity import JobRef, delivery_key, is_job_id
 from llm_worker.jobs import retry as message_options
 from llm_worker.jobs.outcome import take_outcome
 from llm_worker.llm.usage import Usage
-from llm_worker.observability import metrics
+from llm_worker.observability import metrics, tracing
 
 from .base import JobMiddleware
 
@@ -87,3 +87,21 @@ class JobOutcomeLog(JobMiddleware):
         level = logging.WARNING if outcome == "failed" else logging.INFO
         logger.log(level, "job %s: %s", outcome, text, extra=fields)
         metrics.count_job(message.actor_name, outcome)
+        if tracing.enabled():
+            _trace_outcome(fields, error)
+
+
+def _trace_outcome(fields: dict[str, Any], error: str | None) -> None:
+    """Put the job's fields and outcome on the span of its processing
+    (:class:`~middleware.Tracing`'s, still current: this hook runs before its end)."""
+    span = tracing.current_span()
+    span.set_attribute("llm_worker.job.type", str(fields["actor"]))
+    if fields["job_id"] is not None:
+        span.set_attribute("llm_worker.job.id", str(fields["job_id"]))
+    span.set_attribute("llm_worker.job.outcome", str(fields["outcome"]))
+    span.set_attribute("llm_worker.job.input_tokens", int(fields["prompt_tokens"]))
+    span.set_attribute("llm_worker.job.output_tokens", int(fields["completion_tokens"]))
+    if fields["outcome"] == "failed":
+        tracing.mark_error(span, error or "failed")
+    elif error:
+        span.add_event(f"job {fields['outcome']}", {"llm_worker.error": error[:300]})

@@ -128,7 +128,7 @@ class JobRetries(JobMiddleware, Retries):
         )
         note_outcome("held", str(error))
         message.options.setdefault(message_options.CORE_HELD_SINCE, time.time())
-        send_again(broker, message, hold)
+        send_again(broker, message, hold, reason="core_held")
 
     def _wait(self, svc: Services, broker: dramatiq.Broker, message: MessageProxy) -> None:
         """Send the job again shortly: another message of it holds its LLM lease."""
@@ -136,7 +136,7 @@ class JobRetries(JobMiddleware, Retries):
         waits = int(message.options.get(message_options.LEASE_WAITS, 0)) + 1
         message.options[message_options.LEASE_WAITS] = waits
         delay = backoff(waits, base=svc.settings.job_retry_min_backoff_seconds, factor=1)
-        delay_ms = send_again(broker, message, delay)
+        delay_ms = send_again(broker, message, delay, reason="lease")
         logger.info(
             "job %s waits %d ms for another message of the same job (wait %d)",
             message.message_id,

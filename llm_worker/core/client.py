@@ -18,6 +18,7 @@ from llm_worker.errors import CoreAPIError, core_error
 from llm_worker.identifiers import path_segment
 from llm_worker.llm.deadline_http import BodyTooLarge, deadline_client
 from llm_worker.llm.usage import Usage
+from llm_worker.observability import tracing
 from llm_worker.settings import Settings
 
 logger = logging.getLogger("llm_worker.core_api")
@@ -62,7 +63,33 @@ class CoreClient:
             max_body_bytes=settings.core_max_response_bytes,
         )
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _call(self, method: str, template: str, path: str, **kwargs: Any) -> httpx.Response:
+        """``method`` ``path`` (made from the URL template ``template``), in a client span
+        carrying its trace context to Core (``traceparent``) while tracing is on."""
+        if not tracing.enabled():
+            return self._request(method, path, **kwargs)
+        url = httpx.URL(f"{self._base}{path}")
+        attributes: dict[str, tracing.AttributeValue] = {
+            "http.request.method": method,
+            "server.address": url.host,
+            "url.template": template,
+        }
+        if url.port is not None:
+            attributes["server.port"] = url.port
+        with tracing.span(f"{method} {template}", kind="client", attributes=attributes) as span:
+            headers: dict[str, str] = {}
+            tracing.inject(headers)
+            try:
+                response = self._request(method, path, headers=headers, **kwargs)
+            except CoreAPIError as exc:
+                if exc.status is not None:
+                    span.set_attribute("http.response.status_code", exc.status)
+                    span.set_attribute("error.type", str(exc.status))
+                raise
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._client.request(method, f"{self._base}{path}", **kwargs)
         except BodyTooLarge as exc:
@@ -95,11 +122,12 @@ class CoreClient:
             "error": error,
             "usage": (usage or Usage()).as_dict(),
         }
-        self._call("PATCH", f"/jobs/{path_segment(job_id)}", json=body)
+        self._call("PATCH", "/jobs/{job_id}", f"/jobs/{path_segment(job_id)}", json=body)
 
     def put_image_tags(self, image_id: str | int, result: dict[str, Any]) -> None:
         """``PUT /images/{image_id}/tags`` with an image's description and tags."""
-        self._call("PUT", f"/images/{path_segment(image_id)}/tags", json=result)
+        path = f"/images/{path_segment(image_id)}/tags"
+        self._call("PUT", "/images/{image_id}/tags", path, json=result)
 
     def open_tasks(self, user_id: int) -> list[CoreTask]:
         """``GET /users/{user_id}/tasks?status=open``.
@@ -109,7 +137,9 @@ class CoreClient:
         """
         if not isinstance(user_id, int) or isinstance(user_id, bool):
             raise TypeError(f"user_id must be an integer, got {type(user_id).__name__}")
-        response = self._call("GET", f"/users/{user_id:d}/tasks", params={"status": "open"})
+        response = self._call(
+            "GET", "/users/{user_id}/tasks", f"/users/{user_id:d}/tasks", params={"status": "open"}
+        )
         try:
             return _TASKS.validate_json(response.content)
         except ValidationError as exc:

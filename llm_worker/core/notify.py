@@ -11,6 +11,7 @@ import redis
 
 from llm_worker import keys
 from llm_worker.lua import lua_script
+from llm_worker.observability import tracing
 
 #: Claim the notification's key ``KEYS[1]`` (for ``ARGV[1]`` seconds) and ``XADD`` its
 #: body ``ARGV[2]`` to the stream ``KEYS[2]``, trimmed to about ``ARGV[3]`` entries, in
@@ -98,17 +99,32 @@ class Notifier:
     ) -> list[str]:
         """Publish each notification not published before and set ``key`` to ``value``
         (for ``ttl_seconds``), atomically, in one round trip; return the new entry ids."""
-        entries = self._publish_all_and_mark(
-            keys=[self.stream, *(p.claim for p in publications), key],
-            args=[
-                self._ttl,
-                ttl_seconds,
-                value,
-                *(p.data for p in publications),
-                self._max_entries,
-            ],
-        )
+        with self._span(len(publications)) as span:
+            entries = self._publish_all_and_mark(
+                keys=[self.stream, *(p.claim for p in publications), key],
+                args=[
+                    self._ttl,
+                    ttl_seconds,
+                    value,
+                    *(p.data for p in publications),
+                    self._max_entries,
+                ],
+            )
+            span.set_attribute("llm_worker.notifications.published", len(entries or []))
         return [e.decode() if isinstance(e, bytes) else str(e) for e in entries or []]
+
+    def _span(self, count: int) -> tracing.OpenSpan | Any:
+        """The span of one publish of ``count`` notifications to the stream."""
+        if not tracing.enabled():
+            return tracing.NO_SPAN
+        attributes: dict[str, tracing.AttributeValue] = {
+            "messaging.system": "redis",
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "xadd",
+            "messaging.destination.name": self.stream,
+            "messaging.batch.message_count": count,
+        }
+        return tracing.span(f"send {self.stream}", kind="producer", attributes=attributes)
 
     def publish(
         self,
@@ -134,10 +150,12 @@ class Notifier:
 
     def publish_prepared(self, publication: Publication) -> str | None:
         """Publish a notification made by :meth:`prepare`; ``None`` if published before."""
-        entry = self._publish_once(
-            keys=[publication.claim, self.stream],
-            args=[self._ttl, publication.data, self._max_entries],
-        )
+        with self._span(1) as span:
+            entry = self._publish_once(
+                keys=[publication.claim, self.stream],
+                args=[self._ttl, publication.data, self._max_entries],
+            )
+            span.set_attribute("llm_worker.notifications.published", int(entry is not None))
         if entry is None:
             return None
         return entry.decode() if isinstance(entry, bytes) else str(entry)

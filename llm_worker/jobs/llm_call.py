@@ -21,6 +21,7 @@ from llm_worker.errors import (
 from llm_worker.fleet.cooldown import start_cooldown
 from llm_worker.fleet.expiry import is_expired, message_age
 from llm_worker.jobs import retry as message_options
+from llm_worker.llm.call_trace import LLMCallTrace
 from llm_worker.llm.providers.base import LLMAnswer, Prompt, Turn
 from llm_worker.llm.tokens import fit_prompt
 from llm_worker.llm.usage import Usage
@@ -114,6 +115,7 @@ def call_llm(
         prompt, config.prompt_token_budget, lambda p: svc.count_tokens(model, p, provider)
     )
     actor = message.actor_name if message is not None else "?"
+    waiting = time.monotonic()
     with svc.capacity.request(priority=priority, tokens=size, share=share, user=user) as lease:
         if message is not None and is_expired(message, config.llm_unavailable_expiry_seconds):
             age = message_age(message)
@@ -121,15 +123,19 @@ def call_llm(
         if before_call is not None:
             before_call()
         started = time.monotonic()
+        call = LLMCallTrace(provider.name, model, answer_tokens, fallback, started - waiting)
         try:
-            answer = provider.complete(
-                model=model,
-                prompt=fitted,
-                schema_name=schema_name,
-                schema=schema,
-                max_tokens=answer_tokens,
-            )
+            with call.span(fitted):
+                answer = provider.complete(
+                    model=model,
+                    prompt=fitted,
+                    schema_name=schema_name,
+                    schema=schema,
+                    max_tokens=answer_tokens,
+                )
+                call.answered(answer)
         except Exception as exc:
+            call.failed(exc)
             metrics.observe_request(
                 provider=provider.name,
                 model=model,

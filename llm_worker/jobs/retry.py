@@ -44,7 +44,9 @@ An operator's requeue of a dead letter (``llm-worker requeue-dead``, or the dash
 Requeue button) is a fresh attempt:
 :func:`requeued_message` drops every option of :data:`OPTIONS` whose ``on_requeue`` is
 ``"reset"`` (every counter, hold mark, feedback and usage of the earlier attempts), then
-marks the message :data:`REQUEUED_AT` and :data:`CHECKED`.
+marks the message :data:`REQUEUED_AT` and :data:`CHECKED`.  The trace context
+(``traceparent``, ``tracestate``) is kept, by every re-enqueued copy and by a requeue: every
+attempt of a job is in the trace its producer started.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ import dramatiq
 
 from llm_worker.identity import AnyMessage, as_message
 from llm_worker.llm.usage import USAGE_OPTION
+from llm_worker.observability import tracing
 
 #: Seconds since the epoch when the breaker first held the job back.
 HELD_SINCE = "llm_held_since"
@@ -146,6 +149,12 @@ OPTIONS = (
         on_requeue="set",
     ),
     MessageOption(CHECKED, "the job passed its send-time check", on_requeue="set"),
+    MessageOption(
+        tracing.TRACEPARENT,
+        "the W3C trace context the job runs in (its producer's span)",
+        on_requeue="keep",
+    ),
+    MessageOption(tracing.TRACESTATE, "the W3C trace state beside it", on_requeue="keep"),
 )
 
 
@@ -211,9 +220,18 @@ def backoff(
     return delay
 
 
-def send_again(broker: dramatiq.Broker, message: AnyMessage, delay_seconds: float) -> int:
+def send_again(
+    broker: dramatiq.Broker, message: AnyMessage, delay_seconds: float, *, reason: str = "retry"
+) -> int:
     """Re-enqueue ``message`` (its options included) after ``delay_seconds``, at least one
-    millisecond; return the delay asked of the broker, in milliseconds."""
+    millisecond; return the delay asked of the broker, in milliseconds.
+
+    The attempt's span gets an event ``job sent again`` with ``reason`` (``held``,
+    ``capacity``, ``invalid_answer``, ``lease``, ``core_held``, ``retry``) and the delay.
+    """
     delay_ms = max(1, int(delay_seconds * 1000))
     broker.enqueue(as_message(message), delay=delay_ms)
+    tracing.add_event(
+        "job sent again", {"llm_worker.reason": reason, "llm_worker.delay_ms": delay_ms}
+    )
     return delay_ms

@@ -1,4 +1,5 @@
-"""What operators see: log formatting and redaction, and the Prometheus metrics.
+"""What operators see: log formatting and redaction, the Prometheus metrics, and the
+traces (OpenTelemetry, an optional extra) behind one seam, :mod:`.tracing`.
 
 May import: the top-level modules.
 """

@@ -166,6 +166,7 @@ class AnthropicProvider:
             model=message.model or model,
             prompt_tokens=message.usage.input_tokens,
             completion_tokens=message.usage.output_tokens,
+            finish_reason=message.stop_reason,
         )
 
     def probe(self, model: str) -> float:

@@ -55,12 +55,14 @@ class Prompt:
 
 @dataclass(frozen=True)
 class LLMAnswer:
-    """The text of one completion and its token usage."""
+    """The text of one completion, its token usage and why it ended (the provider's
+    word: ``stop``, ``length``, ``end_turn``...; ``None`` when not said)."""
 
     text: str
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    finish_reason: str | None = None
 
 
 class Provider(Protocol):

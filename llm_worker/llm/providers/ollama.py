@@ -88,6 +88,7 @@ class OllamaProvider:
             model=str(data.get("model") or model),
             prompt_tokens=int(data.get("prompt_eval_count") or 0),
             completion_tokens=int(data.get("eval_count") or 0),
+            finish_reason=str(data["done_reason"]) if data.get("done_reason") else None,
         )
 
     def probe(self, model: str) -> float:

@@ -59,7 +59,13 @@ def parse_completion(response: httpx.Response, model: str) -> LLMAnswer:
         model=str(data.get("model") or model),
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
+        finish_reason=_text_or_none(data["choices"][0].get("finish_reason")),
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    """``value`` as text, ``None`` when it is empty or absent."""
+    return str(value) if value else None
 
 
 class OpenAICompatibleProvider:

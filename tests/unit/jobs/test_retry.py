@@ -139,10 +139,10 @@ def test_a_requeue_resets_every_attempt_counter_and_hold_mark():
     assert fresh == {retry.REQUEUED_AT: 42.0, retry.CHECKED: True}
 
 
-def test_every_option_but_the_requeues_own_marks_is_reset_by_a_requeue():
+def test_every_option_but_the_requeues_own_marks_and_the_trace_context_is_reset_by_a_requeue():
     kept = {option.name for option in retry.OPTIONS if option.on_requeue != "reset"}
 
-    assert kept == {retry.REQUEUED_AT, retry.CHECKED}
+    assert kept == {retry.REQUEUED_AT, retry.CHECKED, "traceparent", "tracestate"}
 
 
 def test_a_requeued_message_drops_its_attempts_options_keeping_its_identity():
