@@ -93,7 +93,7 @@ class CoreClient:
             "status": status,
             "result": result,
             "error": error,
-            "usage": (usage or Usage()).as_dict(),
+            "usage": (usage or Usage()).core_dict(),
         }
         self._call("PATCH", f"/jobs/{path_segment(job_id)}", json=body)
 

@@ -55,12 +55,15 @@ class Prompt:
 
 @dataclass(frozen=True)
 class LLMAnswer:
-    """The text of one completion and its token usage."""
+    """The text of one completion and its token usage: ``prompt_tokens`` counts every
+    prompt token, ``cached_tokens`` those of them the provider read from its prompt cache
+    (0 where it does not say)."""
 
     text: str
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
 
 
 class Provider(Protocol):

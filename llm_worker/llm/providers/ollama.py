@@ -88,6 +88,7 @@ class OllamaProvider:
             model=str(data.get("model") or model),
             prompt_tokens=int(data.get("prompt_eval_count") or 0),
             completion_tokens=int(data.get("eval_count") or 0),
+            cached_tokens=0,  # Ollama does not say which prompt tokens it reused
         )
 
     def probe(self, model: str) -> float:
