@@ -602,8 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
         "jobs",
         cmd_jobs,
         "list the jobs the dev Core received",
-        "Print the jobs stored by `llm-worker dev-core`, newest first: state, tokens and "
-        "the result or error.",
+        "Print the jobs stored by `llm-worker dev-core`, newest first: state, tokens, cost "
+        "and the result or error, then the cost of the jobs listed.",
         "llm-worker jobs --limit 20",
     )
     jobs.add_argument("--db", default="dev-core.sqlite3", help="SQLite file")
