@@ -139,7 +139,7 @@ class UsageSummary:
 
     def add_hour(self, hour: str, fields: Mapping[bytes | str, bytes | str]) -> None:
         """Sum one hour's hash into this summary (unknown fields are ignored)."""
-        if fields:
+        if fields and hour not in self.found:
             self.found.append(hour)
         for raw_field, raw_value in fields.items():
             name = raw_field.decode() if isinstance(raw_field, bytes) else raw_field

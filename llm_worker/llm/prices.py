@@ -79,7 +79,8 @@ def _problem(path: str, problem: str) -> SettingsError:
 
 def _number(model: str, key: str, value: Any, path: str) -> Decimal:
     if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
-        raise _problem(path, f"{key!r} of {model!r} must be a non-negative number, got {value!r}")
+        shown = str(value) if isinstance(value, Decimal) else json.dumps(value, default=str)
+        raise _problem(path, f"{key!r} of {model!r} must be a non-negative number, got {shown}")
     return value
 
 
