@@ -295,6 +295,29 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    import redis
+
+    from llm_worker.services import services
+
+    from .ops.usage import parse_since, period_hours, render, to_json
+
+    if args.top < 1:
+        raise CommandError("--top must be at least 1")
+    svc = services()
+    hours = period_hours(parse_since(args.since))
+    try:
+        summary = svc.usage_counters.read(hours)
+    except redis.RedisError as exc:
+        raise CommandError(f"cannot read the usage counters from Redis: {exc}") from None
+    if args.json:
+        print(to_json(summary, since=args.since, count=args.top))
+    else:
+        retention = svc.settings.usage_retention_days
+        print(render(summary, since=args.since, count=args.top, retention_days=retention))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -602,13 +625,28 @@ def build_parser() -> argparse.ArgumentParser:
         "jobs",
         cmd_jobs,
         "list the jobs the dev Core received",
-        "Print the jobs stored by `llm-worker dev-core`, newest first: state, tokens and "
-        "the result or error.",
+        "Print the jobs stored by `llm-worker dev-core`, newest first: state, tokens, cost "
+        "and the result or error, then the cost of the jobs listed.",
         "llm-worker jobs --limit 20",
     )
     jobs.add_argument("--db", default="dev-core.sqlite3", help="SQLite file")
     jobs.add_argument("--limit", type=int, default=50, help="at most this many jobs")
     jobs.add_argument("--json", action="store_true", help="print JSON")
+
+    usage = _command(
+        commands,
+        "usage",
+        cmd_usage,
+        "tokens and cost by user, job type and model",
+        "Sum the fleet's hourly usage counters (kept USAGE_RETENTION_DAYS in Redis) over the "
+        "whole UTC hours that overlap the period and print the totals and the top users, job "
+        "types and models by cost (USD, by LLM_PRICES_FILE) and by tokens, with the tokens "
+        "whose cost is unknown (unpriced). It says which hours were summed.",
+        "llm-worker usage --since 7d --top 5",
+    )
+    usage.add_argument("--since", default="24h", help="the period: 30m, 24h, 7d (default 24h)")
+    usage.add_argument("--top", type=int, default=10, help="entries per list (default 10)")
+    usage.add_argument("--json", action="store_true", help="print JSON")
 
     evaluation = _command(
         commands,

@@ -3,7 +3,7 @@
 It serves the Core API contract of the manual (docs/core-api.md) on 127.0.0.1 and
 keeps every request in SQLite:
 
-- ``PATCH /jobs/{job_id}``: the job's state (status, result, error, usage);
+- ``PATCH /jobs/{job_id}``: the job's state (status, result, error, usage with its cost);
 - ``PUT /images/{image_id}/tags``: an image's tags;
 - ``GET /users/{user_id}/tasks?status=open``: the user's open tasks, seeded from a
   JSON file (``{"42": [{"id": 5, "title": "Plan the trip", "description": null}]}``)
@@ -145,7 +145,8 @@ class DevCoreStore:
         return [{"id": json.loads(i), "title": t, "description": d} for i, t, d in rows]
 
     def jobs(self, limit: int = 200) -> list[dict[str, Any]]:
-        """The most recently updated jobs first."""
+        """The most recently updated jobs first, each with its cost (``cost_usd``, from its
+        usage: ``None`` when not every call was priced)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT job_id, status, result, error, usage, updates, updated_at FROM jobs "
@@ -159,6 +160,7 @@ class DevCoreStore:
                 "result": json.loads(result),
                 "error": error,
                 "usage": json.loads(usage),
+                "cost_usd": job_cost(json.loads(usage)),
                 "updates": updates,
                 "updated_at": updated_at,
             }
@@ -166,21 +168,37 @@ class DevCoreStore:
         ]
 
 
+def job_cost(usage: Any) -> float | None:
+    """The ``cost_usd`` of a job's usage, ``None`` when it has none (unpriced calls)."""
+    cost = usage.get("cost_usd") if isinstance(usage, dict) else None
+    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+
+
+def cost_text(job: dict[str, Any]) -> str:
+    """A job's cost as shown: ``$0.000151``, ``unpriced`` (some call's cost is unknown) or
+    ``-`` (no call)."""
+    if job["cost_usd"] is not None:
+        return f"${job['cost_usd']:.6f}"
+    usage = job["usage"] if isinstance(job["usage"], dict) else {}
+    return "unpriced" if usage.get("unpriced_calls") else "-"
+
+
 def _segments(path: str) -> list[str]:
     return [unquote(part) for part in urlsplit(path).path.strip("/").split("/") if part]
 
 
 def jobs_page(jobs: list[dict[str, Any]]) -> str:
-    """The web page: one row per job with its state, result, error and usage."""
+    """The web page: one row per job with its state, result, error, usage and cost."""
     rows = "".join(
         "<tr><td>{}</td><td class='{}'>{}</td><td><code>{}</code></td><td>{}</td>"
-        "<td>{}</td><td>{}</td></tr>".format(
+        "<td>{}</td><td>{}</td><td>{}</td></tr>".format(
             html.escape(job["job_id"]),
             html.escape(job["status"]),
             html.escape(job["status"]),
             html.escape(json.dumps(job["result"], ensure_ascii=False)),
             html.escape(job["error"] or ""),
             html.escape(json.dumps(job["usage"])),
+            html.escape(cost_text(job)),
             time.strftime("%H:%M:%S", time.localtime(job["updated_at"])),
         )
         for job in jobs
@@ -193,7 +211,7 @@ def jobs_page(jobs: list[dict[str, Any]]) -> str:
         "<h1>dev Core: jobs</h1><p>For trying the worker and for tests only. "
         "Refreshes every 5 s; JSON at <a href='/api/jobs'>/api/jobs</a>.</p>"
         "<table><tr><th>job</th><th>status</th><th>result</th><th>error</th><th>usage</th>"
-        f"<th>updated</th></tr>{rows}</table>"
+        f"<th>cost</th><th>updated</th></tr>{rows}</table>"
     )
 
 
@@ -341,7 +359,8 @@ def serve_dev_core(*, db: str, host: str, port: int, tasks: str | None) -> int:
 
 
 def render_jobs(jobs: list[dict[str, Any]]) -> str:
-    """``llm-worker jobs``: one line per job, newest first."""
+    """``llm-worker jobs``: one line per job, newest first (tokens, cost, result or error),
+    then the cost of the jobs listed."""
     if not jobs:
         return "no jobs yet"
     lines = []
@@ -349,5 +368,14 @@ def render_jobs(jobs: list[dict[str, Any]]) -> str:
         usage = job["usage"] or {}
         tokens = f"{usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)} tok"
         detail = job["error"] or json.dumps(job["result"], ensure_ascii=False)
-        lines.append(f"{job['job_id']:>10}  {job['status']:<9}  {tokens:>12}  {detail[:150]}")
+        lines.append(
+            f"{job['job_id']:>10}  {job['status']:<9}  {tokens:>12}  {cost_text(job):>10}  "
+            f"{detail[:150]}"
+        )
+    micro_usd = sum(
+        round(job["cost_usd"] * 1_000_000) for job in jobs if job["cost_usd"] is not None
+    )
+    unpriced = sum(1 for job in jobs if cost_text(job) == "unpriced")
+    total = f"cost of the {len(jobs)} jobs listed: ${micro_usd / 1_000_000:.6f}"
+    lines.append(total + (f" (and {unpriced} unpriced)" if unpriced else ""))
     return "\n".join(lines)

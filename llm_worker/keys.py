@@ -176,6 +176,14 @@ def capacity_usage(prefix: str, window: int) -> str:
     return f"{prefix}:capacity:usage:{window}"
 
 
+def usage_hour(prefix: str, hour: str) -> str:
+    """``{p}:usage:{hour}``: hash of the tokens and cost (micro-dollars) of the LLM calls of
+    one UTC hour (``hour`` is ``YYYYMMDDHH``), by user, job type and model, read by
+    ``llm-worker usage``; its fields are named in :mod:`llm_worker.fleet.usage_counters`,
+    each id written as one segment.  It expires ``USAGE_RETENTION_DAYS`` after its hour."""
+    return f"{prefix}:usage:{segment(hour)}"
+
+
 def core_unauthorized(prefix: str) -> str:
     """``{p}:core:unauthorized``: hash (``since``, ``last_error``, ``at``) present while Core
     refuses the worker's credentials (401, 403); it expires a few hold intervals after the

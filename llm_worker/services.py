@@ -14,8 +14,10 @@ from llm_worker.core.notify import Notifier
 from llm_worker.core.outbox import ReportOutbox, RetryPolicy
 from llm_worker.fleet.breaker import BreakerStore
 from llm_worker.fleet.capacity import CapacityGate, CapacityLimits, CapacityStore
+from llm_worker.fleet.usage_counters import UsageCounters
 from llm_worker.jobs.lease import JobLeases
 from llm_worker.jobs.registry import declared_prompts
+from llm_worker.llm.prices import PriceTable, load_prices
 from llm_worker.llm.providers import (
     Provider,
     ProviderChoice,
@@ -171,6 +173,21 @@ class Services:
         """The prompts in force (``LLM_PROMPT_PROFILE``, ``LLM_PROMPTS_FILE``)."""
         config = self.settings
         return load_profile(config.llm_prompt_profile, config.llm_prompts_file, declared_prompts())
+
+    @cached_property
+    def prices(self) -> PriceTable | None:
+        """The models' prices (``LLM_PRICES_FILE``), ``None`` when unset.
+
+        Raises:
+          SettingsError: on a file that cannot be read or is badly shaped.
+        """
+        return load_prices(self.settings.llm_prices_file)
+
+    @cached_property
+    def usage_counters(self) -> UsageCounters:
+        """The hourly usage counters, each hour kept ``USAGE_RETENTION_DAYS``."""
+        days = self.settings.usage_retention_days
+        return UsageCounters(self.redis, self.settings.key_prefix, retention_seconds=days * 86_400)
 
     @cached_property
     def core(self) -> CoreClient:

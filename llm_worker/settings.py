@@ -184,6 +184,12 @@ class Settings(BrokerSettings, SendCheckSettings):
     llm_prompt_profile: Literal["default", "small"] = "default"
     #: A JSON file whose entries replace the profile's, per job type (checked at start-up).
     llm_prompts_file: str | None = None
+    #: A JSON file of each model's prices in US dollars per million tokens (``input``,
+    #: ``output``, optional ``cached_input``), checked at start-up; unset: no costs are
+    #: computed (there are no built-in prices; see Costs).
+    llm_prices_file: str | None = None
+    #: Days the hourly usage counters read by ``llm-worker usage`` are kept in Redis.
+    usage_retention_days: int = Field(35, ge=1, le=3660)
     #: The model's context window and the part of it kept for the answer, in tokens.
     llm_context_tokens: int = Field(8192, ge=256)
     #: Tokens kept for the answer (sent as ``max_tokens``); under half of

@@ -53,6 +53,7 @@ class WorkerSetup(Middleware):
             raise SystemExit(2) from None
         try:
             services().prompt_profile  # noqa: B018 (a bad LLM_PROMPTS_FILE stops the boot)
+            services().prices  # noqa: B018 (and so does a bad LLM_PRICES_FILE)
             if config.llm_response_format == "llguidance":
                 check_enforceable({**answer_schemas(), **review_schemas()})
         except SettingsError as exc:

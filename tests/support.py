@@ -217,10 +217,18 @@ def log_says(path: Path, text: str, count: int = 1) -> bool:
 
 
 def usage(calls: int, model: str = "mistral") -> dict[str, Any]:
-    """The usage Core gets after ``calls`` answers of the fake LLM (11 + 7 tokens each),
-    the last from the primary's ``model``."""
-    counts = {"prompt_tokens": 11 * calls, "completion_tokens": 7 * calls, "attempts": calls}
-    return {**counts, "model": model, "served_by": "primary"} if calls else counts
+    """The usage Core gets after ``calls`` answers of the fake LLM (11 + 7 tokens each, none
+    cached), the last from the primary's ``model``, with no price table (every call
+    unpriced)."""
+    counts = {
+        "prompt_tokens": 11 * calls,
+        "completion_tokens": 7 * calls,
+        "cached_tokens": 0,
+        "attempts": calls,
+    }
+    if not calls:
+        return counts
+    return {**counts, "model": model, "served_by": "primary", "unpriced_calls": calls}
 
 
 def send_unchecked(actor: Any, *args: Any, **kwargs: Any) -> Any:

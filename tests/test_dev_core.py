@@ -87,10 +87,33 @@ def test_jobs_command_lists_the_stored_jobs(dev_core, cli_env):
     assert listed.returncode == 0, listed.stderr
     assert "completed" in listed.stdout and "Which one?" in listed.stdout
     assert "10+3 tok" in listed.stdout
+    assert "unpriced" not in listed.stdout and "-  " in listed.stdout  # no call, no cost
     as_json = run_cli(cli_env, "jobs", "--db", store.path, "--json")
     assert json.loads(as_json.stdout)[0]["job_id"] == "7"
     missing = run_cli(cli_env, "jobs", "--db", store.path + ".nope")
     assert missing.returncode == 2 and "no dev Core database" in missing.stderr
+
+
+def test_each_jobs_cost_is_shown_and_summed(dev_core, cli_env):
+    store, url = dev_core
+    usage = {"prompt_tokens": 10, "completion_tokens": 3, "attempts": 1}
+    store.update_job("8", {"status": "completed", "usage": {**usage, "cost_usd": 0.000151}})
+    store.update_job("9", {"status": "completed", "usage": {**usage, "cost_usd": 1.25}})
+    store.update_job(
+        "10", {"status": "failed", "error": "x", "usage": {**usage, "unpriced_calls": 1}}
+    )
+
+    listed = run_cli(cli_env, "jobs", "--db", store.path)
+
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert "$0.000151" in next(line for line in lines if line.split()[0] == "8")
+    assert "unpriced" in next(line for line in lines if line.split()[0] == "10")
+    assert lines[-1] == "cost of the 3 jobs listed: $1.250151 (and 1 unpriced)"
+    jobs = {job["job_id"]: job for job in requests.get(url + "/api/jobs", timeout=5).json()}
+    assert (jobs["9"]["cost_usd"], jobs["10"]["cost_usd"]) == (1.25, None)
+    page = requests.get(url + "/", timeout=5).text
+    assert "<th>cost</th>" in page and "$1.250000" in page
 
 
 def test_a_web_page_can_neither_plant_tasks_nor_read_jobs(dev_core):

@@ -202,7 +202,17 @@ def test_probe(cli_env, fake_llm):
 
 
 def test_every_command_has_help_with_an_example(cli_env):
-    commands = ("up", "dashboard", "status", "health", "send", "requeue-dead", "probe", "review")
+    commands = (
+        "up",
+        "dashboard",
+        "status",
+        "health",
+        "send",
+        "requeue-dead",
+        "probe",
+        "review",
+        "usage",
+    )
     for command in commands:
         shown = run_cli(cli_env, command, "--help")
         assert shown.returncode == 0

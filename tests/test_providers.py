@@ -48,6 +48,17 @@ def ask(provider, image=None):
 KINDS = ["openai", "anthropic", "ollama"]
 
 
+@pytest.mark.parametrize(("kind", "cached"), [("openai", 800), ("anthropic", 800), ("ollama", 0)])
+def test_cached_prompt_tokens_are_read_where_the_protocol_reports_them(env, fake_llm, kind, cached):
+    usage = {"prompt_tokens": 1000, "completion_tokens": 5, "cached_tokens": 800}
+    fake_llm.push(Reply(content={"ok": True}, usage=usage))
+
+    answer = ask(make(kind, fake_llm))
+
+    assert (answer.prompt_tokens, answer.completion_tokens) == (1000, 5)
+    assert answer.cached_tokens == cached
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_answer_usage_and_vision(env, fake_llm, kind):
     fake_llm.push({"ok": True})

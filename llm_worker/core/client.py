@@ -120,7 +120,7 @@ class CoreClient:
             "status": status,
             "result": result,
             "error": error,
-            "usage": (usage or Usage()).as_dict(),
+            "usage": (usage or Usage()).core_dict(),
         }
         self._call("PATCH", "/jobs/{job_id}", f"/jobs/{path_segment(job_id)}", json=body)
 

@@ -21,6 +21,7 @@ from llm_worker.errors import (
 from llm_worker.fleet.cooldown import start_cooldown
 from llm_worker.fleet.expiry import is_expired, message_age
 from llm_worker.jobs import retry as message_options
+from llm_worker.jobs.costs import account_call
 from llm_worker.llm.call_trace import LLMCallTrace
 from llm_worker.llm.providers.base import LLMAnswer, Prompt, Turn
 from llm_worker.llm.tokens import fit_prompt
@@ -93,9 +94,9 @@ def call_llm(
 
     While the primary LLM's breaker is open and a fallback is configured, the
     call goes to the fallback (with its model names).  A 429 starts the fleet's
-    cooldown.  The usage is added to ``message``'s options (the job's message:
-    its metrics labels come from it), so it is summed over
-    every attempt of the job.
+    cooldown.  The usage and cost are added to ``message``'s options (the job's message:
+    its metrics labels come from it), so they are summed over every attempt of the job,
+    and to the hourly usage counters (:func:`~llm_worker.jobs.costs.account_call`).
 
     A job that reached its expiry age while it waited for capacity on its thread is not
     sent to the model: :class:`~llm_worker.errors.JobExpired` (``ExpiryCheck`` expires it).
@@ -160,12 +161,10 @@ def call_llm(
         prompt_tokens=answer.prompt_tokens,
         completion_tokens=answer.completion_tokens,
     )
-    if message is not None:
-        usage = Usage.from_options(message.options)
-        served_by = "fallback" if fallback else "primary"
-        usage.plus(
-            answer.prompt_tokens, answer.completion_tokens, model=model, served_by=served_by
-        ).store(message.options)
+    served_by = "fallback" if fallback else "primary"
+    account_call(
+        svc, message, provider=provider.name, model=model, answer=answer, served_by=served_by
+    )
     return answer
 
 

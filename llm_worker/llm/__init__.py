@@ -1,5 +1,5 @@
-"""The LLM: providers, tokens, answer parsing, constrained decoding, images and the
-HTTP transport with a whole-call deadline.
+"""The LLM: providers, tokens, answer parsing, constrained decoding, images, the
+HTTP transport with a whole-call deadline, the models' prices and a job's usage.
 
 Nothing here knows about jobs, Core or Redis.
 

@@ -68,6 +68,18 @@ def enable() -> None:
                 ["provider", "model", "actor"],
                 registry=registry,
             ),
+            cost=prom.Counter(
+                "llm_cost_usd_total",
+                "Cost of the LLM calls of a priced model, in US dollars (LLM_PRICES_FILE).",
+                ["provider", "model", "actor"],
+                registry=registry,
+            ),
+            unpriced_tokens=prom.Counter(
+                "llm_unpriced_tokens_total",
+                "Tokens (prompt and completion) of calls whose model has no price.",
+                ["provider", "model", "actor"],
+                registry=registry,
+            ),
             invalid=prom.Counter(
                 "llm_invalid_responses_total",
                 "Answers that were not the requested JSON.",
@@ -145,6 +157,17 @@ def observe_request(
     if prompt_tokens or completion_tokens:
         _metrics["prompt_tokens"].labels(provider, model, actor).inc(prompt_tokens)
         _metrics["completion_tokens"].labels(provider, model, actor).inc(completion_tokens)
+
+
+def count_cost(*, provider: str, model: str, actor: str, usd: float | None, tokens: int) -> None:
+    """Record the cost of one LLM call in US dollars, or its ``tokens`` as unpriced when
+    ``usd`` is ``None``."""
+    if not _metrics:
+        return
+    if usd is None:
+        _metrics["unpriced_tokens"].labels(provider, model, actor).inc(tokens)
+    else:
+        _metrics["cost"].labels(provider, model, actor).inc(usd)
 
 
 def count_invalid(actor: str) -> None:

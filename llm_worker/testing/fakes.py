@@ -22,6 +22,9 @@ class Reply:
 
     ``content`` is the assistant's text (a dict is JSON-encoded); ``body``
     replaces the whole response body; ``delay`` is slept before answering.
+    ``usage`` sets the tokens an answer of ``content`` reports, in each protocol's
+    shape: ``prompt_tokens`` (every prompt token), ``completion_tokens`` and
+    ``cached_tokens`` (those of the prompt read from a cache); default 11 + 7, none cached.
     """
 
     content: Any = None
@@ -29,6 +32,7 @@ class Reply:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    usage: dict[str, int] | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -253,13 +257,20 @@ class FakeLLM(FakeHTTPServer):
         if reply.body is None:
             content = reply.content
             text = content if isinstance(content, str) else json.dumps(content)
-            reply.body = _wrap(path, body.get("model", "test"), text)
+            reply.body = _wrap(path, body.get("model", "test"), text, reply.usage or {})
         return reply
 
 
-def _wrap(path: str, model: str, text: str) -> dict[str, Any]:
-    """A successful answer ``text`` in the protocol of ``path`` (11 + 7 tokens)."""
+def _wrap(path: str, model: str, text: str, usage: dict[str, int]) -> dict[str, Any]:
+    """A successful answer ``text`` in the protocol of ``path`` with the tokens of
+    ``usage`` (see :class:`Reply`; default 11 + 7, none cached)."""
+    prompt = usage.get("prompt_tokens", 11)
+    completion = usage.get("completion_tokens", 7)
+    cached = usage.get("cached_tokens", 0)
     if path == "/v1/messages":
+        tokens = {"input_tokens": prompt - cached, "output_tokens": completion}
+        if cached:
+            tokens["cache_read_input_tokens"] = cached
         return {
             "id": "msg_test",
             "type": "message",
@@ -267,16 +278,23 @@ def _wrap(path: str, model: str, text: str) -> dict[str, Any]:
             "model": model,
             "content": [{"type": "text", "text": text}],
             "stop_reason": "end_turn",
-            "usage": {"input_tokens": 11, "output_tokens": 7},
+            "usage": tokens,
         }
     if path == "/api/chat":
         return {
             "model": model,
             "message": {"role": "assistant", "content": text},
             "done": True,
-            "prompt_eval_count": 11,
-            "eval_count": 7,
+            "prompt_eval_count": prompt,
+            "eval_count": completion,
         }
+    counts: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if cached:
+        counts["prompt_tokens_details"] = {"cached_tokens": cached}
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion",
@@ -285,7 +303,7 @@ def _wrap(path: str, model: str, text: str) -> dict[str, Any]:
         "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
         ],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+        "usage": counts,
     }
 
 

@@ -161,11 +161,15 @@ class AnthropicProvider:
         text = answer_text(message, tool, wrapped)
         if not text:
             raise InvalidLLMResponse("the answer was empty")
+        usage = message.usage
+        cached = usage.cache_read_input_tokens or 0
         return LLMAnswer(
             text=text,
             model=message.model or model,
-            prompt_tokens=message.usage.input_tokens,
-            completion_tokens=message.usage.output_tokens,
+            # Anthropic's input_tokens leaves out the tokens read from or written to its cache
+            prompt_tokens=usage.input_tokens + cached + (usage.cache_creation_input_tokens or 0),
+            completion_tokens=usage.output_tokens,
+            cached_tokens=cached,
             finish_reason=message.stop_reason,
         )
 

@@ -56,13 +56,16 @@ class Prompt:
 @dataclass(frozen=True)
 class LLMAnswer:
     """The text of one completion, its token usage and why it ended (the provider's
-    word: ``stop``, ``length``, ``end_turn``...; ``None`` when not said)."""
+    word: ``stop``, ``length``, ``end_turn``...; ``None`` when not said): ``prompt_tokens``
+    counts every prompt token, ``cached_tokens`` those of them the provider read from its
+    prompt cache (0 where it does not say)."""
 
     text: str
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
+    cached_tokens: int = 0
 
 
 class Provider(Protocol):

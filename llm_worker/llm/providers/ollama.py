@@ -89,6 +89,7 @@ class OllamaProvider:
             prompt_tokens=int(data.get("prompt_eval_count") or 0),
             completion_tokens=int(data.get("eval_count") or 0),
             finish_reason=str(data["done_reason"]) if data.get("done_reason") else None,
+            cached_tokens=0,  # Ollama does not say which prompt tokens it reused
         )
 
     def probe(self, model: str) -> float:

@@ -54,12 +54,14 @@ def parse_completion(response: httpx.Response, model: str) -> LLMAnswer:
     if not text:
         raise InvalidLLMResponse("the answer was empty")
     usage = data.get("usage") or {}
+    details = usage.get("prompt_tokens_details") or {}
     return LLMAnswer(
         text=str(text),
         model=str(data.get("model") or model),
         prompt_tokens=int(usage.get("prompt_tokens") or 0),
         completion_tokens=int(usage.get("completion_tokens") or 0),
         finish_reason=_text_or_none(data["choices"][0].get("finish_reason")),
+        cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
     )
 
 
