@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from functools import partial
 from typing import Any
@@ -308,16 +311,55 @@ def _peak_in_flight(starts: list[float], seconds: float) -> int:
     return peak
 
 
+#: Prices of the fair-share runs' model, USD per million tokens: high, so that the cost
+#: of a few hundred calls of the fake LLM's 11 + 7 tokens runs to dollars and cents.
+BENCH_PRICES = {"bench-model": {"input": 2000, "output": 8000, "cached_input": 1000}}
+
+
+def _usage_totals(settings: dict[str, str]) -> dict[str, int]:
+    """``llm-worker usage --since 1h --json``'s totals (tokens, micro-dollars), as the
+    operator would read them."""
+    done = subprocess.run(
+        [sys.executable, "-m", "console.cli", "usage", "--since", "1h", "--json"],
+        env={**os.environ, **settings},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    total = json.loads(done.stdout)["total"]
+    return {"tokens": total["tokens"], "cost_micro_usd": total["cost_micro_usd"]}
+
+
+def _core_totals(bench: Bench) -> dict[str, int]:
+    """What Core received: the tokens and cost (in micro-dollars) of every job reported."""
+    usages = [r["json"]["usage"] for r in bench.core.requests if r["method"] == "PATCH"]
+    return {
+        "tokens": sum(u["prompt_tokens"] + u["completion_tokens"] for u in usages),
+        "cost_micro_usd": sum(round(u.get("cost_usd", 0) * 1_000_000) for u in usages),
+    }
+
+
 def _share_run(
     bench: Bench, name: str, backlog: int, others: int, latency: float, **env: str
 ) -> dict[str, Any]:
     """User 1 queues ``backlog`` email jobs; once they run, ``others`` other users send one
-    each. Each other job's send -> Core time, user 1's throughput and calls in flight."""
+    each. Each other job's send -> Core time, user 1's throughput and calls in flight, and
+    the cost and tokens the usage command counts against those Core received."""
     from actors import email_extract
 
     bench.reset()
     bench.llm.fallback = lambda request: Reply(content=NO_EVENT, delay=latency)
-    settings = bench.env(LLM_TOKENIZER="estimate", LLM_MAX_CONCURRENT_REQUESTS="8", **env)
+    prices = bench.logs / "prices.json"
+    prices.write_text(json.dumps(BENCH_PRICES))
+    settings = bench.env(
+        LLM_TOKENIZER="estimate",
+        LLM_MAX_CONCURRENT_REQUESTS="8",
+        LLM_TEXT_MODEL="bench-model",
+        LLM_PRICES_FILE=str(prices),
+        **env,
+    )
+    counted_before = _usage_totals(settings)
     log = bench.logs / f"share-{name}.log"
     client = bench_redis()
     with run_workers("actors", processes=2, threads=32, env=settings, log=log) as workers:
@@ -346,6 +388,8 @@ def _share_run(
         "peak_in_flight": _peak_in_flight([r["at"] for r in calls], latency),
         "cpu_ms_per_job": cpu * 1000 / (backlog + others),
         "sent_back": log.read_text(errors="replace").count("for LLM capacity ("),
+        "usage_command": {k: v - counted_before[k] for k, v in _usage_totals(settings).items()},
+        "core_received": _core_totals(bench),
     }
 
 
@@ -417,6 +461,22 @@ def fair_share(bench: Bench) -> None:
             3,
             "",
             "<= 3",
+        ),
+        Row(
+            scenario,
+            "cost summed by llm-worker usage, against what Core received",
+            fair["usage_command"]["cost_micro_usd"] / 1_000_000,
+            fair["core_received"]["cost_micro_usd"] / 1_000_000,
+            "USD",
+            "equal to the cent",
+        ),
+        Row(
+            scenario,
+            "tokens summed by llm-worker usage, against what Core received",
+            fair["usage_command"]["tokens"],
+            fair["core_received"]["tokens"],
+            "",
+            "equal",
         ),
         Row(
             scenario,
