@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -236,6 +237,17 @@ def send_unchecked(actor: Any, *args: Any, **kwargs: Any) -> Any:
     from llm_worker.broker.outbound import send_message
 
     return send_message(actor.queue_name, actor.actor_name, args, kwargs)
+
+
+def scrape_metrics(port: int, *wanted: str) -> str | None:
+    """The Prometheus text a worker serves on ``port``, once it holds every one of
+    ``wanted``; ``None`` before (or while the endpoint does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text: str = reply.read().decode()
+    except OSError:
+        return None
+    return text if all(line in text for line in wanted) else None
 
 
 def notifications(client: redis.Redis, stream: str = "notify:telegram") -> list[dict[str, Any]]:

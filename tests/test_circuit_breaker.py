@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 
 import pytest
 
@@ -20,6 +19,7 @@ from tests.support import (
     llm_job_calls,
     llm_probes,
     notifications,
+    scrape_metrics,
     wait_for,
 )
 
@@ -166,17 +166,8 @@ def test_a_request_the_llm_always_fails_fails_its_job_only(
     intent_classify.send(66, 42, {"text": "after"})  # the others carry on, no breaker
     wait_for(lambda: jobs_completed(fake_core, [66]), timeout=30)
     assert not breaker_status().is_open
-    text = wait_for(lambda: _scrape(port, "llm_failing_requests_total{"), timeout=30)
+    text = wait_for(lambda: scrape_metrics(port, "llm_failing_requests_total{"), timeout=30)
     assert 'llm_failing_requests_total{actor="intent_classify"} 1.0' in text
-
-
-def _scrape(port, needle):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-            text = reply.read().decode()
-    except OSError:
-        return None
-    return text if needle in text else None
 
 
 def test_a_request_that_fails_less_often_completes(env, worker, fake_llm, fake_core, redis_client):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.request
 
 import dramatiq
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from actors import followup, intent_classify
 from llm_worker.jobs.costs import call_user
 from llm_worker.testing.fakes import Reply
-from tests.support import ROOT, drain, free_port, run_cli, wait_for
+from tests.support import ROOT, drain, free_port, run_cli, scrape_metrics, wait_for
 
 GOOD_INTENT = {"intent": "task", "confidence": 0.9}
 #: Dollars per million tokens, large so that a few test calls reach whole cents.
@@ -173,15 +172,7 @@ def test_the_cost_counter_beside_the_token_counters(
     intent_classify.send(60, 42, {"text": "x"})
     wait_for(lambda: fake_core.job_updates(60), timeout=30)
 
-    def scrape():
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-                text = reply.read().decode()
-        except OSError:
-            return None
-        return text if "llm_cost_usd_total{" in text else None
-
-    text = wait_for(scrape, timeout=30)
+    text = wait_for(lambda: scrape_metrics(port, "llm_cost_usd_total{"), timeout=30)
     labels = 'actor="intent_classify",model="mistral",provider="openai"'
     assert f"llm_cost_usd_total{{{labels}}} 0.046" in text
 

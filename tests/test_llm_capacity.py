@@ -6,7 +6,6 @@ import json
 import logging
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +22,7 @@ from tests.support import (
     llm_job_calls,
     llm_probes,
     run_cli,
+    scrape_metrics,
     wait_for,
 )
 
@@ -304,17 +304,12 @@ def test_capacity_metrics_and_tokens_corrected_by_usage(
         LLM_TOKENIZER="estimate",
     )
 
-    def scrape(*wanted: str):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-                text = reply.read().decode()
-        except OSError:
-            return None
-        return text if all(line in text for line in wanted) else None
-
     intent_classify.send(190, 42, {"text": "x"})
-    text = wait_for(lambda: scrape("llm_slots_in_use 1.0"), timeout=30)
+    text = wait_for(lambda: scrape_metrics(port, "llm_slots_in_use 1.0"), timeout=30)
     assert "llm_slots_limit 3.0" in text and "llm_tokens_per_minute_limit 60000.0" in text
     wait_for(lambda: jobs_completed(fake_core, [190]), timeout=30)
     # The prompt's estimate was charged, then corrected to the 11 + 7 tokens the LLM reported.
-    wait_for(lambda: scrape("llm_slots_in_use 0.0", "llm_tokens_last_minute 18.0"), timeout=30)
+    wait_for(
+        lambda: scrape_metrics(port, "llm_slots_in_use 0.0", "llm_tokens_last_minute 18.0"),
+        timeout=30,
+    )

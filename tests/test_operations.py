@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from tests.support import (
     log_says,
     notifications,
     run_cli,
+    scrape_metrics,
     send_unchecked,
     wait_for,
 )
@@ -326,15 +326,7 @@ def test_metrics_after_a_job(start_worker, cli_env, fake_llm, fake_core, tmp_pat
     intent_classify.send(11, 42, {"text": "x"})
     wait_for(lambda: fake_core.job_updates(11), timeout=30)
 
-    def scrape():
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-                text = reply.read().decode()
-        except OSError:
-            return None
-        return text if "llm_jobs_total" in text else None
-
-    text = wait_for(scrape, timeout=30)
+    text = wait_for(lambda: scrape_metrics(port, "llm_jobs_total"), timeout=30)
     labels = 'actor="intent_classify",model="mistral",outcome="ok",provider="openai"'
     assert f"llm_requests_total{{{labels}}} 1.0" in text
     assert f"llm_request_duration_seconds_count{{{labels}}} 1.0" in text
