@@ -416,7 +416,7 @@ def fair_share(bench: Bench) -> None:
         "llm_latency_s": latency,
         "runs": runs,
     }
-    scenario = f"10. fair share: one user's {backlog} jobs queued, cap 8 saturated"
+    scenario = f"13. fair share: one user's {backlog} jobs queued, cap 8 saturated"
     fifo, fair, limited = runs.values()
     for name, run in (("first come, first served", fifo), ("fair share", fair)):
         times = run["others_send_to_core_s"]
