@@ -10,7 +10,7 @@ from pydantic import Field, StrictStr
 from llm_worker.jobs.job import Job
 from llm_worker.jobs.registry import JobType
 from llm_worker.jobs.schemas import Confidence, IsoDateTime, Payload, Result, longest
-from llm_worker.prompts.dates import dates_from
+from llm_worker.prompts.dates import calendar_from
 
 from .job_actor import job_actor
 
@@ -53,8 +53,8 @@ EMAIL_EXTRACT = JobType(
 
 
 def model_data(payload: EmailExtractPayload, now: datetime) -> dict[str, Any]:
-    """What the model is shown: the email and the dates around its receipt."""
-    return {**payload.model_dump(), "dates": dates_from(payload.received_at, now)}
+    """What the model is shown: the email and a calendar of the two weeks from its receipt."""
+    return {**payload.model_dump(), "calendar": calendar_from(payload.received_at, now)}
 
 
 @job_actor(EMAIL_EXTRACT)

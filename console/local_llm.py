@@ -219,8 +219,8 @@ class LocalModel:
 
 #: The models that can be served, by alias; the first is the default (chosen by the eval).
 MODELS: dict[str, LocalModel] = {
-    "qwen2.5-coder-0.5b": LocalModel("qwen2.5-coder-0.5b", QWEN_GGUF, "chatml"),
     "qwen2.5-coder-1.5b": LocalModel("qwen2.5-coder-1.5b", QWEN_1_5B_GGUF, "chatml"),
+    "qwen2.5-coder-0.5b": LocalModel("qwen2.5-coder-0.5b", QWEN_GGUF, "chatml"),
     "gemma-3-270m": LocalModel("gemma-3-270m", GEMMA_GGUF, "gemma"),
     "smollm2-135m": LocalModel("smollm2-135m", SMOLLM2_GGUF, "chatml"),
 }

@@ -16,16 +16,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llm_worker.prompts import render as prompts
-from llm_worker.prompts.dates import dates_from
+from llm_worker.prompts.dates import calendar_from
 
 
 def _email(subject: str, body: str, received_at: str) -> dict[str, Any]:
-    """An example email as the model is shown one: with the dates around its receipt."""
+    """An example email as the model is shown one: with the calendar from its receipt."""
     return {
         "subject": subject,
         "body": body,
         "received_at": received_at,
-        "dates": dates_from(received_at, datetime.now(UTC)),
+        "calendar": calendar_from(received_at, datetime.now(UTC)),
     }
 
 
@@ -236,12 +236,14 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                 "the date and time written in the email, like 2026-05-04T14:00:00, plus the "
                 "offset when the email names a time zone (15:00 CET is "
                 "2026-05-04T15:00:00+01:00, 9am EST is 2026-05-04T09:00:00-05:00); a day "
-                "without a time starts at T00:00:00. For a relative day (tomorrow, on "
-                "Friday, this Thursday) copy the date from dates, which names the day the "
-                "email was received and the date of each of the seven days after it. "
-                "location or null; confidence 0.9 when the email states the event, lower "
-                "when it is only suggested. events is [] when the email announces no event "
-                "(a newsletter, a receipt, an event already past, a vague 'some time')."
+                "without a time starts at T00:00:00. Take every date from calendar, which "
+                "lists the day the email was received and the two weeks after it: find the "
+                "day the email names (tomorrow, Friday, next Thursday, Tue 8 Dec, the 6th) "
+                "and copy its ISO date. location or null; confidence 0.9 when the email "
+                "states the event, lower when it is only suggested. The time the email was "
+                "received is never an event. events is [] when the email announces no event "
+                "(a newsletter, a sale, a receipt, an account notice, an event already past, "
+                "a vague 'some time')."
             ),
             "schema_in_prompt": False,
             "max_tokens": 400,

@@ -55,8 +55,8 @@ EMAIL_EXTRACT = (
     "from an email. For each event give a title, start and end as ISO 8601 date-times "
     "(end null if unknown), the location or null, and your confidence between 0 and 1. "
     "Write the date and time as the email states them, with the offset of a time zone "
-    "it names. Resolve relative dates against 'received_at': 'dates' gives the date of "
-    "that day and of each of the seven days after it. Answer with an empty "
+    "it names. Resolve relative dates against 'received_at': 'calendar' lists that day and "
+    "the two weeks after it, each with its ISO date. Answer with an empty "
     "'events' list when the email contains no event."
 )
 
