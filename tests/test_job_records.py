@@ -102,7 +102,7 @@ def counted_redis(env) -> Iterator[RoundTripCounter]:
     counter.close()
 
 
-def test_a_completed_job_makes_four_redis_round_trips(
+def test_a_completed_job_makes_five_redis_round_trips(
     counted_redis, fake_llm, fake_core, redis_client, worker
 ):
     fake_llm.answers["IntentResult"] = GOOD_REMINDER
@@ -118,9 +118,11 @@ def test_a_completed_job_makes_four_redis_round_trips(
     assert len(fake_core.job_updates()) == jobs + 1
     assert len(notifications(redis_client)) == jobs + 1
     trips = counted_redis.job_round_trips(since)
-    # Finished check; the job's stored result read or its lease taken; the valid result
-    # stored and the lease released; notification and finished mark.
-    assert len(trips) == 4 * jobs, [t[:80] for t in trips]
+    # Finished check; the job's stored result read or its lease taken; the call's usage
+    # counted by the hour; the valid result stored and the lease released; notification and
+    # finished mark.
+    assert len(trips) == 5 * jobs, [t[:80] for t in trips]
+    assert sum(b"llmw:usage:" in t for t in trips) == jobs
     assert sum(b"llmw:lease:" in t and b"llmw:result:" in t for t in trips) == 2 * jobs
     assert sum(b"llmw:notified:" in t and b"llmw:finished:" in t for t in trips) == jobs
 
