@@ -193,7 +193,10 @@ def test_one_jobs_trace_from_the_producer_to_core_and_the_notification(
     start_worker("--processes", "1", "--threads", "1", **otel_env)
 
     produce(cli_env, PRODUCER.format(endpoint=receiver.endpoint))
-    spans = receiver.wait_for(lambda spans: bool(named(spans, "send notify:telegram")))
+    # The producer's span, and the job's, which ends after its notification's.
+    spans = receiver.wait_for(
+        lambda spans: bool(named(spans, "send the job")) and bool(named(spans, "process followup"))
+    )
 
     [sent] = named(spans, "send the job")
     [job] = children(spans, sent, "process followup")
@@ -403,7 +406,16 @@ def test_a_reviews_trace_crosses_the_git_worker_and_back(
     with running_worker(actors.broker, threads=2, timeout_ms=20, queues={"llm.review"}):
         with producer.start_as_current_span("send the review"):
             review_chunk.send("rr-9", "1", "REVIEW_REQUEST", payload)
-        spans = traced.wait_for(lambda spans: bool(named(spans, "process post_comment")), 60)
+        # Every span of the conversation: each process exports its own as it ends, so the
+        # git worker's last can arrive before this process's answer turn.
+        spans = traced.wait_for(
+            lambda spans: (
+                bool(named(spans, "process post_comment"))
+                and len(named(spans, "process review_chunk")) >= 2
+                and bool(named(spans, "process fetch_context"))
+            ),
+            60,
+        )
 
     [sent] = named(spans, "send the review")
     [start] = children(spans, sent, "process review_chunk")
