@@ -58,11 +58,14 @@ SHARE_SCALE = 100_000
 #: Width of one usage window of ``{p}:capacity:usage:{window}``, in seconds.
 USAGE_WINDOW_SECONDS = 10
 
-_ACQUIRE = lua_script(__name__, "capacity_acquire.lua")
+#: The functions the share-counting scripts have in common, prepended to each.
+_SHARES = lua_script(__name__, "capacity_shares.lua")
 
-_RELEASE = lua_script(__name__, "capacity_release.lua")
+_ACQUIRE = _SHARES + lua_script(__name__, "capacity_acquire.lua")
 
-_FORGET = lua_script(__name__, "capacity_forget.lua")
+_RELEASE = _SHARES + lua_script(__name__, "capacity_release.lua")
+
+_FORGET = _SHARES + lua_script(__name__, "capacity_forget.lua")
 
 _COOL_DOWN = lua_script(__name__, "capacity_cool_down.lua")
 

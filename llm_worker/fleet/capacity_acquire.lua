@@ -32,21 +32,7 @@ local function held_by(who)
 end
 
 local function forget(id)
-    redis.call('zrem', KEYS[2], id)
-    redis.call('zrem', KEYS[3], id)
-    local who = redis.call('hget', KEYS[10], id)
-    if who then
-        redis.call('hdel', KEYS[10], id)
-        if redis.call('hincrby', KEYS[11], who, -1) <= 0 then redis.call('hdel', KEYS[11], who) end
-    end
-end
-
-local function unhold(id)
-    local who = redis.call('hget', KEYS[8], id)
-    if who then
-        redis.call('hdel', KEYS[8], id)
-        if redis.call('hincrby', KEYS[9], who, -1) <= 0 then redis.call('hdel', KEYS[9], who) end
-    end
+    forget_waiter(KEYS[2], KEYS[3], KEYS[10], KEYS[11], id)
 end
 
 if budget > 0 and KEYS[12] ~= '' then
@@ -56,7 +42,9 @@ if budget > 0 and KEYS[12] ~= '' then
     end
 end
 if counted then
-    for _, id in ipairs(redis.call('zrangebyscore', KEYS[1], '-inf', now)) do unhold(id) end
+    for _, id in ipairs(redis.call('zrangebyscore', KEYS[1], '-inf', now)) do
+        unhold_slot(KEYS[8], KEYS[9], id)
+    end
     redis.call('zremrangebyscore', KEYS[1], '-inf', now)
 end
 -- The waiting order: priority first, then the share with fewer calls in flight.

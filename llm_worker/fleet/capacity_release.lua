@@ -3,11 +3,7 @@
 --       6 the share's quota for the day the call was charged ('' when none)
 -- ARGV: 1 lease, 2 tpm, 3 correction (tokens used minus the estimate charged)
 redis.call('zrem', KEYS[1], ARGV[1])
-local who = redis.call('hget', KEYS[4], ARGV[1])
-if who then
-    redis.call('hdel', KEYS[4], ARGV[1])
-    if redis.call('hincrby', KEYS[5], who, -1) <= 0 then redis.call('hdel', KEYS[5], who) end
-end
+unhold_slot(KEYS[4], KEYS[5], ARGV[1])
 local tpm = tonumber(ARGV[2])
 local correction = tonumber(ARGV[3])
 if correction == 0 then return 1 end
